@@ -1,0 +1,17 @@
+import zoneinfo
+
+from django.db import models
+
+BASE_CURRENCIES = ["USD", "EUR", "GBP", "USDT", "USDC", "BTC"]
+
+
+class BaseCurrency(models.TextChoices):
+    USD = "USD", "US dollar"
+    EUR = "EUR", "Euro"
+    GBP = "GBP", "Pound sterling"
+    USDT = "USDT", "Tether"
+    USDC = "USDC", "USD Coin"
+    BTC = "BTC", "Bitcoin"
+
+
+TIME_ZONE_CHOICES = [(name, name) for name in sorted(zoneinfo.available_timezones())]

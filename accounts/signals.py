@@ -1,0 +1,43 @@
+"""Access changes from allauth (password, email, two-factor) go to the audit log."""
+
+from allauth.account.signals import email_changed, password_changed, password_reset, user_signed_up
+from allauth.mfa.signals import authenticator_added, authenticator_removed
+from django.dispatch import receiver
+
+from core.audit import audit_record
+
+
+@receiver(user_signed_up)
+def _signed_up(sender, request, user, **kwargs):
+    audit_record(action="account.signed_up", user=user, actor=user, target=user, request=request)
+
+
+@receiver(password_changed)
+def _password_changed(sender, request, user, **kwargs):
+    audit_record(action="account.password_changed", user=user, actor=user, target=user, request=request)
+
+
+@receiver(password_reset)
+def _password_reset(sender, request, user, **kwargs):
+    audit_record(action="account.password_reset", user=user, actor=user, target=user, request=request)
+
+
+@receiver(email_changed)
+def _email_changed(sender, request, user, from_email_address, to_email_address, **kwargs):
+    audit_record(
+        action="account.email_changed", user=user, actor=user, target=user, request=request,
+        before={"email": getattr(from_email_address, "email", None)},
+        after={"email": to_email_address.email},
+    )
+
+
+@receiver(authenticator_added)
+def _mfa_added(sender, request, user, authenticator, **kwargs):
+    audit_record(action="account.2fa_added", user=user, actor=user, target=user, request=request,
+                 after={"type": authenticator.type})
+
+
+@receiver(authenticator_removed)
+def _mfa_removed(sender, request, user, authenticator, **kwargs):
+    audit_record(action="account.2fa_removed", user=user, actor=user, target=user, request=request,
+                 before={"type": authenticator.type})

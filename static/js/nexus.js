@@ -1,0 +1,30 @@
+// Small behaviours shared by every page. No inline scripts anywhere: the CSP forbids them.
+(function () {
+  function cycleTheme() {
+    var root = document.documentElement;
+    var dark = root.dataset.theme === "dark" ||
+      (root.dataset.theme === "auto" && window.matchMedia("(prefers-color-scheme: dark)").matches);
+    var next = dark ? "light" : "dark";
+    root.dataset.theme = next;
+    localStorage.setItem("nexus-theme", next);
+  }
+  document.addEventListener("click", function (event) {
+    if (event.target.closest("[data-theme-toggle]")) cycleTheme();
+    var toggle = event.target.closest("[data-nav-toggle]");
+    if (toggle) {
+      var nav = document.getElementById(toggle.getAttribute("aria-controls"));
+      var open = nav.classList.toggle("open");
+      toggle.setAttribute("aria-expanded", open ? "true" : "false");
+    }
+  });
+  // Toasts pushed over the WebSocket land in #toasts (out-of-band swap) and fade after a while.
+  document.addEventListener("htmx:oobAfterSwap", function (event) {
+    var target = event.detail.target;
+    if (target && target.id === "toasts") {
+      Array.prototype.forEach.call(target.querySelectorAll(".toast:not([data-timer])"), function (toast) {
+        toast.dataset.timer = "1";
+        setTimeout(function () { toast.remove(); }, 8000);
+      });
+    }
+  });
+})();
