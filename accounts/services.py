@@ -12,7 +12,8 @@ PROFILE_FIELDS = ("display_name", "time_zone", "base_currency")
 @transaction.atomic
 def user_update_profile(*, user: User, display_name: str, time_zone: str, base_currency: str,
                         request: HttpRequest | None = None) -> User:
-    before = {field: getattr(user, field) for field in PROFILE_FIELDS}
+    # Read from the database: a bound ModelForm has already written the new values onto `user`.
+    before = User.objects.values(*PROFILE_FIELDS).get(pk=user.pk)
     user.display_name = display_name.strip()
     user.time_zone = time_zone
     user.base_currency = base_currency

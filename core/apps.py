@@ -10,4 +10,4 @@ class CoreConfig(AppConfig):
 
 class NexusAdminConfig(admin_apps.AdminConfig):
     default = False
-    default_site = "core.admin.NexusAdminSite"
+    default_site = "core.admin_site.NexusAdminSite"

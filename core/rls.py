@@ -64,6 +64,19 @@ def tenant(user_id: int, *, using: str = "default") -> Iterator[None]:
                 _set_user_setting(cursor, previous)
 
 
+def activate_tenant(user_id: int, *, using: str = "default") -> None:
+    """Make the rest of the current transaction act as `user_id`.
+
+    For authentication that completes inside the view (DRF token auth), after TenantMiddleware has
+    already opened the request's transaction as anonymous. Outside a transaction it would leak into the
+    next use of the connection, so it refuses.
+    """
+    if not connections[using].in_atomic_block:
+        raise RuntimeError("activate_tenant() must run inside the request's transaction")
+    with connections[using].cursor() as cursor:
+        _set_user_setting(cursor, str(int(user_id)))
+
+
 @contextmanager
 def system_context(*, reason: str, using: str = "default") -> Iterator[None]:
     """Cross-tenant work, named and logged. Lasts until the block ends (SET LOCAL ROLE)."""
@@ -109,14 +122,14 @@ class TenantMiddleware:
 
     def _respond(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        if response.status_code >= 500:
-            # The handler below turned an exception into this response: nothing it wrote may stay.
+        if response.status_code >= 500 or getattr(request, "_view_raised", False):
+            # The view raised (or the handler turned an exception into a 500): none of its writes stay,
+            # as with ATOMIC_REQUESTS. Rolled back here, after other middleware has handled the exception.
             transaction.set_rollback(True)
         return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> None:
-        # A view that raised (404, 403, anything) keeps none of its writes, as with ATOMIC_REQUESTS.
-        transaction.set_rollback(True)
+        request._view_raised = True
 
 
 class EnableRLS(Operation):

@@ -36,3 +36,8 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.locmem.EmailBackend")
 EMAIL_FILE_PATH = env("EMAIL_FILE_PATH", default=None)
 ACCOUNT_RATE_LIMITS = {"login_failed": "5/5m/key"}
+
+# Static files straight from the app folders (no collectstatic in tests).
+STATIC_ROOT = None
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True

@@ -118,3 +118,28 @@ def test_rls_audit_fails_on_a_user_table_without_a_policy():
         cursor.execute("CREATE TABLE leaky_notes (id bigserial PRIMARY KEY, user_id bigint NOT NULL)")
     with pytest.raises(CommandError, match="leaky_notes"):
         call_command("rls_audit")
+
+
+def test_api_token_requests_run_as_the_tokens_user(user_a, user_b, rows):
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    from core.api_auth import TenantTokenAuthentication
+
+    seen = {}
+    original = TenantTokenAuthentication.authenticate
+
+    def spy(self, request):
+        result = original(self, request)
+        seen["tenant"] = current_tenant_id()
+        seen["rows"] = _count("SELECT count(*) FROM core_auditlog")
+        return result
+
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user_b).key}")
+    TenantTokenAuthentication.authenticate = spy
+    try:
+        assert api.get("/api/v1/accounts/me/").status_code == 200
+    finally:
+        TenantTokenAuthentication.authenticate = original
+    assert seen == {"tenant": user_b.pk, "rows": 1}
