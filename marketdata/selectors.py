@@ -1,0 +1,120 @@
+"""Reads of market data: instruments, latest quotes, candles. No users here, so no tenant filter."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import timedelta
+from decimal import Decimal
+
+from django.db import connection
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from core.errors import DomainError
+from marketdata.models import Candle, Instrument, Quote
+from marketdata.types import CandleBar, QuoteSnapshot
+
+TIMEFRAMES: dict[str, timedelta] = {
+    "1m": timedelta(minutes=1),
+    "5m": timedelta(minutes=5),
+    "1h": timedelta(hours=1),
+    "1d": timedelta(days=1),
+}
+CANDLE_LIMIT_MAX = 5000
+CHANGE_PCT_PLACES = Decimal("0.01")
+
+
+def canonical_symbol(symbol: str) -> str:
+    """ "btc-usdt", "BTC/USDT" -> "BTC/USDT"."""
+    return str(symbol).strip().upper().replace("-", "/")
+
+
+def instrument_list(*, active: bool | None = True) -> QuerySet[Instrument]:
+    instruments = Instrument.objects.all()
+    if active is not None:
+        instruments = instruments.filter(active=active)
+    return instruments.order_by("symbol")
+
+
+def instrument_get(*, symbol: str) -> Instrument:
+    """The instrument for "BTC/USDT" or "BTC-USDT"; DomainError when Nexus does not list it."""
+    try:
+        return Instrument.objects.get(symbol=canonical_symbol(symbol))
+    except Instrument.DoesNotExist:
+        known = ", ".join(instrument_list().values_list("symbol", flat=True)) or "none yet"
+        raise DomainError(
+            f"Unknown instrument {symbol!r}. Known instruments: {known}.", field="symbol"
+        ) from None
+
+
+def change_pct(*, price: Decimal, reference: Decimal | None) -> Decimal | None:
+    if not reference:
+        return None
+    return ((price - reference) / reference * 100).quantize(CHANGE_PCT_PLACES)
+
+
+def quote_snapshot(*, quote: Quote, instrument: Instrument, now=None) -> QuoteSnapshot:
+    now = now or timezone.now()
+    return QuoteSnapshot(
+        symbol=instrument.symbol,
+        price=quote.price,
+        bid=quote.bid,
+        ask=quote.ask,
+        change_pct=change_pct(price=quote.price, reference=quote.open_24h),
+        updated_at=quote.updated_at,
+        stale=now - quote.updated_at > timedelta(seconds=instrument.stale_after_seconds),
+        volume_24h=quote.volume_24h,
+        open_24h=quote.open_24h,
+    )
+
+
+def quote_latest_map(*, symbols: Iterable[str]) -> dict[str, QuoteSnapshot]:
+    """Latest quote per symbol, keyed by canonical symbol ("BTC/USDT"). Symbols without a quote are absent."""
+    wanted = {canonical_symbol(s) for s in symbols}
+    if not wanted:
+        return {}
+    now = timezone.now()
+    quotes = Quote.objects.filter(instrument__symbol__in=wanted).select_related("instrument")
+    return {q.instrument.symbol: quote_snapshot(quote=q, instrument=q.instrument, now=now) for q in quotes}
+
+
+def candle_list(*, symbol: str, timeframe: str = "1m", limit: int = 500) -> list[CandleBar]:
+    """The most recent `limit` bars, oldest first. 5m / 1h / 1d are aggregated from the 1m candles (UTC)."""
+    if timeframe not in TIMEFRAMES:
+        raise DomainError(f"Timeframe must be one of {', '.join(TIMEFRAMES)}.", field="timeframe")
+    if not 1 <= limit <= CANDLE_LIMIT_MAX:
+        raise DomainError(f"Limit must be between 1 and {CANDLE_LIMIT_MAX}.", field="limit")
+    instrument = instrument_get(symbol=symbol)
+    if timeframe == "1m":
+        rows = Candle.objects.filter(instrument=instrument).order_by("-open_time")[:limit]
+        return [
+            CandleBar(
+                open_time=c.open_time, open=c.open, high=c.high, low=c.low, close=c.close, volume=c.volume
+            )
+            for c in reversed(rows)
+        ]
+    step = TIMEFRAMES[timeframe]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            WITH latest AS (SELECT max(open_time) AS t FROM marketdata_candle WHERE instrument_id = %(id)s)
+            SELECT date_bin(%(step)s, c.open_time, TIMESTAMPTZ '2000-01-03 00:00:00+00') AS bucket,
+                   (array_agg(c.open ORDER BY c.open_time))[1],
+                   max(c.high), min(c.low),
+                   (array_agg(c.close ORDER BY c.open_time DESC))[1],
+                   sum(c.volume)
+              FROM marketdata_candle c, latest
+             WHERE c.instrument_id = %(id)s
+               AND c.open_time >= date_bin(%(step)s, latest.t, TIMESTAMPTZ '2000-01-03 00:00:00+00')
+                                  - %(step)s * (%(limit)s - 1)
+             GROUP BY bucket
+             ORDER BY bucket DESC
+             LIMIT %(limit)s
+            """,
+            {"id": instrument.pk, "step": step, "limit": limit},
+        )
+        rows = cursor.fetchall()
+    return [
+        CandleBar(open_time=r[0], open=r[1], high=r[2], low=r[3], close=r[4], volume=r[5])
+        for r in reversed(rows)
+    ]
