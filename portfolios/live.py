@@ -1,0 +1,148 @@
+"""The dashboard, live: revalue on price ticks and on new transactions, push HTMX out-of-band fragments.
+
+Prices: the market feed sends `marketdata.signals.ticks_published` once per coalesced publish. The
+receiver only adds the symbols to a pending set and wakes one worker thread, so the feed never waits
+for us. The worker takes everything pending as one change batch: it finds who holds those symbols (one
+cross-tenant query, ids only), reads one quote map, and then, inside each user's tenant, renders each
+affected portfolio ONCE and sends one message to the user's group. Ticks that arrive while a batch is
+being rendered are merged into the next batch, so a slow round coalesces instead of queueing.
+
+Transactions: the services call `portfolio_push` after their commit.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import structlog
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import close_old_connections
+from django.template.loader import render_to_string
+
+from core.consumers import user_group
+from core.rls import tenant
+from marketdata.selectors import instrument_list, quote_latest_map
+from portfolios.choices import Period
+from portfolios.models import Portfolio
+from portfolios.selectors import portfolio_history, portfolio_holders, portfolio_valuation
+
+logger = structlog.get_logger(__name__)
+
+
+def live_context(*, portfolio: Portfolio, quotes=None, periods=(Period.DAY,)) -> dict:
+    """What the live parts of the dashboard show: valuation, day change, equity-curve live point."""
+    valuation = portfolio_valuation(portfolio=portfolio, quotes=quotes)
+    history = portfolio_history(portfolio=portfolio, valuation=valuation, periods=periods)
+    return {"portfolio": portfolio, "valuation": valuation, "history": history, "day": history.day}
+
+
+def portfolio_fragment(*, portfolio: Portfolio, quotes=None) -> str:
+    return render_to_string(
+        "portfolios/partials/live_update.html", live_context(portfolio=portfolio, quotes=quotes)
+    )
+
+
+def _send_all(messages: list[tuple[str, str]]) -> None:
+    layer = get_channel_layer()
+
+    async def send() -> None:
+        for group, html in messages:
+            await layer.group_send(group, {"type": "user.html", "html": html})
+
+    async_to_sync(send)()
+
+
+def portfolio_push(*, portfolio_id: int, user_id: int) -> None:
+    """Render one portfolio's live fragment as its owner and send it to the owner's open pages."""
+    with tenant(user_id):
+        portfolio = Portfolio.objects.filter(pk=portfolio_id, user_id=user_id).first()
+        if portfolio is None:
+            return
+        html = portfolio_fragment(portfolio=portfolio)
+    _send_all([(user_group(user_id), html)])
+
+
+@dataclass(frozen=True)
+class RevalueResult:
+    symbols: tuple[str, ...]
+    users: int
+    portfolios: int
+    seconds: float
+
+
+def portfolios_revalue(*, symbols) -> RevalueResult:
+    """One change batch: revalue every portfolio holding any of `symbols` and push it to its owner."""
+    started = time.perf_counter()
+    symbols = tuple(sorted(set(symbols)))
+    holders = portfolio_holders(symbols=symbols)
+    if not holders:
+        return RevalueResult(symbols=symbols, users=0, portfolios=0, seconds=time.perf_counter() - started)
+    # One quote map for the whole batch. Quotes exist only for listed instruments, and every conversion
+    # rate is an instrument's quote, so the map of all instruments serves every portfolio.
+    wanted = set(instrument_list(active=None).values_list("symbol", flat=True))
+    quotes = quote_latest_map(symbols=wanted)
+    messages: list[tuple[str, str]] = []
+    count = 0
+    for user_id, portfolio_ids in holders.items():
+        with tenant(user_id):
+            parts = []
+            for portfolio in Portfolio.objects.filter(user_id=user_id, pk__in=portfolio_ids):
+                parts.append(portfolio_fragment(portfolio=portfolio, quotes=quotes))
+                count += 1
+        messages.append((user_group(user_id), "".join(parts)))
+    _send_all(messages)
+    return RevalueResult(
+        symbols=symbols, users=len(holders), portfolios=count, seconds=time.perf_counter() - started
+    )
+
+
+class Revaluer:
+    """One background thread per process; coalesces symbols that tick while it is busy."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: set[str] = set()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, symbols) -> None:
+        with self._lock:
+            self._pending.update(symbols)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="portfolios-revalue", daemon=True)
+                self._thread.start()
+        self._wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            with self._lock:
+                symbols, self._pending = self._pending, set()
+            if not symbols:
+                continue
+            close_old_connections()
+            try:
+                result = portfolios_revalue(symbols=symbols)
+                logger.debug(
+                    "portfolios.revalued",
+                    symbols=result.symbols,
+                    users=result.users,
+                    portfolios=result.portfolios,
+                    seconds=round(result.seconds, 4),
+                )
+            except Exception:
+                logger.exception("portfolios.revalue_failed", symbols=sorted(symbols))
+            finally:
+                close_old_connections()
+
+
+revaluer = Revaluer()
+
+
+def on_ticks_published(sender, *, ticks, **kwargs) -> None:
+    """Receiver of marketdata.signals.ticks_published: hand the symbols to the worker, return at once."""
+    revaluer.submit({tick.symbol for tick in ticks})

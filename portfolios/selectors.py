@@ -1,0 +1,281 @@
+"""Reads: portfolios, positions, cash, transactions, valuation, performance, equity curve, watchlists.
+
+Every selector filters by the user or portfolio it is given (row-level security is the backstop, the
+filter is for the reader). `portfolio_holders` and `portfolio_keys_all` are the two cross-tenant reads;
+they go through `core.rls.system_context` and return ids only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+
+from django.db.models import Q, QuerySet
+from django.http import Http404
+from django.utils import timezone
+
+from core.rls import system_context
+from marketdata.selectors import quote_latest_map
+from portfolios.choices import Period
+from portfolios.ledger import ZERO, mul
+from portfolios.models import CashBalance, Lot, Portfolio, Position, Snapshot, Transaction, Watchlist
+from portfolios.performance import Performance, SeriesPoint, performance, period_start
+from portfolios.valuation import Valuation, conversion_rate, conversion_symbols, value_portfolio
+
+# --- portfolios, positions, cash, transactions ------------------------------------------------------
+
+
+def portfolio_list(*, user) -> QuerySet[Portfolio]:
+    return Portfolio.objects.filter(user=user).order_by("created_at", "id")
+
+
+def portfolio_get(*, user, pk) -> Portfolio:
+    """The user's portfolio `pk`; Http404 (a 404 page, a problem+json 404 in the API) otherwise."""
+    try:
+        return Portfolio.objects.get(user=user, pk=int(pk))
+    except (Portfolio.DoesNotExist, TypeError, ValueError):
+        raise Http404("No such portfolio.") from None
+
+
+def portfolio_default(*, user) -> Portfolio | None:
+    return portfolio_list(user=user).first()
+
+
+def position_list(*, portfolio: Portfolio, include_closed: bool = False) -> QuerySet[Position]:
+    positions = Position.objects.filter(portfolio=portfolio).select_related("instrument")
+    if not include_closed:
+        positions = positions.exclude(quantity=0)
+    return positions.order_by("instrument__symbol")
+
+
+def lot_list(*, position: Position, include_closed: bool = False) -> QuerySet[Lot]:
+    lots = Lot.objects.filter(position=position)
+    if not include_closed:
+        lots = lots.filter(closed_at__isnull=True)
+    return lots.order_by("opened_at", "id")
+
+
+def cash_balance(*, portfolio: Portfolio, currency: str) -> Decimal:
+    amount = (
+        CashBalance.objects.filter(portfolio=portfolio, currency=currency.upper())
+        .values_list("amount", flat=True)
+        .first()
+    )
+    return amount if amount is not None else ZERO
+
+
+def cash_balance_list(*, portfolio: Portfolio) -> QuerySet[CashBalance]:
+    return CashBalance.objects.filter(portfolio=portfolio).order_by("currency")
+
+
+def transaction_list(*, portfolio: Portfolio, kind: str | None = None) -> QuerySet[Transaction]:
+    transactions = Transaction.objects.filter(portfolio=portfolio).select_related("instrument")
+    if kind:
+        transactions = transactions.filter(kind=kind)
+    return transactions.order_by("-executed_at", "-id")
+
+
+def transaction_get(*, user, pk) -> Transaction:
+    try:
+        return Transaction.objects.select_related("portfolio", "instrument").get(user=user, pk=int(pk))
+    except (Transaction.DoesNotExist, TypeError, ValueError):
+        raise Http404("No such transaction.") from None
+
+
+def external_ids_present(*, portfolio: Portfolio, external_ids: Iterable[str]) -> set[str]:
+    wanted = [e for e in external_ids if e]
+    if not wanted:
+        return set()
+    return set(
+        Transaction.objects.filter(portfolio=portfolio, external_id__in=wanted).values_list(
+            "external_id", flat=True
+        )
+    )
+
+
+# --- valuation ----------------------------------------------------------------------------------------
+
+
+def portfolio_valuation(*, portfolio: Portfolio, quotes: Mapping | None = None) -> Valuation:
+    """The portfolio valued now in its base currency (three queries: positions, cash, quotes).
+
+    `quotes` (symbol -> QuoteSnapshot) may be given to value many portfolios against one quote map.
+    """
+    positions = list(position_list(portfolio=portfolio, include_closed=True))
+    cash = list(cash_balance_list(portfolio=portfolio))
+    if quotes is None:
+        quotes = quote_latest_map(
+            symbols=valuation_symbols(portfolio=portfolio, positions=positions, cash=cash)
+        )
+    return value_portfolio(
+        portfolio=portfolio, positions=positions, cash=cash, quotes=quotes, at=timezone.now()
+    )
+
+
+def valuation_symbols(
+    *, portfolio: Portfolio, positions: Iterable[Position], cash: Iterable[CashBalance]
+) -> set[str]:
+    positions = list(positions)
+    currencies = {p.instrument.quote for p in positions} | {c.currency for c in cash}
+    symbols = {p.instrument.symbol for p in positions if p.quantity}
+    return symbols | conversion_symbols(currencies, portfolio.base_currency)
+
+
+def _rates_for(currencies: set[str], *, base: str, known: Mapping[str, Decimal]) -> dict[str, Decimal]:
+    rates = {c: known[c] for c in currencies if c in known}
+    missing = currencies - set(rates)
+    if missing:
+        quotes = quote_latest_map(symbols=conversion_symbols(missing, base))
+        for currency in missing:
+            rate = conversion_rate(currency, base, quotes)
+            if rate is not None:
+                rates[currency] = rate
+    return rates
+
+
+def flows_since(
+    *, portfolio: Portfolio, since: datetime | None, until: datetime | None = None, valuation: Valuation
+) -> Decimal:
+    """Net money added to the portfolio by transactions recorded in (since, until], in the base currency.
+
+    Recorded, not executed: a snapshot holds what was known when it was taken, so the flows between two
+    snapshots are those of the transactions recorded between them (docs/portfolio-math.md).
+    """
+    rows = Transaction.objects.filter(portfolio=portfolio).filter(~Q(flow_amount=0) | ~Q(fee_funding=0))
+    if since is not None:
+        rows = rows.filter(created_at__gt=since)
+    if until is not None:
+        rows = rows.filter(created_at__lte=until)
+    amounts: dict[str, Decimal] = {}
+    for flow_amount, flow_currency, fee_funding, fee_currency in rows.values_list(
+        "flow_amount", "flow_currency", "fee_funding", "fee_currency"
+    ):
+        if flow_amount:
+            amounts[flow_currency] = amounts.get(flow_currency, ZERO) + flow_amount
+        if fee_funding:
+            amounts[fee_currency] = amounts.get(fee_currency, ZERO) + fee_funding
+    if not amounts:
+        return ZERO
+    rates = _rates_for(set(amounts), base=portfolio.base_currency, known=valuation.rates)
+    return sum((mul(amount, rates[c]) for c, amount in amounts.items() if c in rates), ZERO)
+
+
+# --- snapshots, performance, equity curve -------------------------------------------------------------
+
+
+def snapshot_latest(*, portfolio: Portfolio, before: date | None = None) -> Snapshot | None:
+    snapshots = Snapshot.objects.filter(portfolio=portfolio)
+    if before is not None:
+        snapshots = snapshots.filter(date__lt=before)
+    return snapshots.order_by("-date").first()
+
+
+def snapshot_list(*, portfolio: Portfolio) -> QuerySet[Snapshot]:
+    return Snapshot.objects.filter(portfolio=portfolio).order_by("date")
+
+
+@dataclass(frozen=True)
+class History:
+    """The daily series plus the live point, and the figures computed from it."""
+
+    points: list[SeriesPoint]
+    performance: list[Performance]
+
+    @property
+    def day(self) -> Performance:
+        return self.performance[0]
+
+    def equity_curve(self) -> list[dict]:
+        """Value and cumulative net money added per day, for the chart (the live point last)."""
+        invested = ZERO
+        curve = []
+        for point in self.points:
+            invested += point.flow
+            curve.append(
+                {"time": point.day.isoformat(), "value": str(point.value), "invested": str(invested)}
+            )
+        return curve
+
+
+def portfolio_history(
+    *,
+    portfolio: Portfolio,
+    valuation: Valuation,
+    today: date | None = None,
+    periods: Iterable[str] = Period.values,
+) -> History:
+    """Snapshots + live value -> performance for each period (1D first). Two queries."""
+    today = today or timezone.now().date()
+    snapshots = list(
+        Snapshot.objects.filter(portfolio=portfolio, date__lt=today)
+        .order_by("date")
+        .values_list("date", "value", "net_flow", "taken_at")
+    )
+    last_taken = snapshots[-1][3] if snapshots else None
+    live = SeriesPoint(
+        day=today,
+        value=valuation.total,
+        flow=flows_since(portfolio=portfolio, since=last_taken, valuation=valuation),
+        live=True,
+    )
+    series = [SeriesPoint(day=d, value=v, flow=f) for d, v, f, _ in snapshots] + [live]
+    figures = []
+    for period in periods:
+        start = period_start(period, today)
+        opening = None
+        if start is not None:
+            opening = next((p for p in reversed(series[:-1]) if p.day <= start), None)
+        if opening is None:
+            figures.append(performance(period=period, start=None, start_value=ZERO, points=series))
+        else:
+            after = [p for p in series if p.day > start]
+            figures.append(
+                performance(period=period, start=opening.day, start_value=opening.value, points=after)
+            )
+    return History(points=series, performance=figures)
+
+
+# --- cross-tenant reads (ids only) --------------------------------------------------------------------
+
+
+def portfolio_holders(*, symbols: Iterable[str]) -> dict[int, list[int]]:
+    """user id -> ids of their portfolios with an open position in any of `symbols`. Cross-tenant."""
+    symbols = sorted(set(symbols))
+    if not symbols:
+        return {}
+    holders: dict[int, list[int]] = {}
+    with system_context(reason=f"portfolios: holders of {', '.join(symbols)} for live revaluation"):
+        rows = (
+            Position.objects.filter(instrument__symbol__in=symbols)
+            .exclude(quantity=0)
+            .values_list("user_id", "portfolio_id")
+            .distinct()
+            .order_by("user_id", "portfolio_id")
+        )
+        for user_id, portfolio_id in rows:
+            holders.setdefault(user_id, []).append(portfolio_id)
+    return holders
+
+
+def portfolio_keys_all() -> list[tuple[int, int]]:
+    """(portfolio id, user id) of every portfolio, for the daily snapshot fan-out. Cross-tenant."""
+    with system_context(reason="portfolios: daily snapshot fan-out"):
+        return list(Portfolio.objects.order_by("id").values_list("id", "user_id"))
+
+
+# --- watchlists ---------------------------------------------------------------------------------------
+
+
+def watchlist_list(*, user) -> QuerySet[Watchlist]:
+    return (
+        Watchlist.objects.filter(user=user).prefetch_related("items__instrument").order_by("created_at", "id")
+    )
+
+
+def watchlist_get(*, user, pk) -> Watchlist:
+    try:
+        return Watchlist.objects.get(user=user, pk=int(pk))
+    except (Watchlist.DoesNotExist, TypeError, ValueError):
+        raise Http404("No such watchlist.") from None

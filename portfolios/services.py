@@ -1,0 +1,637 @@
+"""Writes: portfolios, transactions (with their FIFO lots, positions and cash), snapshots, watchlists.
+
+Every write that spans rows runs in one database transaction, locks the portfolio row first so two
+writers to the same portfolio queue up, writes an audit row, and pushes the new figures to the user's
+open pages after the commit.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from core.audit import audit_record
+from core.errors import DomainError
+from portfolios.choices import (
+    DECIMAL_PLACES,
+    TRADE_KINDS,
+    TRANSFER_KINDS,
+    PortfolioKind,
+    TransactionKind,
+    TransactionSource,
+)
+from portfolios.ledger import ZERO, Ledger, LotState, PositionState, plain
+from portfolios.models import (
+    CashBalance,
+    Lot,
+    Portfolio,
+    Position,
+    Snapshot,
+    Transaction,
+    Watchlist,
+    WatchlistItem,
+)
+
+CURRENCY_RE = re.compile(r"^[A-Z0-9]{2,16}$")
+MAX_INTEGER_DIGITS = 16
+# Clocks differ a little; a transaction dated further ahead than this is a typo.
+FUTURE_TOLERANCE = timedelta(minutes=5)
+DERIVED_FIELDS = ["realized_pnl", "flow_amount", "flow_currency", "funding", "fee_funding"]
+
+
+# --- portfolios ---------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def portfolio_create(
+    *,
+    user,
+    name: str,
+    base_currency: str,
+    kind: str = PortfolioKind.MANUAL,
+    allow_short: bool = False,
+    exchange_connection_id: int | None = None,
+    request: HttpRequest | None = None,
+) -> Portfolio:
+    name = (name or "").strip()
+    if not name:
+        raise DomainError("Give the portfolio a name.", field="name")
+    if kind not in PortfolioKind.values:
+        raise DomainError("Choose manual, paper or exchange.", field="kind")
+    base_currency = currency_clean(base_currency, field="base_currency")
+    if Portfolio.objects.filter(user=user, name__iexact=name).exists():
+        raise DomainError(f"You already have a portfolio called “{name}”.", field="name")
+    portfolio = Portfolio.objects.create(
+        user=user,
+        name=name,
+        base_currency=base_currency,
+        kind=kind,
+        allow_short=allow_short,
+        exchange_connection_id=exchange_connection_id,
+    )
+    audit_record(
+        action="portfolio.created",
+        user=user,
+        actor=_actor(user, request),
+        target=portfolio,
+        after={"name": name, "base_currency": base_currency, "kind": kind, "allow_short": allow_short},
+        request=request,
+    )
+    return portfolio
+
+
+@transaction.atomic
+def portfolio_delete(*, user, portfolio: Portfolio, request: HttpRequest | None = None) -> None:
+    _check_owner(user, portfolio)
+    before = {"name": portfolio.name, "transactions": portfolio.transactions.count()}
+    audit_record(
+        action="portfolio.deleted",
+        user=user,
+        actor=_actor(user, request),
+        target=portfolio,
+        before=before,
+        request=request,
+    )
+    portfolio.delete()
+
+
+# --- transactions -------------------------------------------------------------------------------------
+
+
+def transaction_build(
+    *,
+    portfolio: Portfolio,
+    kind: str,
+    instrument=None,
+    quantity,
+    price=None,
+    fee=ZERO,
+    fee_currency: str = "",
+    executed_at: datetime,
+    external_id: str | None = None,
+    note: str = "",
+    currency: str | None = None,
+    source: str = TransactionSource.MANUAL,
+) -> Transaction:
+    """Check one transaction's fields and return it unsaved. Raises DomainError naming the field."""
+    if kind not in TransactionKind.values:
+        raise DomainError(
+            "Choose buy, sell, deposit, withdrawal, fee, transfer in or transfer out.", field="kind"
+        )
+    quantity = decimal_clean(quantity, field="quantity", positive=True)
+    fee = decimal_clean(fee if fee not in (None, "") else ZERO, field="fee")
+    price = decimal_clean(price, field="price") if price not in (None, "") else None
+    if executed_at is None:
+        raise DomainError("Give the date and time of the transaction.", field="executed_at")
+    if timezone.is_naive(executed_at):
+        raise DomainError("The time needs a time zone.", field="executed_at")
+    if executed_at > timezone.now() + FUTURE_TOLERANCE:
+        raise DomainError("The date is in the future.", field="executed_at")
+
+    if kind in TRADE_KINDS or (kind in TRANSFER_KINDS and instrument is not None):
+        if instrument is None:
+            raise DomainError("Choose the instrument traded.", field="instrument")
+        if kind in TRADE_KINDS and (price is None or price <= 0):
+            raise DomainError("Give the price per unit (greater than zero).", field="price")
+        if kind == TransactionKind.TRANSFER_IN and price is None:
+            raise DomainError(
+                "Give the price per unit when the coins came in: it becomes their cost basis.", field="price"
+            )
+        currency = instrument.quote
+        default_fee_currency = instrument.quote
+    else:
+        if instrument is not None:
+            raise DomainError(
+                f"A {TransactionKind(kind).label.lower()} moves cash, not an instrument.", field="instrument"
+            )
+        if price is not None:
+            raise DomainError("Cash movements have no price; put the amount in quantity.", field="price")
+        currency = currency_clean(currency or portfolio.base_currency, field="currency")
+        default_fee_currency = currency
+    fee_currency = currency_clean(fee_currency, field="fee_currency") if fee_currency else ""
+    if fee and not fee_currency:
+        fee_currency = default_fee_currency
+    if not fee:
+        fee_currency = fee_currency or ""
+    external_id = (external_id or "").strip() or None
+    if external_id and len(external_id) > 128:
+        raise DomainError("The external id is longer than 128 characters.", field="external_id")
+    note = (note or "").strip()
+    if len(note) > 500:
+        raise DomainError("Keep the note under 500 characters.", field="note")
+    return Transaction(
+        user_id=portfolio.user_id,
+        portfolio=portfolio,
+        kind=kind,
+        instrument=instrument,
+        currency=currency,
+        quantity=quantity,
+        price=price,
+        fee=fee,
+        fee_currency=fee_currency,
+        executed_at=executed_at,
+        external_id=external_id,
+        note=note,
+        source=source,
+    )
+
+
+@transaction.atomic
+def transaction_record(
+    *,
+    user,
+    portfolio: Portfolio,
+    kind: str,
+    instrument=None,
+    quantity,
+    price=None,
+    fee=ZERO,
+    fee_currency: str = "",
+    executed_at: datetime,
+    external_id: str | None = None,
+    note: str = "",
+    currency: str | None = None,
+    source: str = TransactionSource.MANUAL,
+    request: HttpRequest | None = None,
+) -> Transaction:
+    """Record one transaction and update lots, positions and cash with it, all or nothing.
+
+    Idempotent on (portfolio, external_id): recording an id that is already there returns the existing
+    transaction and changes nothing. Raises DomainError (with the field) for anything the user can fix,
+    including a sell of more than is held in a portfolio without shorting.
+    """
+    _check_owner(user, portfolio)
+    portfolio = _lock(portfolio)
+    if external_id:
+        existing = Transaction.objects.filter(
+            portfolio=portfolio, external_id=str(external_id).strip()
+        ).first()
+        if existing is not None:
+            return existing
+    txn = transaction_build(
+        portfolio=portfolio,
+        kind=kind,
+        instrument=instrument,
+        quantity=quantity,
+        price=price,
+        fee=fee,
+        fee_currency=fee_currency,
+        executed_at=executed_at,
+        external_id=external_id,
+        note=note,
+        currency=currency,
+        source=source,
+    )
+    _ledger_commit(portfolio=portfolio, new=[txn])
+    audit_record(
+        action="portfolio.transaction_recorded",
+        user=user,
+        actor=_actor(user, request),
+        actor_label="" if _actor(user, request) else f"{source} for {user.email}",
+        target=txn,
+        after=transaction_summary(txn),
+        request=request,
+    )
+    _push_after_commit(portfolio)
+    return txn
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    index: int  # position in the input sequence
+    message: str
+    field: str | None = None
+
+
+def transactions_apply_many(
+    *, portfolio: Portfolio, transactions: Sequence[Transaction], dry_run: bool
+) -> list[RowProblem]:
+    """Apply many built transactions at once (CSV import): every row checked, all written or none.
+
+    Returns each row's problem (an oversell, say); writes only when there are none and dry_run is
+    false. The caller holds the portfolio lock (see `transactions_import`).
+    """
+    return _ledger_commit(portfolio=portfolio, new=list(transactions), collect=True, write=not dry_run)
+
+
+@transaction.atomic
+def transaction_delete(*, user, txn: Transaction, request: HttpRequest | None = None) -> None:
+    """Remove a transaction and replay the portfolio's history without it (refused if that oversells)."""
+    portfolio = txn.portfolio
+    _check_owner(user, portfolio)
+    portfolio = _lock(portfolio)
+    before = transaction_summary(txn)
+    txn.delete()
+    try:
+        _ledger_commit(portfolio=portfolio, new=[], rebuild=True)
+    except DomainError as exc:
+        raise DomainError(f"Deleting this transaction would break a later one: {exc}") from exc
+    audit_record(
+        action="portfolio.transaction_deleted",
+        user=user,
+        actor=_actor(user, request),
+        target=portfolio,
+        before=before,
+        request=request,
+    )
+    _push_after_commit(portfolio)
+
+
+@transaction.atomic
+def portfolio_rebuild(*, portfolio: Portfolio) -> None:
+    """Replay every transaction from the start (after a fix to the accounting rules, say)."""
+    portfolio = _lock(portfolio)
+    _ledger_commit(portfolio=portfolio, new=[], rebuild=True)
+
+
+def transaction_summary(txn: Transaction) -> dict:
+    return {
+        "id": txn.pk,
+        "portfolio": txn.portfolio_id,
+        "kind": txn.kind,
+        "instrument": txn.instrument.symbol if txn.instrument_id else None,
+        "currency": txn.currency,
+        "quantity": plain(txn.quantity),
+        "price": plain(txn.price) if txn.price is not None else None,
+        "fee": plain(txn.fee),
+        "fee_currency": txn.fee_currency,
+        "executed_at": txn.executed_at.isoformat(),
+        "external_id": txn.external_id,
+        "realized_pnl": plain(txn.realized_pnl),
+    }
+
+
+# --- the ledger, loaded and saved -------------------------------------------------------------------
+
+
+def _ledger_commit(
+    *,
+    portfolio: Portfolio,
+    new: list[Transaction],
+    rebuild: bool = False,
+    collect: bool = False,
+    write: bool = True,
+) -> list[RowProblem]:
+    """Apply `new` on top of the stored state and save the result.
+
+    New transactions dated at or after the latest stored one are applied to the stored lots of their
+    instruments (the common case). One dated earlier changes the FIFO order of what follows, so the
+    whole history is replayed, with the new ones merged in by date. With `collect`, rows that fail are
+    reported (and skipped, so later rows are still checked) instead of raising.
+    """
+    latest = (
+        Transaction.objects.filter(portfolio=portfolio)
+        .exclude(pk__in=[t.pk for t in new if t.pk])
+        .order_by("-executed_at", "-id")
+        .values_list("executed_at", flat=True)
+        .first()
+    )
+    replay = rebuild or (latest is not None and new and min(t.executed_at for t in new) < latest)
+    ordered_new = sorted(enumerate(new), key=lambda item: item[1].executed_at)
+    ledger = Ledger(allow_short=portfolio.allow_short, strict_cash=portfolio.strict_cash)
+    problems: list[RowProblem] = []
+    existing: list[Transaction] = []
+    if replay:
+        existing = list(
+            Transaction.objects.filter(portfolio=portfolio)
+            .select_related("instrument")
+            .order_by("executed_at", "id")
+        )
+        sequence = _merge(existing, ordered_new)
+    else:
+        _ledger_load(
+            ledger, portfolio=portfolio, instrument_ids={t.instrument_id for t in new if t.instrument_id}
+        )
+        sequence = [(index, txn) for index, txn in ordered_new]
+    accepted: list[Transaction] = []
+    for index, txn in sequence:
+        try:
+            ledger.apply(txn)
+        except DomainError as exc:
+            if not collect:
+                raise
+            if index is None:
+                problems.append(RowProblem(index=-1, message=_existing_problem(txn, exc)))
+            else:
+                problems.append(RowProblem(index=index, message=str(exc), field=exc.field))
+            continue
+        if index is not None:
+            accepted.append(txn)
+    if problems or not write:
+        return sorted(problems, key=lambda p: p.index)
+    _ledger_save(ledger, portfolio=portfolio, new=accepted, replayed=existing if replay else None)
+    return []
+
+
+def _merge(existing: list[Transaction], ordered_new: list[tuple[int, Transaction]]):
+    """Stored transactions by (executed_at, id), each new one after the stored ones of the same instant."""
+    keyed = [((txn.executed_at, 0, position), None, txn) for position, txn in enumerate(existing)]
+    keyed += [
+        ((txn.executed_at, 1, position), index, txn) for position, (index, txn) in enumerate(ordered_new)
+    ]
+    keyed.sort(key=lambda item: item[0])
+    return [(index, txn) for _, index, txn in keyed]
+
+
+def _existing_problem(txn: Transaction, exc: DomainError) -> str:
+    what = txn.instrument.symbol if txn.instrument_id else txn.currency
+    return (
+        f"With these rows, your existing {txn.get_kind_display().lower()} of {plain(txn.quantity)} {what} "
+        f"on {txn.executed_at:%Y-%m-%d %H:%M} no longer works: {exc}"
+    )
+
+
+def _ledger_load(ledger: Ledger, *, portfolio: Portfolio, instrument_ids: set[int]) -> None:
+    for position in Position.objects.filter(
+        portfolio=portfolio, instrument_id__in=instrument_ids
+    ).select_related("instrument"):
+        ledger.positions[position.instrument_id] = PositionState(
+            instrument=position.instrument,
+            quantity=position.quantity,
+            cost_basis=position.cost_basis,
+            realized_pnl=position.realized_pnl,
+            fees_paid=position.fees_paid,
+            last_price=position.last_price,
+            pk=position.pk,
+        )
+    lots = (
+        Lot.objects.filter(
+            position__portfolio=portfolio, position__instrument_id__in=instrument_ids, closed_at__isnull=True
+        )
+        .select_related("position")
+        .order_by("opened_at", "id")
+    )
+    for lot in lots:
+        ledger.positions[lot.position.instrument_id].open_lots.append(
+            LotState(
+                opening=lot.opening_transaction_id,
+                opened_at=lot.opened_at,
+                quantity=lot.quantity,
+                quantity_open=lot.quantity_open,
+                cost_open=lot.cost_open,
+                pk=lot.pk,
+            )
+        )
+    ledger.cash = dict(CashBalance.objects.filter(portfolio=portfolio).values_list("currency", "amount"))
+
+
+def _ledger_save(
+    ledger: Ledger, *, portfolio: Portfolio, new: list[Transaction], replayed: list[Transaction] | None
+) -> None:
+    user_id = portfolio.user_id
+    try:
+        with transaction.atomic():
+            Transaction.objects.bulk_create(new)
+    except IntegrityError as exc:
+        raise DomainError(
+            "A transaction with this external id is already recorded.", field="external_id"
+        ) from exc
+    if replayed:
+        Transaction.objects.bulk_update(replayed, DERIVED_FIELDS, batch_size=2000)
+
+    stored = dict(Position.objects.filter(portfolio=portfolio).values_list("instrument_id", "pk"))
+    if replayed is not None:
+        Lot.objects.filter(portfolio=portfolio).delete()
+        Position.objects.filter(portfolio=portfolio).exclude(
+            instrument_id__in=list(ledger.positions)
+        ).delete()
+    now = timezone.now()
+    to_create, to_update = [], []
+    for instrument_id, state in ledger.positions.items():
+        row = Position(
+            pk=state.pk or stored.get(instrument_id),
+            user_id=user_id,
+            portfolio=portfolio,
+            instrument_id=instrument_id,
+            quantity=state.quantity,
+            cost_basis=state.cost_basis,
+            realized_pnl=state.realized_pnl,
+            fees_paid=state.fees_paid,
+            last_price=state.last_price,
+            opened_at=state.opened_at,
+            updated_at=now,
+        )
+        (to_update if row.pk else to_create).append(row)
+    Position.objects.bulk_create(to_create)
+    Position.objects.bulk_update(
+        to_update,
+        ["quantity", "cost_basis", "realized_pnl", "fees_paid", "last_price", "opened_at", "updated_at"],
+        batch_size=1000,
+    )
+    position_ids = {row.instrument_id: row.pk for row in [*to_create, *to_update]}
+
+    lots_new, lots_changed = [], []
+    for instrument_id, state in ledger.positions.items():
+        for lot in state.changed_lots:
+            row = Lot(
+                pk=None if replayed is not None else lot.pk,
+                user_id=user_id,
+                portfolio=portfolio,
+                position_id=position_ids[instrument_id],
+                opened_at=lot.opened_at,
+                quantity=lot.quantity,
+                quantity_open=lot.quantity_open,
+                cost_open=lot.cost_open,
+                closed_at=lot.closed_at,
+            )
+            if isinstance(lot.opening, Transaction):
+                row.opening_transaction = lot.opening
+            else:
+                row.opening_transaction_id = lot.opening
+            (lots_changed if row.pk else lots_new).append(row)
+    Lot.objects.bulk_create(lots_new, batch_size=2000)
+    Lot.objects.bulk_update(lots_changed, ["quantity_open", "cost_open", "closed_at"], batch_size=2000)
+
+    if replayed is not None:
+        CashBalance.objects.filter(portfolio=portfolio).exclude(currency__in=list(ledger.cash)).delete()
+        changed = set(ledger.cash)
+    else:
+        changed = ledger.changed_cash
+    if changed:
+        CashBalance.objects.bulk_create(
+            [
+                CashBalance(user_id=user_id, portfolio=portfolio, currency=c, amount=ledger.cash[c])
+                for c in changed
+            ],
+            update_conflicts=True,
+            unique_fields=["portfolio", "currency"],
+            update_fields=["amount"],
+        )
+
+
+# --- snapshots ----------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def snapshot_take(
+    *, portfolio: Portfolio, day: date, quotes=None, taken_at: datetime | None = None
+) -> Snapshot:
+    """Record the portfolio's value as the close of `day` (UTC). Idempotent: the first one of a day stays."""
+    from portfolios.selectors import flows_since, portfolio_valuation, snapshot_latest
+
+    existing = Snapshot.objects.filter(portfolio=portfolio, date=day).first()
+    if existing is not None:
+        return existing
+    taken_at = taken_at or timezone.now()
+    valuation = portfolio_valuation(portfolio=portfolio, quotes=quotes)
+    previous = snapshot_latest(portfolio=portfolio, before=day)
+    net_flow = flows_since(
+        portfolio=portfolio,
+        since=previous.taken_at if previous else None,
+        until=taken_at,
+        valuation=valuation,
+    )
+    snapshot, _ = Snapshot.objects.get_or_create(
+        portfolio=portfolio,
+        date=day,
+        defaults={
+            "user_id": portfolio.user_id,
+            "taken_at": taken_at,
+            "value": valuation.total,
+            "cash_value": valuation.cash_value,
+            "positions_value": valuation.positions_value,
+            "unrealized_pnl": valuation.unrealized_pnl,
+            "realized_pnl": valuation.realized_pnl,
+            "net_flow": net_flow,
+        },
+    )
+    return snapshot
+
+
+# --- watchlists ---------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def watchlist_create(*, user, name: str) -> Watchlist:
+    name = (name or "").strip()
+    if not name:
+        raise DomainError("Give the watchlist a name.", field="name")
+    if len(name) > 80:
+        raise DomainError("Keep the name under 80 characters.", field="name")
+    if Watchlist.objects.filter(user=user, name__iexact=name).exists():
+        raise DomainError(f"You already have a watchlist called “{name}”.", field="name")
+    return Watchlist.objects.create(user=user, name=name)
+
+
+@transaction.atomic
+def watchlist_add(*, user, watchlist: Watchlist, instrument) -> WatchlistItem:
+    if watchlist.user_id != user.pk:
+        raise DomainError("That watchlist is not yours.")
+    item, _ = WatchlistItem.objects.get_or_create(
+        watchlist=watchlist, instrument=instrument, defaults={"user_id": user.pk}
+    )
+    return item
+
+
+@transaction.atomic
+def watchlist_remove(*, user, watchlist: Watchlist, instrument_id: int) -> None:
+    WatchlistItem.objects.filter(
+        watchlist=watchlist, watchlist__user=user, instrument_id=instrument_id
+    ).delete()
+
+
+@transaction.atomic
+def watchlist_delete(*, user, watchlist: Watchlist) -> None:
+    Watchlist.objects.filter(pk=watchlist.pk, user=user).delete()
+
+
+# --- helpers ------------------------------------------------------------------------------------------
+
+
+def currency_clean(value: str | None, *, field: str) -> str:
+    code = (value or "").strip().upper()
+    if not CURRENCY_RE.match(code):
+        raise DomainError("Use a currency code such as USDT, USD or BTC.", field=field)
+    return code
+
+
+def decimal_clean(value, *, field: str, positive: bool = False) -> Decimal:
+    """A Decimal that fits the stored precision; floats are refused (they are not exact)."""
+    if isinstance(value, float):
+        raise TypeError("money and quantities are Decimal, never float")
+    try:
+        number = value if isinstance(value, Decimal) else Decimal(str(value).strip().replace(",", ""))
+    except (InvalidOperation, ValueError):
+        raise DomainError("Enter a number, e.g. 0.25.", field=field) from None
+    if not number.is_finite():
+        raise DomainError("Enter a number, e.g. 0.25.", field=field)
+    if positive and number <= 0:
+        raise DomainError("Must be greater than zero.", field=field)
+    if number < 0:
+        raise DomainError("Must not be negative.", field=field)
+    if number.as_tuple().exponent < -DECIMAL_PLACES and number != number.quantize(
+        Decimal(1).scaleb(-DECIMAL_PLACES)
+    ):
+        raise DomainError(f"Use at most {DECIMAL_PLACES} decimal places.", field=field)
+    if abs(number) >= Decimal(10) ** MAX_INTEGER_DIGITS:
+        raise DomainError("That number is too large.", field=field)
+    return number
+
+
+def _check_owner(user, portfolio: Portfolio) -> None:
+    if portfolio.user_id != user.pk:
+        raise DomainError("That portfolio is not yours.")
+
+
+def _lock(portfolio: Portfolio) -> Portfolio:
+    return Portfolio.objects.select_for_update().get(pk=portfolio.pk)
+
+
+def _actor(user, request: HttpRequest | None):
+    if request is not None and getattr(request, "user", None) is not None and request.user.is_authenticated:
+        return request.user
+    return None
+
+
+def _push_after_commit(portfolio: Portfolio) -> None:
+    from portfolios.live import portfolio_push
+
+    portfolio_id, user_id = portfolio.pk, portfolio.user_id
+    transaction.on_commit(lambda: portfolio_push(portfolio_id=portfolio_id, user_id=user_id))
