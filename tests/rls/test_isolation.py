@@ -50,13 +50,17 @@ def test_with_a_context_b_rows_cannot_be_read_changed_or_deleted(rows, user_a, u
 
 
 def test_insert_with_another_users_id_is_refused(rows, user_a, user_b):
-    with tenant(user_a.pk), pytest.raises(DatabaseError, match="row-level security"), transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "INSERT INTO core_auditlog (user_id, actor_label, action, target_type, target_id, created_at) "
-                "VALUES (%s, 'x', 'forged', '', '', now())",
-                [user_b.pk],
-            )
+    with (
+        tenant(user_a.pk),
+        pytest.raises(DatabaseError, match="row-level security"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(
+            "INSERT INTO core_auditlog (user_id, actor_label, action, target_type, target_id, created_at) "
+            "VALUES (%s, 'x', 'forged', '', '', now())",
+            [user_b.pk],
+        )
 
 
 def test_without_context_nothing_is_visible(rows):

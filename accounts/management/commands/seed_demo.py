@@ -14,7 +14,7 @@ from core.rls import system_context
 DEMO_TRADER = {"email": "trader@nexus.demo", "password": "nexus-demo-trader", "display_name": "Demo Trader"}
 DEMO_ADMIN = {"email": "admin@nexus.demo", "password": "nexus-demo-admin", "display_name": "Demo Admin"}
 # Base32; add it to any authenticator app (or `oathtool --totp -b <secret>`) to pass the admin's 2FA.
-DEMO_ADMIN_TOTP_SECRET = "NEXUSDEMOADMINTOTPSECRET"
+DEMO_ADMIN_TOTP_SECRET = "NEXUSDEMOADMINTOTPSECRET"  # noqa: S105 - public demo account
 
 
 def _ensure_user(*, email: str, password: str, display_name: str, staff: bool) -> tuple[User, bool]:
