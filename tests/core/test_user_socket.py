@@ -1,0 +1,70 @@
+"""The per-user WebSocket: refuses anonymous and foreign-origin connections, delivers to its user only."""
+
+from __future__ import annotations
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+
+from config.asgi import application
+from core.consumers import user_group
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _headers(client: Client | None, origin: bytes = b"http://127.0.0.1:8000") -> list[tuple[bytes, bytes]]:
+    headers = [(b"origin", origin), (b"host", b"127.0.0.1:8000")]
+    if client is not None:
+        headers.append((b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()))
+    return headers
+
+
+async def _connect(headers):
+    communicator = WebsocketCommunicator(application, "/ws/user/", headers=headers)
+    connected, code = await communicator.connect()
+    return communicator, connected, code
+
+
+def test_anonymous_connections_are_refused():
+    async def scenario():
+        communicator, connected, code = await _connect(_headers(None))
+        await communicator.disconnect()
+        return connected, code
+
+    assert async_to_sync(scenario)() == (False, 4401)
+
+
+def test_a_foreign_origin_is_refused(user_a):
+    client = Client()
+    client.force_login(user_a)
+
+    async def scenario():
+        communicator, connected, _ = await _connect(_headers(client, origin=b"https://evil.example"))
+        await communicator.disconnect()
+        return connected
+
+    assert async_to_sync(scenario)() is False
+
+
+def test_a_message_for_a_user_reaches_that_user_and_no_one_else(user_a, user_b):
+    alice, bob = Client(), Client()
+    alice.force_login(user_a)
+    bob.force_login(user_b)
+
+    async def scenario():
+        a, a_ok, _ = await _connect(_headers(alice))
+        b, b_ok, _ = await _connect(_headers(bob))
+        assert a_ok and b_ok
+        await get_channel_layer().group_send(
+            user_group(user_a.pk), {"type": "user.html", "html": '<div id="toasts" hx-swap-oob="beforeend">hi</div>'}
+        )
+        received = await a.receive_from(timeout=2)
+        bob_got_nothing = await b.receive_nothing(timeout=0.3)
+        await a.disconnect()
+        await b.disconnect()
+        return received, bob_got_nothing
+
+    received, bob_got_nothing = async_to_sync(scenario)()
+    assert "hi" in received and bob_got_nothing
