@@ -314,3 +314,17 @@ DJANGO_STRUCTLOG_CELERY_ENABLED = True
 
 # --- Nexus --------------------------------------------------------------------------------------------
 SHARED_DATA_DIR = Path(env("NEXUS_SHARED_DATA_DIR", default=str(BASE_DIR.parent / "shared" / "data")))
+
+from decimal import Decimal  # noqa: E402
+
+# --- Trading (docs/trading.md) --------------------------------------------------------------------------
+# Fernet keys for exchange API secrets, newest first (MultiFernet); empty derives one from SECRET_KEY.
+TRADING_KEY_ENCRYPTION_KEYS = env.list("TRADING_KEY_ENCRYPTION_KEYS", default=[])
+TRADING_PAPER_FEE_RATE = Decimal(env.str("TRADING_PAPER_FEE_RATE", default="0.001"))
+TRADING_PAPER_SLIPPAGE_RATE = Decimal(env.str("TRADING_PAPER_SLIPPAGE_RATE", default="0.0005"))
+TRADING_BOT_MAX_TAKER_FEE = Decimal(env.str("TRADING_BOT_MAX_TAKER_FEE", default="0.0025"))
+TRADING_SIGNAL_MAX_LAG_SECONDS = env.int("TRADING_SIGNAL_MAX_LAG_SECONDS", default=120)
+TRADING_FANOUT_CHUNK_SIZE = env.int("TRADING_FANOUT_CHUNK_SIZE", default=250)
+TRADING_BREAKER_THRESHOLD = env.int("TRADING_BREAKER_THRESHOLD", default=3)
+TRADING_BREAKER_WINDOW_SECONDS = env.int("TRADING_BREAKER_WINDOW_SECONDS", default=60)
+TRADING_BREAKER_COOLDOWN_SECONDS = env.int("TRADING_BREAKER_COOLDOWN_SECONDS", default=60)

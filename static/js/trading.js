@@ -1,0 +1,27 @@
+// Trading pages: show only the order-ticket fields the chosen order type uses. No inline scripts (CSP).
+(function () {
+  var PRICE_TYPES = ["limit", "stop_limit"];
+  var TRIGGER_TYPES = ["stop_market", "stop_limit", "take_profit"];
+
+  function fieldOf(input) { return input ? input.closest(".field") : null; }
+
+  function syncTicket(form) {
+    var type = form.querySelector("[name=type]");
+    if (!type) return;
+    var price = fieldOf(form.querySelector("[name=price]"));
+    var trigger = fieldOf(form.querySelector("[name=stop_price]"));
+    if (price) price.hidden = PRICE_TYPES.indexOf(type.value) === -1;
+    if (trigger) trigger.hidden = TRIGGER_TYPES.indexOf(type.value) === -1;
+  }
+
+  function syncAll() {
+    Array.prototype.forEach.call(document.querySelectorAll("[data-order-ticket]"), syncTicket);
+  }
+
+  document.addEventListener("change", function (event) {
+    var form = event.target.closest("[data-order-ticket]");
+    if (form && event.target.name === "type") syncTicket(form);
+  });
+  document.addEventListener("DOMContentLoaded", syncAll);
+  document.addEventListener("htmx:afterSwap", syncAll);
+})();

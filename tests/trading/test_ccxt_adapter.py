@@ -1,0 +1,153 @@
+"""The ccxt adapter against recorded Binance responses at the HTTP boundary (no network)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+import requests
+
+from core.rls import tenant
+from portfolios.choices import PortfolioKind
+from portfolios.selectors import transaction_list
+from portfolios.services import portfolio_create
+from tests.trading.binance import binance_connection, order_body, query_order_body
+from tests.trading.conftest import set_quote
+from trading import services
+from trading.exchanges import ExchangeUnavailable, adapter_for
+from trading.models import Order
+from trading.selectors import venue_health
+
+
+@pytest.fixture
+def binance(user_a, recorded_binance, btc_quote):
+    connection = binance_connection(user_a)
+    with tenant(user_a.pk):
+        portfolio = portfolio_create(user=user_a, name="Binance account", base_currency="USDT",
+                                     kind=PortfolioKind.EXCHANGE, exchange_connection_id=connection.pk)
+    return connection, portfolio
+
+
+def _place(user, connection, portfolio, **overrides) -> Order:
+    fields = {"symbol": "BTC/USDT", "side": "buy", "type": "market", "quantity": Decimal("0.01")}
+    fields.update(overrides)
+    with tenant(user.pk):
+        return services.order_place(user=user, portfolio=portfolio, connection=connection, **fields)
+
+
+def test_balances_fees_and_market_rules_come_from_the_venue(user_a, binance):
+    connection, _ = binance
+    with tenant(user_a.pk):
+        adapter = adapter_for(connection)
+        balances = adapter.balances()
+        rules = adapter.market_rules(symbol="BTC/USDT")
+        fees = adapter.fee_schedule(symbol="BTC/USDT")
+    assert balances["USDT"].free == Decimal("5400.12") and balances["USDT"].used == Decimal("120")
+    assert balances["BTC"].free == Decimal("0.25")
+    assert (rules.price_precision, rules.quantity_precision, rules.min_notional) == (2, 5, Decimal("5"))
+    assert fees.taker == Decimal("0.001")
+    assert connection.taker_fee == Decimal("0.001")
+
+
+def test_the_order_uuid_is_sent_as_the_client_order_id(user_a, binance, recorded_binance):
+    connection, portfolio = binance
+    recorded_binance.handlers[("POST", "/api/v3/order")] = lambda p: (
+        200, order_body(client_order_id=p["newClientOrderId"], qty=p["quantity"])
+    )
+    order = _place(user_a, connection, portfolio)
+    assert order.status == "new"  # real venues are submitted after commit, by a task
+    with tenant(user_a.pk):
+        services.order_submit(order_id=order.pk)
+        order.refresh_from_db()
+        recorded = list(transaction_list(portfolio=portfolio))
+    [sent] = recorded_binance.calls("POST", "/api/v3/order")
+    assert sent["newClientOrderId"] == str(order.pk)
+    assert (sent["side"], sent["type"], sent["quantity"]) == ("BUY", "MARKET", "0.01")
+    assert order.status == "filled" and order.exchange_order_id == "28457"
+    assert order.average_price == Decimal("24150") and order.fees_paid == Decimal("0.2415")
+    assert [(t.kind, t.quantity, t.price, t.external_id) for t in recorded] == [
+        ("buy", Decimal("0.01"), Decimal("24150"), "binance:3012345")
+    ]
+
+
+def test_a_timeout_is_resolved_by_fetching_the_order_before_any_retry(user_a, binance, recorded_binance):
+    connection, portfolio = binance
+
+    def place_then_lose_the_answer(params):
+        raise requests.Timeout("read timed out")
+
+    recorded_binance.handlers[("POST", "/api/v3/order")] = place_then_lose_the_answer
+    recorded_binance.handlers[("GET", "/api/v3/order")] = lambda p: (
+        200, query_order_body(client_order_id=p["origClientOrderId"], status="FILLED", qty="0.01000000")
+    )
+    order = _place(user_a, connection, portfolio)
+    with tenant(user_a.pk):
+        services.order_submit(order_id=order.pk)
+        order.refresh_from_db()
+    assert len(recorded_binance.calls("POST", "/api/v3/order")) == 1
+    [fetched] = recorded_binance.calls("GET", "/api/v3/order")
+    assert fetched["origClientOrderId"] == str(order.pk)
+    assert order.status == "filled" and order.filled_quantity == Decimal("0.01")
+
+
+def test_a_retry_after_a_lost_attempt_fetches_first_and_places_with_the_same_id(user_a, binance, recorded_binance):
+    connection, portfolio = binance
+    attempts = []
+
+    def place(params):
+        attempts.append(params["newClientOrderId"])
+        if len(attempts) == 1:
+            raise requests.Timeout("read timed out")
+        return 200, order_body(client_order_id=params["newClientOrderId"], status="NEW", qty="0.01000000",
+                               order_type="LIMIT", price="19000.00000000")
+
+    def query(params):
+        if len(attempts) == 1 and len(recorded_binance.calls("GET", "/api/v3/order")) == 1:
+            raise requests.Timeout("read timed out")
+        return 400, {"code": -2013, "msg": "Order does not exist."}
+
+    recorded_binance.handlers[("POST", "/api/v3/order")] = place
+    recorded_binance.handlers[("GET", "/api/v3/order")] = query
+    order = _place(user_a, connection, portfolio, type="limit", price=Decimal("19000"))
+    with tenant(user_a.pk):
+        with pytest.raises(services.OrderStatusUnknown):
+            services.order_submit(order_id=order.pk)  # the task retries this later
+        services.order_submit(order_id=order.pk)
+        order.refresh_from_db()
+    assert attempts == [str(order.pk), str(order.pk)]
+    gets = recorded_binance.calls("GET", "/api/v3/order")
+    assert len(gets) == 2 and all(g["origClientOrderId"] == str(order.pk) for g in gets)
+    assert order.status == "open" and order.submit_attempts == 2
+
+
+def test_rate_limit_answers_open_the_circuit_breaker(user_a, binance, recorded_binance):
+    connection, _ = binance
+    recorded_binance.handlers[("GET", "/api/v3/account")] = lambda p: (
+        429, {"code": -1003, "msg": "Too many requests; current limit is 6000 request weight per 1 MINUTE."}
+    )
+    with tenant(user_a.pk):
+        adapter = adapter_for(connection)
+        for _ in range(3):
+            with pytest.raises(ExchangeUnavailable):
+                adapter.balances()
+        sent = len(recorded_binance.requests)
+        with pytest.raises(ExchangeUnavailable, match="degraded"):
+            adapter.balances()
+    assert len(recorded_binance.requests) == sent, "nothing is sent while the breaker is open"
+    assert venue_health(venue="binance").degraded
+    assert not venue_health(venue="kraken").degraded
+
+
+def test_an_ip_ban_opens_the_breaker_at_once(user_a, binance, recorded_binance):
+    connection, _ = binance
+    recorded_binance.handlers[("GET", "/api/v3/account")] = lambda p: (418, {"code": -1003, "msg": "Way too many requests; IP banned."})
+    with tenant(user_a.pk), pytest.raises(ExchangeUnavailable):
+        adapter_for(connection).balances()
+    assert venue_health(venue="binance").degraded
+
+
+def test_insufficient_venue_balance_is_a_form_error(user_a, binance):
+    connection, portfolio = binance
+    set_quote("BTC/USDT", "24000")
+    with pytest.raises(services.DomainError, match="Insufficient balance"):
+        _place(user_a, connection, portfolio, quantity=Decimal("1"))

@@ -1,0 +1,44 @@
+"""Demo data for `manage.py seed_demo`: a paper connection, a funded paper portfolio and two bots. Idempotent."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.utils import timezone
+
+from trading import ledger, services
+from trading.choices import Timeframe, Venue
+from trading.models import Bot, ExchangeConnection
+
+DEMO_PORTFOLIO = "Paper trading"
+DEMO_CASH = Decimal("10000")
+DEMO_BOTS = [
+    {"name": "BTC DCA", "strategy": "dca", "params": {"every": 5}, "allocation": "100", "max_position": "0.2",
+     "daily_loss_limit": "100"},
+    {"name": "BTC trend", "strategy": "sma_crossover", "params": {"fast": 9, "slow": 21}, "allocation": "250",
+     "max_position": "0.1", "daily_loss_limit": "150"},
+]
+
+
+def trading_demo_seed(*, trader, stdout) -> None:
+    from portfolios.choices import PortfolioKind, TransactionKind
+    from portfolios.services import portfolio_create, transaction_record
+
+    connection = ExchangeConnection.objects.filter(user=trader, venue=Venue.PAPER).first()
+    if connection is None:
+        connection = services.connection_create(user=trader, label="Paper exchange", venue=Venue.PAPER)
+    portfolio = ledger.portfolio_list(user=trader).filter(kind=PortfolioKind.PAPER).first()
+    if portfolio is None:
+        portfolio = portfolio_create(user=trader, name=DEMO_PORTFOLIO, base_currency="USDT", kind=PortfolioKind.PAPER)
+    if ledger.cash(portfolio=portfolio, currency="USDT") <= 0:
+        transaction_record(
+            user=trader, portfolio=portfolio, kind=TransactionKind.DEPOSIT, quantity=DEMO_CASH, currency="USDT",
+            executed_at=timezone.now(), external_id="demo:paper-deposit", note="Demo paper money",
+        )
+    for spec in DEMO_BOTS:
+        if not Bot.objects.filter(user=trader, name=spec["name"]).exists():
+            services.bot_create(
+                user=trader, portfolio=portfolio, connection=connection, symbol="BTC/USDT",
+                timeframe=Timeframe.M1, **spec,
+            )
+    stdout.write(f"Trading: paper connection, '{portfolio.name}' portfolio and {len(DEMO_BOTS)} bots for {trader.email}")

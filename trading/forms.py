@@ -1,0 +1,104 @@
+"""Forms for the trading pages. They collect input; the services decide (DomainError -> field error)."""
+
+from __future__ import annotations
+
+from django import forms
+
+from core.errors import DomainError
+from trading.choices import OrderSide, OrderSource, OrderStatus, OrderType, Timeframe, Venue
+from trading.strategies import STRATEGIES
+
+
+def _instrument_choices():
+    from marketdata.selectors import instrument_list
+
+    return [(i.symbol, i.symbol) for i in instrument_list()]
+
+
+def domain_error_to_form(form: forms.Form, error: DomainError) -> None:
+    field = error.field if error.field in form.fields else None
+    form.add_error(field, str(error))
+
+
+class ConnectionForm(forms.Form):
+    label = forms.CharField(max_length=80, initial="My exchange")
+    venue = forms.ChoiceField(choices=Venue.choices)
+    sandbox = forms.BooleanField(required=False, label="Use the venue's testnet / sandbox")
+    api_key = forms.CharField(required=False, label="API key", widget=forms.PasswordInput(render_value=False),
+                              help_text="Stored encrypted; only its last four characters are shown again.")
+    api_secret = forms.CharField(required=False, label="API secret", widget=forms.PasswordInput(render_value=False))
+    passphrase = forms.CharField(required=False, label="Passphrase (OKX, KuCoin, Coinbase)",
+                                 widget=forms.PasswordInput(render_value=False))
+    confirmed_no_withdrawal = forms.BooleanField(
+        required=False, label="I confirm this key cannot withdraw funds",
+        help_text="Needed for venues that do not report a key's permissions.",
+    )
+
+
+class OrderTicketForm(forms.Form):
+    connection = forms.ChoiceField(label="Exchange")
+    portfolio = forms.ChoiceField()
+    symbol = forms.ChoiceField(label="Pair")
+    side = forms.ChoiceField(choices=OrderSide.choices, initial=OrderSide.BUY)
+    type = forms.ChoiceField(choices=OrderType.choices, initial=OrderType.LIMIT, label="Order type")
+    quantity = forms.DecimalField(min_value=0, max_digits=28, decimal_places=12)
+    price = forms.DecimalField(required=False, min_value=0, max_digits=28, decimal_places=12, label="Limit price",
+                               help_text="Limit and stop-limit orders.")
+    stop_price = forms.DecimalField(required=False, min_value=0, max_digits=28, decimal_places=12,
+                                    label="Trigger price", help_text="Stop and take-profit orders.")
+
+    def __init__(self, *args, connections, portfolios, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["connection"].choices = [(c.pk, str(c)) for c in connections]
+        self.fields["portfolio"].choices = [(p.pk, p.name) for p in portfolios]
+        self.fields["symbol"].choices = _instrument_choices()
+        for name in ("quantity", "price", "stop_price"):
+            self.fields[name].widget.attrs.update({"inputmode": "decimal", "step": "any"})
+
+
+class OrderHistoryFilterForm(forms.Form):
+    status = forms.ChoiceField(required=False, choices=[("", "Any status"), *OrderStatus.choices])
+    symbol = forms.ChoiceField(required=False)
+    side = forms.ChoiceField(required=False, choices=[("", "Any side"), *OrderSide.choices])
+    source = forms.ChoiceField(required=False, choices=[("", "Any source"), *OrderSource.choices])
+    since = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(required=False, label="Until", widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["symbol"].choices = [("", "Any pair"), *_instrument_choices()]
+
+
+class BotForm(forms.Form):
+    name = forms.CharField(max_length=80)
+    portfolio = forms.ChoiceField()
+    connection = forms.ChoiceField(label="Exchange")
+    symbol = forms.ChoiceField(label="Pair")
+    strategy = forms.ChoiceField(choices=[(s.key, s.label) for s in STRATEGIES.values()])
+    timeframe = forms.ChoiceField(choices=Timeframe.choices, initial=Timeframe.M1)
+    fast = forms.IntegerField(required=False, label="SMA crossover: fast length", initial=9)
+    slow = forms.IntegerField(required=False, label="SMA crossover: slow length", initial=21)
+    period = forms.IntegerField(required=False, label="RSI: length", initial=14)
+    oversold = forms.IntegerField(required=False, label="RSI: buy level", initial=30)
+    overbought = forms.IntegerField(required=False, label="RSI: sell level", initial=70)
+    every = forms.IntegerField(required=False, label="DCA: buy every N candles", initial=60)
+    allocation = forms.DecimalField(min_value=0, max_digits=32, decimal_places=12, label="Per-trade allocation",
+                                    help_text="Quote currency spent on each buy.")
+    max_position = forms.DecimalField(min_value=0, max_digits=28, decimal_places=12, label="Maximum position",
+                                      help_text="The most base units the bot may hold.")
+    daily_loss_limit = forms.DecimalField(min_value=0, max_digits=32, decimal_places=12,
+                                          help_text="Buys stop for the day once realized losses reach this.")
+
+    def __init__(self, *args, connections, portfolios, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["connection"].choices = [(c.pk, str(c)) for c in connections]
+        self.fields["portfolio"].choices = [(p.pk, p.name) for p in portfolios]
+        self.fields["symbol"].choices = _instrument_choices()
+
+    def strategy_params(self) -> dict:
+        strategy = STRATEGIES[self.cleaned_data["strategy"]]
+        return {
+            spec.name: self.cleaned_data[spec.name]
+            for spec in strategy.params
+            if self.cleaned_data.get(spec.name) is not None
+        }

@@ -1,0 +1,15 @@
+"""Events trading sends so other apps (alerts, automation) can react without trading knowing them.
+
+- `order_filled(order_id, user_id, symbol, side, quantity, price)`: an order became fully filled.
+- `execution_blocked(blocked_id, user_id, bot_id, signal_id, regime, reason)`: the regime gatekeeper
+  stopped a bot's execution.
+- `venue_degraded(venue, retry_after_seconds)`: a venue's circuit breaker opened.
+
+All are sent after the writing transaction commits.
+"""
+
+from django.dispatch import Signal
+
+order_filled = Signal()
+execution_blocked = Signal()
+venue_degraded = Signal()

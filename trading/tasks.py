@@ -1,0 +1,71 @@
+"""Celery tasks: thin, idempotent wrappers that take ids and call services.
+
+Every task here is safe to run twice (acks_late + reject_on_worker_lost are on in settings, so a task
+whose worker died is delivered again): plans are unique per (signal, bot), a plan executes only while
+pending under a row lock, and an order's client order id is derived from its plan.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from celery import shared_task
+from django.conf import settings
+
+from trading import services
+
+
+@shared_task(name="trading.signals_compute")
+def signals_compute_task(symbol: str, candle_open_time: str) -> int:
+    return len(services.signals_compute(symbol=symbol, candle_open_time=datetime.fromisoformat(candle_open_time)))
+
+
+@shared_task(name="trading.signal_fan_out")
+def signal_fan_out_task(signal_id: int) -> dict:
+    """Plan (cross-tenant, in bulk), then hand the plans to executors in chunks."""
+    fan_out = services.signal_plan(signal_id=signal_id)
+    if fan_out.stale:
+        return {"stale": True}
+    from trading.models import Signal
+
+    symbol = Signal.objects.select_related("instrument").get(pk=signal_id).instrument.symbol
+    size = settings.TRADING_FANOUT_CHUNK_SIZE
+    for start in range(0, len(fan_out.pending), size):
+        plans_execute_task.delay([list(ref) for ref in fan_out.pending[start : start + size]], symbol)
+    for start in range(0, len(fan_out.blocked), size):
+        blocked_notify_task.delay([list(ref) for ref in fan_out.blocked[start : start + size]])
+    return {"planned": fan_out.planned, "pending": len(fan_out.pending), "blocked": len(fan_out.blocked)}
+
+
+@shared_task(name="trading.plans_execute")
+def plans_execute_task(plans: list[list[int]], symbol: str | None = None) -> dict:
+    return services.plans_execute(plans=[(plan_id, user_id) for plan_id, user_id in plans], symbol=symbol)
+
+
+@shared_task(name="trading.blocked_notify")
+def blocked_notify_task(plans: list[list[int]]) -> int:
+    return services.blocked_notify(plans=[(plan_id, user_id) for plan_id, user_id in plans])
+
+
+@shared_task(name="trading.paper_match")
+def paper_match_task(symbol: str, price: str) -> int:
+    matched = 0
+    for order_id, user_id in services.paper_resting_matches(symbol=symbol, price=Decimal(price)):
+        if services.paper_order_match(order_id=order_id, user_id=user_id, price=Decimal(price)) is not None:
+            matched += 1
+    return matched
+
+
+@shared_task(
+    name="trading.order_submit",
+    autoretry_for=(services.ExchangeUnavailable, services.OrderStatusUnknown),
+    retry_backoff=5,
+    retry_backoff_max=120,
+    max_retries=8,
+)
+def order_submit_task(order_id: str, user_id: int) -> str:
+    from core.rls import tenant
+
+    with tenant(user_id):
+        return services.order_submit(order_id=order_id).status

@@ -1,0 +1,21 @@
+from django.urls import path
+
+from trading import views
+
+app_name = "trading"
+
+urlpatterns = [
+    path("", views.trade_view, name="trade"),
+    path("orders/", views.order_place_view, name="order_place"),
+    path("orders/check/", views.order_check_view, name="order_check"),
+    path("orders/history/", views.order_history_view, name="order_history"),
+    path("orders/<uuid:pk>/cancel/", views.order_cancel_view, name="order_cancel"),
+    path("connections/", views.connection_list_view, name="connections"),
+    path("connections/<int:pk>/delete/", views.connection_delete_view, name="connection_delete"),
+    path("bots/", views.bot_list_view, name="bots"),
+    path("bots/<int:pk>/", views.bot_detail_view, name="bot_detail"),
+    path("bots/<int:pk>/status/", views.bot_status_view, name="bot_status"),
+    path("bots/<int:pk>/delete/", views.bot_delete_view, name="bot_delete"),
+    path("blocked/", views.blocked_list_view, name="blocked"),
+    path("markets/", views.markets_view, name="markets"),
+]

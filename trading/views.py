@@ -1,0 +1,276 @@
+"""Trading pages: thin views over the services and selectors. HTMX requests get the partial only."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from core.errors import DomainError
+from trading import ledger, selectors, services
+from trading.choices import BotStatus
+from trading.forms import (
+    BotForm,
+    ConnectionForm,
+    OrderHistoryFilterForm,
+    OrderTicketForm,
+    domain_error_to_form,
+)
+from trading.strategies import STRATEGIES
+
+IP_ADVICE = (
+    "Create the key with reading and spot-trading permissions only (never withdrawals) and restrict it to "
+    "the IP address Nexus connects from; ask your administrator for it."
+)
+
+
+def _ticket_form(request: HttpRequest, data=None) -> OrderTicketForm:
+    connections = selectors.connection_list(user=request.user).filter(status="active")
+    return OrderTicketForm(data, connections=connections, portfolios=ledger.portfolio_list(user=request.user))
+
+
+def _trade_context(request: HttpRequest, form: OrderTicketForm, **extra) -> dict:
+    from marketdata.selectors import quote_latest_map
+
+    connections = list(selectors.connection_list(user=request.user))
+    symbols = [choice for choice, _ in form.fields["symbol"].choices]
+    return {
+        "form": form,
+        "open_orders": list(selectors.order_list(user=request.user, open_only=True)[:100]),
+        "connections": connections,
+        "venues": [selectors.venue_health(venue=v) for v in sorted({c.venue for c in connections})],
+        "quotes": quote_latest_map(symbols=symbols),
+        "regimes": selectors.regime_latest_map(),
+        **extra,
+    }
+
+
+@login_required
+def trade_view(request: HttpRequest) -> HttpResponse:
+    form = _ticket_form(request)
+    return render(request, "trading/trade.html", _trade_context(request, form))
+
+
+def _ticket_values(request: HttpRequest, form: OrderTicketForm) -> dict:
+    data = form.cleaned_data
+    return {
+        "user": request.user,
+        "connection": selectors.connection_get(user=request.user, pk=data["connection"]),
+        "portfolio": ledger.portfolio_get(user=request.user, pk=data["portfolio"]),
+        "symbol": data["symbol"],
+        "side": data["side"],
+        "type": data["type"],
+        "quantity": data["quantity"],
+        "price": data.get("price"),
+        "stop_price": data.get("stop_price"),
+    }
+
+
+@login_required
+@require_POST
+def order_check_view(request: HttpRequest) -> HttpResponse:
+    """The ticket's pre-submit check: the same validation as placing, shown in place, nothing written."""
+    form = _ticket_form(request, request.POST)
+    check = None
+    if form.is_valid():
+        try:
+            check = services.order_validate(**_ticket_values(request, form))
+        except DomainError as error:
+            domain_error_to_form(form, error)
+    return render(request, "trading/partials/ticket_check.html", {"form": form, "check": check})
+
+
+@login_required
+@require_POST
+def order_place_view(request: HttpRequest) -> HttpResponse:
+    form = _ticket_form(request, request.POST)
+    placed = None
+    if form.is_valid():
+        try:
+            placed = services.order_place(**_ticket_values(request, form), request=request)
+        except DomainError as error:
+            domain_error_to_form(form, error)
+    if placed is not None:
+        form = _ticket_form(request)
+    context = {"form": form, "placed": placed}
+    if request.htmx:
+        response = render(request, "trading/partials/ticket.html", context)
+        if placed is None:
+            response.status_code = 422
+        return response
+    if placed is not None:
+        messages.success(request, f"Order placed: {placed}.")
+        return redirect("trading:trade")
+    return render(request, "trading/trade.html", _trade_context(request, form), status=422)
+
+
+@login_required
+@require_POST
+def order_cancel_view(request: HttpRequest, pk) -> HttpResponse:
+    order = selectors.order_get(user=request.user, pk=pk)
+    error = None
+    try:
+        services.order_cancel(user=request.user, order=order, request=request)
+    except DomainError as exc:
+        error = str(exc)
+    if request.htmx:
+        return render(
+            request,
+            "trading/partials/open_orders.html",
+            {"open_orders": list(selectors.order_list(user=request.user, open_only=True)[:100]), "error": error},
+        )
+    if error:
+        messages.error(request, error)
+    else:
+        messages.success(request, "Order cancelled.")
+    return redirect("trading:trade")
+
+
+@login_required
+def order_history_view(request: HttpRequest) -> HttpResponse:
+    form = OrderHistoryFilterForm(request.GET or None)
+    filters = {}
+    if form.is_bound and form.is_valid():
+        data = form.cleaned_data
+        filters = {key: data[key] for key in ("status", "symbol", "side", "source") if data.get(key)}
+        if data.get("since"):
+            filters["since"] = datetime.combine(data["since"], time.min, tzinfo=UTC)
+        if data.get("until"):
+            filters["until"] = datetime.combine(data["until"] + timedelta(days=1), time.min, tzinfo=UTC)
+    page = Paginator(selectors.order_list(user=request.user, **filters), 50).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {"form": form, "page": page, "query": query.urlencode()}
+    template = "trading/partials/order_history_table.html" if request.htmx else "trading/order_history.html"
+    return render(request, template, context)
+
+
+@login_required
+def connection_list_view(request: HttpRequest) -> HttpResponse:
+    form = ConnectionForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            connection = services.connection_create(user=request.user, **form.cleaned_data, request=request)
+        except DomainError as error:
+            domain_error_to_form(form, error)
+        else:
+            messages.success(request, f"Connected {connection}. The key is stored encrypted.")
+            return redirect("trading:connections")
+    connections = list(selectors.connection_list(user=request.user))
+    health = {c.venue: selectors.venue_health(venue=c.venue) for c in connections}
+    rows = [(c, health[c.venue]) for c in connections]
+    status = 422 if request.method == "POST" else 200
+    return render(
+        request, "trading/connections.html", {"form": form, "rows": rows, "ip_advice": IP_ADVICE}, status=status
+    )
+
+
+@login_required
+@require_POST
+def connection_delete_view(request: HttpRequest, pk: int) -> HttpResponse:
+    connection = selectors.connection_get(user=request.user, pk=pk)
+    try:
+        services.connection_delete(user=request.user, connection=connection, request=request)
+    except DomainError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, "Connection removed; its keys are erased.")
+    return redirect("trading:connections")
+
+
+def _bot_form(request: HttpRequest, data=None) -> BotForm:
+    connections = selectors.connection_list(user=request.user).filter(status="active")
+    return BotForm(data, connections=connections, portfolios=ledger.portfolio_list(user=request.user))
+
+
+@login_required
+def bot_list_view(request: HttpRequest) -> HttpResponse:
+    form = _bot_form(request, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            bot = services.bot_create(
+                user=request.user,
+                name=data["name"],
+                portfolio=ledger.portfolio_get(user=request.user, pk=data["portfolio"]),
+                connection=selectors.connection_get(user=request.user, pk=data["connection"]),
+                symbol=data["symbol"],
+                strategy=data["strategy"],
+                params=form.strategy_params(),
+                timeframe=data["timeframe"],
+                allocation=data["allocation"],
+                max_position=data["max_position"],
+                daily_loss_limit=data["daily_loss_limit"],
+                request=request,
+            )
+        except DomainError as error:
+            domain_error_to_form(form, error)
+        else:
+            messages.success(request, f"Bot {bot.name} is running.")
+            return redirect("trading:bot_detail", pk=bot.pk)
+    context = {
+        "form": form,
+        "bots": list(selectors.bot_list(user=request.user)),
+        "strategies": STRATEGIES.values(),
+        "regimes": selectors.regime_latest_map(),
+    }
+    return render(request, "trading/bots.html", context, status=422 if request.method == "POST" else 200)
+
+
+@login_required
+def bot_detail_view(request: HttpRequest, pk: int) -> HttpResponse:
+    bot = selectors.bot_get(user=request.user, pk=pk)
+    context = {
+        "bot": bot,
+        "strategy": STRATEGIES.get(bot.strategy),
+        "plans": list(selectors.plan_list(user=request.user, bot=bot)[:50]),
+        "blocked": list(selectors.blocked_execution_list(user=request.user, bot=bot)[:50]),
+        "orders": list(selectors.order_list(user=request.user).filter(bot=bot)[:20]),
+        "regime": selectors.regime_latest_map().get(bot.instrument.symbol),
+    }
+    return render(request, "trading/bot_detail.html", context)
+
+
+@login_required
+@require_POST
+def bot_status_view(request: HttpRequest, pk: int) -> HttpResponse:
+    bot = selectors.bot_get(user=request.user, pk=pk)
+    status = BotStatus.PAUSED if bot.status == BotStatus.ENABLED else BotStatus.ENABLED
+    try:
+        services.bot_set_status(user=request.user, bot=bot, status=status, request=request)
+    except DomainError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, f"Bot {bot.name} is {bot.get_status_display().lower()}.")
+    return redirect("trading:bot_detail", pk=bot.pk)
+
+
+@login_required
+@require_POST
+def bot_delete_view(request: HttpRequest, pk: int) -> HttpResponse:
+    bot = selectors.bot_get(user=request.user, pk=pk)
+    services.bot_delete(user=request.user, bot=bot, request=request)
+    messages.success(request, f"Bot {bot.name} deleted.")
+    return redirect("trading:bots")
+
+
+@login_required
+def blocked_list_view(request: HttpRequest) -> HttpResponse:
+    page = Paginator(selectors.blocked_execution_list(user=request.user), 50).get_page(request.GET.get("page"))
+    return render(request, "trading/blocked.html", {"page": page})
+
+
+@login_required
+def markets_view(request: HttpRequest) -> HttpResponse:
+    from marketdata.selectors import instrument_list, quote_latest_map
+
+    instruments = list(instrument_list())
+    quotes = quote_latest_map(symbols=[i.symbol for i in instruments])
+    regimes = selectors.regime_latest_map()
+    rows = [(i, quotes.get(i.symbol), regimes.get(i.symbol)) for i in instruments]
+    return render(request, "trading/markets.html", {"rows": rows})
