@@ -40,3 +40,79 @@ class AuditLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action} {self.target_type}:{self.target_id}"
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+
+
+class Notification(TenantModel):
+    """Something Nexus told a user; the notification centre lists these. See core/notifications.py."""
+
+    kind = models.CharField(max_length=64, help_text="Dotted kind, e.g. alert.price or order.filled.")
+    message = models.TextField()
+    link = models.CharField(max_length=500, blank=True)
+    dedup_key = models.CharField(  # noqa: DJ001 - NULL is "no key", which the partial unique index skips
+        max_length=200, null=True, blank=True, help_text="The same key for the same user is notified once."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["user", "-created_at"]), models.Index(fields=["user", "read_at"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "dedup_key"],
+                condition=models.Q(dedup_key__isnull=False),
+                name="core_notification_once_per_dedup_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.message[:60]}"
+
+
+class NotificationDelivery(TenantModel):
+    """One notification on one channel. At most one row per (notification, channel), sent at most once."""
+
+    notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="deliveries")
+    channel = models.CharField(max_length=32)
+    status = models.CharField(max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "notification deliveries"
+        indexes = [models.Index(fields=["status", "updated_at"])]
+        constraints = [
+            models.UniqueConstraint(fields=["notification", "channel"], name="core_delivery_once_per_channel")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} {self.status} (notification {self.notification_id})"
+
+
+class NotificationPreference(TenantModel):
+    """A user's choice for one kind on one channel; without a row the channel's default applies."""
+
+    kind = models.CharField(max_length=64)
+    channel = models.CharField(max_length=32)
+    enabled = models.BooleanField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "kind", "channel"], name="core_preference_once_per_kind_channel"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} by {self.channel}: {'on' if self.enabled else 'off'}"

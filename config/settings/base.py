@@ -208,6 +208,8 @@ SOCIALACCOUNT_EMAIL_AUTHENTICATION = True
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Nexus <no-reply@nexus.local>")
 ANYMAIL = {"RESEND_API_KEY": env("RESEND_API_KEY", default="")}
+# Links in emails (notifications) point here.
+SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000")
 
 # --- API ----------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

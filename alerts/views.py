@@ -1,0 +1,178 @@
+"""Alert pages (/alerts/) and the notification centre (/notifications/). Thin: services do the work."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from alerts.forms import AlertForm
+from alerts.selectors import alert_firing_list, alert_get, alert_list
+from alerts.services import alert_create, alert_delete, alert_pause, alert_resume, alert_update
+from core.errors import DomainError
+from core.notifications import (
+    channel_list,
+    kind_list,
+    notification_list,
+    notification_mark_read,
+    notification_preference_set,
+    notification_preferences,
+    notification_unread_count,
+)
+from marketdata.selectors import canonical_symbol, instrument_list
+
+FIRINGS_SHOWN = 50
+NOTIFICATIONS_SHOWN = 100
+
+
+def _prefill(request: HttpRequest) -> dict:
+    """`/alerts/?symbol=BTC-USDT&kind=price_below&threshold=23000`: what the market page and positions link to."""
+    initial = {}
+    if symbol := request.GET.get("symbol"):
+        initial["symbol"] = canonical_symbol(symbol)
+    if (kind := request.GET.get("kind")) in dict(AlertForm.base_fields["kind"].choices):
+        initial["kind"] = kind
+    if threshold := request.GET.get("threshold"):
+        initial["threshold"] = threshold
+    return initial
+
+
+def _alert(request: HttpRequest, alert_id: int):
+    try:
+        return alert_get(user=request.user, alert_id=alert_id)
+    except DomainError:
+        raise Http404("No such alert") from None
+
+
+@login_required
+def alert_list_view(request: HttpRequest) -> HttpResponse:
+    form = AlertForm(request.POST or None, initial=_prefill(request))
+    if request.method == "POST" and form.is_valid():
+        try:
+            alert = alert_create(user=request.user, **form.service_kwargs())
+        except DomainError as exc:
+            form.add_domain_error(exc)
+        else:
+            messages.success(request, f"Alert created: {alert}.")
+            return redirect("alert_list")
+    status = 422 if request.method == "POST" else 200
+    return render(
+        request,
+        "alerts/alert_list.html",
+        {
+            "form": form,
+            "alerts": alert_list(user=request.user),
+            "firings": alert_firing_list(user=request.user)[:FIRINGS_SHOWN],
+            "instruments": instrument_list(),
+        },
+        status=status,
+    )
+
+
+@login_required
+def alert_detail_view(request: HttpRequest, alert_id: int) -> HttpResponse:
+    alert = _alert(request, alert_id)
+    form = AlertForm.for_alert(alert, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            alert_update(user=request.user, alert=alert, **form.service_kwargs())
+        except DomainError as exc:
+            form.add_domain_error(exc)
+        else:
+            messages.success(request, "Alert saved and armed.")
+            return redirect("alert_detail", alert_id=alert.pk)
+    return render(
+        request,
+        "alerts/alert_detail.html",
+        {
+            "alert": alert,
+            "form": form,
+            "firings": alert_firing_list(user=request.user, alert=alert)[:FIRINGS_SHOWN],
+            "instruments": instrument_list(),
+        },
+        status=422 if request.method == "POST" else 200,
+    )
+
+
+def _row_or_redirect(request: HttpRequest, alert) -> HttpResponse:
+    if request.htmx:
+        return render(request, "alerts/partials/alert_row.html", {"alert": alert})
+    return redirect("alert_list")
+
+
+@login_required
+@require_POST
+def alert_pause_view(request: HttpRequest, alert_id: int) -> HttpResponse:
+    alert = alert_pause(user=request.user, alert=_alert(request, alert_id))
+    return _row_or_redirect(request, alert)
+
+
+@login_required
+@require_POST
+def alert_resume_view(request: HttpRequest, alert_id: int) -> HttpResponse:
+    alert = _alert(request, alert_id)
+    try:
+        alert = alert_resume(user=request.user, alert=alert)
+    except DomainError as exc:
+        if request.htmx:
+            return render(request, "alerts/partials/alert_row.html", {"alert": alert, "error": str(exc)})
+        messages.error(request, str(exc))
+    return _row_or_redirect(request, alert)
+
+
+@login_required
+@require_POST
+def alert_delete_view(request: HttpRequest, alert_id: int) -> HttpResponse:
+    alert_delete(user=request.user, alert=_alert(request, alert_id))
+    if request.htmx:
+        return HttpResponse("")
+    messages.success(request, "Alert deleted.")
+    return redirect("alert_list")
+
+
+# --- Notification centre --------------------------------------------------------------------------------
+
+
+@login_required
+def notification_list_view(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "alerts/notification_list.html",
+        {
+            "notifications": notification_list(user=request.user)[:NOTIFICATIONS_SHOWN],
+            "unread": notification_unread_count(user=request.user),
+        },
+    )
+
+
+@login_required
+@require_POST
+def notification_read_view(request: HttpRequest, notification_id: int | None = None) -> HttpResponse:
+    notification_mark_read(user=request.user, notification_id=notification_id)
+    return redirect("notification_list")
+
+
+@login_required
+def notification_preferences_view(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        chosen = set(request.POST.getlist("on"))
+        for row in notification_preferences(user=request.user):
+            for channel, enabled in row.channels:
+                wanted = f"{row.kind.name}:{channel.name}" in chosen
+                if wanted != enabled:
+                    notification_preference_set(
+                        user=request.user, kind=row.kind.name, channel=channel.name, enabled=wanted
+                    )
+        messages.success(request, "Notification settings saved.")
+        return redirect("notification_preferences")
+    return render(
+        request,
+        "alerts/notification_preferences.html",
+        {
+            "rows": notification_preferences(user=request.user),
+            "channels": [c for c in channel_list() if c.available(request.user)],
+            "kinds": kind_list(),
+        },
+    )

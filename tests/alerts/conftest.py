@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from alerts.changes import _client, stream_key
+from marketdata.models import Instrument
+from marketdata.types import TickEvent
+
+
+@pytest.fixture(autouse=True)
+def _empty_change_stream():
+    _client().delete(stream_key())
+    yield
+
+
+@pytest.fixture
+def btc(db):
+    return Instrument.objects.get_or_create(
+        symbol="BTC/USDT", defaults={"base": "BTC", "quote": "USDT", "price_precision": 2}
+    )[0]
+
+
+@pytest.fixture
+def eth(db):
+    return Instrument.objects.get_or_create(
+        symbol="ETH/USDT", defaults={"base": "ETH", "quote": "USDT", "price_precision": 2}
+    )[0]
+
+
+class Ticker:
+    """Ticks of one symbol with increasing market times, each remembering the previous price."""
+
+    def __init__(self, symbol: str, start: Decimal | str) -> None:
+        self.symbol = symbol
+        self.price = Decimal(start)
+        self.at = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+
+    def to(self, price, *, after: timedelta = timedelta(seconds=1)) -> TickEvent:
+        previous, self.price = self.price, Decimal(price)
+        self.at += after
+        return TickEvent(symbol=self.symbol, price=self.price, previous_price=previous, at=self.at)
+
+
+@pytest.fixture
+def btc_ticker(btc):
+    return Ticker("BTC/USDT", "100")
