@@ -1,5 +1,6 @@
 """Every app's WebSocket routes, in one list."""
 
 from core.routing import websocket_urlpatterns as core_routes
+from marketdata.routing import websocket_urlpatterns as marketdata_routes
 
-websocket_urlpatterns = [*core_routes]
+websocket_urlpatterns = [*core_routes, *marketdata_routes]

@@ -118,3 +118,72 @@ def candle_list(*, symbol: str, timeframe: str = "1m", limit: int = 500) -> list
         CandleBar(open_time=r[0], open=r[1], high=r[2], low=r[3], close=r[4], volume=r[5])
         for r in reversed(rows)
     ]
+
+
+def latest_candles(*, instruments: Iterable[Instrument]) -> dict[int, CandleBar]:
+    """The newest one-minute candle per instrument (the live one while the feed runs)."""
+    ids = [i.pk for i in instruments]
+    rows = (
+        Candle.objects.filter(instrument_id__in=ids)
+        .order_by("instrument_id", "-open_time")
+        .distinct("instrument_id")
+    )
+    return {c.instrument_id: CandleBar(c.open_time, c.open, c.high, c.low, c.close, c.volume) for c in rows}
+
+
+def recent_closes(*, instruments: Iterable[Instrument], points: int = 60) -> dict[int, list[Decimal]]:
+    """The last `points` one-minute closes per instrument, oldest first (sparklines)."""
+    ids = [i.pk for i in instruments]
+    if not ids:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT i.id, c.open_time, c.close
+              FROM unnest(%s::bigint[]) AS i(id),
+                   LATERAL (SELECT open_time, close FROM marketdata_candle
+                             WHERE instrument_id = i.id ORDER BY open_time DESC LIMIT %s) c
+             ORDER BY i.id, c.open_time
+            """,
+            [ids, points],
+        )
+        closes: dict[int, list[Decimal]] = {}
+        for instrument_id, _, close in cursor.fetchall():
+            closes.setdefault(instrument_id, []).append(close)
+    return closes
+
+
+def live_payloads(*, instruments: Iterable[Instrument]) -> list[dict]:
+    """The stored state of each instrument with a quote, in the shape the feed publishes (render.py)."""
+    from marketdata.render import tick_payload
+
+    instruments = list(instruments)
+    quotes = {q.instrument_id: q for q in Quote.objects.filter(instrument__in=instruments)}
+    candles = latest_candles(instruments=instruments)
+    now = timezone.now()
+    payloads = []
+    for instrument in instruments:
+        quote = quotes.get(instrument.pk)
+        if quote is None:
+            continue
+        payloads.append(
+            tick_payload(
+                symbol=instrument.symbol,
+                seq=int(quote.updated_at.timestamp() * 1_000_000),
+                price=quote.price,
+                previous_price=None,
+                bid=quote.bid,
+                ask=quote.ask,
+                open_24h=quote.open_24h,
+                high_24h=quote.high_24h,
+                low_24h=quote.low_24h,
+                volume_24h=quote.volume_24h,
+                at=quote.at,
+                updated_at=quote.updated_at,
+                stale=now - quote.updated_at > timedelta(seconds=instrument.stale_after_seconds),
+                stale_after=instrument.stale_after_seconds,
+                precision=instrument.price_precision,
+                candle=candles.get(instrument.pk),
+            )
+        )
+    return payloads

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from django.db import transaction
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
 
-from marketdata.models import Instrument
+from django.db import connection, transaction
+
+from marketdata.models import Candle, Instrument, Quote, Tick
 from marketdata.registry import DEFAULT_INSTRUMENTS
+from marketdata.types import CandleBar
 
 
 @transaction.atomic
@@ -19,3 +25,90 @@ def instruments_seed() -> list[Instrument]:
         )
         instruments.append(instrument)
     return instruments
+
+
+def _dedupe_latest(rows: Iterable[tuple[int, CandleBar]]) -> list[tuple[int, CandleBar]]:
+    """One row per (instrument, minute), the last one given winning: one INSERT .. ON CONFLICT per key."""
+    return list(
+        {(instrument_id, bar.open_time): (instrument_id, bar) for instrument_id, bar in rows}.values()
+    )
+
+
+def candles_store(*, rows: Iterable[tuple[int, CandleBar]]) -> int:
+    """Insert or overwrite one-minute candles; (instrument, open_time) is unique, so never a duplicate."""
+    candles = [
+        Candle(
+            instrument_id=instrument_id,
+            open_time=bar.open_time,
+            open=bar.open,
+            high=bar.high,
+            low=bar.low,
+            close=bar.close,
+            volume=bar.volume,
+        )
+        for instrument_id, bar in _dedupe_latest(rows)
+    ]
+    Candle.objects.bulk_create(
+        candles,
+        batch_size=2000,
+        update_conflicts=True,
+        unique_fields=["instrument", "open_time"],
+        update_fields=["open", "high", "low", "close", "volume"],
+    )
+    return len(candles)
+
+
+def ticks_store(*, rows: Iterable[tuple[int, Decimal, Decimal, datetime]]) -> None:
+    Tick.objects.bulk_create(
+        [Tick(instrument_id=i, price=price, volume=volume, at=at) for i, price, volume, at in rows],
+        batch_size=2000,
+    )
+
+
+def quotes_store(*, quotes: Iterable[Quote]) -> None:
+    Quote.objects.bulk_create(
+        list(quotes),
+        update_conflicts=True,
+        unique_fields=["instrument"],
+        update_fields=[
+            "price",
+            "bid",
+            "ask",
+            "open_24h",
+            "high_24h",
+            "low_24h",
+            "volume_24h",
+            "source",
+            "at",
+            "updated_at",
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class WindowStats:
+    open: Decimal | None
+    high: Decimal | None
+    low: Decimal | None
+    volume: Decimal
+
+
+def window_stats(*, instrument_id: int, start: datetime, end: datetime) -> WindowStats:
+    """Open, high, low and volume of the closed minutes in [start, end)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT (array_agg(open ORDER BY open_time))[1], max(high), min(low), coalesce(sum(volume), 0)
+              FROM marketdata_candle
+             WHERE instrument_id = %s AND open_time >= %s AND open_time < %s
+            """,
+            [instrument_id, start, end],
+        )
+        opening, high, low, volume = cursor.fetchone()
+    return WindowStats(open=opening, high=high, low=low, volume=volume)
+
+
+def ticks_trim(*, older_than: datetime) -> int:
+    """Delete ticks before `older_than` (the retention task); returns how many went."""
+    deleted, _ = Tick.objects.filter(at__lt=older_than).delete()
+    return deleted

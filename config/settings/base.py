@@ -330,3 +330,16 @@ TRADING_FANOUT_CHUNK_SIZE = env.int("TRADING_FANOUT_CHUNK_SIZE", default=250)
 TRADING_BREAKER_THRESHOLD = env.int("TRADING_BREAKER_THRESHOLD", default=3)
 TRADING_BREAKER_WINDOW_SECONDS = env.int("TRADING_BREAKER_WINDOW_SECONDS", default=60)
 TRADING_BREAKER_COOLDOWN_SECONDS = env.int("TRADING_BREAKER_COOLDOWN_SECONDS", default=60)
+
+# --- Market data (docs/market-data.md) -------------------------------------------------------------------
+MARKET_FEED_SOURCE = env("MARKET_FEED_SOURCE", default="replay")  # replay | simulated | ccxt
+MARKET_REPLAY_DIR = Path(env("MARKET_REPLAY_DIR", default=str(SHARED_DATA_DIR / "market")))
+MARKET_REPLAY_SPEED = env.float("MARKET_REPLAY_SPEED", default=1.0)
+MARKET_TICKS_PER_MINUTE = env.int("MARKET_TICKS_PER_MINUTE", default=60)
+MARKET_BACKFILL_MINUTES = env.int("MARKET_BACKFILL_MINUTES", default=7 * 24 * 60)
+MARKET_COALESCE_MS = env.int("MARKET_COALESCE_MS", default=250)
+MARKET_EXCHANGE = env("MARKET_EXCHANGE", default="binance")
+MARKET_CCXT_CONFIG = env.json("MARKET_CCXT_CONFIG", default={})
+MARKET_METRICS_PORT = env.int("MARKET_METRICS_PORT", default=9108)
+MARKET_TICK_RETENTION_HOURS = env.int("MARKET_TICK_RETENTION_HOURS", default=24)
+CELERY_BEAT_SCHEDULE["marketdata-trim-ticks"] = {"task": "marketdata.trim_ticks", "schedule": 600.0}

@@ -1,8 +1,71 @@
 import pytest
+from channels.layers import channel_layers, get_channel_layer
 
+from marketdata.hub import hub
 from marketdata.services import instruments_seed
 
 
 @pytest.fixture
 def instruments(db):
     return {i.symbol: i for i in instruments_seed()}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_market_state():
+    """The hub is per process and the channel layer is shared Redis: each test starts from nothing."""
+    hub.latest.clear()
+    hub.subscribers.clear()
+    hub._pending.clear()
+    hub._task = None
+    # A layer per test: each test runs its own event loop (async_to_sync) and Redis pools are per loop.
+    channel_layers.backends.clear()
+    yield
+    hub.latest.clear()
+    hub.subscribers.clear()
+    hub._pending.clear()
+    hub._task = None
+
+
+class Listener:
+    """A channel in a group, to see exactly what the feed sends on the channel layer."""
+
+    def __init__(self, layer, channel: str) -> None:
+        self.layer = layer
+        self.channel = channel
+
+    @classmethod
+    async def join(cls, *groups: str) -> "Listener":
+        layer = get_channel_layer()
+        channel = await layer.new_channel()
+        for group in groups:
+            await layer.group_add(group, channel)
+        return cls(layer, channel)
+
+    async def drain(self, timeout: float = 0.3) -> list[dict]:
+        import asyncio
+
+        messages = []
+        while True:
+            try:
+                messages.append(await asyncio.wait_for(self.layer.receive(self.channel), timeout))
+            except TimeoutError:
+                return messages
+
+
+@pytest.fixture
+def received_signals():
+    from marketdata.signals import candle_closed, ticks_published
+
+    seen = {"ticks": [], "candles": []}
+
+    def on_ticks(sender, ticks, **kwargs):
+        seen["ticks"].append(ticks)
+
+    def on_candle(sender, symbol, candle, **kwargs):
+        seen["candles"].append((symbol, candle))
+
+    ticks_published.connect(on_ticks, dispatch_uid="test.on_ticks")
+    candle_closed.connect(on_candle, dispatch_uid="test.on_candle")
+    yield seen
+    ticks_published.disconnect(dispatch_uid="test.on_ticks")
+    candle_closed.disconnect(dispatch_uid="test.on_candle")

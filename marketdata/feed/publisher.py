@@ -1,0 +1,306 @@
+"""The heart of the feed: every tick goes into the candles; each symbol is published at most once per
+coalescing interval (the first tick at once, later ones at the end of the interval), and a publish is:
+store (one transaction), one channel-layer message per symbol to `market.<slug>` and `market.all`,
+then the `candle_closed` and `ticks_published` signals for the other apps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import structlog
+from asgiref.sync import sync_to_async
+from django.db import close_old_connections, connection, transaction
+
+from marketdata import metrics, services
+from marketdata.feed.candles import CandleBuilder
+from marketdata.feed.sources.base import RawTick
+from marketdata.feed.staleness import StalenessTracker
+from marketdata.models import Instrument, Quote
+from marketdata.render import ALL_GROUP, channel_message, group_name, tick_payload, with_stale
+from marketdata.signals import candle_closed, ticks_published
+from marketdata.types import CandleBar, TickEvent
+
+logger = structlog.get_logger(__name__)
+DAY = timedelta(hours=24)
+
+
+@dataclass
+class SymbolState:
+    instrument_id: int
+    symbol: str
+    slug: str
+    precision: int
+    stale_after: int
+    price: Decimal | None = None
+    published_price: Decimal | None = None
+    bid: Decimal | None = None
+    ask: Decimal | None = None
+    at: datetime | None = None
+    received_at: float = 0.0
+    dirty: bool = False
+    last_published: float = float("-inf")
+    pending_ticks: list[RawTick] = field(default_factory=list)
+    stats: services.WindowStats | None = None
+    stats_until: datetime | None = None
+    stats_due: bool = True
+    last_closed: datetime | None = None
+    last_data: dict | None = None
+
+
+class Publisher:
+    def __init__(
+        self,
+        *,
+        instruments: Sequence[Instrument],
+        source_name: str,
+        channel_layer,
+        coalesce_seconds: float = 0.25,
+        now=time.monotonic,
+    ) -> None:
+        self.states = {
+            i.symbol: SymbolState(
+                instrument_id=i.pk,
+                symbol=i.symbol,
+                slug=i.slug,
+                precision=i.price_precision,
+                stale_after=i.stale_after_seconds,
+            )
+            for i in instruments
+        }
+        self.source_name = source_name
+        self.channel_layer = channel_layer
+        self.coalesce_seconds = coalesce_seconds
+        self.now = now
+        self.builder = CandleBuilder()
+        self.staleness = StalenessTracker(
+            thresholds={s: i.stale_after for s, i in self.states.items()}, now=now()
+        )
+        self.closed: list[tuple[str, CandleBar]] = []
+        self.history: list[tuple[str, CandleBar]] = []
+        self._wake = asyncio.Event()
+        self._seq = 0
+
+    # --- input, called on the event loop by the sources --------------------------------------------
+    def accept_tick(self, tick: RawTick) -> None:
+        state = self.states.get(tick.symbol)
+        if state is None:
+            return
+        closed = self.builder.add(tick.symbol, price=tick.price, volume=tick.volume, at=tick.at)
+        if closed is None and self.builder.current[tick.symbol].open_time > tick.at:
+            return  # a late trade for a minute already closed: dropped with the candle it belonged to
+        if closed is not None:
+            self.closed.append((tick.symbol, closed))
+        state.price, state.at, state.received_at = tick.price, tick.at, time.time()
+        if tick.bid is not None:
+            state.bid, state.ask = tick.bid, tick.ask
+        state.pending_ticks.append(tick)
+        state.dirty = True
+        if self.staleness.touch(tick.symbol, self.now()):
+            metrics.SYMBOL_STALE.labels(tick.symbol).set(0)
+            logger.info("marketdata.recovered", symbol=tick.symbol)
+        metrics.TICKS_PROCESSED.labels(tick.symbol).inc()
+        self._wake.set()
+
+    def accept_candles(
+        self, symbol: str, bars: Sequence[CandleBar], *, current: CandleBar | None = None
+    ) -> None:
+        """Authoritative candles (history, a gap fill), stored as given; `current` continues the live minute."""
+        state = self.states.get(symbol)
+        if state is None:
+            return
+        self.history.extend((symbol, bar) for bar in bars)
+        if current is not None:
+            self.builder.seed(symbol, current)
+        state.stats_due = True
+        self._wake.set()
+
+    # --- the publishing loop ------------------------------------------------------------------------
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self.publish_due()
+
+    async def publish_due(self) -> None:
+        """Publish every symbol whose interval has passed; wait for the rest, then publish them too."""
+        while True:
+            now = self.now()
+            due = [
+                s for s in self.states.values() if s.dirty and now - s.last_published >= self.coalesce_seconds
+            ]
+            if due or self.history or self.closed:
+                await self.publish(due)
+                continue
+            waiting = [
+                s.last_published + self.coalesce_seconds - now for s in self.states.values() if s.dirty
+            ]
+            if not waiting:
+                return
+            await asyncio.sleep(max(0.0, min(waiting)))
+
+    async def publish(self, due: Sequence[SymbolState]) -> None:
+        now = self.now()
+        batch = []
+        for state in due:
+            state.dirty = False
+            state.last_published = now
+            batch.append((state, state.price, state.published_price, state.pending_ticks))
+            state.pending_ticks = []
+        closed, self.closed = self.closed, []
+        history, self.history = self.history, []
+        closed = sorted(closed + self._filled_while_live(history), key=lambda item: item[1].open_time)
+        messages, events = await sync_to_async(self._store_and_render)(batch, closed, history)
+        await self._broadcast(messages)
+        for state, price, _, _ in batch:
+            state.published_price = price
+        await sync_to_async(self._send_signals)(closed, events)
+
+    def _filled_while_live(self, history: list[tuple[str, CandleBar]]) -> list[tuple[str, CandleBar]]:
+        """Minutes a gap fill restored after the feed had been live: they closed while we were away, so
+        they are announced (in order), unlike the history loaded at start."""
+        filled = []
+        for symbol, bar in sorted(history, key=lambda item: item[1].open_time):
+            state, live = self.states[symbol], self.builder.live(symbol)
+            if state.last_closed is None or bar.open_time <= state.last_closed:
+                continue
+            if live is not None and bar.open_time >= live.open_time:
+                continue
+            filled.append((symbol, bar))
+            state.last_closed = bar.open_time
+        return filled
+
+    def _store_and_render(self, batch, closed, history) -> tuple[list[dict], list[TickEvent]]:
+        if not connection.in_atomic_block:  # a long-lived process: drop a connection the server closed
+            close_old_connections()
+        wall = datetime.now(tz=UTC)
+        with transaction.atomic():
+            if history:
+                services.candles_store(rows=[(self.states[s].instrument_id, bar) for s, bar in history])
+            live = [(st.instrument_id, self.builder.live(st.symbol)) for st, *_ in batch]
+            services.candles_store(
+                rows=[(self.states[s].instrument_id, bar) for s, bar in closed] + [r for r in live if r[1]]
+            )
+            for symbol, bar in closed:
+                state = self.states[symbol]
+                state.stats_due = True
+                state.last_closed = max(bar.open_time, state.last_closed or bar.open_time)
+            services.ticks_store(
+                rows=[(st.instrument_id, t.price, t.volume, t.at) for st, _, _, ticks in batch for t in ticks]
+            )
+            quotes, messages, events = [], [], []
+            for state, price, previous, _ in batch:
+                candle = self.builder.live(state.symbol)
+                stats = self._stats(state, candle)
+                quotes.append(
+                    Quote(
+                        instrument_id=state.instrument_id,
+                        price=price,
+                        bid=state.bid,
+                        ask=state.ask,
+                        open_24h=stats["open"],
+                        high_24h=stats["high"],
+                        low_24h=stats["low"],
+                        volume_24h=stats["volume"],
+                        source=self.source_name,
+                        at=state.at,
+                        updated_at=wall,
+                    )
+                )
+                self._seq = max(self._seq + 1, time.time_ns() // 1000)
+                data = tick_payload(
+                    symbol=state.symbol,
+                    seq=self._seq,
+                    price=price,
+                    previous_price=previous,
+                    bid=state.bid,
+                    ask=state.ask,
+                    open_24h=stats["open"],
+                    high_24h=stats["high"],
+                    low_24h=stats["low"],
+                    volume_24h=stats["volume"],
+                    at=state.at,
+                    updated_at=wall,
+                    stale=False,
+                    stale_after=state.stale_after,
+                    precision=state.precision,
+                    candle=candle,
+                    received_at=state.received_at,
+                )
+                state.last_data = data
+                messages.append(channel_message(data))
+                events.append(
+                    TickEvent(symbol=state.symbol, price=price, previous_price=previous, at=state.at)
+                )
+            services.quotes_store(quotes=quotes)
+        return messages, events
+
+    def _stats(self, state: SymbolState, candle: CandleBar | None) -> dict:
+        """24-hour open/high/low/volume: closed minutes from the database, refreshed once a minute, plus
+        the live candle."""
+        minute = candle.open_time if candle else state.at.replace(second=0, microsecond=0)
+        if state.stats_due or state.stats_until != minute:
+            state.stats = services.window_stats(
+                instrument_id=state.instrument_id, start=minute - DAY, end=minute
+            )
+            state.stats_until, state.stats_due = minute, False
+        stats = state.stats
+        if candle is None:
+            return {"open": stats.open, "high": stats.high, "low": stats.low, "volume": stats.volume}
+        return {
+            "open": stats.open if stats.open is not None else candle.open,
+            "high": max(v for v in (stats.high, candle.high) if v is not None),
+            "low": min(v for v in (stats.low, candle.low) if v is not None),
+            "volume": stats.volume + candle.volume,
+        }
+
+    async def _broadcast(self, messages: list[dict]) -> None:
+        for message in messages:
+            await self.channel_layer.group_send(group_name(message["slug"]), message)
+            await self.channel_layer.group_send(ALL_GROUP, message)
+            received = message["data"]["received_at"]
+            if received:
+                metrics.BROADCAST_LAG.observe(max(0.0, time.time() - received))
+            metrics.PUBLISHES.labels(message["symbol"]).inc()
+
+    def _send_signals(self, closed: list[tuple[str, CandleBar]], events: list[TickEvent]) -> None:
+        for symbol, bar in closed:
+            metrics.CANDLES_CLOSED.labels(symbol).inc()
+            self._robust(candle_closed, symbol=symbol, candle=bar)
+        if events:
+            self._robust(ticks_published, ticks=events)
+
+    def _robust(self, signal, **kwargs) -> None:
+        name = "candle_closed" if signal is candle_closed else "ticks_published"
+        for receiver, result in signal.send_robust(sender=Publisher, **kwargs):
+            if isinstance(result, Exception):
+                metrics.SIGNAL_ERRORS.labels(name).inc()
+                logger.error(
+                    "marketdata.signal_receiver_failed",
+                    signal=name,
+                    receiver=repr(receiver),
+                    error=repr(result),
+                    exc_info=result,
+                )
+
+    # --- staleness ----------------------------------------------------------------------------------
+    async def mark_stale(self) -> list[str]:
+        """Tell every page about symbols that have gone silent (the feed's watchdog calls this)."""
+        newly = self.staleness.check(self.now())
+        for symbol in newly:
+            metrics.SYMBOL_STALE.labels(symbol).set(1)
+            logger.warning("marketdata.stale", symbol=symbol, silent_for=self.states[symbol].stale_after)
+            data = self.states[symbol].last_data
+            if data is not None:
+                self._seq = max(self._seq + 1, time.time_ns() // 1000)
+                message = await sync_to_async(channel_message)(
+                    {**with_stale(data, stale=True), "seq": self._seq, "received_at": None}
+                )
+                await self.channel_layer.group_send(group_name(message["slug"]), message)
+                await self.channel_layer.group_send(ALL_GROUP, message)
+        return newly
