@@ -27,22 +27,32 @@ from core.rls import tenant
 from marketdata.selectors import instrument_list, quote_latest_map
 from portfolios.choices import Period
 from portfolios.models import Portfolio
-from portfolios.selectors import portfolio_history, portfolio_holders, portfolio_valuation
+from portfolios.selectors import portfolio_history, portfolio_holders, portfolio_valuation, transaction_list
 
 logger = structlog.get_logger(__name__)
+RECENT_TRANSACTIONS = 8
 
 
 def live_context(*, portfolio: Portfolio, quotes=None, periods=(Period.DAY,)) -> dict:
     """What the live parts of the dashboard show: valuation, day change, equity-curve live point."""
     valuation = portfolio_valuation(portfolio=portfolio, quotes=quotes)
     history = portfolio_history(portfolio=portfolio, valuation=valuation, periods=periods)
-    return {"portfolio": portfolio, "valuation": valuation, "history": history, "day": history.day}
+    return {
+        "portfolio": portfolio,
+        "valuation": valuation,
+        "history": history,
+        "day": history.day,
+        "live_point": history.equity_curve()[-1],
+    }
 
 
-def portfolio_fragment(*, portfolio: Portfolio, quotes=None) -> str:
-    return render_to_string(
-        "portfolios/partials/live_update.html", live_context(portfolio=portfolio, quotes=quotes)
-    )
+def portfolio_fragment(*, portfolio: Portfolio, quotes=None, include_recent: bool = False) -> str:
+    context = live_context(portfolio=portfolio, quotes=quotes)
+    if include_recent:
+        context.update(
+            {"include_recent": True, "recent": transaction_list(portfolio=portfolio)[:RECENT_TRANSACTIONS]}
+        )
+    return render_to_string("portfolios/partials/live_update.html", context)
 
 
 def _send_all(messages: list[tuple[str, str]]) -> None:
@@ -61,7 +71,7 @@ def portfolio_push(*, portfolio_id: int, user_id: int) -> None:
         portfolio = Portfolio.objects.filter(pk=portfolio_id, user_id=user_id).first()
         if portfolio is None:
             return
-        html = portfolio_fragment(portfolio=portfolio)
+        html = portfolio_fragment(portfolio=portfolio, include_recent=True)
     _send_all([(user_group(user_id), html)])
 
 

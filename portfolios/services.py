@@ -79,7 +79,7 @@ def portfolio_create(
     audit_record(
         action="portfolio.created",
         user=user,
-        actor=_actor(user, request),
+        actor=request_actor(user, request),
         target=portfolio,
         after={"name": name, "base_currency": base_currency, "kind": kind, "allow_short": allow_short},
         request=request,
@@ -89,12 +89,12 @@ def portfolio_create(
 
 @transaction.atomic
 def portfolio_delete(*, user, portfolio: Portfolio, request: HttpRequest | None = None) -> None:
-    _check_owner(user, portfolio)
+    ensure_owner(user, portfolio)
     before = {"name": portfolio.name, "transactions": portfolio.transactions.count()}
     audit_record(
         action="portfolio.deleted",
         user=user,
-        actor=_actor(user, request),
+        actor=request_actor(user, request),
         target=portfolio,
         before=before,
         request=request,
@@ -207,8 +207,8 @@ def transaction_record(
     transaction and changes nothing. Raises DomainError (with the field) for anything the user can fix,
     including a sell of more than is held in a portfolio without shorting.
     """
-    _check_owner(user, portfolio)
-    portfolio = _lock(portfolio)
+    ensure_owner(user, portfolio)
+    portfolio = portfolio_lock(portfolio)
     if external_id:
         existing = Transaction.objects.filter(
             portfolio=portfolio, external_id=str(external_id).strip()
@@ -233,13 +233,13 @@ def transaction_record(
     audit_record(
         action="portfolio.transaction_recorded",
         user=user,
-        actor=_actor(user, request),
-        actor_label="" if _actor(user, request) else f"{source} for {user.email}",
+        actor=request_actor(user, request),
+        actor_label="" if request_actor(user, request) else f"{source} for {user.email}",
         target=txn,
         after=transaction_summary(txn),
         request=request,
     )
-    _push_after_commit(portfolio)
+    push_after_commit(portfolio)
     return txn
 
 
@@ -265,8 +265,8 @@ def transactions_apply_many(
 def transaction_delete(*, user, txn: Transaction, request: HttpRequest | None = None) -> None:
     """Remove a transaction and replay the portfolio's history without it (refused if that oversells)."""
     portfolio = txn.portfolio
-    _check_owner(user, portfolio)
-    portfolio = _lock(portfolio)
+    ensure_owner(user, portfolio)
+    portfolio = portfolio_lock(portfolio)
     before = transaction_summary(txn)
     txn.delete()
     try:
@@ -276,18 +276,18 @@ def transaction_delete(*, user, txn: Transaction, request: HttpRequest | None = 
     audit_record(
         action="portfolio.transaction_deleted",
         user=user,
-        actor=_actor(user, request),
+        actor=request_actor(user, request),
         target=portfolio,
         before=before,
         request=request,
     )
-    _push_after_commit(portfolio)
+    push_after_commit(portfolio)
 
 
 @transaction.atomic
 def portfolio_rebuild(*, portfolio: Portfolio) -> None:
     """Replay every transaction from the start (after a fix to the accounting rules, say)."""
-    portfolio = _lock(portfolio)
+    portfolio = portfolio_lock(portfolio)
     _ledger_commit(portfolio=portfolio, new=[], rebuild=True)
 
 
@@ -615,22 +615,22 @@ def decimal_clean(value, *, field: str, positive: bool = False) -> Decimal:
     return number
 
 
-def _check_owner(user, portfolio: Portfolio) -> None:
+def ensure_owner(user, portfolio: Portfolio) -> None:
     if portfolio.user_id != user.pk:
         raise DomainError("That portfolio is not yours.")
 
 
-def _lock(portfolio: Portfolio) -> Portfolio:
+def portfolio_lock(portfolio: Portfolio) -> Portfolio:
     return Portfolio.objects.select_for_update().get(pk=portfolio.pk)
 
 
-def _actor(user, request: HttpRequest | None):
+def request_actor(user, request: HttpRequest | None):
     if request is not None and getattr(request, "user", None) is not None and request.user.is_authenticated:
         return request.user
     return None
 
 
-def _push_after_commit(portfolio: Portfolio) -> None:
+def push_after_commit(portfolio: Portfolio) -> None:
     from portfolios.live import portfolio_push
 
     portfolio_id, user_id = portfolio.pk, portfolio.user_id
