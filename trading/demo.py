@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.db import transaction
 from django.utils import timezone
 
+from core.errors import DomainError
 from trading import ledger, services
 from trading.choices import Timeframe, Venue
 from trading.models import Bot, ExchangeConnection
@@ -36,9 +38,15 @@ def trading_demo_seed(*, trader, stdout) -> None:
             executed_at=timezone.now(), external_id="demo:paper-deposit", note="Demo paper money",
         )
     for spec in DEMO_BOTS:
-        if not Bot.objects.filter(user=trader, name=spec["name"]).exists():
-            services.bot_create(
-                user=trader, portfolio=portfolio, connection=connection, symbol="BTC/USDT",
-                timeframe=Timeframe.M1, **spec,
-            )
-    stdout.write(f"Trading: paper connection, '{portfolio.name}' portfolio and {len(DEMO_BOTS)} bots for {trader.email}")
+        if Bot.objects.filter(user=trader, name=spec["name"]).exists():
+            continue
+        try:
+            with transaction.atomic():
+                services.bot_create(
+                    user=trader, portfolio=portfolio, connection=connection, symbol="BTC/USDT",
+                    timeframe=Timeframe.M1, **spec,
+                )
+        except DomainError as error:  # the demo trader's plan may allow fewer bots
+            stdout.write(f"Trading: bot {spec['name']!r} not created: {error}")
+    bots = Bot.objects.filter(user=trader).count()
+    stdout.write(f"Trading: paper connection, '{portfolio.name}' portfolio and {bots} bot(s) for {trader.email}")

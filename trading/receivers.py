@@ -43,3 +43,20 @@ def notification_kinds_register() -> None:
         return
     register_kind("trading.order_filled", label="Order filled", default_channels={"in_app"})
     register_kind("trading.execution_blocked", label="Bot did not trade", default_channels={"in_app"})
+
+
+def billing_counters_register() -> None:
+    """Tell billing how many bots and real exchange connections a user has (it runs them as the user)."""
+    try:
+        from billing.services import entitlement_counter_register
+    except ImportError:  # billing (issue 6) is not installed yet
+        return
+    from trading.models import Bot, ExchangeConnection
+
+    entitlement_counter_register(feature="bots", counter=lambda user: Bot.objects.filter(user_id=user.pk).count())
+    entitlement_counter_register(
+        feature="exchange_connections",
+        counter=lambda user: ExchangeConnection.objects.filter(user_id=user.pk, status="active")
+        .exclude(venue="paper")
+        .count(),
+    )

@@ -84,7 +84,8 @@ class IllegalOrderTransition(DomainError):
 def trading_entitlement_check(*, user, feature: str, increment: int = 1) -> None:
     """Raise PlanLimitExceeded (a DomainError) when `user`'s plan does not allow one more `feature`.
 
-    Features: "trading.exchange_connections", "trading.bots". Billing counts and answers.
+    Features: "exchange_connections" (real venues; the paper exchange is free) and "bots". Billing answers,
+    using the counters registered in TradingConfig.ready() (receivers.billing_counters_register).
     """
     try:
         from billing.services import entitlement_check
@@ -122,7 +123,8 @@ def connection_create(
         raise DomainError("Choose a supported venue.", field="venue")
     if ExchangeConnection.objects.filter(user=user, label=label).exists():
         raise DomainError("You already have a connection with that name.", field="label")
-    trading_entitlement_check(user=user, feature="trading.exchange_connections")
+    if venue != Venue.PAPER:
+        trading_entitlement_check(user=user, feature="exchange_connections")
     connection = ExchangeConnection(user=user, label=label, venue=venue, sandbox=sandbox)
     if venue != Venue.PAPER:
         api_key, api_secret, passphrase = api_key.strip(), api_secret.strip(), passphrase.strip()
@@ -258,6 +260,10 @@ def order_transition(order: Order, status: str, *, reason: str = "") -> None:
         order.closed_at = timezone.now()
 
 
+def _plain(value: Decimal) -> str:
+    return format(value.normalize(), "f")
+
+
 def _places(value: Decimal) -> int:
     exponent = value.normalize().as_tuple().exponent
     return max(0, -exponent) if isinstance(exponent, int) else 0
@@ -348,7 +354,7 @@ def order_validate(
     if notional < instrument.min_notional:
         raise DomainError(
             f"The order is worth {notional.quantize(Decimal('0.01'))} {instrument.quote}; "
-            f"{instrument.symbol} needs at least {instrument.min_notional.normalize()} {instrument.quote}.",
+            f"{instrument.symbol} needs at least {_plain(instrument.min_notional)} {instrument.quote}.",
             field="quantity",
         )
     fee_rate = connection.taker_fee or ZERO
@@ -366,7 +372,7 @@ def order_validate(
         available = available_holding(user=user, portfolio=portfolio, connection=connection, instrument=instrument)
         if quantity > available:
             raise DomainError(
-                f"Insufficient balance: you can sell at most {available.normalize()} {instrument.base}.",
+                f"Insufficient balance: you can sell at most {_plain(available)} {instrument.base}.",
                 field="quantity",
             )
     return OrderCheck(
@@ -645,7 +651,7 @@ def _order_filled_effects(order: Order) -> None:
     verb = "Bought" if order.side == OrderSide.BUY else "Sold"
     who = f"Bot {order.bot.name}: " if order.bot_id else ""
     message = (
-        f"{who}{verb} {order.filled_quantity.normalize()} {order.instrument.base} at "
+        f"{who}{verb} {_plain(order.filled_quantity)} {order.instrument.base} at "
         f"{order.average_price.quantize(Decimal(1).scaleb(-order.instrument.price_precision))} {order.instrument.quote}."
     )
     _notify(user=order.user, kind=NOTIFY_FILLED, message=message, link="/trading/orders/history/",
@@ -760,7 +766,9 @@ def paper_order_match(*, order_id: str, user_id: int, price: Decimal) -> Order |
         update, triggered = paper_match(
             client_order_id=order.client_order_id, side=order.side, order_type=order.type,
             quantity=order.remaining_quantity, limit_price=order.price, stop_price=order.stop_price,
-            already_triggered=order.triggered_at is not None, quote=PaperQuote(price=price),
+            already_triggered=order.triggered_at is not None,
+            resting_limit=order.type == OrderType.LIMIT or order.triggered_at is not None,
+            quote=PaperQuote(price=price),
             quote_currency=order.instrument.quote, price_precision=order.instrument.price_precision,
             at=timezone.now(),
         )
@@ -830,10 +838,10 @@ def bot_create(
         raise DomainError("Enter the daily loss limit.", field="daily_loss_limit")
     if allocation < instrument.min_notional:
         raise DomainError(
-            f"Each trade must be worth at least {instrument.min_notional.normalize()} {instrument.quote} "
+            f"Each trade must be worth at least {_plain(instrument.min_notional)} {instrument.quote} "
             f"on {instrument.symbol}.", field="allocation",
         )
-    trading_entitlement_check(user=user, feature="trading.bots")
+    trading_entitlement_check(user=user, feature="bots")
     bot = Bot.objects.create(
         user=user, name=name, portfolio=portfolio, connection=connection, instrument=instrument, strategy=strategy,
         params=cleaned, params_key=params_key, timeframe=timeframe, allocation=allocation,

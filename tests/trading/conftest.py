@@ -67,3 +67,29 @@ def paper_b(user_b, btc_quote):
 
 
 from tests.trading.binance import recorded_binance  # noqa: E402,F401  (fixture)
+
+
+def make_bot(user, paper, **fields):
+    from trading.services import bot_create
+
+    portfolio, connection = paper
+    values = {
+        "name": "DCA", "symbol": "BTC/USDT", "strategy": "dca", "params": {"every": 1}, "timeframe": "1m",
+        "allocation": Decimal("100"), "max_position": Decimal("1"), "daily_loss_limit": Decimal("50"),
+    }
+    values.update(fields)
+    with tenant(user.pk):
+        return bot_create(user=user, portfolio=portfolio, connection=connection, **values)
+
+
+def make_signal(*, action="buy", regime="bullish", strategy="dca", params_key="every=1", price="20000",
+                age_seconds=5, candle_open_time=None):
+    from trading.models import Signal
+
+    closed_at = timezone.now() - timedelta(seconds=age_seconds)
+    return Signal.objects.create(
+        instrument=Instrument.objects.get(symbol="BTC/USDT"), strategy=strategy, params={"every": 1},
+        params_key=params_key, timeframe="1m", candle_open_time=candle_open_time or closed_at - timedelta(minutes=1),
+        closed_at=closed_at, action=action, price=Decimal(price), regime=regime, reason="test signal",
+        status="planned",
+    )

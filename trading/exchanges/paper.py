@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_DOWN, ROUND_UP, Decimal
 
 from django.conf import settings
 from django.utils import timezone
@@ -52,7 +52,9 @@ def _market_price(side: str, quote: PaperQuote, *, price_precision: int) -> Deci
         price = (quote.ask or quote.price) * (1 + slippage)
     else:
         price = (quote.bid or quote.price) * (1 - slippage)
-    return price.quantize(Decimal(1).scaleb(-price_precision))
+    # Rounded to the tick against the trader, like the slippage itself.
+    rounding = ROUND_UP if side == OrderSide.BUY else ROUND_DOWN
+    return price.quantize(Decimal(1).scaleb(-price_precision), rounding=rounding)
 
 
 def _triggered(order_type: str, side: str, stop_price: Decimal, price: Decimal) -> bool:
@@ -97,6 +99,7 @@ def paper_match(
     limit_price: Decimal | None,
     stop_price: Decimal | None,
     already_triggered: bool,
+    resting_limit: bool = False,
     quote: PaperQuote,
     quote_currency: str,
     price_precision: int,
@@ -117,8 +120,12 @@ def paper_match(
         return _filled(client_order_id, quantity, price, quote_currency, at), True
     touch = (quote.ask or quote.price) if side == OrderSide.BUY else (quote.bid or quote.price)
     if _limit_crossed(side, limit_price, touch):
-        # A limit order never fills worse than its limit; one marketable on arrival takes the better touch.
-        price = min(limit_price, touch) if side == OrderSide.BUY else max(limit_price, touch)
+        if resting_limit:
+            # A resting limit order is filled at its own price when the market trades through it.
+            price = limit_price
+        else:
+            # Marketable on arrival (or the moment its stop triggers): it takes the better touch.
+            price = min(limit_price, touch) if side == OrderSide.BUY else max(limit_price, touch)
         return _filled(client_order_id, quantity, price, quote_currency, at), True
     return resting, True
 
