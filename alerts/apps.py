@@ -10,8 +10,8 @@ class AlertsConfig(AppConfig):
         from alerts.choices import NOTIFICATION_KINDS
         from core.notifications import register_kind
 
-        for name, (label, _) in NOTIFICATION_KINDS.items():
-            register_kind(name, label=label)
+        for name, (label, _, default_channels) in NOTIFICATION_KINDS.items():
+            register_kind(name, label=label, default_channels=default_channels)
         receivers.connect()
 
     def seed_demo(self, *, trader, stdout) -> None:

@@ -45,20 +45,24 @@ DOWN_KINDS = frozenset({AlertKind.PRICE_BELOW, AlertKind.PORTFOLIO_BELOW, AlertK
 WINDOW_CHOICES = [(5, "5 minutes"), (15, "15 minutes"), (60, "1 hour"), (240, "4 hours"), (1440, "24 hours")]
 WINDOW_LABELS = dict(WINDOW_CHOICES)
 
-# One notification kind per family, so preferences ("email me price alerts, not order fills") stay short.
-NOTIFICATION_KINDS: dict[str, tuple[str, frozenset[str]]] = {
-    "alert.price": ("Price alerts", PRICE_KINDS),
-    "alert.percent_move": ("Percent-move alerts", frozenset({AlertKind.PERCENT_MOVE})),
-    "alert.portfolio": ("Portfolio value alerts", PORTFOLIO_KINDS),
-    "alert.position": ("Position P&L alerts", POSITION_KINDS),
-    "alert.order_filled": ("Order filled alerts", frozenset({AlertKind.ORDER_FILLED})),
-    "alert.bot_blocked": ("Bot blocked alerts", frozenset({AlertKind.BOT_BLOCKED})),
-    "alert.exchange_degraded": ("Exchange degraded alerts", frozenset({AlertKind.EXCHANGE_DEGRADED})),
+# One notification kind per family, so preferences ("email me price alerts, not order fills") stay short:
+# name -> (label, alert kinds, channels on by default or None for every channel's default).
+# Trading already shows every fill and every blocked execution in-app (trading.* kinds), so the event
+# alerts a trader sets up default to the channels that reach them elsewhere.
+OUT_OF_APP = frozenset({"email", "discord"})
+NOTIFICATION_KINDS: dict[str, tuple[str, frozenset[str], frozenset[str] | None]] = {
+    "alert.price": ("Price alerts", PRICE_KINDS, None),
+    "alert.percent_move": ("Percent-move alerts", frozenset({AlertKind.PERCENT_MOVE}), None),
+    "alert.portfolio": ("Portfolio value alerts", PORTFOLIO_KINDS, None),
+    "alert.position": ("Position P&L alerts", POSITION_KINDS, None),
+    "alert.order_filled": ("Order filled alerts", frozenset({AlertKind.ORDER_FILLED}), OUT_OF_APP),
+    "alert.bot_blocked": ("Bot blocked alerts", frozenset({AlertKind.BOT_BLOCKED}), OUT_OF_APP),
+    "alert.exchange_degraded": ("Exchange degraded alerts", frozenset({AlertKind.EXCHANGE_DEGRADED}), None),
 }
 
 
 def notification_kind(kind: str) -> str:
-    for name, (_, kinds) in NOTIFICATION_KINDS.items():
+    for name, (_, kinds, _) in NOTIFICATION_KINDS.items():
         if kind in kinds:
             return name
     raise ValueError(f"no notification kind for alert kind {kind!r}")

@@ -1,10 +1,62 @@
-"""What alerts listen to: the feed's ticks (in the feed process) and trading's events (where they happen)."""
+"""What alerts listen to: the feed's ticks (in the feed process) and trading's events (where they happen).
+
+Trading sends its signals after its transaction commits, with send_robust; the event receivers below
+look up the few armed event alerts concerned and fire them, each under the (alert, occurrence) unique
+constraint, so a signal delivered twice records one firing.
+"""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
+from django.urls import reverse
+from django.utils import timezone
+
+from alerts.choices import AlertKind
 from alerts.evaluator import on_ticks_published
+from alerts.services import event_alerts_fire
 from marketdata.signals import ticks_published
+from trading.signals import execution_blocked, order_filled, venue_degraded
+
+
+def _plain(value) -> str:
+    return format(Decimal(value).normalize(), "f")
+
+
+def on_order_filled(sender, *, order_id, user_id, symbol, side, quantity, price, **kwargs) -> None:
+    verb = "Bought" if side == "buy" else "Sold"
+    event_alerts_fire(
+        kind=AlertKind.ORDER_FILLED,
+        user_id=user_id,
+        occurrence_key=f"order:{order_id}",
+        detail=f"Order filled: {verb.lower()} {_plain(quantity)} {symbol} at {_plain(price)}.",
+        link=reverse("trading:order_history"),
+    )
+
+
+def on_execution_blocked(sender, *, blocked_id, user_id, bot_id, signal_id, regime, reason, **kwargs) -> None:
+    event_alerts_fire(
+        kind=AlertKind.BOT_BLOCKED,
+        user_id=user_id,
+        occurrence_key=f"blocked:{blocked_id}",
+        detail=f"A bot was blocked by the regime gatekeeper ({regime}): {reason}",
+        link=reverse("trading:blocked"),
+    )
+
+
+def on_venue_degraded(sender, *, venue, retry_after_seconds, **kwargs) -> None:
+    # The breaker sends this once per opening, cluster-wide; the minute keys a redelivered signal.
+    event_alerts_fire(
+        kind=AlertKind.EXCHANGE_DEGRADED,
+        venue=venue,
+        occurrence_key=f"venue:{venue}:{timezone.now():%Y-%m-%dT%H:%M}",
+        detail=f"{venue} is degraded: Nexus pauses calls to it for {retry_after_seconds} s and retries after.",
+        link=reverse("trading:connections"),
+    )
 
 
 def connect() -> None:
     ticks_published.connect(on_ticks_published, dispatch_uid="alerts.on_ticks_published")
+    order_filled.connect(on_order_filled, dispatch_uid="alerts.on_order_filled")
+    execution_blocked.connect(on_execution_blocked, dispatch_uid="alerts.on_execution_blocked")
+    venue_degraded.connect(on_venue_degraded, dispatch_uid="alerts.on_venue_degraded")

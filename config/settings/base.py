@@ -343,3 +343,8 @@ MARKET_CCXT_CONFIG = env.json("MARKET_CCXT_CONFIG", default={})
 MARKET_METRICS_PORT = env.int("MARKET_METRICS_PORT", default=9108)
 MARKET_TICK_RETENTION_HOURS = env.int("MARKET_TICK_RETENTION_HOURS", default=24)
 CELERY_BEAT_SCHEDULE["marketdata-trim-ticks"] = {"task": "marketdata.trim_ticks", "schedule": 600.0}
+
+# --- Alerts and notifications (docs/alerts.md) ----------------------------------------------------------
+# Expire alerts and show repeating ones armed again; re-enqueue deliveries whose queue message was lost.
+CELERY_BEAT_SCHEDULE["alerts-maintenance"] = {"task": "alerts.maintenance", "schedule": 30.0}
+CELERY_BEAT_SCHEDULE["notifications-sweep"] = {"task": "core.notifications.sweep", "schedule": 60.0}

@@ -6,7 +6,6 @@ import threading
 from datetime import timedelta
 from decimal import Decimal
 
-import pytest
 from django.core import mail
 from django.db import connection
 from django.utils import timezone
@@ -21,7 +20,7 @@ from alerts.models import Alert, AlertFiring
 from alerts.services import alert_create, alert_delete, alert_maintenance, alert_pause, alert_resume
 from core.models import Notification, NotificationDelivery
 from core.rls import system_context, tenant
-from tests.alerts.conftest import Ticker
+from tests.alerts.conftest import COMMITTED, Ticker
 from tests.factories import UserFactory
 
 
@@ -102,7 +101,7 @@ def test_the_same_tick_processed_twice_records_one_firing_and_one_delivery_per_c
         assert sorted(NotificationDelivery.objects.values_list("channel", flat=True)) == ["email", "in_app"]
 
 
-@pytest.mark.django_db(transaction=True)
+@COMMITTED
 def test_two_evaluators_racing_on_one_tick_fire_once():
     from marketdata.models import Instrument
 

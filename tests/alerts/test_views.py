@@ -1,0 +1,193 @@
+"""The /alerts pages and the notification centre, through the full middleware stack (RLS included)."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+import pytest
+from django.test import Client
+
+from alerts.choices import AlertKind, AlertState
+from alerts.models import Alert
+from alerts.services import DEFAULT_ACTIVE_ALERT_LIMIT, alert_create
+from core.models import Notification, NotificationPreference
+from core.notifications import notify
+from core.rls import tenant
+
+
+@pytest.fixture
+def client_a(user_a) -> Client:
+    client = Client()
+    client.force_login(user_a)
+    return client
+
+
+def _alerts(user) -> list[Alert]:
+    with tenant(user.pk):
+        return list(Alert.objects.all())
+
+
+def test_alerts_page_requires_login(db):
+    response = Client().get("/alerts/")
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_create_a_price_alert_from_the_page(client_a, user_a, btc):
+    page = client_a.get("/alerts/?symbol=BTC-USDT&kind=price_below&threshold=23000")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'value="BTC/USDT"' in html and 'value="23000"' in html
+    assert '<option value="price_below" selected>' in html
+    assert '<a href="/alerts/" aria-current="page">Alerts</a>' in html
+    response = client_a.post(
+        "/alerts/",
+        {
+            "kind": "price_below",
+            "symbol": "BTC/USDT",
+            "threshold": "23000",
+            "cooldown_minutes": "15",
+            "note": "buy the dip",
+        },
+    )
+    assert response.status_code == 302
+    [alert] = _alerts(user_a)
+    assert (alert.kind, alert.threshold, alert.note, alert.state) == (
+        AlertKind.PRICE_BELOW,
+        Decimal("23000"),
+        "buy the dip",
+        AlertState.ARMED,
+    )
+    listing = client_a.get("/alerts/").content.decode()
+    assert "Alert created: BTC/USDT falls below 23,000.00." in listing
+    assert "BTC/USDT falls below 23,000.00" in listing
+
+
+@pytest.mark.parametrize(
+    ("data", "field", "error"),
+    [
+        ({"threshold": "-1"}, "threshold", "The price must be greater than zero."),
+        ({"symbol": "DOGE/EUR"}, "symbol", "Unknown instrument &#x27;DOGE/EUR&#x27;"),
+        ({"threshold": "1.123456789"}, "threshold", "Ensure that there are no more than 8 decimal places."),
+        ({"kind": "percent_move", "threshold": "-5"}, "window_minutes", "Choose a window for the move."),
+    ],
+)
+def test_bad_input_is_shown_next_to_the_field(client_a, user_a, btc, data, field, error):
+    response = client_a.post(
+        "/alerts/",
+        {
+            "kind": "price_above",
+            "symbol": "BTC/USDT",
+            "threshold": "100",
+            "cooldown_minutes": "15",
+            **data,
+        },
+    )
+    assert response.status_code == 422
+    html = response.content.decode()
+    assert f'<p class="field-error" id="id_{field}_error">{error}' in html
+    assert _alerts(user_a) == []
+
+
+def test_over_the_plan_limit_is_a_form_error(client_a, user_a, btc):
+    for n in range(DEFAULT_ACTIVE_ALERT_LIMIT):
+        alert_create(user=user_a, kind=AlertKind.PRICE_ABOVE, symbol="BTC/USDT", threshold=str(100 + n))
+    response = client_a.post(
+        "/alerts/",
+        {
+            "kind": "price_above",
+            "symbol": "BTC/USDT",
+            "threshold": "999",
+            "cooldown_minutes": "15",
+        },
+    )
+    assert response.status_code == 422
+    assert f"Your plan allows {DEFAULT_ACTIVE_ALERT_LIMIT} active alerts" in response.content.decode()
+    assert len(_alerts(user_a)) == DEFAULT_ACTIVE_ALERT_LIMIT
+
+
+def test_pause_resume_and_delete_with_htmx(client_a, user_a, btc):
+    alert = alert_create(user=user_a, kind=AlertKind.PRICE_ABOVE, symbol="BTC/USDT", threshold="100")
+    row = client_a.post(f"/alerts/{alert.pk}/pause/", HTTP_HX_REQUEST="true")
+    assert row.status_code == 200
+    assert f'<tr id="alert-{alert.pk}">' in row.content.decode() and "Disabled" in row.content.decode()
+    assert _alerts(user_a)[0].state == AlertState.DISABLED
+    row = client_a.post(f"/alerts/{alert.pk}/resume/", HTTP_HX_REQUEST="true")
+    assert "Armed" in row.content.decode() and _alerts(user_a)[0].state == AlertState.ARMED
+    assert client_a.post(f"/alerts/{alert.pk}/delete/", HTTP_HX_REQUEST="true").content == b""
+    assert _alerts(user_a) == []
+
+
+def test_edit_page_rearms_and_shows_history(client_a, user_a, btc):
+    alert = alert_create(user=user_a, kind=AlertKind.PRICE_ABOVE, symbol="BTC/USDT", threshold="100")
+    with tenant(user_a.pk):
+        Alert.objects.filter(pk=alert.pk).update(state=AlertState.TRIGGERED)
+    page = client_a.get(f"/alerts/{alert.pk}/")
+    assert page.status_code == 200 and "Fired 0 times" in page.content.decode()
+    response = client_a.post(
+        f"/alerts/{alert.pk}/",
+        {
+            "kind": "price_cross",
+            "symbol": "BTC/USDT",
+            "threshold": "150",
+            "cooldown_minutes": "30",
+            "repeat": "on",
+        },
+    )
+    assert response.status_code == 302
+    alert = _alerts(user_a)[0]
+    assert (alert.kind, alert.threshold, alert.state, alert.repeat) == (
+        "price_cross",
+        Decimal("150"),
+        "armed",
+        True,
+    )
+
+
+def test_another_traders_alert_is_not_found(user_a, user_b, btc):
+    alert = alert_create(user=user_a, kind=AlertKind.PRICE_ABOVE, symbol="BTC/USDT", threshold="100")
+    client_b = Client()
+    client_b.force_login(user_b)
+    assert client_b.get(f"/alerts/{alert.pk}/").status_code == 404
+    assert client_b.post(f"/alerts/{alert.pk}/delete/").status_code == 404
+    assert len(_alerts(user_a)) == 1
+
+
+def test_notification_centre_lists_unread_with_delivery_state_and_marks_read(client_a, user_a):
+    notify(
+        user=user_a, kind="alert.price", message="BTC/USDT rose above 100.00 (now 101.00).", link="/alerts/"
+    )
+    page = client_a.get("/dashboard/").content.decode()
+    assert '<span id="notification-unread" class="badge" hx-swap-oob="true">1</span>' in page
+    centre = client_a.get("/notifications/").content.decode()
+    assert "BTC/USDT rose above 100.00 (now 101.00)." in centre
+    assert "email: pending" in centre and "in_app: pending" in centre
+    client_a.post("/notifications/read/")
+    with tenant(user_a.pk):
+        assert Notification.objects.filter(read_at__isnull=True).count() == 0
+    page = client_a.get("/dashboard/").content.decode()
+    assert '<span id="notification-unread" class="badge" hx-swap-oob="true" hidden></span>' in page
+
+
+def test_preferences_page_turns_a_channel_off_for_a_kind(client_a, user_a):
+    page = client_a.get("/notifications/settings/").content.decode()
+    assert 'value="alert.price:email"' in page and "Price alerts" in page
+    # Defaults: price alerts everywhere; order-fill alerts not in-app (trading already shows every fill there).
+    assert re.search(r'value="alert.price:in_app"[^>]*checked>', page)
+    assert re.search(r'value="alert.order_filled:email"[^>]*checked>', page)
+    assert re.search(r'value="alert.order_filled:in_app"[^>]*"\s*>', page)
+    on = ["alert.price:in_app", "alert.percent_move:in_app", "alert.percent_move:email"]
+    client_a.post("/notifications/settings/", {"on": on})
+    with tenant(user_a.pk):
+        prefs = dict(
+            ((kind, channel), enabled)
+            for kind, channel, enabled in NotificationPreference.objects.values_list(
+                "kind", "channel", "enabled"
+            )
+        )
+    assert prefs[("alert.price", "email")] is False
+    assert ("alert.price", "in_app") not in prefs  # unchanged from the default: no row
+    notify(user=user_a, kind="alert.price", message="in-app only")
+    with tenant(user_a.pk):
+        notification = Notification.objects.get(message="in-app only")
+        assert list(notification.deliveries.values_list("channel", flat=True)) == ["in_app"]
