@@ -14,7 +14,6 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("settings/", include("accounts.urls")),
     path("", include("portfolios.urls")),
-    path("", include("alerts.urls")),
     path("", include("marketdata.urls")),
     path("", include("alerts.urls")),
     path("trading/", include("trading.urls")),
