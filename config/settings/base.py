@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 
 from config.database import database_settings
 
@@ -157,6 +158,11 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_TRANSPORT_OPTIONS = {"global_keyprefix": f"{REDIS_KEY_PREFIX}:celery:"}
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+# Portfolios: each portfolio's value at the close of the UTC day, for the equity curve (docs/portfolio-math.md).
+CELERY_BEAT_SCHEDULE["portfolios-daily-snapshot"] = {
+    "task": "portfolios.snapshot_all",
+    "schedule": crontab(hour=0, minute=1),
+}
 
 # --- Auth and accounts (django-allauth) ---------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"

@@ -1,0 +1,159 @@
+"""CSV import: preview with per-row results, all-or-nothing writes, re-import adds nothing, size limit."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from core.models import AuditLog
+from core.rls import tenant
+from portfolios.importing import MAX_IMPORT_BYTES, RowStatus, import_preview, transactions_import
+from portfolios.models import Position, Transaction
+from portfolios.selectors import cash_balance
+from portfolios.services import portfolio_create
+from tests.portfolios.conftest import D
+
+NEXUS_FILE = b"""date,type,symbol,currency,quantity,price,fee,fee_currency,note,external_id
+2023-03-01T09:00:00Z,deposit,,USDT,10000,,,,,
+2023-03-01T10:00:00Z,buy,BTC/USDT,,0.2,23140.48,4.628096,USDT,first,
+2023-03-02 10:00:00,buy,BTC/USDT,,0.1,22000,0.0001,BTC,,
+2023-03-03,sell,BTC-USDT,,0.15,24000,3.6,,,
+"""
+
+BINANCE_FILE = (
+    "\ufeffDate(UTC),Pair,Side,Price,Executed,Amount,Fee\n"
+    "2023-03-01 10:00:00,BTCUSDT,BUY,23140.48,0.01000000BTC,231.4048USDT,0.00001000BTC\n"
+    "2023-03-02 11:30:00,ETHUSDT,BUY,1565.30,1.0000ETH,1565.30USDT,1.5653USDT\n"
+    "2023-03-05 08:00:00,BTCUSDT,SELL,22400.00,0.00500000BTC,112.00USDT,0.112USDT\n"
+).encode()
+
+
+def _statuses(preview):
+    return [(row.line, row.status, row.message) for row in preview.rows]
+
+
+def test_a_valid_file_previews_then_imports(portfolio, as_a):
+    preview = import_preview(portfolio=portfolio, content=NEXUS_FILE)
+    assert preview.format == "nexus" and preview.valid
+    assert [(line, status) for line, status, _ in _statuses(preview)] == [
+        (2, RowStatus.NEW),
+        (3, RowStatus.NEW),
+        (4, RowStatus.NEW),
+        (5, RowStatus.NEW),
+    ]
+    assert Transaction.objects.count() == 0  # a preview writes nothing
+
+    transactions_import(user=as_a, portfolio=portfolio, content=NEXUS_FILE, filename="trades.csv")
+    position = Position.objects.get(portfolio=portfolio)
+    # lots: 0.2 @ 23,140.48 + fee; 0.0999 BTC (fee in BTC) costing 2,200; the sell takes 0.15 of the first
+    assert position.quantity == D("0.2") + D("0.0999") - D("0.15")
+    assert cash_balance(portfolio=portfolio, currency="USDT") == (
+        D("10000") - D("4628.096") - D("4.628096") - D("2200") + D("3600") - D("3.6")
+    )
+    assert AuditLog.objects.filter(action="portfolio.transactions_imported").count() == 1
+
+
+def test_bad_rows_are_listed_with_line_numbers_and_nothing_is_written(portfolio, as_a):
+    content = b"""date,type,symbol,currency,quantity,price,fee,fee_currency,note,external_id
+2023-03-01T09:00:00Z,deposit,,USDT,1000,,,,,
+2023-03-01T10:00:00Z,swap,BTC/USDT,,1,20000,,,,
+2023-03-01T10:00:00Z,buy,BTC/USDT,,one,20000,,,,
+2023-03-01T11:00:00Z,buy,DOGE/USDT,,1,0.1,,,,
+2023-03-01T12:00:00Z,buy,BTC/USDT,,0.01,20000,,,,
+2023-03-02T12:00:00Z,sell,BTC/USDT,,0.5,21000,,,,
+2023-13-02T12:00:00Z,deposit,,USDT,5,,,,,
+"""
+    preview = import_preview(portfolio=portfolio, content=content)
+    assert not preview.valid
+    errors = {line: message for line, status, message in _statuses(preview) if status == RowStatus.ERROR}
+    assert set(errors) == {3, 4, 5, 7, 8}
+    assert errors[3].startswith("Type “swap” is not one of")
+    assert errors[4] == "Quantity “one” is not a number."
+    assert errors[5] == "Nexus does not list the instrument “DOGE/USDT”."
+    assert errors[7].startswith("You hold 0.01 BTC in BTC/USDT; this sell needs 0.5.")
+    assert errors[8].startswith("Date “2023-13-02T12:00:00Z” is not a date")
+
+    result = transactions_import(user=as_a, portfolio=portfolio, content=content)
+    assert result.error_count == 5
+    assert Transaction.objects.count() == 0
+    assert not AuditLog.objects.filter(action="portfolio.transactions_imported").exists()
+
+
+def test_importing_the_same_file_again_adds_nothing(portfolio, as_a):
+    transactions_import(user=as_a, portfolio=portfolio, content=NEXUS_FILE)
+    before = list(Transaction.objects.values_list("pk", flat=True))
+
+    again = transactions_import(user=as_a, portfolio=portfolio, content=NEXUS_FILE)
+    assert [row.status for row in again.rows] == [RowStatus.DUPLICATE] * 4
+    assert list(Transaction.objects.values_list("pk", flat=True)) == before
+
+
+def test_two_identical_rows_in_one_file_are_two_trades(portfolio, as_a):
+    content = NEXUS_FILE + b"2023-03-01T09:00:00Z,deposit,,USDT,10000,,,,,\n"  # the same as line 2
+    preview = transactions_import(user=as_a, portfolio=portfolio, content=content)
+    assert preview.new_count == 5
+    assert cash_balance(portfolio=portfolio, currency="USDT") == D("20000") - D("4628.096") - D(
+        "4.628096"
+    ) - D("2200") + D("3600") - D("3.6")
+    assert transactions_import(user=as_a, portfolio=portfolio, content=content).duplicate_count == 5
+
+
+def test_binance_trade_history_export(portfolio, as_a):
+    preview = transactions_import(
+        user=as_a, portfolio=portfolio, content=BINANCE_FILE, filename="binance.csv"
+    )
+    assert preview.format == "binance" and preview.new_count == 3, _statuses(preview)
+    btc = Position.objects.get(portfolio=portfolio, instrument__symbol="BTC/USDT")
+    assert btc.quantity == D("0.01") - D("0.00001") - D("0.005")
+    eth = Position.objects.get(portfolio=portfolio, instrument__symbol="ETH/USDT")
+    assert (eth.quantity, eth.cost_basis) == (D("1"), D("1565.30") + D("1.5653"))
+    assert transactions_import(user=as_a, portfolio=portfolio, content=BINANCE_FILE).new_count == 0
+
+
+def test_a_binance_row_in_the_wrong_unit_is_an_error(portfolio):
+    content = BINANCE_FILE.replace(b"1.0000ETH", b"1.0000BTC")
+    preview = import_preview(portfolio=portfolio, content=content)
+    assert _statuses(preview)[1] == (3, RowStatus.ERROR, "Executed is in BTC, expected ETH for ETH/USDT.")
+
+
+def test_the_size_limit_has_a_clear_message(portfolio):
+    content = NEXUS_FILE + b"#" * MAX_IMPORT_BYTES
+    preview = import_preview(portfolio=portfolio, content=content)
+    assert preview.file_errors == [
+        "The file is 2.0 MB; the limit is 2 MB. Split it into smaller files: rows already imported are "
+        "skipped, so importing in parts is safe."
+    ]
+
+
+@pytest.mark.django_db
+def test_the_import_pages_preview_confirm_and_refuse_oversized_files(client, user_a, instruments):
+    with tenant(user_a.pk):
+        portfolio = portfolio_create(user=user_a, name="Main", base_currency="USDT")
+    client.force_login(user_a)
+    url = reverse("portfolio_import", args=[portfolio.pk])
+
+    big = SimpleUploadedFile("big.csv", b"x" * (MAX_IMPORT_BYTES + 1), content_type="text/csv")
+    response = client.post(url, {"file": big})
+    assert response.status_code == 400
+    assert "the limit is 2 MB" in response.content.decode()
+
+    response = client.post(
+        url, {"file": SimpleUploadedFile("trades.csv", NEXUS_FILE, content_type="text/csv")}
+    )
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "4 new, 0 already imported, 0 with errors" in html
+    with tenant(user_a.pk):
+        assert Transaction.objects.count() == 0
+    token = re.search(r'name="token" value="([^"]+)"', html).group(1)
+
+    response = client.post(url, {"token": token})
+    assert response.status_code == 302
+    with tenant(user_a.pk):
+        assert Transaction.objects.filter(portfolio=portfolio).count() == 4
+    assert client.post(url, {"token": token}).status_code == 302  # an used preview has expired
+    with tenant(user_a.pk):
+        assert Transaction.objects.filter(portfolio=portfolio).count() == 4

@@ -1,0 +1,138 @@
+"""Live updates: a tick revalues the holders' portfolios and pushes one fragment per user over Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from decimal import Decimal
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.utils import timezone
+
+from core.consumers import user_group
+from core.rls import tenant
+from marketdata.signals import ticks_published
+from marketdata.types import TickEvent
+from portfolios import live
+from portfolios.services import portfolio_create, transaction_record
+from tests.portfolios.conftest import D, at, set_quote
+
+pytestmark = pytest.mark.django_db
+
+
+def _listen(user_id: int) -> str:
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(user_group(user_id), channel)
+    return channel
+
+
+def _receive(channel: str, timeout: float = 2.0) -> dict | None:
+    layer = get_channel_layer()
+
+    async def receive():
+        try:
+            return await asyncio.wait_for(layer.receive(channel), timeout)
+        except TimeoutError:
+            return None
+
+    return async_to_sync(receive)()
+
+
+@pytest.fixture
+def holders(user_a, user_b, instruments):
+    with tenant(user_a.pk):
+        main = portfolio_create(user=user_a, name="Main", base_currency="USDT")
+        second = portfolio_create(user=user_a, name="Second", base_currency="USDT")
+        for portfolio, quantity in ((main, "1"), (second, "2")):
+            transaction_record(
+                user=user_a,
+                portfolio=portfolio,
+                kind="buy",
+                instrument=instruments["BTC/USDT"],
+                quantity=D(quantity),
+                price=D("20000"),
+                executed_at=at(1),
+            )
+    with tenant(user_b.pk):
+        eth_only = portfolio_create(user=user_b, name="ETH", base_currency="USDT")
+        transaction_record(
+            user=user_b,
+            portfolio=eth_only,
+            kind="buy",
+            instrument=instruments["ETH/USDT"],
+            quantity=D("1"),
+            price=D("1500"),
+            executed_at=at(1),
+        )
+    return main, second, eth_only
+
+
+def test_a_tick_pushes_each_holder_one_message_with_every_affected_portfolio(
+    user_a, user_b, holders, instruments
+):
+    main, second, _ = holders
+    channel_a, channel_b = _listen(user_a.pk), _listen(user_b.pk)
+    set_quote(instruments["BTC/USDT"], "21000")
+
+    result = live.portfolios_revalue(symbols={"BTC/USDT"})
+
+    assert (result.users, result.portfolios) == (1, 2)
+    message = _receive(channel_a)
+    assert message["type"] == "user.html"
+    html = message["html"]
+    assert f'<span id="pf-{main.pk}-total" data-total>21,000.00</span>' in html
+    assert f'<span id="pf-{second.pk}-total" data-total>42,000.00</span>' in html
+    assert html.count('hx-swap-oob="true"') == 8  # stats, positions, allocation, live point, per portfolio
+    assert _receive(channel_a, timeout=0.3) is None  # one message, not one per portfolio or per tick
+    assert _receive(channel_b, timeout=0.3) is None  # B holds no BTC
+
+
+def test_a_recorded_transaction_is_pushed_after_commit(
+    user_a, holders, instruments, django_capture_on_commit_callbacks
+):
+    main, _, _ = holders
+    channel = _listen(user_a.pk)
+    with django_capture_on_commit_callbacks(execute=True), tenant(user_a.pk):
+        transaction_record(
+            user=user_a, portfolio=main, kind="deposit", currency="USDT", quantity=D("500"), executed_at=at(2)
+        )
+    html = _receive(channel)["html"]
+    assert f'id="pf-{main.pk}-recent"' in html  # the new transaction is listed
+    assert f'<span id="pf-{main.pk}-total" data-total>20,500.00</span>' in html
+
+
+def test_the_signal_receiver_only_hands_symbols_to_the_worker(monkeypatch):
+    submitted = []
+    monkeypatch.setattr(live.revaluer, "submit", submitted.append)
+    tick = TickEvent(symbol="BTC/USDT", price=Decimal("1"), previous_price=None, at=timezone.now())
+    responses = ticks_published.send_robust(sender=None, ticks=[tick, tick])
+    assert all(not isinstance(response, Exception) for _, response in responses)
+    assert submitted == [{"BTC/USDT"}]
+
+
+def test_ticks_arriving_during_a_slow_round_coalesce_into_one_batch(monkeypatch):
+    batches: list[set[str]] = []
+    first_started, release = threading.Event(), threading.Event()
+
+    def slow_revalue(*, symbols):
+        batches.append(set(symbols))
+        if len(batches) == 1:
+            first_started.set()
+            release.wait(5)
+
+    monkeypatch.setattr(live, "portfolios_revalue", slow_revalue)
+    monkeypatch.setattr(live, "close_old_connections", lambda: None)
+    revaluer = live.Revaluer()
+    revaluer.submit({"BTC/USDT"})
+    assert first_started.wait(5)
+    for symbol in ("ETH/USDT", "BTC/USDT", "SOL/USDT", "ETH/USDT"):
+        revaluer.submit({symbol})
+    release.set()
+    for _ in range(100):
+        if len(batches) == 2:
+            break
+        threading.Event().wait(0.02)
+    assert batches == [{"BTC/USDT"}, {"ETH/USDT", "BTC/USDT", "SOL/USDT"}]
