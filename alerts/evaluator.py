@@ -36,13 +36,15 @@ from django.utils import timezone
 from alerts.changes import alert_changes_head, alert_changes_since
 from alerts.choices import WINDOW_LABELS, AlertKind, AlertState, directions_for
 from alerts.crossing import CrossingIndex, Entry
-from alerts.selectors import TickAlertRow, tick_alert_rows
-from alerts.services import FireResult, alert_fire
+from alerts.selectors import TickAlertRow, tick_alert_rows, value_alert_portfolios
+from alerts.services import FireResult, alert_fire, value_alerts_evaluate
 from marketdata.types import TickEvent
 
 logger = structlog.get_logger(__name__)
 
 RELOAD_EVERY = 600.0  # seconds
+# A portfolio is revalued for its value / P&L alerts at most this often (seconds of wall time).
+VALUE_EVERY = 1.0
 MOVE_PLACES = Decimal("0.0001")
 HISTORY_MINUTES = max(WINDOW_LABELS) + 1
 
@@ -124,6 +126,7 @@ class Evaluator:
         *,
         fire: Callable[..., FireResult] = alert_fire,
         candles: Callable[[str, int], Iterable[tuple[datetime, Decimal]]] | None = None,
+        value_every: float = VALUE_EVERY,
     ) -> None:
         self.index = CrossingIndex()
         self.history = MinuteCloses()
@@ -133,6 +136,10 @@ class Evaluator:
         self._windows: dict[str, set[int]] = {}
         self._stream_id: str | None = None
         self._loaded_at = 0.0
+        self._value_portfolios: dict[int, int] = {}
+        self._valued_at: dict[int, float] = {}
+        self._value_pending: set[int] = set()
+        self._value_every = value_every
 
     # --- keeping the index current ---------------------------------------------------------------------
 
@@ -144,6 +151,7 @@ class Evaluator:
             if entry is not None:
                 index.add(entry)
         self.index = index
+        self._value_portfolios = value_alert_portfolios()
         self._stream_id = head
         self._loaded_at = time.monotonic()
         self._reindex_windows()
@@ -167,6 +175,7 @@ class Evaluator:
             entry = entry_for(row) if row is not None else None
             if entry is not None:
                 self.index.add(entry)
+        self._value_portfolios = value_alert_portfolios()
         self._reindex_windows()
 
     def _reindex_windows(self) -> None:
@@ -229,6 +238,31 @@ class Evaluator:
         if touched:
             # Fired one-shots leave the index, repeating ones wait for their cooldown, deleted ones go.
             self.apply(touched)
+        results += self.evaluate_values({tick.symbol for tick in ticks}, now=now)
+        return results
+
+    def evaluate_values(self, symbols: set[str], *, now: datetime) -> list[FireResult]:
+        """Revalue the portfolios holding these symbols that have value / P&L alerts (throttled)."""
+        if not self._value_portfolios:
+            return []
+        from portfolios.selectors import portfolio_holders
+
+        for portfolio_ids in portfolio_holders(symbols=symbols).values():
+            self._value_pending.update(p for p in portfolio_ids if p in self._value_portfolios)
+        results: list[FireResult] = []
+        clock = time.monotonic()
+        for portfolio_id in sorted(self._value_pending):
+            if clock - self._valued_at.get(portfolio_id, float("-inf")) < self._value_every:
+                continue  # evaluated on a later batch, with the prices of then
+            self._value_pending.discard(portfolio_id)
+            self._valued_at[portfolio_id] = clock
+            user_id = self._value_portfolios.get(portfolio_id)
+            if user_id is None:
+                continue
+            try:
+                results += value_alerts_evaluate(portfolio_id=portfolio_id, user_id=user_id, now=now)
+            except Exception:
+                logger.exception("alerts.value_evaluate_failed", portfolio_id=portfolio_id)
         return results
 
 

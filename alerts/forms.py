@@ -4,17 +4,17 @@ from datetime import timedelta
 
 from django import forms
 
-from alerts.choices import EVENT_KINDS, TICK_KINDS, WINDOW_CHOICES, AlertKind
+from alerts.choices import WINDOW_CHOICES, AlertKind, PnlUnit
 from alerts.models import Alert
 from core.errors import DomainError
+from portfolios.selectors import portfolio_list
 
-FORM_KINDS = [(value, label) for value, label in AlertKind.choices if value in TICK_KINDS | EVENT_KINDS]
 # The service names fields as the model does; the form shows the cooldown in minutes.
 SERVICE_TO_FORM_FIELD = {"cooldown": "cooldown_minutes"}
 
 
 class AlertForm(forms.Form):
-    kind = forms.ChoiceField(label="Alert when", choices=FORM_KINDS, initial=AlertKind.PRICE_ABOVE)
+    kind = forms.ChoiceField(label="Alert when", choices=AlertKind.choices, initial=AlertKind.PRICE_ABOVE)
     symbol = forms.CharField(
         label="Market",
         required=False,
@@ -31,6 +31,14 @@ class AlertForm(forms.Form):
         help_text="A price, or for a percent move a signed percent (-5 for a 5% fall).",
         widget=forms.NumberInput(attrs={"step": "any", "inputmode": "decimal"}),
     )
+    portfolio = forms.ModelChoiceField(
+        label="Portfolio",
+        required=False,
+        queryset=None,
+        empty_label="—",
+        help_text="Portfolio value and position P&L alerts.",
+    )
+    pnl_unit = forms.ChoiceField(label="P&L in", required=False, choices=[("", "—"), *PnlUnit.choices])
     window_minutes = forms.TypedChoiceField(
         label="Over",
         required=False,
@@ -56,15 +64,22 @@ class AlertForm(forms.Form):
     )
     note = forms.CharField(label="Note", required=False, max_length=200)
 
+    def __init__(self, *args, user, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["portfolio"].queryset = portfolio_list(user=user)
+
     @classmethod
-    def for_alert(cls, alert: Alert, data=None) -> AlertForm:
+    def for_alert(cls, alert: Alert, data=None, *, user) -> AlertForm:
         return cls(
             data,
+            user=user,
             initial={
                 "kind": alert.kind,
                 "symbol": alert.instrument.symbol if alert.instrument else "",
                 "threshold": alert.threshold.normalize() if alert.threshold is not None else None,
                 "window_minutes": alert.window_minutes,
+                "portfolio": alert.portfolio_id,
+                "pnl_unit": alert.pnl_unit,
                 "venue": alert.venue,
                 "repeat": alert.repeat,
                 "cooldown_minutes": int(alert.cooldown.total_seconds() // 60),

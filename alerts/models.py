@@ -28,6 +28,14 @@ class Alert(TenantModel):
         blank=True,
         help_text="Price level, percent (signed, for percent moves), portfolio value or P&L.",
     )
+    portfolio = models.ForeignKey(
+        "portfolios.Portfolio",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Portfolio value and position P&L alerts.",
+    )
     window_minutes = models.PositiveIntegerField(null=True, blank=True, help_text="Percent moves only.")
     pnl_unit = models.CharField(max_length=16, choices=PnlUnit.choices, blank=True)
     venue = models.CharField(max_length=32, blank=True, help_text="Exchange alerts: one venue, or any.")
@@ -66,6 +74,21 @@ class Alert(TenantModel):
                 name="alerts_percent_alert_has_instrument_window_and_move",
             ),
             models.CheckConstraint(
+                condition=~Q(kind__in=["portfolio_above", "portfolio_below"])
+                | (Q(portfolio__isnull=False) & Q(threshold__isnull=False)),
+                name="alerts_portfolio_alert_has_portfolio_and_level",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind__in=["position_pnl_above", "position_pnl_below"])
+                | (
+                    Q(portfolio__isnull=False)
+                    & Q(instrument__isnull=False)
+                    & Q(threshold__isnull=False)
+                    & Q(pnl_unit__in=["absolute", "percent"])
+                ),
+                name="alerts_position_alert_has_position_level_and_unit",
+            ),
+            models.CheckConstraint(
                 condition=Q(cooldown__gte=timedelta(0)), name="alerts_cooldown_not_negative"
             ),
         ]
@@ -87,6 +110,17 @@ class Alert(TenantModel):
             minutes = self.window_minutes or 0
             window = f"{minutes // 60} h" if minutes % 60 == 0 else f"{minutes} min"
             return f"{self.instrument.symbol} moves {move:+f}% in {window}"
+        if kind in ("portfolio_above", "portfolio_below"):
+            verb = "rises above" if kind == "portfolio_above" else "falls below"
+            return f"{self.portfolio.name} {verb} {self.threshold:,.2f} {self.portfolio.base_currency}"
+        if kind in ("position_pnl_above", "position_pnl_below"):
+            verb = "rises above" if kind == "position_pnl_above" else "falls below"
+            level = (
+                f"{self.threshold.normalize():+f}%"
+                if self.pnl_unit == "percent"
+                else f"{self.threshold:,.2f} {self.instrument.quote}"
+            )
+            return f"{self.instrument.symbol} P&L in {self.portfolio.name} {verb} {level}"
         if kind == "exchange_degraded" and self.venue:
             return f"{self.get_kind_display()} ({self.venue})"
         return self.get_kind_display()

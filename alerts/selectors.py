@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from django.db.models import Q, QuerySet
 
-from alerts.choices import TICK_KINDS, AlertState
+from alerts.choices import PORTFOLIO_KINDS, POSITION_KINDS, TICK_KINDS, AlertState
 from alerts.models import Alert, AlertFiring
 from core.errors import DomainError
 from core.rls import system_context
@@ -80,3 +80,14 @@ def tick_alert_rows(*, ids: Iterable[int] | None = None) -> list[TickAlertRow]:
         alerts = Alert.objects.filter(kind__in=TICK_KINDS)
         alerts = alerts.filter(active_q()) if ids is None else alerts.filter(pk__in=list(ids))
         return [TickAlertRow(*row) for row in alerts.values_list(*_ROW_FIELDS).iterator(chunk_size=10_000)]
+
+
+def value_alert_portfolios() -> dict[int, int]:
+    """portfolio id -> user id of every portfolio with an active value or P&L alert. Cross-tenant."""
+    with system_context(reason="alerts: which portfolios have value alerts (every user)"):
+        return dict(
+            Alert.objects.filter(kind__in=PORTFOLIO_KINDS | POSITION_KINDS)
+            .filter(active_q())
+            .values_list("portfolio_id", "user_id")
+            .distinct()
+        )

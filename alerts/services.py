@@ -19,11 +19,14 @@ from django.utils import timezone
 from alerts.changes import alert_changes_on_commit
 from alerts.choices import (
     EVENT_KINDS,
+    PORTFOLIO_KINDS,
+    POSITION_KINDS,
     PRICE_KINDS,
     TICK_KINDS,
     WINDOW_LABELS,
     AlertKind,
     AlertState,
+    PnlUnit,
     directions_for,
     notification_kind,
 )
@@ -34,6 +37,8 @@ from core.errors import DomainError
 from core.notifications import notify
 from core.rls import system_context, tenant
 from marketdata.selectors import instrument_get, quote_latest_map
+from portfolios.models import Portfolio
+from portfolios.selectors import portfolio_valuation, position_list
 
 MAX_COOLDOWN = timedelta(days=30)
 MAX_PERCENT = Decimal("1000")
@@ -87,8 +92,11 @@ def _decimal(value, *, field: str, label: str) -> Decimal:
 
 def _clean(
     *,
+    user,
     kind: str,
     symbol: str = "",
+    portfolio=None,
+    pnl_unit: str = "",
     threshold=None,
     window_minutes: int | None = None,
     venue: str = "",
@@ -100,8 +108,6 @@ def _clean(
 ) -> dict:
     if kind not in AlertKind.values:
         raise DomainError("Choose what the alert watches.", field="kind")
-    if kind not in TICK_KINDS | EVENT_KINDS:
-        raise DomainError("Portfolio and position alerts are created from the portfolio page.", field="kind")
     fields: dict = {
         "kind": kind,
         "instrument": None,
@@ -122,7 +128,13 @@ def _clean(
         raise DomainError("The expiry must be in the future.", field="expires_at")
     fields["expires_at"] = expires_at
 
-    if kind in TICK_KINDS:
+    if kind in PORTFOLIO_KINDS | POSITION_KINDS:
+        if portfolio is None:
+            raise DomainError("Choose a portfolio.", field="portfolio")
+        if portfolio.user_id != user.pk:
+            raise DomainError("No such portfolio.", field="portfolio")
+        fields["portfolio"] = portfolio
+    if kind in TICK_KINDS | POSITION_KINDS:
         if not symbol:
             raise DomainError("Choose a market, e.g. BTC/USDT.", field="symbol")
         instrument = instrument_get(symbol=symbol)
@@ -145,6 +157,20 @@ def _clean(
         if window_minutes not in WINDOW_LABELS:
             raise DomainError("Choose a window for the move.", field="window_minutes")
         fields["threshold"], fields["window_minutes"] = move, int(window_minutes)
+    elif kind in PORTFOLIO_KINDS:
+        value = _decimal(threshold, field="threshold", label="a portfolio value")
+        if value <= 0:
+            raise DomainError("The portfolio value must be greater than zero.", field="threshold")
+        fields["threshold"] = value
+    elif kind in POSITION_KINDS:
+        if pnl_unit not in PnlUnit.values:
+            raise DomainError("Choose whether the level is an amount or a percent.", field="pnl_unit")
+        fields["threshold"] = _decimal(threshold, field="threshold", label="a P&L level")
+        fields["pnl_unit"] = pnl_unit
+        if pnl_unit == PnlUnit.PERCENT and fields["threshold"] <= -100:
+            raise DomainError("A position cannot lose more than 100%.", field="threshold")
+        if not position_list(portfolio=portfolio, include_closed=True).filter(instrument=instrument).exists():
+            raise DomainError(f"{portfolio.name} has no {instrument.symbol} position.", field="symbol")
     elif kind == AlertKind.EXCHANGE_DEGRADED:
         fields["venue"] = (venue or "").strip().lower()
     return fields
@@ -176,6 +202,8 @@ def alert_create(
     user,
     kind: str,
     symbol: str = "",
+    portfolio=None,
+    pnl_unit: str = "",
     threshold=None,
     window_minutes: int | None = None,
     venue: str = "",
@@ -184,18 +212,21 @@ def alert_create(
     expires_at: datetime | None = None,
     note: str = "",
 ) -> Alert:
-    fields = _clean(
-        kind=kind,
-        symbol=symbol,
-        threshold=threshold,
-        window_minutes=window_minutes,
-        venue=venue,
-        repeat=repeat,
-        cooldown=cooldown,
-        expires_at=expires_at,
-        note=note,
-    )
     with tenant(user.pk):
+        fields = _clean(
+            user=user,
+            kind=kind,
+            symbol=symbol,
+            portfolio=portfolio,
+            pnl_unit=pnl_unit,
+            threshold=threshold,
+            window_minutes=window_minutes,
+            venue=venue,
+            repeat=repeat,
+            cooldown=cooldown,
+            expires_at=expires_at,
+            note=note,
+        )
         alert_entitlement_check(user=user)
         alert = Alert.objects.create(user=user, state=AlertState.ARMED, **fields)
         alert_changes_on_commit([alert.pk])
@@ -208,6 +239,8 @@ def alert_update(
     alert: Alert,
     kind: str,
     symbol: str = "",
+    portfolio=None,
+    pnl_unit: str = "",
     threshold=None,
     window_minutes: int | None = None,
     venue: str = "",
@@ -217,18 +250,21 @@ def alert_update(
     note: str = "",
 ) -> Alert:
     """Change an alert; an edited alert is armed again (its new level has not been crossed)."""
-    fields = _clean(
-        kind=kind,
-        symbol=symbol,
-        threshold=threshold,
-        window_minutes=window_minutes,
-        venue=venue,
-        repeat=repeat,
-        cooldown=cooldown,
-        expires_at=expires_at,
-        note=note,
-    )
     with tenant(user.pk):
+        fields = _clean(
+            user=user,
+            kind=kind,
+            symbol=symbol,
+            portfolio=portfolio,
+            pnl_unit=pnl_unit,
+            threshold=threshold,
+            window_minutes=window_minutes,
+            venue=venue,
+            repeat=repeat,
+            cooldown=cooldown,
+            expires_at=expires_at,
+            note=note,
+        )
         alert = _locked(user=user, alert=alert)
         if not Alert.objects.filter(pk=alert.pk).filter(active_q()).exists():
             alert_entitlement_check(user=user)
@@ -324,7 +360,7 @@ def alert_fire(
     with tenant(user_id):
         alert = (
             Alert.objects.select_for_update(of=("self",))
-            .select_related("instrument", "user")
+            .select_related("instrument", "user", "portfolio")
             .filter(pk=alert_id)
             .first()
         )
@@ -396,6 +432,21 @@ def firing_message(*, alert: Alert, value: Decimal | None, detail: str = "") -> 
             f"{instrument.symbol} moved {_percent(value)} in {WINDOW_LABELS[alert.window_minutes]} "
             f"(alert at {_percent(alert.threshold)})."
         )
+    elif alert.kind in PORTFOLIO_KINDS:
+        verb = "rose above" if alert.kind == AlertKind.PORTFOLIO_ABOVE else "fell below"
+        currency = alert.portfolio.base_currency
+        text = (
+            f"{alert.portfolio.name} {verb} {_price(alert.threshold, 2)} {currency} "
+            f"(now {_price(value, 2)} {currency})."
+        )
+    elif alert.kind in POSITION_KINDS:
+        verb = "rose above" if alert.kind == AlertKind.POSITION_PNL_ABOVE else "fell below"
+        if alert.pnl_unit == PnlUnit.PERCENT:
+            level, now = _percent(alert.threshold), _percent(value)
+        else:
+            quote = instrument.quote
+            level, now = f"{_price(alert.threshold, 2)} {quote}", f"{_price(value, 2)} {quote}"
+        text = f"{instrument.symbol} P&L in {alert.portfolio.name} {verb} {level} (now {now})."
     else:
         text = detail or f"{alert.get_kind_display()}."
     if alert.note:
@@ -438,6 +489,61 @@ def event_alerts_fire(
         )
         for alert_id, owner in targets
     ]
+
+
+# --- Portfolio value and position P&L ------------------------------------------------------------------
+
+
+def value_alerts_evaluate(
+    *, portfolio_id: int, user_id: int, now: datetime | None = None
+) -> list[FireResult]:
+    """Value the portfolio now and fire its value / P&L alerts whose level lies between the value last
+    seen and this one. The last value is kept on the alert row (locked), so evaluators in several
+    processes see one sequence of values; the n-th firing's key makes a racing duplicate impossible.
+    """
+    now = now or timezone.now()
+    results: list[FireResult] = []
+    with tenant(user_id):
+        portfolio = Portfolio.objects.filter(pk=portfolio_id).first()
+        if portfolio is None:
+            return results
+        valuation = portfolio_valuation(portfolio=portfolio)
+        alerts = (
+            Alert.objects.select_for_update(of=("self",))
+            .select_related("instrument")
+            .filter(portfolio_id=portfolio_id, kind__in=PORTFOLIO_KINDS | POSITION_KINDS)
+            .filter(active_q())
+            .order_by("pk")
+        )
+        for alert in alerts:
+            value = _observed_value(alert, valuation)
+            if value is None:
+                continue
+            value = value.quantize(Decimal(1).scaleb(-THRESHOLD["decimal_places"]))
+            previous, alert.last_value = alert.last_value, value
+            alert.save(update_fields=["last_value", "updated_at"])
+            if previous is None or previous == value:
+                continue
+            results.append(
+                alert_fire(
+                    alert_id=alert.pk,
+                    user_id=user_id,
+                    occurrence_key=f"value-crossing:{alert.fired_count + 1}",
+                    value=value,
+                    previous_value=previous,
+                    now=now,
+                )
+            )
+    return [result for result in results if result.status != "not_crossed"]
+
+
+def _observed_value(alert: Alert, valuation) -> Decimal | None:
+    if alert.kind in PORTFOLIO_KINDS:
+        return None if valuation.unpriced else valuation.total
+    line = next((line for line in valuation.lines if line.symbol == alert.instrument.symbol), None)
+    if line is None:
+        return None
+    return line.unrealized_pct if alert.pnl_unit == PnlUnit.PERCENT else line.unrealized_pnl
 
 
 # --- Housekeeping ---------------------------------------------------------------------------------------

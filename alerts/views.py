@@ -36,6 +36,10 @@ def _prefill(request: HttpRequest) -> dict:
         initial["kind"] = kind
     if threshold := request.GET.get("threshold"):
         initial["threshold"] = threshold
+    if (portfolio := request.GET.get("portfolio", "")).isdigit():
+        initial["portfolio"] = int(portfolio)
+    if request.GET.get("pnl_unit") in ("absolute", "percent"):
+        initial["pnl_unit"] = request.GET["pnl_unit"]
     return initial
 
 
@@ -48,7 +52,7 @@ def _alert(request: HttpRequest, alert_id: int):
 
 @login_required
 def alert_list_view(request: HttpRequest) -> HttpResponse:
-    form = AlertForm(request.POST or None, initial=_prefill(request))
+    form = AlertForm(request.POST or None, initial=_prefill(request), user=request.user)
     if request.method == "POST" and form.is_valid():
         try:
             alert = alert_create(user=request.user, **form.service_kwargs())
@@ -74,7 +78,7 @@ def alert_list_view(request: HttpRequest) -> HttpResponse:
 @login_required
 def alert_detail_view(request: HttpRequest, alert_id: int) -> HttpResponse:
     alert = _alert(request, alert_id)
-    form = AlertForm.for_alert(alert, request.POST or None)
+    form = AlertForm.for_alert(alert, request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():
         try:
             alert_update(user=request.user, alert=alert, **form.service_kwargs())

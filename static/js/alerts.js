@@ -6,11 +6,15 @@
     price_below: ["symbol", "threshold"],
     price_cross: ["symbol", "threshold"],
     percent_move: ["symbol", "threshold", "window_minutes"],
+    portfolio_above: ["portfolio", "threshold"],
+    portfolio_below: ["portfolio", "threshold"],
+    position_pnl_above: ["portfolio", "symbol", "threshold", "pnl_unit"],
+    position_pnl_below: ["portfolio", "symbol", "threshold", "pnl_unit"],
     order_filled: [],
     bot_blocked: [],
     exchange_degraded: ["venue"]
   };
-  var OPTIONAL = ["symbol", "threshold", "window_minutes", "venue"];
+  var OPTIONAL = ["symbol", "portfolio", "threshold", "pnl_unit", "window_minutes", "venue"];
 
   function sync(form) {
     var kind = form.querySelector("[name=kind]");
