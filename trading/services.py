@@ -303,6 +303,7 @@ def order_validate(
     price=None,
     stop_price=None,
     quote=None,
+    available: Decimal | None = None,
 ) -> OrderCheck:
     """Everything the ticket checks before submitting: fields, precision, minimum notional, balance."""
     from marketdata.selectors import instrument_get, quote_latest_map
@@ -361,7 +362,10 @@ def order_validate(
     if side == OrderSide.BUY:
         slippage = Decimal(settings.TRADING_PAPER_SLIPPAGE_RATE) if type != OrderType.LIMIT else ZERO
         needed = notional * (1 + fee_rate + slippage)
-        available = available_balance(user=user, portfolio=portfolio, connection=connection, currency=instrument.quote)
+        if available is None:
+            available = available_balance(
+                user=user, portfolio=portfolio, connection=connection, currency=instrument.quote
+            )
         if needed > available:
             raise DomainError(
                 f"Insufficient balance: this order needs about {needed.quantize(Decimal('0.01'))} {instrument.quote}, "
@@ -459,13 +463,14 @@ def order_place(
     bot: Bot | None = None,
     order_id: uuid.UUID | None = None,
     quote=None,
+    available: Decimal | None = None,
     request: HttpRequest | None = None,
 ) -> Order:
     """Validate and place an order. Paper orders are matched at once in this transaction; orders for a real
     venue are submitted by a Celery task after commit (so a crash can never leave an untracked order)."""
     check = order_validate(
         user=user, portfolio=portfolio, connection=connection, symbol=symbol, side=side, type=type,
-        quantity=quantity, price=price, stop_price=stop_price, quote=quote,
+        quantity=quantity, price=price, stop_price=stop_price, quote=quote, available=available,
     )
     order = Order(
         id=order_id or uuid.uuid4(),
@@ -487,10 +492,6 @@ def order_place(
     except IntegrityError:
         # The same client order id again (a retried request or job): the first order stands.
         return Order.objects.get(pk=order.pk)
-    audit_record(
-        action="trading.order_placed", user=user, actor=_actor(request, user), target=order,
-        after=_order_summary(order), request=request,
-    )
     if connection.is_paper:
         request_ = OrderRequest(
             client_order_id=order.client_order_id, symbol=check.instrument.symbol, side=side, type=type,
@@ -512,11 +513,17 @@ def order_place(
             triggered = check.stop_price is None or update.status == OrderStatus.FILLED
         if triggered and check.stop_price is not None:
             order.triggered_at = timezone.now()
-        order_apply_exchange(order=order, update=update)
+        order_apply_exchange(order=order, update=update, audit=False)
     else:
         order_id_ = order.pk
         transaction.on_commit(lambda: _enqueue_submit(order_id_, user.pk))
-    _push_orders_after_commit(user.pk)
+        _push_orders_after_commit(user.pk)
+    # One audit row for the placement, with the state the venue left the order in (a paper market order
+    # is already filled here).
+    audit_record(
+        action="trading.order_placed", user=user, actor=_actor(request, user), target=order,
+        after=_order_summary(order), request=request,
+    )
     return order
 
 
@@ -574,7 +581,7 @@ def order_submit(*, order_id) -> Order:
     return order
 
 
-def order_apply_exchange(*, order: Order, update: ExchangeOrder) -> Order:
+def order_apply_exchange(*, order: Order, update: ExchangeOrder, audit: bool = True) -> Order:
     """Apply what the venue reports: new fills (each once) into the portfolio, then the order's state."""
     with transaction.atomic():
         fills = list(update.fills)
@@ -634,14 +641,16 @@ def order_apply_exchange(*, order: Order, update: ExchangeOrder) -> Order:
         if status != previous or new_fills:
             order_transition(order, status, reason=update.reason)
         order.save()
-        if order.status != previous:
+        if audit and order.status != previous:
             audit_record(
                 action=f"trading.order_{order.status}", user=order.user, actor_label="exchange", target=order,
                 before={"status": previous}, after=_order_summary(order),
             )
         if order.status == OrderStatus.FILLED and previous != OrderStatus.FILLED:
             _order_filled_effects(order)
-        _push_orders_after_commit(order.user_id)
+        if previous in OPEN_ORDER_STATUSES - {OrderStatus.NEW} or order.status in OPEN_ORDER_STATUSES:
+            # Only orders that are (or were) on the open-orders table change it.
+            _push_orders_after_commit(order.user_id)
     return order
 
 
@@ -1100,14 +1109,15 @@ def plan_execute(*, plan_id: int, user_id: int, quote=None) -> str:
         if bot.status != BotStatus.ENABLED:
             plan.status, plan.reason = PlanStatus.SKIPPED, "The bot was paused before it could act."
         else:
-            quantity = plan.quantity
+            quantity, available = plan.quantity, None
             if plan.side == OrderSide.BUY and bot.connection.is_paper:
                 # Size by the balance at execution time, which may have changed since planning.
                 price = (quote.ask or quote.price) if quote else plan.reference_price
                 fee = (bot.connection.taker_fee or ZERO) + Decimal(settings.TRADING_PAPER_SLIPPAGE_RATE)
-                affordable = available_balance(
+                available = available_balance(
                     user=plan.user, portfolio=bot.portfolio, connection=bot.connection, currency=bot.instrument.quote
-                ) / (price * (1 + fee))
+                )
+                affordable = available / (price * (1 + fee))
                 quantity = _quantize_down(min(quantity, affordable), bot.instrument.quantity_precision)
             try:
                 if quantity <= 0:
@@ -1117,6 +1127,7 @@ def plan_execute(*, plan_id: int, user_id: int, quote=None) -> str:
                         user=plan.user, portfolio=bot.portfolio, connection=bot.connection,
                         symbol=bot.instrument.symbol, side=plan.side, type=OrderType.MARKET, quantity=quantity,
                         source=OrderSource.BOT, bot=bot, order_id=plan_order_id(plan.pk), quote=quote,
+                        available=available,
                     )
                 plan.status, plan.order, plan.quantity = PlanStatus.EXECUTED, order, quantity
             except DomainError as error:

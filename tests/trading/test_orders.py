@@ -162,7 +162,7 @@ def test_cancel_moves_an_open_order_to_cancelled_and_audits_it(user_a, paper_a):
         order.refresh_from_db()
         actions = set(AuditLog.objects.filter(target_id=str(order.pk)).values_list("action", flat=True))
     assert order.status == "cancelled" and order.closed_at is not None
-    assert actions == {"trading.order_placed", "trading.order_open", "trading.order_cancelled"}
+    assert actions == {"trading.order_placed", "trading.order_cancelled"}
     assert services.paper_resting_matches(symbol="BTC/USDT", price=Decimal("14000")) == []
 
 

@@ -1,0 +1,341 @@
+"""Execution fan-out benchmark: one signal to N bots on the paper exchange, with real Celery workers.
+
+    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/nexus REDIS_URL=redis://127.0.0.1:6379/0 \
+        .venv/bin/python bench/fanout.py --bots 10000
+
+It uses a database of its own (<name>_bench, recreated) and a Redis key prefix of its own, seeds N traders
+(each with a funded paper portfolio, a paper connection and one DCA bot; bulk inserts, not timed), starts
+`celery worker` processes, and then:
+
+1. clean run: one buy signal -> time until all plans exist, time until every plan is executed (orders
+   placed and filled on the paper exchange, positions updated);
+2. killed run: a second signal; once a quarter of the plans are done, one worker pool process is killed
+   with SIGKILL mid-chunk (acks_late + reject_on_worker_lost redeliver its chunk); then the whole fan-out
+   is delivered again (planning and every chunk) as a retrying broker would. Counts duplicate orders,
+   duplicate fills/portfolio transactions and lost (never executed) plans.
+
+Prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+LOG_DIR = ROOT / ".data"
+sys.path.insert(0, str(ROOT))
+
+
+def bench_environment() -> dict[str, str]:
+    env = dict(os.environ)
+    if not env.get("DATABASE_URL") or not env.get("REDIS_URL"):
+        sys.exit("Set DATABASE_URL and REDIS_URL (the bench uses <database>_bench and its own Redis key prefix).")
+    url = urlsplit(env["DATABASE_URL"])
+    name = url.path.lstrip("/") or "nexus"
+    if not name.endswith("_bench"):
+        env["DATABASE_URL"] = urlunsplit(url._replace(path=f"/{name}_bench"))
+    env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+    env["DJANGO_DEBUG"] = "false"  # DEBUG keeps every query in memory
+    env["REDIS_KEY_PREFIX"] = "nexus-bench"
+    env["LOG_LEVEL"] = "WARNING"
+    env["TRADING_SIGNAL_MAX_LAG_SECONDS"] = "600"
+    return env
+
+
+ENV = bench_environment()
+os.environ.update(ENV)
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.core.management import call_command  # noqa: E402
+from django.db import connection, connections  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from core.rls import system_context  # noqa: E402
+
+DEPOSIT = Decimal("10000")
+UNUSABLE = "!"  # Django's marker for an unusable password: bench traders cannot log in
+PRICE = Decimal("20000")
+
+
+def seed(bots: int) -> None:
+    from accounts.models import User
+    from marketdata.models import Instrument
+    from marketdata.services import instruments_seed
+    from portfolios.choices import PortfolioKind, TransactionKind, TransactionSource
+    from portfolios.models import CashBalance, Portfolio, Transaction
+    from trading.models import Bot, ExchangeConnection
+
+    call_command("db_bootstrap", recreate=True, verbosity=0)
+    call_command("migrate", database="owner", verbosity=0, interactive=False)
+    connections.close_all()
+    instruments_seed()
+    instrument = Instrument.objects.get(symbol="BTC/USDT")
+    quote_refresh(instrument.pk)
+    now = timezone.now()
+    batch = 2000
+    with system_context(reason="bench: seed traders"):
+        users = User.objects.bulk_create(
+            [User(email=f"bench{i}@example.com", display_name=f"Bench {i}", password=UNUSABLE) for i in range(bots)],
+            batch_size=batch,
+        )
+        portfolios = Portfolio.objects.bulk_create(
+            [Portfolio(user=u, name="Paper", base_currency="USDT", kind=PortfolioKind.PAPER) for u in users],
+            batch_size=batch,
+        )
+        Transaction.objects.bulk_create(
+            [
+                Transaction(
+                    user_id=p.user_id, portfolio=p, kind=TransactionKind.DEPOSIT, currency="USDT", quantity=DEPOSIT,
+                    executed_at=now - timedelta(days=1), external_id="bench-deposit", source=TransactionSource.DEMO,
+                    flow_amount=DEPOSIT, flow_currency="USDT",
+                )
+                for p in portfolios
+            ],
+            batch_size=batch,
+        )
+        CashBalance.objects.bulk_create(
+            [CashBalance(user_id=p.user_id, portfolio=p, currency="USDT", amount=DEPOSIT) for p in portfolios],
+            batch_size=batch,
+        )
+        paper = ExchangeConnection.objects.bulk_create(
+            [
+                ExchangeConnection(user=u, label="Paper", venue="paper", maker_fee=Decimal("0.001"),
+                                   taker_fee=Decimal("0.001"), validated_at=now)
+                for u in users
+            ],
+            batch_size=batch,
+        )
+        Bot.objects.bulk_create(
+            [
+                Bot(user_id=p.user_id, name="DCA", portfolio=p, connection=c, instrument=instrument, strategy="dca",
+                    params={"every": 1}, params_key="every=1", timeframe="1m", allocation=Decimal("100"),
+                    max_position=Decimal("1"), daily_loss_limit=Decimal("50"))
+                for p, c in zip(portfolios, paper, strict=True)
+            ],
+            batch_size=batch,
+        )
+
+
+def quote_refresh(instrument_id: int) -> None:
+    from marketdata.models import Quote
+
+    now = timezone.now()
+    Quote.objects.update_or_create(
+        instrument_id=instrument_id,
+        defaults={"price": PRICE, "bid": PRICE - 1, "ask": PRICE + 1, "source": "bench", "at": now, "updated_at": now},
+    )
+
+
+class QuoteKeeper(threading.Thread):
+    """Keeps the BTC/USDT quote fresh (the paper exchange refuses stale prices), like the feed would."""
+
+    def __init__(self, instrument_id: int) -> None:
+        super().__init__(daemon=True)
+        self.instrument_id = instrument_id
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(5):
+            quote_refresh(self.instrument_id)
+            connection.close()
+
+
+def start_workers(count: int, concurrency: int) -> list[subprocess.Popen]:
+    LOG_DIR.mkdir(exist_ok=True)
+    celery = Path(sys.executable).parent / "celery"
+    workers = []
+    for index in range(count):
+        workers.append(
+            subprocess.Popen(
+                [str(celery), "-A", "config", "worker", "--pool", "prefork", "--concurrency", str(concurrency),
+                 "--loglevel", "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat",
+                 "-n", f"bench{index}@%h"],
+                cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=open(LOG_DIR / f"bench-fanout-worker{index}.log", "w"),  # noqa: SIM115
+            )
+        )
+    from config.celery import app
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        replies = app.control.ping(timeout=1.0)
+        if len(replies) >= count:
+            return workers
+    raise RuntimeError("the Celery workers did not start; see .data/bench-fanout-worker*.log")
+
+
+def pool_children(workers: list[subprocess.Popen]) -> list[int]:
+    import psutil
+
+    return [child.pid for w in workers for child in psutil.Process(w.pid).children()]
+
+
+def plan_counts(signal_id: int) -> dict[str, int]:
+    from django.db.models import Count
+
+    from trading.models import ExecutionPlan
+
+    with system_context(reason="bench: progress"):
+        rows = ExecutionPlan.objects.filter(signal_id=signal_id).values("status").annotate(n=Count("id"))
+        return {row["status"]: row["n"] for row in rows}
+
+
+def new_signal(minute: int):
+    from marketdata.models import Instrument
+    from trading.models import Signal
+
+    now = timezone.now()
+    return Signal.objects.create(
+        instrument=Instrument.objects.get(symbol="BTC/USDT"), strategy="dca", params={"every": 1},
+        params_key="every=1", timeframe="1m", candle_open_time=now.replace(second=0, microsecond=0)
+        - timedelta(minutes=minute), closed_at=now, action="buy", price=PRICE, regime="bullish",
+        reason="bench signal", status="planned",
+    )
+
+
+def run_signal(bots: int, minute: int, *, on_progress=None, timeout: float = 600) -> dict:
+    from trading.tasks import signal_fan_out_task
+
+    signal_row = new_signal(minute)
+    started = time.monotonic()
+    signal_fan_out_task.delay(signal_row.pk)
+    plan_seconds = None
+    while time.monotonic() - started < timeout:
+        counts = plan_counts(signal_row.pk)
+        total = sum(counts.values())
+        if plan_seconds is None and total >= bots:
+            plan_seconds = time.monotonic() - started
+        if on_progress is not None:
+            on_progress(counts)
+        if total >= bots and counts.get("pending", 0) == 0:
+            break
+        time.sleep(0.2)
+    return {
+        "signal_id": signal_row.pk,
+        "plans_seconds": round(plan_seconds, 2) if plan_seconds is not None else None,
+        "all_orders_seconds": round(time.monotonic() - started, 2),
+        "plans": plan_counts(signal_row.pk),
+    }
+
+
+def redeliver(signal_id: int) -> None:
+    """Deliver the whole fan-out again, as a broker retrying every message would, and wait for it."""
+    from django.conf import settings
+
+    from trading.models import ExecutionPlan
+    from trading.tasks import plans_execute_task, signal_fan_out_task
+
+    signal_fan_out_task.delay(signal_id)
+    with system_context(reason="bench: all plan refs"):
+        refs = [list(r) for r in ExecutionPlan.objects.filter(signal_id=signal_id).values_list("pk", "user_id")]
+    size = settings.TRADING_FANOUT_CHUNK_SIZE
+    results = [plans_execute_task.delay(refs[i : i + size], "BTC/USDT") for i in range(0, len(refs), size)]
+    del results
+    from config.celery import app
+
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        inspect = app.control.inspect(timeout=1.0)
+        active = sum(len(v) for v in (inspect.active() or {}).values())
+        reserved = sum(len(v) for v in (inspect.reserved() or {}).values())
+        with app.connection_for_write() as conn:
+            queued = conn.default_channel.client.llen(f"{ENV['REDIS_KEY_PREFIX']}:celery:celery")
+        if active == 0 and reserved == 0 and queued == 0:
+            return
+        time.sleep(0.5)
+
+
+def integrity(signal_id: int) -> dict:
+    """Duplicates and losses, counted by the database after everything was delivered again."""
+    from portfolios.models import Transaction
+    from trading.models import ExecutionPlan, Fill, Order
+
+    with system_context(reason="bench: integrity counts"):
+        plans = ExecutionPlan.objects.filter(signal_id=signal_id)
+        executed = plans.filter(status="executed").count()
+        # Every bot order of the whole bench must belong to exactly one executed plan.
+        bot_orders = Order.objects.filter(source="bot").count()
+        executed_everywhere = ExecutionPlan.objects.filter(status="executed").count()
+        fills = Fill.objects.count()
+        txns = Transaction.objects.filter(external_id__startswith="paper:")
+        return {
+            "plans": plans.count(),
+            "executed": executed,
+            "lost_plans": plans.filter(status="pending").count(),
+            "not_executed": plans.exclude(status__in=["executed", "pending"]).count(),
+            "duplicate_orders": bot_orders - executed_everywhere,
+            "duplicate_fills": fills - Fill.objects.values("order_id").distinct().count(),
+            "duplicate_portfolio_transactions": txns.count() - txns.values("portfolio_id", "external_id").distinct().count(),
+        }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bots", type=int, default=10_000)
+    parser.add_argument("--workers", type=int, default=1, help="celery worker processes (each with a pool)")
+    parser.add_argument("--concurrency", type=int, default=3, help="pool processes per worker")
+    args = parser.parse_args()
+
+    seed_started = time.monotonic()
+    seed(args.bots)
+    seed_seconds = time.monotonic() - seed_started
+    from marketdata.models import Instrument
+
+    keeper = QuoteKeeper(Instrument.objects.get(symbol="BTC/USDT").pk)
+    keeper.start()
+    workers = start_workers(args.workers, args.concurrency)
+    try:
+        clean = run_signal(args.bots, minute=2)
+
+        killed: dict = {}
+
+        def kill_one(counts: dict) -> None:
+            if killed or counts.get("executed", 0) < args.bots // 4:
+                return
+            victim = pool_children(workers)[0]
+            os.kill(victim, signal.SIGKILL)
+            killed["pid"] = victim
+            killed["after_executed"] = counts.get("executed", 0)
+
+        crash = run_signal(args.bots, minute=1, on_progress=kill_one)
+        redeliver(crash["signal_id"])
+        crash.update(killed_pool_process=killed)
+        crash.update(integrity(crash["signal_id"]))
+        clean.update(integrity(clean["signal_id"]))
+    finally:
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+        for worker in workers:
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+        keeper.stopped.set()
+    print(json.dumps({
+        "bench": "fanout",
+        "bots": args.bots,
+        "workers": args.workers,
+        "pool_processes": args.workers * args.concurrency,
+        "seed_seconds": round(seed_seconds, 1),
+        "clean_run": clean,
+        "killed_worker_run": crash,
+        "target": "plans + paper orders < 30 s; 0 duplicates and 0 lost plans after a worker is killed",
+    }, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
