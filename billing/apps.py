@@ -4,3 +4,30 @@ from django.apps import AppConfig
 class BillingConfig(AppConfig):
     name = "billing"
     verbose_name = "Billing"
+
+    def ready(self) -> None:
+        from billing.choices import (
+            NOTIFY_PAYMENT_FAILED,
+            NOTIFY_PAYMENT_RECOVERED,
+            NOTIFY_PLAN_CHANGED,
+            NOTIFY_TRIAL_ENDING,
+        )
+        from core.notifications import register_kind
+
+        register_kind(NOTIFY_PLAN_CHANGED, label="Plan changes")
+        register_kind(NOTIFY_TRIAL_ENDING, label="Trial ending")
+        register_kind(NOTIFY_PAYMENT_FAILED, label="Failed payments")
+        register_kind(NOTIFY_PAYMENT_RECOVERED, label="Payments received after a failure")
+
+    def seed_demo(self, *, trader, stdout) -> None:
+        """The local webhook endpoint (for `stripe listen`) and a month of the trader's AI usage."""
+        from django.conf import settings
+        from django.utils import timezone
+
+        from billing.services import entitlement_consume, webhook_endpoint_ensure_local
+
+        endpoint = webhook_endpoint_ensure_local(secret=settings.STRIPE_WEBHOOK_SECRET, base_url=settings.SITE_URL)
+        now = timezone.now()
+        for day in range(1, 4):
+            entitlement_consume(user=trader, idempotency_key=f"demo-ai-{now:%Y-%m}-{day}", now=now)
+        stdout.write(f"  billing: local Stripe webhook endpoint {endpoint.url}")

@@ -17,6 +17,8 @@ urlpatterns = [
     path("", include("marketdata.urls")),
     path("", include("alerts.urls")),
     path("trading/", include("trading.urls")),
+    path("", include("billing.urls")),
+    path("stripe/", include("billing.webhook_urls")),
     path("api/v1/accounts/", include("accounts.api.urls")),
     path("api/v1/portfolios/", include("portfolios.api.urls")),
     path("api/v1/trading/", include("trading.api.urls")),

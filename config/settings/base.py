@@ -43,6 +43,7 @@ THIRD_PARTY_APPS = [
     "allauth.socialaccount.providers.google",
     "allauth.mfa",
 ]
+    "djstripe",
 LOCAL_APPS = [
     "core",
     "accounts",
@@ -229,6 +230,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
 }
+    # Per-plan requests per minute (docs/billing.md).
+    "DEFAULT_THROTTLE_CLASSES": ["billing.api.PlanRateThrottle"],
 SPECTACULAR_SETTINGS = {
     "TITLE": "Nexus API",
     "DESCRIPTION": "Portfolios, orders, bots, alerts and market data for Nexus traders.",
@@ -351,6 +354,24 @@ MARKET_TICK_RETENTION_HOURS = env.int("MARKET_TICK_RETENTION_HOURS", default=24)
 CELERY_BEAT_SCHEDULE["marketdata-trim-ticks"] = {"task": "marketdata.trim_ticks", "schedule": 600.0}
 
 # --- Alerts and notifications (docs/alerts.md) ----------------------------------------------------------
+# --- Billing: Stripe through dj-stripe (docs/billing.md) --------------------------------------------------
+# Without a secret key the pricing and billing pages work and say that payments are not configured.
+STRIPE_LIVE_MODE = env.bool("STRIPE_LIVE_MODE", default=False)
+STRIPE_TEST_SECRET_KEY = env("STRIPE_TEST_SECRET_KEY", default="")
+STRIPE_LIVE_SECRET_KEY = env("STRIPE_LIVE_SECRET_KEY", default="")
+# Signing secret of the local endpoint (`manage.py billing_webhook_endpoint`, `stripe listen`, tests).
+# Endpoints created in Stripe (dj-stripe admin) keep their own secret in djstripe_webhookendpoint.
+STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="whsec_nexus_local_test_secret")
+DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
+DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
+# dj-stripe verifies and logs the delivery; we store it once and hand it to Celery (billing.webhooks).
+DJSTRIPE_WEBHOOK_EVENT_CALLBACK = "billing.webhooks.webhook_event_receive"
+BILLING_GRACE_PERIOD_DAYS = env.int("BILLING_GRACE_PERIOD_DAYS", default=7)
+BILLING_TRIAL_ENDING_DAYS = env.int("BILLING_TRIAL_ENDING_DAYS", default=3)
+CELERY_BEAT_SCHEDULE["billing-report-usage"] = {"task": "billing.report_usage", "schedule": 300.0}
+CELERY_BEAT_SCHEDULE["billing-enforce-grace"] = {"task": "billing.enforce_grace_periods", "schedule": 900.0}
+CELERY_BEAT_SCHEDULE["billing-requeue-events"] = {"task": "billing.requeue_stale_events", "schedule": 120.0}
+
 # Expire alerts and show repeating ones armed again; re-enqueue deliveries whose queue message was lost.
 CELERY_BEAT_SCHEDULE["alerts-maintenance"] = {"task": "alerts.maintenance", "schedule": 30.0}
 CELERY_BEAT_SCHEDULE["notifications-sweep"] = {"task": "core.notifications.sweep", "schedule": 60.0}

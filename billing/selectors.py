@@ -1,0 +1,193 @@
+"""Reads: which plan applies to a user, how much of each limit is used and left, the billing page.
+
+Every read runs as the user (`tenant(user.pk)`), so these work from views, the API, Celery tasks and the
+Discord bot alike, whatever context the caller is in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.db.models import QuerySet, Sum
+from django.utils import timezone
+
+from billing.choices import (
+    FAILING_STATUSES,
+    METERED_FEATURES,
+    RATE_FEATURES,
+    CheckoutStatus,
+    Feature,
+    PlanCode,
+    SubscriptionStatus,
+)
+from billing.models import CheckoutSession, Invoice, Subscription, UsageRecord
+from billing.plans import Plan, paid_plan_list, plan_get, plan_list
+from core.rls import tenant
+
+# Counters other apps register for the features they own (billing.services.entitlement_counter_register).
+usage_counters: dict[str, Callable[[object], int]] = {}
+
+
+def month_start(now: datetime) -> datetime:
+    return now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def subscription_get(*, user) -> Subscription | None:
+    with tenant(user.pk):
+        return Subscription.objects.filter(user_id=user.pk).first()
+
+
+def user_plan(*, user, now: datetime | None = None) -> Plan:
+    """The plan whose limits apply to `user` right now (Free without a live subscription)."""
+    subscription = subscription_get(user=user)
+    if subscription is None:
+        return plan_get(PlanCode.FREE)
+    return plan_get(subscription.entitled_plan_code(now=now or timezone.now()))
+
+
+def entitlement_usage(*, user, feature: str, now: datetime | None = None) -> int:
+    """How much of `feature` the user uses now (this month, for metered features)."""
+    feature = Feature(feature)
+    if feature in RATE_FEATURES:
+        return 0
+    if feature in METERED_FEATURES:
+        with tenant(user.pk):
+            used = UsageRecord.objects.filter(
+                user_id=user.pk, feature=feature, occurred_at__gte=month_start(now or timezone.now())
+            ).aggregate(total=Sum("quantity"))["total"]
+        return used or 0
+    counter = usage_counters.get(feature)
+    if counter is None:
+        return 0
+    with tenant(user.pk):
+        return int(counter(user))
+
+
+def entitlement_remaining(*, user, feature: str, now: datetime | None = None) -> int | None:
+    """What is left of `feature` on the user's plan; None when the plan has no limit."""
+    limit = user_plan(user=user, now=now).limit(feature)
+    if limit is None:
+        return None
+    if Feature(feature) in RATE_FEATURES:
+        return limit
+    return max(limit - entitlement_usage(user=user, feature=feature, now=now), 0)
+
+
+@dataclass(frozen=True)
+class FeatureUsage:
+    feature: str
+    label: str
+    limit: int | None
+    used: int | None  # None for rates, which are not counted here
+
+    @property
+    def remaining(self) -> int | None:
+        if self.limit is None or self.used is None:
+            return None
+        return max(self.limit - self.used, 0)
+
+    @property
+    def percent(self) -> int:
+        if not self.limit or self.used is None:
+            return 0
+        return min(100, round(100 * self.used / self.limit))
+
+    @property
+    def exhausted(self) -> bool:
+        return self.limit is not None and self.used is not None and self.used >= self.limit
+
+
+def entitlement_summary(*, user, now: datetime | None = None) -> list[FeatureUsage]:
+    plan = user_plan(user=user, now=now)
+    rows = []
+    for feature in Feature:
+        used = None if feature in RATE_FEATURES else entitlement_usage(user=user, feature=feature, now=now)
+        rows.append(FeatureUsage(feature=feature, label=feature.label, limit=plan.limit(feature), used=used))
+    return rows
+
+
+def payments_configured() -> bool:
+    """A secret key is set and `billing_sync_plans` has put our prices in dj-stripe's tables."""
+    from billing import stripe_gateway
+
+    if not stripe_gateway.secret_key():
+        return False
+    return all(stripe_price_id(lookup_key=plan.flat_price_lookup_key) for plan in paid_plan_list())
+
+
+def stripe_price_id(*, lookup_key: str) -> str | None:
+    """Our synced Stripe price for a lookup key, from dj-stripe's mirror of Stripe's prices."""
+    from djstripe.models import Price
+
+    return (
+        Price.objects.filter(lookup_key=lookup_key, active=True, livemode=settings.STRIPE_LIVE_MODE)
+        .order_by("-created")
+        .values_list("id", flat=True)
+        .first()
+    )
+
+
+def invoice_list(*, user) -> QuerySet[Invoice]:
+    with tenant(user.pk):
+        return Invoice.objects.filter(user_id=user.pk).exclude(status="draft")
+
+
+def checkout_open_for(*, user, plan_code: str, now: datetime) -> CheckoutSession | None:
+    with tenant(user.pk):
+        return CheckoutSession.objects.filter(
+            user_id=user.pk, plan=plan_code, status=CheckoutStatus.OPEN, expires_at__gt=now
+        ).first()
+
+
+@dataclass(frozen=True)
+class BillingOverview:
+    plan: Plan
+    subscribed_plan: Plan
+    status: str
+    status_label: str
+    subscription: Subscription | None
+    trial_days_left: int | None
+    trial_ending: bool
+    payment_failed: bool
+    grace_ends_at: datetime | None
+    downgraded: bool
+    usage: list[FeatureUsage]
+    invoices: list[Invoice]
+    payments_configured: bool
+    can_manage: bool
+    plans: list[Plan]
+
+
+def billing_overview(*, user, now: datetime | None = None) -> BillingOverview:
+    now = now or timezone.now()
+    subscription = subscription_get(user=user)
+    plan = user_plan(user=user, now=now)
+    status = subscription.status if subscription else SubscriptionStatus.NONE
+    trial_days_left = None
+    trial_ending = False
+    if subscription and status == SubscriptionStatus.TRIALING and subscription.trial_end:
+        left = subscription.trial_end - now
+        trial_days_left = max(0, left.days + (1 if left.seconds else 0))
+        trial_ending = trial_days_left <= settings.BILLING_TRIAL_ENDING_DAYS
+    failing = bool(subscription and subscription.failing_since)
+    grace_end = subscription.grace_ends_at() if subscription else None
+    return BillingOverview(
+        plan=plan,
+        subscribed_plan=plan_get(subscription.plan) if subscription and subscription.is_live else plan,
+        status=status,
+        status_label=SubscriptionStatus(status).label,
+        subscription=subscription,
+        trial_days_left=trial_days_left,
+        trial_ending=trial_ending,
+        payment_failed=failing or status in FAILING_STATUSES,
+        grace_ends_at=grace_end,
+        downgraded=bool(failing and grace_end and now >= grace_end),
+        usage=entitlement_summary(user=user, now=now),
+        invoices=list(invoice_list(user=user)[:24]),
+        payments_configured=payments_configured(),
+        can_manage=bool(subscription and subscription.stripe_customer_id),
+        plans=plan_list(),
+    )
