@@ -7,3 +7,17 @@ register = template.Library()
 def get_item(mapping, key):
     """`{{ mapping|get_item:key }}`: a dict lookup with a variable key."""
     return mapping.get(key) if mapping else None
+
+
+@register.filter
+def plain(value):
+    """A Decimal without trailing zeros or exponent: 0.100000000000 -> 0.1, 1E+1 -> 10; None -> an em dash."""
+    if value is None or value == "":
+        return "—"
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        return value
+    return format(number.normalize(), "f") if number else "0"
