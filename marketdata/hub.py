@@ -132,7 +132,7 @@ class MarketHub:
         layer = get_channel_layer()
         while True:
             try:
-                channel = await layer.new_channel(prefix="markethub")
+                channel = await layer.new_channel()
                 await layer.group_add(ALL_GROUP, channel)
                 if not self.latest:
                     for message in await database_sync_to_async(_snapshot_from_database)():

@@ -352,7 +352,6 @@ MARKET_CCXT_CONFIG = env.json("MARKET_CCXT_CONFIG", default={})
 MARKET_METRICS_PORT = env.int("MARKET_METRICS_PORT", default=9108)
 MARKET_TICK_RETENTION_HOURS = env.int("MARKET_TICK_RETENTION_HOURS", default=24)
 CELERY_BEAT_SCHEDULE["marketdata-trim-ticks"] = {"task": "marketdata.trim_ticks", "schedule": 600.0}
-
 # --- Alerts and notifications (docs/alerts.md) ----------------------------------------------------------
 # --- Billing: Stripe through dj-stripe (docs/billing.md) --------------------------------------------------
 # Without a secret key the pricing and billing pages work and say that payments are not configured.

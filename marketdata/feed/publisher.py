@@ -28,6 +28,7 @@ from marketdata.types import CandleBar, TickEvent
 
 logger = structlog.get_logger(__name__)
 DAY = timedelta(hours=24)
+RETRY_SECONDS = 1.0
 
 
 @dataclass
@@ -84,6 +85,7 @@ class Publisher:
         self.closed: list[tuple[str, CandleBar]] = []
         self.history: list[tuple[str, CandleBar]] = []
         self._wake = asyncio.Event()
+        self._stopping = False
         self._seq = 0
 
     # --- input, called on the event loop by the sources --------------------------------------------
@@ -122,10 +124,22 @@ class Publisher:
 
     # --- the publishing loop ------------------------------------------------------------------------
     async def run(self) -> None:
-        while True:
+        """Publish as ticks come, until stop(); then publish what is still pending. Never cancel this
+        task mid-publish: a batch taken out for publishing would be lost."""
+        while not self._stopping:
             await self._wake.wait()
             self._wake.clear()
-            await self.publish_due()
+            try:
+                await self.publish_due()
+            except Exception:  # the database or Redis is away: keep the batch, retry, never stop the feed
+                logger.exception("marketdata.publish_failed")
+                await asyncio.sleep(RETRY_SECONDS)
+                self._wake.set()
+        await self.publish_due()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
 
     async def publish_due(self) -> None:
         """Publish every symbol whose interval has passed; wait for the rest, then publish them too."""
@@ -155,7 +169,15 @@ class Publisher:
         closed, self.closed = self.closed, []
         history, self.history = self.history, []
         closed = sorted(closed + self._filled_while_live(history), key=lambda item: item[1].open_time)
-        messages, events = await sync_to_async(self._store_and_render)(batch, closed, history)
+        try:
+            messages, events = await sync_to_async(self._store_and_render)(batch, closed, history)
+        except Exception:
+            # Nothing was stored (one transaction): put the batch back for the next attempt.
+            self.closed[:0], self.history[:0] = closed, history
+            for state, _, _, ticks in batch:
+                state.pending_ticks[:0] = ticks
+                state.dirty = True
+            raise
         await self._broadcast(messages)
         for state, price, _, _ in batch:
             state.published_price = price

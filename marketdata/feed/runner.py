@@ -120,8 +120,8 @@ async def run_feed(*, instruments: list[Instrument], sources: list, options: Fee
         channel_layer=get_channel_layer(),
         coalesce_seconds=options.coalesce_seconds,
     )
-    tasks = [asyncio.create_task(publisher.run(), name="publisher")]
-    tasks += [
+    publishing = asyncio.create_task(publisher.run(), name="publisher")
+    feeding = [
         asyncio.create_task(
             source.run(
                 emit_tick=_counted(publisher.accept_tick, source.name), emit_candles=publisher.accept_candles
@@ -130,7 +130,7 @@ async def run_feed(*, instruments: list[Instrument], sources: list, options: Fee
         )
         for source in sources
     ]
-    tasks.append(asyncio.create_task(_watchdog(publisher, options.watchdog_seconds), name="watchdog"))
+    feeding.append(asyncio.create_task(_watchdog(publisher, options.watchdog_seconds), name="watchdog"))
     logger.info(
         "marketdata.feed_started",
         sources=[s.name for s in sources],
@@ -138,11 +138,13 @@ async def run_feed(*, instruments: list[Instrument], sources: list, options: Fee
         speed=options.speed,
     )
     try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        done, _ = await asyncio.wait([publishing, *feeding], return_when=asyncio.FIRST_EXCEPTION)
         for task in done:
             task.result()
     finally:
-        for task in tasks:
+        # Sources first, then let the publisher finish its batch and publish what is pending.
+        for task in feeding:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await publisher.publish_due()
+        await asyncio.gather(*feeding, return_exceptions=True)
+        publisher.stop()
+        await asyncio.shield(publishing)

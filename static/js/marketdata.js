@@ -57,7 +57,8 @@
     var rows = JSON.parse(document.getElementById("market-candles").textContent);
     var chart = LC.createChart(chartEl, {
       autoSize: true,
-      layout: { background: { color: "transparent" }, textColor: cssVar("--text", "#222") },
+      // The logo injects a <style> element, which the CSP forbids; the attribution is in the caption.
+      layout: { background: { color: "transparent" }, textColor: cssVar("--text", "#222"), attributionLogo: false },
       grid: { vertLines: { color: cssVar("--border", "#ddd") }, horzLines: { color: cssVar("--border", "#ddd") } },
       timeScale: { timeVisible: true, secondsVisible: false },
     });

@@ -1,0 +1,95 @@
+"""Markets in a real browser: the feed process replays recorded data and the page moves without reload."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from playwright.sync_api import expect
+
+from marketdata.services import instruments_seed
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def market_feed(transactional_db, asgi_server, tmp_path):
+    """`manage.py run_marketfeed` on the test database, one recorded minute a second, BTC and ETH."""
+    instruments_seed()
+    log = open(tmp_path / "feed.log", "w")  # noqa: SIM115 - closed at teardown
+    feed = subprocess.Popen(
+        [
+            sys.executable,
+            "manage.py",
+            "run_marketfeed",
+            "--speed",
+            "60",
+            "--ticks-per-minute",
+            "12",
+            "--backfill-minutes",
+            "90",
+            "--metrics-port",
+            "0",
+            "--symbols",
+            "BTC/USDT,ETH/USDT",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    with connection.cursor() as cursor:
+        while True:
+            cursor.execute("SELECT count(*) FROM marketdata_quote")
+            if cursor.fetchone()[0] >= 2:
+                break
+            if feed.poll() is not None or time.monotonic() > deadline:
+                log.close()
+                raise RuntimeError("the feed did not start: " + (tmp_path / "feed.log").read_text()[-3000:])
+            time.sleep(0.2)
+    yield feed
+    feed.terminate()
+    feed.wait(timeout=15)
+    log.close()
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE marketdata_quote, marketdata_tick, marketdata_candle")
+
+
+def test_markets_page_shows_prices_changing_without_reload(page, market_feed):
+    page.goto("/markets")
+    price = page.locator("#q-BTC-USDT-price")
+    expect(price).not_to_have_text("—")
+    page.evaluate("window.__sameDocument = true")
+    seen = {price.inner_text()}
+    deadline = time.monotonic() + 20
+    while len(seen) < 4 and time.monotonic() < deadline:
+        page.wait_for_timeout(250)
+        seen.add(price.inner_text())
+    assert len(seen) >= 4, f"the BTC/USDT price did not move: {seen}"
+    assert page.evaluate("window.__sameDocument") is True  # no reload happened
+    expect(page.locator("#q-BTC-USDT-state")).to_be_hidden()  # live, not stale
+    expect(page.locator("#q-SOL-USDT-price")).to_have_text("—")  # not fed in this test
+    # The sparkline follows the live price.
+    points = page.locator('svg[data-sparkline="BTC-USDT"] polyline').get_attribute("points")
+    assert len(points.split()) >= 2
+    expect(
+        page.get_by_role("navigation", name="Primary").get_by_role("link", name="Markets")
+    ).to_have_attribute("aria-current", "page")
+
+
+def test_market_chart_draws_and_the_ticker_moves(page, market_feed):
+    page.goto("/markets/BTC-USDT")
+    expect(page.get_by_role("heading", name="BTC/USDT")).to_be_visible()
+    expect(page.locator("#market-chart canvas").first).to_be_visible()
+    ticker = page.locator(".ticker-BTC-USDT .ticker-price")
+    first = ticker.inner_text()
+    expect(ticker).not_to_have_text(first, timeout=15000)
+    page.get_by_role("link", name="1h").click()
+    expect(page.get_by_role("link", name="1h")).to_have_attribute("aria-current", "page")
+    expect(page.locator("#market-chart canvas").first).to_be_visible()
