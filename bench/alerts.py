@@ -1,0 +1,317 @@
+"""Alert evaluation benchmark: 100,000 armed alerts across 20 symbols, and tick-to-toast latency.
+
+    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/nexus REDIS_URL=redis://127.0.0.1:6379/0 \
+        .venv/bin/python bench/alerts.py [--alerts 100000] [--ticks 5000] [--toasts 300]
+
+It uses a database of its own (<name>_bench_alerts, recreated) and a Redis key prefix of its own, and:
+
+1. bulk-inserts the alerts (1,000 traders, 20 symbols, price above / below / crossing within +-10% of
+   each symbol's price; not timed), loads them into the tick evaluator from PostgreSQL (timed), then
+   times `Evaluator.candidates()` (finding the alerts a tick fires) for random-walk ticks, p50 / p99,
+   against a naive scan of every alert for the same ticks;
+2. starts daphne (the real ASGI stack) on a free port, opens the per-user WebSocket as a logged-in
+   trader with a re-arming alert (cooldown 0) on its own symbol, and for each sample sends a crossing
+   tick through `marketdata.signals.ticks_published` in this process and times until the toast frame
+   arrives: evaluator thread, firing recorded in PostgreSQL, notification, channel layer, WebSocket.
+
+Prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import queue
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def bench_environment() -> dict[str, str]:
+    env = dict(os.environ)
+    if not env.get("DATABASE_URL") or not env.get("REDIS_URL"):
+        sys.exit(
+            "Set DATABASE_URL and REDIS_URL (the bench uses <database>_bench_alerts and its own key prefix)."
+        )
+    url = urlsplit(env["DATABASE_URL"])
+    name = url.path.lstrip("/") or "nexus"
+    if not name.endswith("_bench_alerts"):
+        env["DATABASE_URL"] = urlunsplit(url._replace(path=f"/{name}_bench_alerts"))
+    env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+    env["DJANGO_DEBUG"] = "false"  # DEBUG keeps every query in memory
+    env["REDIS_KEY_PREFIX"] = "nexus-bench-alerts"
+    env["LOG_LEVEL"] = "WARNING"
+    return env
+
+
+ENV = bench_environment()
+os.environ.update(ENV)
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.core.management import call_command  # noqa: E402
+
+SYMBOLS = [f"B{n:02d}/USDT" for n in range(20)]
+LATENCY_SYMBOL = "LAT/USDT"
+TRADERS = 1000
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def ms(seconds: float) -> float:
+    return round(seconds * 1000, 4)
+
+
+def seed(count: int, rng: random.Random) -> dict[str, Decimal]:
+    from django.contrib.auth.hashers import make_password
+
+    from accounts.models import User
+    from alerts.choices import AlertKind
+    from alerts.models import Alert
+    from core.rls import system_context
+    from marketdata.models import Instrument
+
+    prices = {symbol: Decimal(100 * (n + 1)) for n, symbol in enumerate(SYMBOLS)}
+    with system_context(reason="bench: seed traders and alerts"):
+        Instrument.objects.bulk_create(
+            [Instrument(symbol=s, base=s.split("/")[0], quote="USDT") for s in [*SYMBOLS, LATENCY_SYMBOL]]
+        )
+        instruments = {i.symbol: i for i in Instrument.objects.all()}
+        User.objects.bulk_create(
+            [User(email=f"bench{n}@bench.local", password=make_password(None)) for n in range(TRADERS)],
+            batch_size=1000,
+        )
+        users = list(User.objects.values_list("pk", flat=True))
+        kinds = [AlertKind.PRICE_ABOVE] * 4 + [AlertKind.PRICE_BELOW] * 4 + [AlertKind.PRICE_CROSS] * 2
+        rows = []
+        for n in range(count):
+            symbol = SYMBOLS[n % len(SYMBOLS)]
+            level = prices[symbol] * Decimal(str(round(rng.uniform(0.9, 1.1), 6)))
+            rows.append(
+                Alert(
+                    user_id=users[n % len(users)],
+                    kind=rng.choice(kinds),
+                    instrument=instruments[symbol],
+                    threshold=level.quantize(Decimal("0.01")),
+                )
+            )
+        Alert.objects.bulk_create(rows, batch_size=5000)
+    return prices
+
+
+def bench_find(prices: dict[str, Decimal], ticks: int, naive_ticks: int, rng: random.Random) -> dict:
+    from alerts.crossing import crosses
+    from alerts.evaluator import Evaluator
+    from marketdata.types import TickEvent
+
+    evaluator = Evaluator(candles=lambda symbol, minutes: [])
+    started = time.perf_counter()
+    evaluator.load()
+    load_seconds = time.perf_counter() - started
+
+    now = datetime.now(UTC)
+    current = dict(prices)
+    at = now
+    stream: list[TickEvent] = []
+    for _ in range(ticks):
+        symbol = rng.choice(SYMBOLS)
+        previous = current[symbol]
+        # A random walk of up to +-0.2% per published tick (coalesced ticks move a little at a time).
+        price = (previous * Decimal(str(1 + rng.uniform(-0.002, 0.002)))).quantize(Decimal("0.01"))
+        current[symbol] = price
+        at += timedelta(milliseconds=250)
+        stream.append(TickEvent(symbol=symbol, price=price, previous_price=previous, at=at))
+
+    timings, fired = [], []
+    for tick in stream:
+        t0 = time.perf_counter()
+        found = evaluator.candidates(tick, now=now)
+        timings.append(time.perf_counter() - t0)
+        fired.append(len(found))
+
+    entries = list(evaluator.index.entries())
+
+    def naive(tick):
+        series = ("price", tick.symbol)
+        return [
+            e
+            for e in entries
+            if e.series == series
+            and e.live_at(now)
+            and any(crosses(d, e.threshold, tick.previous_price, tick.price) for d in e.directions)
+        ]
+
+    naive_timings = []
+    for tick in stream[:naive_ticks]:
+        t0 = time.perf_counter()
+        found = naive(tick)
+        naive_timings.append(time.perf_counter() - t0)
+        assert {e.alert_id for e in found} == {c.entry.alert_id for c in evaluator.candidates(tick, now=now)}
+
+    refresh = []
+    for _ in range(200):
+        t0 = time.perf_counter()
+        evaluator.refresh()
+        refresh.append(time.perf_counter() - t0)
+    index_p50, naive_p50 = statistics.median(timings), statistics.median(naive_timings)
+    return {
+        "armed_alerts": len(evaluator.index),
+        "symbols": len(SYMBOLS),
+        "load_from_postgres_s": round(load_seconds, 3),
+        "find_ticks": len(timings),
+        "find_p50_ms": ms(index_p50),
+        "find_p99_ms": ms(percentile(timings, 0.99)),
+        "find_max_ms": ms(max(timings)),
+        "fired_per_tick_mean": round(statistics.mean(fired), 2),
+        "naive_ticks": len(naive_timings),
+        "naive_p50_ms": ms(naive_p50),
+        "naive_p99_ms": ms(percentile(naive_timings, 0.99)),
+        "naive_over_index_p50": round(naive_p50 / index_p50, 1),
+        "change_stream_check_p50_ms": ms(statistics.median(refresh)),
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_daphne(port: int) -> subprocess.Popen:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+        cwd=ROOT,
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):  # noqa: S310 - loopback
+                return process
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("daphne did not start") from None
+            time.sleep(0.2)
+
+
+def bench_toasts(samples: int) -> dict:
+    import aiohttp
+    from django.conf import settings
+    from django.test import Client
+
+    from accounts.models import User
+    from alerts.choices import AlertKind
+    from alerts.evaluator import runner
+    from alerts.services import alert_create
+    from marketdata.signals import ticks_published
+    from marketdata.types import TickEvent
+
+    trader = User.objects.create_user(email="toast@bench.local", password=None)
+    alert_create(
+        user=trader,
+        kind=AlertKind.PRICE_CROSS,
+        symbol=LATENCY_SYMBOL,
+        threshold="100",
+        repeat=True,
+        cooldown=timedelta(0),
+    )
+    client = Client()
+    client.force_login(trader)
+    session = client.cookies[settings.SESSION_COOKIE_NAME].value
+
+    port = free_port()
+    daphne = start_daphne(port)
+    frames: queue.Queue[float] = queue.Queue()
+    opened = threading.Event()
+    stop = threading.Event()
+
+    async def listen() -> None:
+        async with (
+            aiohttp.ClientSession(cookies={settings.SESSION_COOKIE_NAME: session}) as http,
+            http.ws_connect(f"ws://127.0.0.1:{port}/ws/user/", origin=f"http://127.0.0.1:{port}") as ws,
+        ):
+            opened.set()
+            while not stop.is_set():
+                try:
+                    message = await ws.receive(timeout=0.5)
+                except TimeoutError:
+                    continue
+                if message.type == aiohttp.WSMsgType.TEXT and 'class="toast"' in message.data:
+                    frames.put(time.perf_counter())
+                elif message.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                    return
+
+    listener = threading.Thread(target=lambda: asyncio.run(listen()), daemon=True)
+    listener.start()
+    try:
+        if not opened.wait(10):
+            raise RuntimeError("the WebSocket did not open")
+        latencies: list[float] = []
+        price = Decimal("99.5")
+        for n in range(samples + 5):  # the first few warm the evaluator's index and connections
+            previous, price = price, Decimal("100.5") if price < 100 else Decimal("99.5")
+            tick = TickEvent(
+                symbol=LATENCY_SYMBOL, price=price, previous_price=previous, at=datetime.now(UTC)
+            )
+            sent = time.perf_counter()
+            ticks_published.send(sender=None, ticks=[tick])
+            arrived = frames.get(timeout=10)
+            if n >= 5:
+                latencies.append(arrived - sent)
+            runner.wait_idle()
+    finally:
+        stop.set()
+        listener.join(5)
+        daphne.terminate()
+        daphne.wait(10)
+    return {
+        "toast_samples": len(latencies),
+        "tick_to_toast_p50_ms": ms(statistics.median(latencies)),
+        "tick_to_toast_p99_ms": ms(percentile(latencies, 0.99)),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--alerts", type=int, default=100_000)
+    parser.add_argument("--ticks", type=int, default=5_000)
+    parser.add_argument("--naive-ticks", type=int, default=300)
+    parser.add_argument("--toasts", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+
+    call_command("db_bootstrap", recreate=True, verbosity=0)
+    call_command("migrate", database="owner", verbosity=0, interactive=False)
+    from alerts.changes import _client, stream_key
+
+    _client().delete(stream_key())
+    prices = seed(args.alerts, rng)
+    result = {"bench": "alerts", **bench_find(prices, args.ticks, args.naive_ticks, rng)}
+    result.update(bench_toasts(args.toasts))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
