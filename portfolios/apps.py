@@ -10,3 +10,8 @@ class PortfoliosConfig(AppConfig):
         from portfolios.live import on_ticks_published
 
         ticks_published.connect(on_ticks_published, dispatch_uid="portfolios.on_ticks_published")
+
+    def seed_demo(self, *, trader, stdout) -> None:
+        from portfolios.demo import portfolios_demo_seed
+
+        portfolios_demo_seed(trader=trader, stdout=stdout)

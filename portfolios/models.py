@@ -90,13 +90,12 @@ class Transaction(TenantModel):
         default=ZERO,
         help_text="Same as funding, for a fee paid in a third currency (fee_currency).",
     )
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-executed_at", "-id"]
         indexes = [
             models.Index(fields=["portfolio", "executed_at", "id"]),
-            models.Index(fields=["portfolio", "created_at"]),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -194,6 +193,10 @@ class Snapshot(TenantModel):
     realized_pnl = models.DecimalField(**AMOUNT, default=ZERO)
     net_flow = models.DecimalField(
         **AMOUNT, default=ZERO, help_text="Money added minus taken out since the previous snapshot."
+    )
+    flows = models.JSONField(
+        default=dict,
+        help_text="Money added minus taken out, per currency, over every transaction this value reflects.",
     )
 
     class Meta:

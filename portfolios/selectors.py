@@ -9,17 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 
-from django.db.models import Q, QuerySet
+from django.db.models import Q, QuerySet, Sum
 from django.http import Http404
 from django.utils import timezone
 
 from core.rls import system_context
 from marketdata.selectors import quote_latest_map
 from portfolios.choices import Period
-from portfolios.ledger import ZERO, mul
+from portfolios.ledger import ZERO, mul, plain
 from portfolios.models import CashBalance, Lot, Portfolio, Position, Snapshot, Transaction, Watchlist
 from portfolios.performance import Performance, SeriesPoint, performance, period_start
 from portfolios.valuation import Valuation, conversion_rate, conversion_symbols, value_portfolio
@@ -135,31 +135,48 @@ def _rates_for(currencies: set[str], *, base: str, known: Mapping[str, Decimal])
     return rates
 
 
-def flows_since(
-    *, portfolio: Portfolio, since: datetime | None, until: datetime | None = None, valuation: Valuation
-) -> Decimal:
-    """Net money added to the portfolio by transactions recorded in (since, until], in the base currency.
+def flows_cumulative(*, portfolio: Portfolio) -> dict[str, Decimal]:
+    """Money added minus taken out over the portfolio's whole history, per currency (one query)."""
+    totals: dict[str, Decimal] = {}
+    rows = (
+        Transaction.objects.filter(portfolio=portfolio)
+        .filter(~Q(flow_amount=0) | ~Q(fee_funding=0))
+        .values("flow_currency", "fee_currency")
+        .annotate(flow=Sum("flow_amount"), fee_flow=Sum("fee_funding"))
+    )
+    for row in rows:
+        if row["flow"]:
+            totals[row["flow_currency"]] = totals.get(row["flow_currency"], ZERO) + row["flow"]
+        if row["fee_flow"]:
+            totals[row["fee_currency"]] = totals.get(row["fee_currency"], ZERO) + row["fee_flow"]
+    return totals
 
-    Recorded, not executed: a snapshot holds what was known when it was taken, so the flows between two
-    snapshots are those of the transactions recorded between them (docs/portfolio-math.md).
+
+def flows_between(
+    *,
+    portfolio: Portfolio,
+    before: Mapping[str, Decimal],
+    after: Mapping[str, Decimal],
+    rates: Mapping[str, Decimal],
+) -> Decimal:
+    """The money added between two cumulative flow records, in the base currency at `rates`.
+
+    Each currency's difference is converted at the rate of the later point (docs/portfolio-math.md).
     """
-    rows = Transaction.objects.filter(portfolio=portfolio).filter(~Q(flow_amount=0) | ~Q(fee_funding=0))
-    if since is not None:
-        rows = rows.filter(created_at__gt=since)
-    if until is not None:
-        rows = rows.filter(created_at__lte=until)
-    amounts: dict[str, Decimal] = {}
-    for flow_amount, flow_currency, fee_funding, fee_currency in rows.values_list(
-        "flow_amount", "flow_currency", "fee_funding", "fee_currency"
-    ):
-        if flow_amount:
-            amounts[flow_currency] = amounts.get(flow_currency, ZERO) + flow_amount
-        if fee_funding:
-            amounts[fee_currency] = amounts.get(fee_currency, ZERO) + fee_funding
-    if not amounts:
+    changes = {c: after.get(c, ZERO) - before.get(c, ZERO) for c in set(before) | set(after)}
+    changes = {c: amount for c, amount in changes.items() if amount}
+    if not changes:
         return ZERO
-    rates = _rates_for(set(amounts), base=portfolio.base_currency, known=valuation.rates)
-    return sum((mul(amount, rates[c]) for c, amount in amounts.items() if c in rates), ZERO)
+    known = _rates_for(set(changes), base=portfolio.base_currency, known=rates)
+    return sum((mul(amount, known[c]) for c, amount in changes.items() if c in known), ZERO)
+
+
+def flows_decode(stored: Mapping[str, str]) -> dict[str, Decimal]:
+    return {currency: Decimal(amount) for currency, amount in (stored or {}).items()}
+
+
+def flows_encode(flows: Mapping[str, Decimal]) -> dict[str, str]:
+    return {currency: plain(amount) for currency, amount in sorted(flows.items()) if amount}
 
 
 # --- snapshots, performance, equity curve -------------------------------------------------------------
@@ -206,18 +223,24 @@ def portfolio_history(
     today: date | None = None,
     periods: Iterable[str] = Period.values,
 ) -> History:
-    """Snapshots + live value -> performance for each period (1D first). Two queries."""
+    """Snapshots + live value -> performance for each period (1D first). Two queries (three with a
+    currency conversion the valuation did not need)."""
     today = today or timezone.now().date()
     snapshots = list(
         Snapshot.objects.filter(portfolio=portfolio, date__lt=today)
         .order_by("date")
-        .values_list("date", "value", "net_flow", "taken_at")
+        .values_list("date", "value", "net_flow", "flows")
     )
-    last_taken = snapshots[-1][3] if snapshots else None
+    last_flows = flows_decode(snapshots[-1][3]) if snapshots else {}
     live = SeriesPoint(
         day=today,
         value=valuation.total,
-        flow=flows_since(portfolio=portfolio, since=last_taken, valuation=valuation),
+        flow=flows_between(
+            portfolio=portfolio,
+            before=last_flows,
+            after=flows_cumulative(portfolio=portfolio),
+            rates=valuation.rates,
+        ),
         live=True,
     )
     series = [SeriesPoint(day=d, value=v, flow=f) for d, v, f, _ in snapshots] + [live]

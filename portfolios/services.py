@@ -513,21 +513,41 @@ def _ledger_save(
 def snapshot_take(
     *, portfolio: Portfolio, day: date, quotes=None, taken_at: datetime | None = None
 ) -> Snapshot:
-    """Record the portfolio's value as the close of `day` (UTC). Idempotent: the first one of a day stays."""
-    from portfolios.selectors import flows_since, portfolio_valuation, snapshot_latest
+    """Record the portfolio's value now as the close of `day` (UTC). Idempotent: the first one of a day stays."""
+    from portfolios.selectors import (
+        flows_between,
+        flows_cumulative,
+        flows_decode,
+        flows_encode,
+        portfolio_valuation,
+        snapshot_latest,
+    )
 
     existing = Snapshot.objects.filter(portfolio=portfolio, date=day).first()
     if existing is not None:
         return existing
-    taken_at = taken_at or timezone.now()
     valuation = portfolio_valuation(portfolio=portfolio, quotes=quotes)
     previous = snapshot_latest(portfolio=portfolio, before=day)
-    net_flow = flows_since(
+    flows = flows_cumulative(portfolio=portfolio)
+    net_flow = flows_between(
         portfolio=portfolio,
-        since=previous.taken_at if previous else None,
-        until=taken_at,
-        valuation=valuation,
+        before=flows_decode(previous.flows) if previous else {},
+        after=flows,
+        rates=valuation.rates,
     )
+    return _snapshot_save(
+        portfolio=portfolio,
+        day=day,
+        taken_at=taken_at or timezone.now(),
+        valuation=valuation,
+        net_flow=net_flow,
+        flows=flows_encode(flows),
+    )
+
+
+def _snapshot_save(
+    *, portfolio: Portfolio, day: date, taken_at: datetime, valuation, net_flow, flows
+) -> Snapshot:
     snapshot, _ = Snapshot.objects.get_or_create(
         portfolio=portfolio,
         date=day,
@@ -540,6 +560,7 @@ def snapshot_take(
             "unrealized_pnl": valuation.unrealized_pnl,
             "realized_pnl": valuation.realized_pnl,
             "net_flow": net_flow,
+            "flows": flows,
         },
     )
     return snapshot

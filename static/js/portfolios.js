@@ -24,7 +24,12 @@
     var lc = window.LightweightCharts;
     chart = lc.createChart(container, {
       autoSize: true,
-      layout: { background: { color: "transparent" }, textColor: cssVar("--muted", "#5b6472") },
+      // The built-in logo injects a <style> element, which our CSP refuses; the page credits TradingView instead.
+      layout: {
+        background: { color: "transparent" },
+        textColor: cssVar("--muted", "#5b6472"),
+        attributionLogo: false,
+      },
       grid: { vertLines: { visible: false }, horzLines: { color: cssVar("--border", "#d9dde3") } },
       rightPriceScale: { borderVisible: false },
       timeScale: { borderVisible: false },

@@ -6,6 +6,7 @@ import pytest
 
 from core.errors import DomainError
 from core.models import AuditLog
+from core.rls import tenant
 from portfolios.models import Lot, Position, Transaction
 from portfolios.selectors import cash_balance, position_list
 from portfolios.services import portfolio_create, transaction_delete
@@ -204,3 +205,17 @@ def test_bad_fields_are_refused_with_the_field_named(portfolio, record):
     with pytest.raises(DomainError, match="future") as caught:
         record(portfolio, "deposit", "USDT", "1", when=at(1, year=2999))
     assert Transaction.objects.count() == 0
+
+
+def test_the_demo_seed_is_idempotent(user_a, instruments):
+    from io import StringIO
+
+    from portfolios.demo import portfolios_demo_seed
+
+    with tenant(user_a.pk):
+        first = portfolios_demo_seed(trader=user_a, stdout=StringIO())
+        again = portfolios_demo_seed(trader=user_a, stdout=StringIO())
+        assert again.pk == first.pk
+        assert Transaction.objects.filter(portfolio=first).count() == 5
+        holdings = {p.instrument.symbol: p.quantity for p in position_list(portfolio=first)}
+    assert holdings == {"BTC/USDT": D("1.0"), "ETH/USDT": D("6")}

@@ -124,15 +124,16 @@ def test_ticks_arriving_during_a_slow_round_coalesce_into_one_batch(monkeypatch)
             release.wait(5)
 
     monkeypatch.setattr(live, "portfolios_revalue", slow_revalue)
-    monkeypatch.setattr(live, "close_old_connections", lambda: None)
+    connection_resets = []
+    monkeypatch.setattr(live, "close_old_connections", lambda: connection_resets.append(1))
     revaluer = live.Revaluer()
     revaluer.submit({"BTC/USDT"})
     assert first_started.wait(5)
     for symbol in ("ETH/USDT", "BTC/USDT", "SOL/USDT", "ETH/USDT"):
         revaluer.submit({symbol})
     release.set()
-    for _ in range(100):
-        if len(batches) == 2:
+    for _ in range(250):
+        if len(connection_resets) == 4:  # both rounds done: the worker is waiting again
             break
         threading.Event().wait(0.02)
     assert batches == [{"BTC/USDT"}, {"ETH/USDT", "BTC/USDT", "SOL/USDT"}]

@@ -11,7 +11,7 @@ from django.utils import timezone
 from config.celery import app as celery_app
 from marketdata.types import QuoteSnapshot
 from portfolios.choices import Period
-from portfolios.models import Snapshot, Transaction
+from portfolios.models import Snapshot
 from portfolios.performance import period_start
 from portfolios.selectors import portfolio_history, portfolio_valuation
 from portfolios.services import snapshot_take
@@ -38,8 +38,7 @@ def worked_example(portfolio, record):
     """The example of docs/portfolio-math.md: four daily closes, a deposit and a withdrawal on the way."""
 
     def step(kind, what, quantity, price=None, *, day, hour):
-        txn = record(portfolio, kind, what, quantity, price, when=at(day, hour))
-        Transaction.objects.filter(pk=txn.pk).update(created_at=at(day, hour))  # recorded when it happened
+        record(portfolio, kind, what, quantity, price, when=at(day, hour))
 
     def close(day, btc):
         snapshot_take(
@@ -142,3 +141,18 @@ def test_the_beat_task_snapshots_every_portfolio_as_its_owner(portfolio, record,
     assert Snapshot.objects.get(portfolio=portfolio).date == yesterday  # A sees only A's
     with tenant(user_b.pk):
         assert Snapshot.objects.get().value == D("7")
+
+
+def test_money_recorded_after_a_close_is_a_flow_not_a_gain_even_when_backdated(portfolio, record):
+    record(portfolio, "deposit", "USDT", "1000", when=at(1, 9))
+    snapshot_take(portfolio=portfolio, day=date(2023, 3, 1), quotes={}, taken_at=at(2, 0))
+    record(portfolio, "deposit", "USDT", "500", when=at(1, 8))  # dated before that close, recorded after it
+
+    history = portfolio_history(
+        portfolio=portfolio,
+        valuation=portfolio_valuation(portfolio=portfolio, quotes={}),
+        today=date(2023, 3, 2),
+    )
+    day = history.day
+    assert (day.start_value, day.end_value, day.net_flow, day.gain) == (D("1000"), D("1500"), D("500"), 0)
+    assert snapshot_take(portfolio=portfolio, day=date(2023, 3, 2), quotes={}).net_flow == D("500")
