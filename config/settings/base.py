@@ -42,8 +42,8 @@ THIRD_PARTY_APPS = [
     "allauth.socialaccount",
     "allauth.socialaccount.providers.google",
     "allauth.mfa",
-]
     "djstripe",
+]
 LOCAL_APPS = [
     "core",
     "accounts",
@@ -229,9 +229,9 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "core.api.problem_exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
-}
     # Per-plan requests per minute (docs/billing.md).
     "DEFAULT_THROTTLE_CLASSES": ["billing.api.PlanRateThrottle"],
+}
 SPECTACULAR_SETTINGS = {
     "TITLE": "Nexus API",
     "DESCRIPTION": "Portfolios, orders, bots, alerts and market data for Nexus traders.",
@@ -352,7 +352,7 @@ MARKET_CCXT_CONFIG = env.json("MARKET_CCXT_CONFIG", default={})
 MARKET_METRICS_PORT = env.int("MARKET_METRICS_PORT", default=9108)
 MARKET_TICK_RETENTION_HOURS = env.int("MARKET_TICK_RETENTION_HOURS", default=24)
 CELERY_BEAT_SCHEDULE["marketdata-trim-ticks"] = {"task": "marketdata.trim_ticks", "schedule": 600.0}
-# --- Alerts and notifications (docs/alerts.md) ----------------------------------------------------------
+
 # --- Billing: Stripe through dj-stripe (docs/billing.md) --------------------------------------------------
 # Without a secret key the pricing and billing pages work and say that payments are not configured.
 STRIPE_LIVE_MODE = env.bool("STRIPE_LIVE_MODE", default=False)
@@ -371,6 +371,7 @@ CELERY_BEAT_SCHEDULE["billing-report-usage"] = {"task": "billing.report_usage", 
 CELERY_BEAT_SCHEDULE["billing-enforce-grace"] = {"task": "billing.enforce_grace_periods", "schedule": 900.0}
 CELERY_BEAT_SCHEDULE["billing-requeue-events"] = {"task": "billing.requeue_stale_events", "schedule": 120.0}
 
+# --- Alerts and notifications (docs/alerts.md) ----------------------------------------------------------
 # Expire alerts and show repeating ones armed again; re-enqueue deliveries whose queue message was lost.
 CELERY_BEAT_SCHEDULE["alerts-maintenance"] = {"task": "alerts.maintenance", "schedule": 30.0}
 CELERY_BEAT_SCHEDULE["notifications-sweep"] = {"task": "core.notifications.sweep", "schedule": 60.0}
