@@ -1,4 +1,8 @@
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
+from asgiref.sync import async_to_sync
 from channels.layers import channel_layers, get_channel_layer
 
 from marketdata.hub import hub
@@ -92,3 +96,26 @@ def received_signals():
     yield seen
     ticks_published.disconnect(dispatch_uid="test.on_ticks")
     candle_closed.disconnect(dispatch_uid="test.on_candle")
+
+
+def run_async(scenario):
+    """Run an async test scenario to its end and return its result.
+
+    pytest-django runs the browser tests before transactional and database-free tests, and Playwright
+    leaves its event loop set in the main thread; then the scenario gets a thread of its own (whose
+    database connection sees only committed rows, which is what those tests use)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return async_to_sync(scenario)()
+
+    def in_thread():
+        from django.db import connections
+
+        try:
+            return async_to_sync(scenario)()
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(in_thread).result()

@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 
 from marketdata.hub import hub
 from marketdata.models import Quote
+from tests.marketdata.conftest import run_async
 from tests.marketdata.test_feed import make_publisher, tick
 
 ORIGIN = [(b"origin", b"http://localhost")]
@@ -60,7 +60,7 @@ def test_anonymous_html_client_gets_snapshot_then_live_fragments(instruments):
         await client.disconnect()
         return snapshot, update, nothing_else
 
-    snapshot, update, nothing_else = async_to_sync(scenario)()
+    snapshot, update, nothing_else = run_async(scenario)
     # The snapshot: the stored quote of the symbol asked for, as out-of-band swaps; nothing about ETH.
     assert 'id="q-BTC-USDT-price"' in snapshot and 'hx-swap-oob="true"' in snapshot
     assert ">23,000.00<" in snapshot and "ETH" not in snapshot
@@ -94,7 +94,7 @@ def test_json_client_snapshot_subscribe_unsubscribe_and_errors(instruments):
         await client.disconnect()
         return frames
 
-    snapshot, added, unknown, garbage, after_unsubscribe, delta = async_to_sync(scenario)()
+    snapshot, added, unknown, garbage, after_unsubscribe, delta = run_async(scenario)
     assert snapshot["type"] == "snapshot"
     assert [(q["symbol"], q["price"], q["stale"]) for q in snapshot["quotes"]] == [
         ("BTC/USDT", "23000", False)
@@ -128,7 +128,7 @@ def test_unknown_symbol_or_view_is_refused_with_a_reason(instruments):
             await client.disconnect()
         return results
 
-    for message, closed in async_to_sync(scenario)():
+    for message, closed in run_async(scenario):
         assert message["type"] == "error" and message["message"]
         assert closed == {"type": "websocket.close", "code": 4400}
 
@@ -143,7 +143,7 @@ def test_a_quote_silent_beyond_its_threshold_arrives_marked_stale(instruments):
         await client.disconnect()
         return snapshot
 
-    snapshot = async_to_sync(scenario)()
+    snapshot = run_async(scenario)
     assert [(q["symbol"], q["stale"]) for q in snapshot["quotes"]] == [("BTC/USDT", True)]
 
 
@@ -180,5 +180,5 @@ def test_snapshot_is_never_overtaken_by_an_older_delta(instruments):
         await local.dispatch(message(12))
         return [m["seq"] for m in snapshot]
 
-    assert async_to_sync(scenario)() == [10]
+    assert run_async(scenario) == [10]
     assert sent == [11, 12]

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import ccxt
-from asgiref.sync import async_to_sync
 
 from marketdata.feed.sources.exchange import Backoff, CcxtSource
 from marketdata.models import Candle, Quote
+from tests.marketdata.conftest import run_async
 from tests.marketdata.test_feed import make_publisher
 
 T = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -176,7 +176,7 @@ def test_drops_reconnect_with_backoff_fill_the_gap_and_duplicate_no_candle(instr
         publisher.stop()
         await pub_task
 
-    async_to_sync(scenario)()
+    run_async(scenario)
 
     assert venue.opened == 5 and venue.closed == 5
     # Backoff: 1 s after a healthy connection drops (twice), then 2 s and 4 s while it keeps failing.
@@ -247,7 +247,7 @@ def test_planned_reconnect_before_the_exchange_24_hour_limit(instruments):
         await asyncio.gather(task, return_exceptions=True)
         await publisher.publish_due()
 
-    async_to_sync(scenario)()
+    run_async(scenario)
     assert venue.opened == 2  # reconnected after 23.5 h of connection age, at once
     assert sleeps == []
     assert Quote.objects.get(instrument=instruments["BTC/USDT"]).price == Decimal("101")
@@ -289,7 +289,7 @@ def test_a_silent_connection_is_treated_as_dropped(instruments):
         await asyncio.gather(task, return_exceptions=True)
         await publisher.publish_due()
 
-    async_to_sync(scenario)()
+    run_async(scenario)
     assert sleeps == [1.0]
     assert Quote.objects.get(instrument=instruments["BTC/USDT"]).price == Decimal("100")
 

@@ -8,14 +8,13 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from asgiref.sync import async_to_sync
 
 from marketdata.feed.publisher import Publisher
 from marketdata.feed.sources.base import RawTick
 from marketdata.models import Candle, Quote, Tick
 from marketdata.selectors import quote_latest_map
 from marketdata.types import CandleBar
-from tests.marketdata.conftest import Listener
+from tests.marketdata.conftest import Listener, run_async
 
 T0 = datetime(2026, 3, 2, 9, 15, tzinfo=UTC)
 
@@ -63,7 +62,7 @@ def test_one_coalesced_message_per_symbol_then_stored_and_signalled(instruments,
         messages = await listener.drain()
         return messages[:2], messages[2:], waited, await eth_listener.drain(0.1)
 
-    first, second, waited, eth_messages = async_to_sync(scenario)()
+    first, second, waited, eth_messages = run_async(scenario)
 
     # Four ticks, one publish: once to market.BTC-USDT and once to market.all.
     assert [m["data"]["price"] for m in first] == ["23150", "23150"]
@@ -113,7 +112,7 @@ def test_a_new_minute_closes_the_candle_once(instruments, received_signals):
             publisher.accept_tick(tick("BTC/USDT", price, seconds))
             await publisher.publish_due()
 
-    async_to_sync(scenario)()
+    run_async(scenario)
     assert received_signals["candles"] == [
         (
             "BTC/USDT",
@@ -138,13 +137,13 @@ def test_replaying_the_same_minutes_again_duplicates_no_candle(instruments, rece
             publisher.accept_tick(t)
             await publisher.publish_due()
 
-    async_to_sync(feed_once)()
+    run_async(feed_once)
     before = list(
         Candle.objects.order_by("open_time").values_list(
             "open_time", "open", "high", "low", "close", "volume"
         )
     )
-    async_to_sync(feed_once)()  # the feed restarts and the source resends the same minutes
+    run_async(feed_once)  # the feed restarts and the source resends the same minutes
     after = list(
         Candle.objects.order_by("open_time").values_list(
             "open_time", "open", "high", "low", "close", "volume"
@@ -161,7 +160,7 @@ def test_late_tick_for_a_closed_minute_does_not_reopen_it(instruments, received_
             publisher.accept_tick(t)
             await publisher.publish_due()
 
-    async_to_sync(scenario)()
+    run_async(scenario)
     assert Candle.objects.get(open_time=T0).high == Decimal("100")
     assert Quote.objects.get(instrument=instruments["BTC/USDT"]).price == Decimal("101")
     assert len(received_signals["candles"]) == 1
@@ -187,7 +186,7 @@ def test_silent_symbol_goes_stale_on_every_page_and_recovers(instruments, receiv
         recovered = await listener.drain()
         return live, quiet, went_stale, stale_messages, again, recovered
 
-    live, quiet, went_stale, stale_messages, again, recovered = async_to_sync(scenario)()
+    live, quiet, went_stale, stale_messages, again, recovered = run_async(scenario)
     assert live[0]["data"]["stale"] is False and " hidden" in live[0]["html"]["row"]
     assert quiet == []
     assert sorted(went_stale) == ["BTC/USDT", "ETH/USDT"]
@@ -218,7 +217,7 @@ def test_receiver_errors_do_not_stop_the_feed(instruments):
             publisher.accept_tick(tick("BTC/USDT", "2", 2))
             await publisher.publish_due()
 
-        async_to_sync(scenario)()
+        run_async(scenario)
     finally:
         ticks_published.disconnect(dispatch_uid="test.broken")
     assert Quote.objects.get(instrument=instruments["BTC/USDT"]).price == Decimal("2")

@@ -12,6 +12,7 @@ from django.conf import settings
 from marketdata.feed.candles import CandleBuilder
 from marketdata.feed.sources.clock import MarketClock
 from marketdata.feed.sources.replay import ReplaySource, load_recording, recording_path, tick_path
+from tests.marketdata.conftest import run_async
 
 REPLAY_DIR = settings.MARKET_REPLAY_DIR
 
@@ -96,9 +97,13 @@ def test_replay_source_is_aligned_to_the_clock_and_starts_mid_minute(btc_usdt):
         loops=1,
     )
     ticks, history = [], []
-    asyncio.run(
-        source.run(emit_tick=ticks.append, emit_candles=lambda s, bars, current=None: history.extend(bars))
-    )
+
+    async def replay():
+        await source.run(
+            emit_tick=ticks.append, emit_candles=lambda s, bars, current=None: history.extend(bars)
+        )
+
+    run_async(replay)
 
     minute = start.replace(second=0)
     index = int(minute.timestamp() // 60) % len(recording)
@@ -130,6 +135,10 @@ def test_faster_speed_plays_minutes_in_seconds(btc_usdt):
         loops=1,
     )
     start = fake.now
-    asyncio.run(source.run(emit_tick=lambda t: None, emit_candles=lambda *a, **k: None))
+
+    async def replay():
+        await source.run(emit_tick=lambda t: None, emit_candles=lambda *a, **k: None)
+
+    run_async(replay)
     # Three market minutes at 60x: under three seconds of wall time.
     assert 2.5 <= fake.now - start < 3.0
