@@ -28,6 +28,7 @@ from portfolios.ledger import plain
 from portfolios.models import Portfolio, Transaction
 from portfolios.selectors import external_ids_present
 from portfolios.services import (
+    backfill_after_commit,
     ensure_owner,
     portfolio_lock,
     push_after_commit,
@@ -405,6 +406,7 @@ def transactions_import(
             request=request,
         )
         push_after_commit(portfolio)
+        backfill_after_commit(portfolio)
     return preview
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.db import IntegrityError, transaction
@@ -27,7 +27,7 @@ from portfolios.choices import (
     TransactionKind,
     TransactionSource,
 )
-from portfolios.ledger import ZERO, Ledger, LotState, PositionState, plain
+from portfolios.ledger import ZERO, Ledger, LotState, PositionState, mul, plain
 from portfolios.models import (
     CashBalance,
     Lot,
@@ -566,6 +566,116 @@ def _snapshot_save(
     return snapshot
 
 
+@dataclass(frozen=True)
+class _CashRow:
+    currency: str
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class BackfillResult:
+    missing: int  # past days without a snapshot before the run
+    written: int
+
+
+def snapshot_backfill(
+    *, portfolio: Portfolio, today: date | None = None, max_days: int = 366
+) -> BackfillResult:
+    """Fill missing daily closes from the stored daily candles.
+
+    The transactions are replayed (in memory) up to the end of each missing day and the holdings valued
+    at that day's candle closes. A day on which any holding, or any conversion to the base currency,
+    has no candle is left out: the curve shows no point rather than an invented one.
+    """
+    from marketdata.selectors import candle_list, instrument_list
+    from marketdata.types import QuoteSnapshot
+    from portfolios.selectors import flows_decode, flows_encode
+    from portfolios.valuation import conversion_rate, conversion_symbols, value_portfolio
+
+    today = today or timezone.now().date()
+    history = list(
+        Transaction.objects.filter(portfolio=portfolio)
+        .select_related("instrument")
+        .order_by("executed_at", "id")
+    )
+    if not history:
+        return BackfillResult(missing=0, written=0)
+    first_day = max(history[0].executed_at.astimezone(UTC).date(), today - timedelta(days=max_days))
+    stored = {s.date: s for s in Snapshot.objects.filter(portfolio=portfolio, date__lt=today)}
+    days = [first_day + timedelta(days=n) for n in range((today - first_day).days)]
+    missing = [day for day in days if day not in stored]
+    if not missing:
+        return BackfillResult(missing=0, written=0)
+
+    listed = set(instrument_list(active=None).values_list("symbol", flat=True))
+    currencies = {t.currency for t in history} | {t.fee_currency for t in history if t.fee_currency}
+    symbols = {t.instrument.symbol for t in history if t.instrument_id}
+    symbols |= conversion_symbols(currencies, portfolio.base_currency) & listed
+    closes: dict[str, dict[date, Decimal]] = {}
+    for symbol in symbols:
+        bars = candle_list(symbol=symbol, timeframe="1d", limit=min(len(days) + 1, 5000))
+        closes[symbol] = {bar.open_time.astimezone(UTC).date(): bar.close for bar in bars}
+
+    ledger = Ledger(allow_short=portfolio.allow_short, strict_cash=portfolio.strict_cash)
+    flows: dict[str, Decimal] = {}
+    previous_flows: dict[str, Decimal] = {}
+    position = 0
+    written = 0
+    for day in days:
+        end = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+        while position < len(history) and history[position].executed_at < end:
+            txn = history[position]
+            ledger.apply(txn)
+            if txn.flow_amount:
+                flows[txn.flow_currency] = flows.get(txn.flow_currency, ZERO) + txn.flow_amount
+            if txn.fee_funding:
+                flows[txn.fee_currency] = flows.get(txn.fee_currency, ZERO) + txn.fee_funding
+            position += 1
+        if day in stored:
+            previous_flows = flows_decode(stored[day].flows)
+            continue
+        quotes = {
+            symbol: QuoteSnapshot(
+                symbol=symbol,
+                price=by_day[day],
+                bid=None,
+                ask=None,
+                change_pct=None,
+                updated_at=end,
+                stale=False,
+            )
+            for symbol, by_day in closes.items()
+            if day in by_day
+        }
+        held = [state for state in ledger.positions.values() if state.quantity]
+        if any(state.instrument.symbol not in quotes for state in held):
+            continue
+        cash = [_CashRow(currency=c, amount=a) for c, a in ledger.cash.items()]
+        valuation = value_portfolio(
+            portfolio=portfolio, positions=list(ledger.positions.values()), cash=cash, quotes=quotes, at=end
+        )
+        changes = {
+            c: flows.get(c, ZERO) - previous_flows.get(c, ZERO) for c in set(flows) | set(previous_flows)
+        }
+        rates = {
+            c: conversion_rate(c, portfolio.base_currency, quotes) for c, amount in changes.items() if amount
+        }
+        if valuation.unpriced or any(rate is None for rate in rates.values()):
+            continue
+        net_flow = sum((mul(changes[c], rate) for c, rate in rates.items()), ZERO)
+        _snapshot_save(
+            portfolio=portfolio,
+            day=day,
+            taken_at=end,
+            valuation=valuation,
+            net_flow=net_flow,
+            flows=flows_encode(flows),
+        )
+        previous_flows = dict(flows)
+        written += 1
+    return BackfillResult(missing=len(missing), written=written)
+
+
 # --- watchlists ---------------------------------------------------------------------------------------
 
 
@@ -649,6 +759,14 @@ def request_actor(user, request: HttpRequest | None):
     if request is not None and getattr(request, "user", None) is not None and request.user.is_authenticated:
         return request.user
     return None
+
+
+def backfill_after_commit(portfolio: Portfolio, *, countdown: int = 0) -> None:
+    """Draw the past equity curve in the background once the transactions are committed."""
+    from portfolios.tasks import portfolio_backfill
+
+    kwargs = {"portfolio_id": portfolio.pk, "user_id": portfolio.user_id}
+    transaction.on_commit(lambda: portfolio_backfill.apply_async(kwargs=kwargs, countdown=countdown))
 
 
 def push_after_commit(portfolio: Portfolio) -> None:

@@ -138,9 +138,11 @@ def test_the_beat_task_snapshots_every_portfolio_as_its_owner(portfolio, record,
         assert portfolio_snapshot_all.delay().get() == 2
     finally:
         celery_app.conf.task_always_eager = False
-    assert Snapshot.objects.get(portfolio=portfolio).date == yesterday  # A sees only A's
+    # Cash only: every past day's value is known without a candle, so the year back is filled too.
+    assert Snapshot.objects.filter(portfolio=portfolio).latest("date").date == yesterday
+    assert set(Snapshot.objects.values_list("portfolio_id", flat=True)) == {portfolio.pk}  # A sees only A's
     with tenant(user_b.pk):
-        assert Snapshot.objects.get().value == D("7")
+        assert Snapshot.objects.latest("date").value == D("7")
 
 
 def test_money_recorded_after_a_close_is_a_flow_not_a_gain_even_when_backdated(portfolio, record):
@@ -156,3 +158,43 @@ def test_money_recorded_after_a_close_is_a_flow_not_a_gain_even_when_backdated(p
     day = history.day
     assert (day.start_value, day.end_value, day.net_flow, day.gain) == (D("1000"), D("1500"), D("500"), 0)
     assert snapshot_take(portfolio=portfolio, day=date(2023, 3, 2), quotes={}).net_flow == D("500")
+
+
+def _candle(instrument, day: int, close: str, month: int = 3):
+    from marketdata.models import Candle
+
+    price = D(close)
+    Candle.objects.create(
+        instrument=instrument,
+        open_time=at(day, 23, month=month).replace(minute=59),
+        open=price,
+        high=price,
+        low=price,
+        close=price,
+        volume=D("1"),
+    )
+
+
+def test_backfill_draws_past_closes_from_the_stored_candles(portfolio, record, instruments):
+    from portfolios.services import snapshot_backfill
+
+    record(portfolio, "deposit", "USDT", "10000", when=at(1, 9))
+    record(portfolio, "buy", "BTC/USDT", "0.4", "20000", when=at(1, 10))
+    record(portfolio, "deposit", "USDT", "5000", when=at(3, 9))
+    record(portfolio, "withdrawal", "USDT", "1000", when=at(4, 9))
+    btc = instruments["BTC/USDT"]
+    for day, close in ((1, "21000"), (3, "20000"), (4, "22000")):  # no candle on day 2
+        _candle(btc, day, close)
+
+    assert snapshot_backfill(portfolio=portfolio, today=date(2023, 3, 5)).written == 3
+    assert list(Snapshot.objects.filter(portfolio=portfolio).values_list("date", "value", "net_flow")) == [
+        (date(2023, 3, 1), D("10400"), D("10000")),
+        (date(2023, 3, 3), D("15000"), D("5000")),  # day 2 has no close: left out, not invented
+        (date(2023, 3, 4), D("14800"), D("-1000")),
+    ]
+    assert (
+        snapshot_backfill(portfolio=portfolio, today=date(2023, 3, 5)).written == 0
+    )  # day 2: still no candle
+
+    history = _history(portfolio)  # live 15,200: the same figures as the hand-checked example, minus day 2
+    assert history.performance[-1].gain == D("1200")
