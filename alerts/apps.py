@@ -13,6 +13,7 @@ class AlertsConfig(AppConfig):
         for name, (label, _, default_channels) in NOTIFICATION_KINDS.items():
             register_kind(name, label=label, default_channels=default_channels)
         receivers.connect()
+        receivers.billing_counter_register()
 
     def seed_demo(self, *, trader, stdout) -> None:
         from alerts.demo import seed_alerts

@@ -60,3 +60,11 @@ def connect() -> None:
     order_filled.connect(on_order_filled, dispatch_uid="alerts.on_order_filled")
     execution_blocked.connect(on_execution_blocked, dispatch_uid="alerts.on_execution_blocked")
     venue_degraded.connect(on_venue_degraded, dispatch_uid="alerts.on_venue_degraded")
+
+
+def billing_counter_register() -> None:
+    """Billing counts a user's active alerts (armed, or re-arming after a firing) against the plan."""
+    from alerts.selectors import alert_active_count
+    from billing.services import entitlement_counter_register
+
+    entitlement_counter_register(feature="alerts", counter=lambda user: alert_active_count(user=user))

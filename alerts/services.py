@@ -32,7 +32,9 @@ from alerts.choices import (
 )
 from alerts.crossing import crosses
 from alerts.models import THRESHOLD, Alert, AlertFiring
-from alerts.selectors import active_q, alert_active_count
+from alerts.selectors import active_q
+from billing.choices import Feature
+from billing.services import entitlement_check
 from core.errors import DomainError
 from core.notifications import notify
 from core.rls import system_context, tenant
@@ -42,34 +44,16 @@ from portfolios.selectors import portfolio_valuation, position_list
 
 MAX_COOLDOWN = timedelta(days=30)
 MAX_PERCENT = Decimal("1000")
-# Until billing's entitlement service lands, every plan gets this many active alerts.
-DEFAULT_ACTIVE_ALERT_LIMIT = 20
-EDITABLE_FIELDS = (
-    "kind",
-    "instrument",
-    "threshold",
-    "window_minutes",
-    "pnl_unit",
-    "venue",
-    "repeat",
-    "cooldown",
-    "expires_at",
-    "note",
-)
-
-
-class PlanLimitExceeded(DomainError):
-    pass
 
 
 def alert_entitlement_check(*, user, increment: int = 1) -> None:
-    """The one place alerts ask whether the user's plan allows `increment` more active alerts."""
-    active = alert_active_count(user=user)
-    if active + increment > DEFAULT_ACTIVE_ALERT_LIMIT:
-        raise PlanLimitExceeded(
-            f"Your plan allows {DEFAULT_ACTIVE_ALERT_LIMIT} active alerts and you have {active}. "
-            "Pause or delete one, or upgrade your plan."
-        )
+    """The one place alerts ask billing whether the plan allows `increment` more active alerts.
+
+    Raises billing's PlanLimitExceeded (a DomainError saying what the plan allows and how to get more).
+    Billing counts active alerts with the counter registered in AlertsConfig.ready(). Call it inside the
+    transaction that arms the alert: billing's per-user lock lasts until that transaction ends.
+    """
+    entitlement_check(user=user, feature=Feature.ALERTS, increment=increment)
 
 
 # --- Validation -----------------------------------------------------------------------------------------

@@ -217,7 +217,7 @@ def test_email_is_delivered_by_a_real_celery_worker_through_redis():
     mail.outbox.clear()
 
 
-def test_beat_runs_the_alert_and_delivery_sweeps():
+def test_beat_runs_the_alert_and_delivery_sweeps(db):
     from django.conf import settings
 
     from config.celery import app

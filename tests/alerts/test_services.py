@@ -11,16 +11,18 @@ from django.utils import timezone
 from alerts.choices import AlertKind, AlertState
 from alerts.models import Alert
 from alerts.services import (
-    DEFAULT_ACTIVE_ALERT_LIMIT,
-    PlanLimitExceeded,
     alert_create,
     alert_pause,
     alert_resume,
     alert_update,
 )
+from billing.plans import FREE
+from billing.services import PlanLimitExceeded
 from core.errors import DomainError
 from core.rls import tenant
 from marketdata.models import Quote
+
+FREE_ALERTS = FREE.limit("alerts")
 
 
 def _count(user) -> int:
@@ -104,13 +106,14 @@ def test_a_level_the_price_is_already_past_is_refused(user_a, btc):
 def test_over_the_plan_limit_is_refused_and_pausing_frees_a_slot(user_a, user_b, btc):
     alerts = [
         alert_create(user=user_a, kind=AlertKind.PRICE_ABOVE, symbol="BTC/USDT", threshold=str(100 + n))
-        for n in range(DEFAULT_ACTIVE_ALERT_LIMIT)
+        for n in range(FREE_ALERTS)
     ]
     with pytest.raises(
-        PlanLimitExceeded, match=f"Your plan allows {DEFAULT_ACTIVE_ALERT_LIMIT} active alerts"
+        PlanLimitExceeded,
+        match=f"Your Free plan allows {FREE_ALERTS} price alerts and you have {FREE_ALERTS}. Upgrade to Pro",
     ):
         alert_create(user=user_a, kind=AlertKind.PRICE_ABOVE, symbol="BTC/USDT", threshold="500")
-    assert _count(user_a) == DEFAULT_ACTIVE_ALERT_LIMIT
+    assert _count(user_a) == FREE_ALERTS
     # Another trader's alerts do not count against this one's plan.
     assert alert_create(user=user_b, kind=AlertKind.PRICE_ABOVE, symbol="BTC/USDT", threshold="500")
     alert_pause(user=user_a, alert=alerts[0])

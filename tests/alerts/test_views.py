@@ -10,7 +10,8 @@ from django.test import Client
 
 from alerts.choices import AlertKind, AlertState
 from alerts.models import Alert
-from alerts.services import DEFAULT_ACTIVE_ALERT_LIMIT, alert_create
+from alerts.services import alert_create
+from billing.plans import FREE
 from core.models import Notification, NotificationPreference
 from core.notifications import notify
 from core.rls import tenant
@@ -90,7 +91,7 @@ def test_bad_input_is_shown_next_to_the_field(client_a, user_a, btc, data, field
 
 
 def test_over_the_plan_limit_is_a_form_error(client_a, user_a, btc):
-    for n in range(DEFAULT_ACTIVE_ALERT_LIMIT):
+    for n in range(FREE.limit("alerts")):
         alert_create(user=user_a, kind=AlertKind.PRICE_ABOVE, symbol="BTC/USDT", threshold=str(100 + n))
     response = client_a.post(
         "/alerts/",
@@ -102,8 +103,9 @@ def test_over_the_plan_limit_is_a_form_error(client_a, user_a, btc):
         },
     )
     assert response.status_code == 422
-    assert f"Your plan allows {DEFAULT_ACTIVE_ALERT_LIMIT} active alerts" in response.content.decode()
-    assert len(_alerts(user_a)) == DEFAULT_ACTIVE_ALERT_LIMIT
+    limit = FREE.limit("alerts")
+    assert f"Your Free plan allows {limit} price alerts and you have {limit}." in response.content.decode()
+    assert len(_alerts(user_a)) == limit
 
 
 def test_pause_resume_and_delete_with_htmx(client_a, user_a, btc):
