@@ -24,7 +24,7 @@ def ms(minutes: float) -> int:
 def trade(
     trade_id: int, minutes: float, price: float, amount: float = 0.01, symbol: str = "BTC/USDT"
 ) -> dict:
-    """A ccxt unified trade structure, as watch_trades_for_symbols returns it for Binance."""
+    """A ccxt unified trade structure, as watch_trades returns it for Binance."""
     timestamp = ms(minutes)
     return {
         "info": {
@@ -85,9 +85,10 @@ class FakeExchange:
             raise self.script.pop(0)
         return [row for row in self.venue.candles if row[0] >= since][:limit]
 
-    async def watch_trades_for_symbols(self, symbols, since=None, limit=None, params=None):
+    async def watch_trades(self, symbol, since=None, limit=None, params=None):
         if not self.script:
-            self.venue.exhausted.set()
+            if self.venue.opened >= len(self.venue.scripts):  # the last scripted connection has said it all
+                self.venue.exhausted.set()
             await asyncio.Event().wait()  # an open connection with nothing to say
         step = self.script.pop(0)
         if isinstance(step, Exception):
@@ -257,10 +258,10 @@ def test_a_silent_connection_is_treated_as_dropped(instruments):
     venue = Venue(candles=[], scripts=[[], [[trade(1, 0.1, 100.0)]]])
 
     class Hanging(FakeExchange):
-        async def watch_trades_for_symbols(self, symbols, since=None, limit=None, params=None):
+        async def watch_trades(self, symbol, since=None, limit=None, params=None):
             if self.venue.opened == 1:
                 await asyncio.Event().wait()
-            return await super().watch_trades_for_symbols(symbols)
+            return await super().watch_trades(symbol)
 
     sleeps = []
 
@@ -299,3 +300,53 @@ def test_unknown_exchange_is_refused_clearly():
 
     with pytest.raises(ValueError, match="no WebSocket client for exchange 'nope'"):
         CcxtSource(exchange_id="nope", symbols=["BTC/USDT"], config={})
+
+
+def test_real_ccxt_client_against_binance_wire_format_survives_a_drop(instruments, received_signals):
+    """The real ccxt.pro Binance client, over HTTP and WebSocket to a local server speaking Binance's
+    formats: trades become quotes, a dropped stream reconnects and refills from REST."""
+    from tests.marketdata.mock_binance import MockBinance
+
+    async def scenario():
+        mock = await MockBinance(
+            prices={"BTC/USDT": 23000.0, "ETH/USDT": 1600.0}, trades_per_second=20
+        ).start()
+        publisher = make_publisher(instruments, "BTC/USDT", "ETH/USDT", coalesce=0.05)
+        source = CcxtSource(
+            exchange_id="binance",
+            symbols=["BTC/USDT", "ETH/USDT"],
+            config=mock.ccxt_config(),
+            backfill_minutes=5,
+            backoff=Backoff(base=0.05, jitter=0),
+        )
+        pub_task = asyncio.create_task(publisher.run())
+        src_task = asyncio.create_task(
+            source.run(emit_tick=publisher.accept_tick, emit_candles=publisher.accept_candles)
+        )
+        try:
+            await asyncio.sleep(1.0)
+            before_drop = mock.trades_sent
+            await mock.drop_connections()
+            for _ in range(100):
+                await asyncio.sleep(0.05)
+                if mock.ws_connections >= 2 and mock.trades_sent > before_drop + 10:
+                    break
+        finally:
+            src_task.cancel()
+            await asyncio.gather(src_task, return_exceptions=True)
+            publisher.stop()
+            await pub_task
+            await mock.stop()
+        return mock, before_drop
+
+    mock, before_drop = run_async(scenario)
+    assert before_drop > 10
+    assert mock.ws_connections == 2  # one stream for both symbols, and one more after the drop
+    assert mock.requests["klines"] == 4  # one refill per symbol per connection
+    prices = dict(Quote.objects.values_list("instrument__symbol", "price"))
+    assert set(prices) == {"BTC/USDT", "ETH/USDT"}
+    assert Decimal("22900") < prices["BTC/USDT"] < Decimal("23100")
+    minutes = list(
+        Candle.objects.filter(instrument=instruments["BTC/USDT"]).values_list("open_time", flat=True)
+    )
+    assert len(minutes) == len(set(minutes)) >= 5

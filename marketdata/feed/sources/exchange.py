@@ -1,7 +1,10 @@
 """A live exchange through ccxt's WebSocket client (ccxt.pro): one connection for every symbol.
 
-- Trades arrive through `watch_trades_for_symbols`; each becomes a tick (deduplicated by trade id and
-  time, so a resent trade after a reconnect is not counted twice).
+- Trades arrive through one `watch_trades(symbol)` loop per symbol, all multiplexed on ONE WebSocket
+  (`streamLimits` set to 1: ccxt's Binance client would otherwise spread subscriptions over several
+  connections); a single `watch_trades_for_symbols` call would drop trades of one symbol when two
+  arrive together. Each trade becomes a tick (deduplicated by trade id and time, so a trade resent
+  after a reconnect is not counted twice).
 - A drop (NetworkError, an exchange error, or silence longer than `silence_timeout`) reconnects with
   exponential backoff and jitter (1 s, 2 s, 4 s ... 60 s); the backoff starts again after a healthy
   connection.
@@ -96,7 +99,13 @@ class CcxtSource:
             if exchange_id not in ccxt.pro.exchanges:
                 raise ValueError(f"ccxt has no WebSocket client for exchange {exchange_id!r}")
             exchange_class = getattr(ccxt.pro, exchange_id)
-            exchange_factory = lambda: exchange_class({"enableRateLimit": True, **config})  # noqa: E731
+
+            def exchange_factory():
+                exchange = exchange_class({"enableRateLimit": True, **config})
+                if isinstance(exchange.options.get("streamLimits"), dict):
+                    exchange.options["streamLimits"] = dict.fromkeys(exchange.options["streamLimits"], 1)
+                return exchange
+
         self.name = f"ccxt:{exchange_id}"
         self.symbols = symbols
         self.backfill_minutes = backfill_minutes
@@ -110,25 +119,24 @@ class CcxtSource:
         self.last_trade: dict[str, tuple[int, set[str]]] = {}
         self.filled_until: dict[str, int] = {}
         self.connections = 0
+        self.healthy = False
 
     async def run(self, *, emit_tick: EmitTick, emit_candles: EmitCandles) -> None:
         attempt = 0
         while True:
             exchange = self.exchange_factory()
             self.connections += 1
-            healthy = False
+            self.healthy = False
             try:
                 await self._gap_fill(exchange, emit_candles)
-                async for trades in self._stream(exchange):
-                    healthy = True
-                    self._emit(trades, emit_tick)
+                await self._stream(exchange, emit_tick)
             except PlannedReconnect:
                 metrics.UPSTREAM_RECONNECTS.labels(self.name, "planned").inc()
                 logger.info("marketdata.ccxt_planned_reconnect", exchange=self.name)
                 attempt = 0
                 continue
             except (ccxt.NetworkError, ccxt.ExchangeError, Silence) as exc:
-                attempt = 1 if healthy else attempt + 1
+                attempt = 1 if self.healthy else attempt + 1
                 delay = self.backoff.delay(attempt)
                 metrics.UPSTREAM_RECONNECTS.labels(self.name, type(exc).__name__).inc()
                 logger.warning(
@@ -148,23 +156,41 @@ class CcxtSource:
         except Exception:  # closing a broken connection may fail too; the next one is what matters
             logger.debug("marketdata.ccxt_close_failed", exc_info=True)
 
-    async def _stream(self, exchange):
-        opened = self._monotonic()
-        while True:
-            remaining = self.max_connection_age - (self._monotonic() - opened)
-            if remaining <= 0:
-                raise PlannedReconnect
+    async def _stream(self, exchange, emit_tick: EmitTick) -> None:
+        """Emit trades until the connection fails, goes silent, or is old enough for a planned reconnect."""
+        queue: asyncio.Queue = asyncio.Queue()
+
+        async def watch(symbol: str) -> None:
             try:
-                trades = await asyncio.wait_for(
-                    exchange.watch_trades_for_symbols(self.symbols),
-                    timeout=min(self.silence_timeout, remaining),
-                )
-            except TimeoutError:
-                if self._monotonic() - opened >= self.max_connection_age:
-                    raise PlannedReconnect from None
-                raise Silence(f"no trade for {self.silence_timeout:g} s") from None
-            metrics.UPSTREAM_MESSAGES.labels(self.name).inc()
-            yield trades
+                while True:
+                    queue.put_nowait(await exchange.watch_trades(symbol))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # handed to the loop below, which decides
+                queue.put_nowait(exc)
+
+        watchers = [asyncio.create_task(watch(symbol)) for symbol in self.symbols]
+        opened = self._monotonic()
+        try:
+            while True:
+                remaining = self.max_connection_age - (self._monotonic() - opened)
+                if remaining <= 0:
+                    raise PlannedReconnect
+                try:
+                    item = await asyncio.wait_for(queue.get(), timeout=min(self.silence_timeout, remaining))
+                except TimeoutError:
+                    if self._monotonic() - opened >= self.max_connection_age:
+                        raise PlannedReconnect from None
+                    raise Silence(f"no trade for {self.silence_timeout:g} s") from None
+                if isinstance(item, BaseException):
+                    raise item
+                metrics.UPSTREAM_MESSAGES.labels(self.name).inc()
+                self.healthy = True
+                self._emit(item, emit_tick)
+        finally:
+            for watcher in watchers:
+                watcher.cancel()
+            await asyncio.gather(*watchers, return_exceptions=True)
 
     def _emit(self, trades: list[dict], emit_tick: EmitTick) -> None:
         for trade in sorted(trades, key=lambda t: t["timestamp"] or 0):
