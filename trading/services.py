@@ -346,10 +346,10 @@ def order_validate(
             raise DomainError(
                 f"{instrument.symbol} prices allow at most {instrument.price_precision} decimal places.", field=field
             )
-    if quote is None:
+    if quote is None and price is None and stop_price is None:
         quote = quote_latest_map(symbols=[instrument.symbol]).get(instrument.symbol)
-    if quote is None:
-        raise DomainError(f"There is no price for {instrument.symbol} yet.", field="symbol")
+        if quote is None:
+            raise DomainError(f"There is no price for {instrument.symbol} yet.", field="symbol")
     reference = price or stop_price or quote.price
     notional = quantity * reference
     if notional < instrument.min_notional:

@@ -29,9 +29,11 @@ IP_ADVICE = (
 )
 
 
-def _ticket_form(request: HttpRequest, data=None) -> OrderTicketForm:
+def _ticket_form(request: HttpRequest, data=None, initial=None) -> OrderTicketForm:
     connections = selectors.connection_list(user=request.user).filter(status="active")
-    return OrderTicketForm(data, connections=connections, portfolios=ledger.portfolio_list(user=request.user))
+    return OrderTicketForm(
+        data, initial=initial, connections=connections, portfolios=ledger.portfolio_list(user=request.user)
+    )
 
 
 def _trade_context(request: HttpRequest, form: OrderTicketForm, **extra) -> dict:
@@ -96,7 +98,9 @@ def order_place_view(request: HttpRequest) -> HttpResponse:
         except DomainError as error:
             domain_error_to_form(form, error)
     if placed is not None:
-        form = _ticket_form(request)
+        # A fresh ticket for the next order on the same account and pair.
+        kept = ("connection", "portfolio", "symbol", "side", "type")
+        form = _ticket_form(request, initial={key: form.cleaned_data[key] for key in kept})
     context = {"form": form, "placed": placed}
     if request.htmx:
         response = render(request, "trading/partials/ticket.html", context)

@@ -23,5 +23,8 @@
     if (form && event.target.name === "type") syncTicket(form);
   });
   document.addEventListener("DOMContentLoaded", syncAll);
+  // Live updates (open orders) arrive over the page's WebSocket; mark when it is open, for people and tests.
+  document.addEventListener("htmx:wsOpen", function () { document.documentElement.dataset.tradingLive = "open"; });
+  document.addEventListener("htmx:wsClose", function () { document.documentElement.dataset.tradingLive = "closed"; });
   document.addEventListener("htmx:afterSwap", syncAll);
 })();

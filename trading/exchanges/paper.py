@@ -141,17 +141,13 @@ class PaperAdapter:
     def validate_credentials(self) -> KeyPermissions:
         return KeyPermissions(can_trade=True, can_withdraw=False, ip_restricted=True)
 
-    def _quote(self, symbol: str) -> PaperQuote:
+    def _quote(self, symbol: str) -> PaperQuote | None:
+        """The live quote, or None when there is none or it is stale."""
         from marketdata.selectors import quote_latest_map
 
         snapshot = quote_latest_map(symbols=[symbol]).get(symbol)
-        if snapshot is None:
-            raise ExchangeRejected(f"There is no price for {symbol} yet; the paper exchange fills against the live feed.")
-        if snapshot.stale:
-            raise ExchangeRejected(
-                f"The {symbol} price is stale (last update {snapshot.updated_at:%H:%M:%S} UTC); "
-                "orders wait until the feed is live again."
-            )
+        if snapshot is None or snapshot.stale:
+            return None
         return PaperQuote(price=snapshot.price, bid=snapshot.bid, ask=snapshot.ask)
 
     def _instrument(self, symbol: str):
@@ -167,6 +163,17 @@ class PaperAdapter:
     def place_order(self, request: OrderRequest) -> ExchangeOrder:
         instrument = self._instrument(request.symbol)
         quote = self._quote(request.symbol)
+        if quote is None:
+            if request.type == OrderType.MARKET:
+                raise ExchangeRejected(
+                    f"The {request.symbol} price is stale or missing; market orders wait until the feed is live again."
+                )
+            # Limit and stop orders rest; the next live tick matches them.
+            return ExchangeOrder(
+                client_order_id=request.client_order_id,
+                exchange_order_id=f"paper-{request.client_order_id}",
+                status=OrderStatus.OPEN,
+            )
         result, _ = paper_match(
             client_order_id=request.client_order_id,
             side=request.side,
