@@ -21,7 +21,7 @@ from core.notifications import (
     notification_preferences,
     notification_unread_count,
 )
-from marketdata.selectors import canonical_symbol, instrument_list
+from marketdata.selectors import canonical_symbol, instrument_list, quote_latest_map
 
 FIRINGS_SHOWN = 50
 NOTIFICATIONS_SHOWN = 100
@@ -62,6 +62,8 @@ def alert_list_view(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"Alert created: {alert}.")
             return redirect("alert_list")
     status = 422 if request.method == "POST" else 200
+    instruments = list(instrument_list())
+    quotes = quote_latest_map(symbols=[i.symbol for i in instruments])
     return render(
         request,
         "alerts/alert_list.html",
@@ -69,7 +71,8 @@ def alert_list_view(request: HttpRequest) -> HttpResponse:
             "form": form,
             "alerts": alert_list(user=request.user),
             "firings": alert_firing_list(user=request.user)[:FIRINGS_SHOWN],
-            "instruments": instrument_list(),
+            "instruments": instruments,
+            "markets": [(i, quotes[i.symbol]) for i in instruments if i.symbol in quotes],
         },
         status=status,
     )

@@ -193,3 +193,16 @@ def test_preferences_page_turns_a_channel_off_for_a_kind(client_a, user_a):
     with tenant(user_a.pk):
         notification = Notification.objects.get(message="in-app only")
         assert list(notification.deliveries.values_list("channel", flat=True)) == ["in_app"]
+
+
+def test_prices_now_link_to_a_prefilled_form(client_a, btc):
+    from django.utils import timezone
+
+    from marketdata.models import Quote
+
+    now = timezone.now()
+    Quote.objects.create(instrument=btc, price=Decimal("20398.24"), source="replay", at=now, updated_at=now)
+    html = client_a.get("/alerts/").content.decode()
+    assert '<a href="/alerts/?symbol=BTC-USDT&amp;threshold=20398.24000000">BTC/USDT</a>' in html
+    prefilled = client_a.get("/alerts/?symbol=BTC-USDT&threshold=20398.24000000").content.decode()
+    assert 'value="20398.24000000"' in prefilled
