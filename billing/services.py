@@ -404,34 +404,42 @@ def grace_periods_enforce(*, now: datetime | None = None) -> int:
     for user_id in user_ids:
         with tenant(user_id):
             subscription = Subscription.objects.select_for_update().select_related("user").get(user_id=user_id)
-            if subscription.downgraded_at or subscription.entitled_plan_code(now=now) != PlanCode.FREE:
+            if subscription.downgraded_at or subscription.plan == PlanCode.FREE:
                 continue
-            if subscription.plan == PlanCode.FREE:
+            if subscription.entitled_plan_code(now=now) != PlanCode.FREE:
                 continue
-            failing_since = subscription.failing_since
-            subscription.downgraded_at = now
-            subscription.save(update_fields=["downgraded_at", "updated_at"])
-            plan = plan_get(subscription.plan)
-            audit_record(
-                action="billing.plan_downgraded",
-                user=subscription.user,
-                actor_label="billing grace period",
-                target=subscription,
-                before={"plan": plan.code, "status": subscription.status},
-                after={"plan": PlanCode.FREE, "status": subscription.status},
-            )
-            notify(
-                user=subscription.user,
-                kind=NOTIFY_PLAN_CHANGED,
-                message=(
-                    f"We could not collect the payment for your {plan.name} plan, so your account now has "
-                    f"the Free plan's limits. Pay the open invoice to get {plan.name} back."
-                ),
-                link=reverse("billing"),
-                dedup_key=f"billing:downgraded:{user_id}:{failing_since.isoformat() if failing_since else ''}",
-            )
+            subscription_downgrade_for_nonpayment(subscription=subscription, user=subscription.user, now=now)
             downgraded += 1
     return downgraded
+
+
+def subscription_downgrade_for_nonpayment(*, subscription: Subscription, user, now: datetime) -> None:
+    """Record (once per failure) that the grace period ran out: audit row, notice to the user.
+
+    Called by the grace-period job and by webhook processing, whichever sees it first.
+    """
+    failing_since = subscription.failing_since
+    subscription.downgraded_at = now
+    subscription.save(update_fields=["downgraded_at", "updated_at"])
+    plan = plan_get(subscription.plan)
+    audit_record(
+        action="billing.plan_downgraded",
+        user=user,
+        actor_label="billing grace period",
+        target=subscription,
+        before={"plan": plan.code, "status": subscription.status},
+        after={"plan": PlanCode.FREE, "status": subscription.status},
+    )
+    notify(
+        user=user,
+        kind=NOTIFY_PLAN_CHANGED,
+        message=(
+            f"We could not collect the payment for your {plan.name} plan, so your account now has "
+            f"the Free plan's limits. Pay the open invoice to get {plan.name} back."
+        ),
+        link=reverse("billing"),
+        dedup_key=f"billing:downgraded:{user.pk}:{failing_since.isoformat() if failing_since else ''}",
+    )
 
 
 # --- Webhook endpoint for local use ---------------------------------------------------------------------

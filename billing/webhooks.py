@@ -52,6 +52,7 @@ from billing.choices import (
 )
 from billing.models import CheckoutSession, Invoice, Subscription, WebhookEvent
 from billing.plans import plan_for_stripe_price, plan_get
+from billing.services import subscription_downgrade_for_nonpayment
 from core.audit import audit_record
 from core.consumers import user_group
 from core.notifications import notify
@@ -255,6 +256,10 @@ def _record_change(context: EventContext, *, before: dict, after: dict) -> None:
     if subscription.downgraded_at and after["entitled_plan"] != PlanCode.FREE:
         subscription.downgraded_at = None
         subscription.save(update_fields=["downgraded_at", "updated_at"])
+    if after["entitled_plan"] == PlanCode.FREE and subscription.failing_since and not subscription.downgraded_at:
+        # The grace period ran out before this event arrived: the same record the grace job writes.
+        subscription_downgrade_for_nonpayment(subscription=subscription, user=context.user, now=context.now)
+        return
     plan = plan_get(after["entitled_plan"])
     if plan.code == PlanCode.FREE:
         message = "Your account is now on the Free plan."
@@ -330,7 +335,8 @@ def _on_trial_will_end(context: EventContext) -> str:
     outcome = _apply_subscription(context)
     subscription = context.subscription
     current = subscription.stripe_subscription_id == context.obj.get("id")
-    if current and subscription.status == SubscriptionStatus.TRIALING and subscription.trial_end:
+    trialing = subscription.status == SubscriptionStatus.TRIALING
+    if current and trialing and subscription.trial_end and subscription.trial_end > context.now:
         plan = plan_get(subscription.plan)
         notify(
             user=context.user,
