@@ -37,20 +37,15 @@ def on_candle_closed(sender, *, symbol, candle, **kwargs) -> None:
 
 def notification_kinds_register() -> None:
     """Describe trading's notification kinds for the preferences page (in-app by default)."""
-    try:
-        from core.notifications import register_kind
-    except ImportError:  # the notification centre (issue 7) is not installed yet
-        return
+    from core.notifications import register_kind
+
     register_kind("trading.order_filled", label="Order filled", default_channels={"in_app"})
     register_kind("trading.execution_blocked", label="Bot did not trade", default_channels={"in_app"})
 
 
 def billing_counters_register() -> None:
     """Tell billing how many bots and real exchange connections a user has (it runs them as the user)."""
-    try:
-        from billing.services import entitlement_counter_register
-    except ImportError:  # billing (issue 6) is not installed yet
-        return
+    from billing.services import entitlement_counter_register
     from trading.models import Bot, ExchangeConnection
 
     entitlement_counter_register(feature="bots", counter=lambda user: Bot.objects.filter(user_id=user.pk).count())

@@ -87,10 +87,7 @@ def trading_entitlement_check(*, user, feature: str, increment: int = 1) -> None
     Features: "exchange_connections" (real venues; the paper exchange is free) and "bots". Billing answers,
     using the counters registered in TradingConfig.ready() (receivers.billing_counters_register).
     """
-    try:
-        from billing.services import entitlement_check
-    except ImportError:  # billing (issue 6) not installed yet: no plan limits to apply
-        return
+    from billing.services import entitlement_check
 
     entitlement_check(user=user, feature=feature, increment=increment)
 
