@@ -138,7 +138,9 @@ class Signal(models.Model):
     params_key = models.CharField(max_length=64)
     timeframe = models.CharField(max_length=8, choices=Timeframe.choices)
     candle_open_time = models.DateTimeField()
-    closed_at = models.DateTimeField(help_text="When the deciding candle closed; staleness is measured from here.")
+    closed_at = models.DateTimeField(
+        help_text="Wall-clock time the feed reported the deciding candle closed; staleness is measured from here."
+    )
     action = models.CharField(max_length=8, choices=SignalAction.choices)
     price = models.DecimalField(**PRICE)
     regime = models.CharField(max_length=16, choices=Regime.choices)

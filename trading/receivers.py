@@ -30,9 +30,11 @@ def on_ticks(sender, *, ticks, **kwargs) -> None:
 
 
 def on_candle_closed(sender, *, symbol, candle, **kwargs) -> None:
+    from django.utils import timezone
+
     from trading.tasks import signals_compute_task
 
-    signals_compute_task.delay(symbol, candle.open_time.isoformat())
+    signals_compute_task.delay(symbol, candle.open_time.isoformat(), timezone.now().isoformat())
 
 
 def notification_kinds_register() -> None:

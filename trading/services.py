@@ -931,9 +931,12 @@ def regime_current(*, instrument, as_of=None) -> RegimeReading:
     return reading
 
 
-def signals_compute(*, symbol: str, candle_open_time) -> list[Signal]:
+def signals_compute(*, symbol: str, candle_open_time, published_at=None) -> list[Signal]:
     """On a one-minute candle close: one decision per distinct (strategy, params, timeframe) of enabled bots
-    on this pair whose bar just closed. Returns the signals that call for action (already planned or not)."""
+    on this pair whose bar just closed. Returns the signals that call for action (already planned or not).
+
+    `published_at` is the wall-clock time the feed reported the close (the replay feed's market time is in
+    the past); a signal's staleness is measured from it."""
     from marketdata.selectors import candle_list, instrument_get
 
     instrument = instrument_get(symbol=symbol)
@@ -947,7 +950,7 @@ def signals_compute(*, symbol: str, candle_open_time) -> list[Signal]:
     due = {key: params for key, params in settings_in_use.items() if _timeframe_closes(key[2], candle_open_time)}
     if not due:
         return []
-    closed_at = candle_open_time + timedelta(minutes=1)
+    closed_at = published_at or timezone.now()
     regime = regime_current(instrument=instrument)
     actionable = []
     for (strategy_key, params_key, timeframe), params in sorted(due.items()):

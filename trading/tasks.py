@@ -17,8 +17,13 @@ from trading import services
 
 
 @shared_task(name="trading.signals_compute")
-def signals_compute_task(symbol: str, candle_open_time: str) -> int:
-    return len(services.signals_compute(symbol=symbol, candle_open_time=datetime.fromisoformat(candle_open_time)))
+def signals_compute_task(symbol: str, candle_open_time: str, published_at: str | None = None) -> int:
+    signals = services.signals_compute(
+        symbol=symbol,
+        candle_open_time=datetime.fromisoformat(candle_open_time),
+        published_at=datetime.fromisoformat(published_at) if published_at else None,
+    )
+    return len(signals)
 
 
 @shared_task(name="trading.signal_fan_out")

@@ -149,7 +149,7 @@ class Migration(migrations.Migration):
                 ('params_key', models.CharField(max_length=64)),
                 ('timeframe', models.CharField(choices=[('1m', '1 minute'), ('5m', '5 minutes'), ('15m', '15 minutes'), ('1h', '1 hour'), ('4h', '4 hours'), ('1d', '1 day')], max_length=8)),
                 ('candle_open_time', models.DateTimeField()),
-                ('closed_at', models.DateTimeField(help_text='When the deciding candle closed; staleness is measured from here.')),
+                ('closed_at', models.DateTimeField(help_text='Wall-clock time the feed reported the deciding candle closed; staleness is measured from here.')),
                 ('action', models.CharField(choices=[('buy', 'Buy'), ('sell', 'Sell'), ('hold', 'Hold')], max_length=8)),
                 ('price', models.DecimalField(decimal_places=12, max_digits=28)),
                 ('regime', models.CharField(choices=[('bullish', 'Bullish'), ('bearish', 'Bearish'), ('sideways', 'Sideways')], max_length=16)),
