@@ -314,21 +314,25 @@ def integrity(signal_id: int) -> dict:
 
 
 def main() -> int:
+    # A SIGTERM (or Ctrl-C) still stops the workers and the private redis-server (the `finally` below).
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))
     parser = argparse.ArgumentParser()
     parser.add_argument("--bots", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=1, help="celery worker processes (each with a pool)")
     parser.add_argument("--concurrency", type=int, default=3, help="pool processes per worker")
     args = parser.parse_args()
 
-    seed_started = time.monotonic()
-    seed(args.bots)
-    seed_seconds = time.monotonic() - seed_started
-    from marketdata.models import Instrument
-
-    keeper = QuoteKeeper(Instrument.objects.get(symbol="BTC/USDT").pk)
-    keeper.start()
-    workers = start_workers(args.workers, args.concurrency)
+    workers: list[subprocess.Popen] = []
+    keeper = None
     try:
+        seed_started = time.monotonic()
+        seed(args.bots)
+        seed_seconds = time.monotonic() - seed_started
+        from marketdata.models import Instrument
+
+        keeper = QuoteKeeper(Instrument.objects.get(symbol="BTC/USDT").pk)
+        keeper.start()
+        workers = start_workers(args.workers, args.concurrency)
         clean = run_signal(args.bots, minute=2)
 
         killed: dict = {}
@@ -354,7 +358,8 @@ def main() -> int:
                 worker.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 worker.kill()
-        keeper.stopped.set()
+        if keeper is not None:
+            keeper.stopped.set()
         for process in PROCESSES:
             process.terminate()
     print(json.dumps({
