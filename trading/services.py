@@ -1106,7 +1106,10 @@ def plan_execute(*, plan_id: int, user_id: int, quote=None) -> str:
         if plan is None or plan.status != PlanStatus.PENDING:
             return plan.status if plan else "missing"
         bot = plan.bot
-        if bot.status != BotStatus.ENABLED:
+        lag = (timezone.now() - plan.signal.closed_at).total_seconds()
+        if lag > settings.TRADING_SIGNAL_MAX_LAG_SECONDS:
+            plan.status, plan.reason = PlanStatus.SKIPPED, f"Not executed: the signal was {int(lag)}s old (stale)."
+        elif bot.status != BotStatus.ENABLED:
             plan.status, plan.reason = PlanStatus.SKIPPED, "The bot was paused before it could act."
         else:
             quantity, available = plan.quantity, None
@@ -1182,3 +1185,43 @@ def blocked_notify(*, plans: Iterable[tuple[int, int]]) -> int:
                 transaction.on_commit(lambda payload=payload: execution_blocked.send_robust(sender=BlockedExecution, **payload))
             told += 1
     return told
+
+
+# --- the sweeper (Celery beat) ------------------------------------------------------------------------------
+
+LOST_AFTER = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class Sweep:
+    expired_plans: int
+    requeued_plans: list[tuple[int, int, str]]
+    resubmitted_orders: list[tuple[str, int]]
+
+
+def trading_sweep(*, now=None) -> Sweep:
+    """Find work whose queue message was lost (broker down at commit) and what went stale waiting.
+
+    - pending plans of a signal older than TRADING_SIGNAL_MAX_LAG_SECONDS are skipped, never executed late;
+    - pending plans older than a minute are handed to executors again (executing twice is harmless);
+    - real-venue orders still `new` a minute after they were written are submitted again (the submit
+      fetches before it places).
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.TRADING_SIGNAL_MAX_LAG_SECONDS)
+    with system_context(reason="trading sweep: stale plans, lost fan-out chunks, unsent orders"):
+        expired = ExecutionPlan.objects.filter(status=PlanStatus.PENDING, signal__closed_at__lt=cutoff).update(
+            status=PlanStatus.SKIPPED, reason="Not executed in time: the signal went stale.", executed_at=now
+        )
+        lost = list(
+            ExecutionPlan.objects.filter(status=PlanStatus.PENDING, created_at__lt=now - LOST_AFTER)
+            .order_by("pk")
+            .values_list("pk", "user_id", "signal__instrument__symbol")
+        )
+        unsent = [
+            (str(pk), user_id)
+            for pk, user_id in Order.objects.filter(status=OrderStatus.NEW, updated_at__lt=now - LOST_AFTER)
+            .exclude(connection__venue=Venue.PAPER)
+            .values_list("pk", "user_id")
+        ]
+    return Sweep(expired_plans=expired, requeued_plans=lost, resubmitted_orders=unsent)

@@ -74,3 +74,22 @@ def order_submit_task(order_id: str, user_id: int) -> str:
 
     with tenant(user_id):
         return services.order_submit(order_id=order_id).status
+
+
+@shared_task(name="trading.sweep")
+def trading_sweep_task() -> dict:
+    sweep = services.trading_sweep()
+    by_symbol: dict[str, list[list[int]]] = {}
+    for plan_id, user_id, symbol in sweep.requeued_plans:
+        by_symbol.setdefault(symbol, []).append([plan_id, user_id])
+    size = settings.TRADING_FANOUT_CHUNK_SIZE
+    for symbol, refs in by_symbol.items():
+        for start in range(0, len(refs), size):
+            plans_execute_task.delay(refs[start : start + size], symbol)
+    for order_id, user_id in sweep.resubmitted_orders:
+        order_submit_task.delay(order_id, user_id)
+    return {
+        "expired_plans": sweep.expired_plans,
+        "requeued_plans": len(sweep.requeued_plans),
+        "resubmitted_orders": len(sweep.resubmitted_orders),
+    }

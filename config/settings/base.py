@@ -339,6 +339,7 @@ TRADING_FANOUT_CHUNK_SIZE = env.int("TRADING_FANOUT_CHUNK_SIZE", default=250)
 TRADING_BREAKER_THRESHOLD = env.int("TRADING_BREAKER_THRESHOLD", default=3)
 TRADING_BREAKER_WINDOW_SECONDS = env.int("TRADING_BREAKER_WINDOW_SECONDS", default=60)
 TRADING_BREAKER_COOLDOWN_SECONDS = env.int("TRADING_BREAKER_COOLDOWN_SECONDS", default=60)
+CELERY_BEAT_SCHEDULE["trading-sweep"] = {"task": "trading.sweep", "schedule": 60.0}
 
 # --- Market data (docs/market-data.md) -------------------------------------------------------------------
 MARKET_FEED_SOURCE = env("MARKET_FEED_SOURCE", default="replay")  # replay | simulated | ccxt

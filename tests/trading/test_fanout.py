@@ -185,3 +185,27 @@ def test_a_third_user_without_bots_gets_no_plan(user_a, two_bots):
     paper_setup(outsider)
     fan_out = services.signal_plan(signal_id=make_signal().pk)
     assert outsider.pk not in {user for _, user in fan_out.pending}
+
+
+def test_a_chunk_delivered_after_the_signal_went_stale_executes_nothing(user_a, two_bots, settings):
+    fan_out = services.signal_plan(signal_id=make_signal().pk)
+    settings.TRADING_SIGNAL_MAX_LAG_SECONDS = 0
+    assert services.plans_execute(plans=fan_out.pending, symbol="BTC/USDT") == {"skipped": 2}
+    with system_context(reason="test"):
+        assert not Order.objects.exists()
+        assert set(ExecutionPlan.objects.values_list("reason", flat=True)) == {"Not executed: the signal was 5s old (stale)."}
+
+
+def test_the_sweeper_expires_stale_plans_and_requeues_lost_ones(user_a, user_b, two_bots):
+    from django.utils import timezone
+
+    stale = services.signal_plan(signal_id=make_signal().pk)
+    fresh = services.signal_plan(signal_id=make_signal(candle_open_time=datetime(2024, 1, 1, tzinfo=UTC)).pk)
+    with system_context(reason="test: age the plans and one signal"):
+        Signal.objects.filter(pk=stale.signal_id).update(closed_at=timezone.now() - timedelta(hours=1))
+        ExecutionPlan.objects.update(created_at=timezone.now() - timedelta(minutes=5))
+    sweep = services.trading_sweep()
+    assert sweep.expired_plans == 2
+    assert sorted((p, u) for p, u, _ in sweep.requeued_plans) == sorted(fresh.pending)
+    with system_context(reason="test"):
+        assert set(ExecutionPlan.objects.filter(signal_id=stale.signal_id).values_list("status", flat=True)) == {"skipped"}
