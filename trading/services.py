@@ -488,7 +488,10 @@ def order_place(
             order.save(force_insert=True)
     except IntegrityError:
         # The same client order id again (a retried request or job): the first order stands.
-        return Order.objects.get(pk=order.pk)
+        existing = Order.objects.filter(pk=order.pk, user=user).first()
+        if existing is None:
+            raise DomainError("That client order id is already in use.", field="client_order_id") from None
+        return existing
     if connection.is_paper:
         request_ = OrderRequest(
             client_order_id=order.client_order_id, symbol=check.instrument.symbol, side=side, type=type,

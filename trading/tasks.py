@@ -2,7 +2,9 @@
 
 Every task here is safe to run twice (acks_late + reject_on_worker_lost are on in settings, so a task
 whose worker died is delivered again): plans are unique per (signal, bot), a plan executes only while
-pending under a row lock, and an order's client order id is derived from its plan.
+pending under a row lock, and an order's client order id is derived from its plan. A task that fails on
+a database outage (no connection slot, connection dropped) is retried with backoff rather than lost; the
+beat sweeper (`trading.sweep`) catches anything that still slips through.
 """
 
 from __future__ import annotations
@@ -12,11 +14,16 @@ from decimal import Decimal
 
 from celery import shared_task
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
 from trading import services
 
+# Transient database failures: the fan-out tasks retry them (they are idempotent).
+DATABASE_OUTAGES = (OperationalError, InterfaceError)
+RETRY = {"autoretry_for": DATABASE_OUTAGES, "retry_backoff": 1, "retry_backoff_max": 30, "max_retries": 20}
 
-@shared_task(name="trading.signals_compute")
+
+@shared_task(name="trading.signals_compute", **RETRY)
 def signals_compute_task(symbol: str, candle_open_time: str, published_at: str | None = None) -> int:
     signals = services.signals_compute(
         symbol=symbol,
@@ -26,7 +33,7 @@ def signals_compute_task(symbol: str, candle_open_time: str, published_at: str |
     return len(signals)
 
 
-@shared_task(name="trading.signal_fan_out")
+@shared_task(name="trading.signal_fan_out", **RETRY)
 def signal_fan_out_task(signal_id: int) -> dict:
     """Plan (cross-tenant, in bulk), then hand the plans to executors in chunks."""
     fan_out = services.signal_plan(signal_id=signal_id)
@@ -43,17 +50,17 @@ def signal_fan_out_task(signal_id: int) -> dict:
     return {"planned": fan_out.planned, "pending": len(fan_out.pending), "blocked": len(fan_out.blocked)}
 
 
-@shared_task(name="trading.plans_execute")
+@shared_task(name="trading.plans_execute", **RETRY)
 def plans_execute_task(plans: list[list[int]], symbol: str | None = None) -> dict:
     return services.plans_execute(plans=[(plan_id, user_id) for plan_id, user_id in plans], symbol=symbol)
 
 
-@shared_task(name="trading.blocked_notify")
+@shared_task(name="trading.blocked_notify", **RETRY)
 def blocked_notify_task(plans: list[list[int]]) -> int:
     return services.blocked_notify(plans=[(plan_id, user_id) for plan_id, user_id in plans])
 
 
-@shared_task(name="trading.paper_match")
+@shared_task(name="trading.paper_match", **RETRY)
 def paper_match_task(symbol: str, price: str) -> int:
     matched = 0
     for order_id, user_id in services.paper_resting_matches(symbol=symbol, price=Decimal(price)):
@@ -64,7 +71,7 @@ def paper_match_task(symbol: str, price: str) -> int:
 
 @shared_task(
     name="trading.order_submit",
-    autoretry_for=(services.ExchangeUnavailable, services.OrderStatusUnknown),
+    autoretry_for=(services.ExchangeUnavailable, services.OrderStatusUnknown, *DATABASE_OUTAGES),
     retry_backoff=5,
     retry_backoff_max=120,
     max_retries=8,

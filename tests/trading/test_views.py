@@ -210,3 +210,18 @@ def test_a_bot_page_lists_what_the_bot_did(trader, user_a, paper_a):
     services.plans_execute(plans=services.signal_plan(signal_id=make_signal().pk).pending, symbol="BTC/USDT")
     body = trader.get(f"/trading/bots/{bot.pk}/").content.decode()
     assert "Executed" in body and "test signal" in body
+
+
+def test_a_client_order_id_taken_by_someone_else_is_refused(trader, client, user_b, paper_a, paper_b):
+    portfolio, connection = paper_a
+    payload = {"connection": connection.pk, "portfolio": portfolio.pk, "symbol": "BTC/USDT", "side": "buy",
+               "type": "limit", "quantity": "0.1", "price": "19000",
+               "client_order_id": "5b6f3f5e-2c1d-4c1e-9d53-0d1f2f3a4b5c"}
+    first = trader.post("/api/v1/trading/orders/", payload, content_type="application/json")
+    retried = trader.post("/api/v1/trading/orders/", payload, content_type="application/json")
+    assert first.status_code == retried.status_code == 201 and first.json()["id"] == retried.json()["id"]
+    portfolio_b, connection_b = paper_b
+    client.force_login(user_b)
+    stolen = client.post("/api/v1/trading/orders/", {**payload, "connection": connection_b.pk,
+                                                     "portfolio": portfolio_b.pk}, content_type="application/json")
+    assert stolen.status_code == 400 and "already in use" in str(stolen.json()["errors"])
