@@ -225,3 +225,15 @@ def test_a_client_order_id_taken_by_someone_else_is_refused(trader, client, user
     stolen = client.post("/api/v1/trading/orders/", {**payload, "connection": connection_b.pk,
                                                      "portfolio": portfolio_b.pk}, content_type="application/json")
     assert stolen.status_code == 400 and "already in use" in str(stolen.json()["errors"])
+
+
+def test_a_degraded_venue_is_shown_on_the_pages(client, user_a, recorded_binance, btc_quote):
+    from tests.trading.binance import binance_connection
+    from trading.exchanges.breaker import breaker_record_failure
+
+    binance_connection(user_a)
+    client.force_login(user_a)
+    assert "degraded" not in client.get("/trading/connections/").content.decode()
+    breaker_record_failure(venue="binance", http_status=418)
+    assert "degraded (retry in" in client.get("/trading/connections/").content.decode()
+    assert "binance: degraded" in client.get("/trading/").content.decode()
