@@ -12,6 +12,7 @@ Transactions: the services call `portfolio_push` after their commit.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from dataclasses import dataclass
@@ -62,7 +63,16 @@ def _send_all(messages: list[tuple[str, str]]) -> None:
         for group, html in messages:
             await layer.group_send(group, {"type": "user.html", "html": html})
 
-    async_to_sync(send)()
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        async_to_sync(send)()
+        return
+    # The caller's thread runs an event loop (the Discord bot, a browser-test driver) and async_to_sync
+    # refuses to block it, so the sends run on a thread of their own, which this one waits for.
+    sender = threading.Thread(target=asyncio.run, args=(send(),), name="portfolios-push")
+    sender.start()
+    sender.join()
 
 
 def portfolio_push(*, portfolio_id: int, user_id: int) -> None:
