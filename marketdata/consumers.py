@@ -41,6 +41,10 @@ def _split(value: str) -> list[str]:
 
 
 class _MarketConsumer(AsyncWebsocketConsumer, Subscriber):
+    # No channel per socket: the hub is this process's one reader of the market group, and a channel
+    # per socket would cost a Redis receiver for each of thousands of idle connections.
+    channel_layer_alias = None
+
     async def connect(self) -> None:
         wanted = _split(_query(self.scope).get("symbols", ""))
         try:
@@ -69,25 +73,33 @@ class _MarketConsumer(AsyncWebsocketConsumer, Subscriber):
         if getattr(self, "subscribed", False):
             hub.unsubscribe(self)
 
+    async def send_frames(self, frames: list[str]) -> None:
+        for frame in frames:
+            await self.base_send({"type": "websocket.send", "text": frame})
+        self.sent_counter.inc(len(frames))
+
     async def send_error(self, message: str) -> None:
         await self.send(text_data=json.dumps({"type": "error", "message": message}))
 
 
 class MarketHtmlConsumer(_MarketConsumer):
     kind = "html"
+    sent_counter = WS_MESSAGES_SENT.labels("html")
 
     def configure(self) -> str | None:
         self.view = _query(self.scope).get("view", "row")
         return None if self.view in VIEWS else f"view must be one of {', '.join(VIEWS)}"
 
+    def render_key(self) -> tuple:
+        return (type(self), self.view, self.slugs)
+
+    def frames(self, messages: list[dict]) -> list[str]:
+        """One frame of out-of-band swaps for all the symbols of a flush."""
+        return ["".join(m["html"][self.view] for m in messages)]
+
     async def send_snapshot(self, snapshot: list[dict]) -> None:
         if snapshot:
-            await self.send(text_data="".join(m["html"][self.view] for m in snapshot))
-            WS_MESSAGES_SENT.labels(self.kind).inc()
-
-    async def deliver(self, message: dict) -> None:
-        await self.send(text_data=message["html"][self.view])
-        WS_MESSAGES_SENT.labels(self.kind).inc()
+            await self.send_frames(self.frames(snapshot))
 
     async def receive(self, text_data=None, bytes_data=None) -> None:
         """HTMX may send form values over the socket; this stream is one-way, so they are ignored."""
@@ -95,16 +107,15 @@ class MarketHtmlConsumer(_MarketConsumer):
 
 class MarketJsonConsumer(_MarketConsumer):
     kind = "json"
+    sent_counter = WS_MESSAGES_SENT.labels("json")
+
+    def frames(self, messages: list[dict]) -> list[str]:
+        """One JSON object per tick, as the feed serialised it."""
+        return [m["json"] for m in messages]
 
     async def send_snapshot(self, snapshot: list[dict]) -> None:
-        await self.send(
-            text_data=json.dumps({"type": "snapshot", "quotes": [json.loads(m["json"]) for m in snapshot]})
-        )
-        WS_MESSAGES_SENT.labels(self.kind).inc()
-
-    async def deliver(self, message: dict) -> None:
-        await self.send(text_data=message["json"])
-        WS_MESSAGES_SENT.labels(self.kind).inc()
+        quotes = [json.loads(m["json"]) for m in snapshot]
+        await self.send_frames([json.dumps({"type": "snapshot", "quotes": quotes})])
 
     async def receive(self, text_data=None, bytes_data=None) -> None:
         try:

@@ -30,20 +30,31 @@ logger = structlog.get_logger(__name__)
 # channels_redis forgets group members after a day (group_expiry): the hub re-joins well before.
 REJOIN_SECONDS = 3600
 RETRY_SECONDS = 1.0
+# Messages arriving within this window go out together: symbols ticking at the same moment cost a
+# socket one frame, not one each (the per-frame cost, not the bytes, is what limits a process).
+FLUSH_SECONDS = 0.01
 
 
 class Subscriber(ABC):
-    """What a consumer gives the hub: the symbols it wants and how it sends a message."""
+    """What a consumer gives the hub: the symbols it wants, how messages become frames, how to send."""
 
     kind = "base"
     slugs: frozenset[str] | None = None  # None: every symbol
 
-    @abstractmethod
-    async def deliver(self, message: dict) -> None:
-        """Send one market message (its pre-rendered HTML or JSON) to the client."""
-
     def wants(self, slug: str) -> bool:
         return self.slugs is None or slug in self.slugs
+
+    def render_key(self) -> tuple:
+        """Subscribers with the same key get the same frames: they are built once per flush."""
+        return (type(self), self.slugs)
+
+    @abstractmethod
+    def frames(self, messages: list[dict]) -> list[str]:
+        """The frames that carry these messages (already rendered by the feed) to this client."""
+
+    @abstractmethod
+    async def send_frames(self, frames: list[str]) -> None:
+        """Write the frames to the socket."""
 
 
 class MarketHub:
@@ -52,6 +63,8 @@ class MarketHub:
         self.subscribers: set[Subscriber] = set()
         self._pending: dict[Subscriber, dict[str, dict]] = {}
         self._task: asyncio.Task | None = None
+        self._outbox: dict[str, dict] = {}
+        self._flushing: asyncio.Task | None = None
         self._loaded = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -76,9 +89,9 @@ class MarketHub:
         """The snapshot went out: send what arrived meanwhile (if newer), then deliver live."""
         seen = {m["slug"]: m["seq"] for m in sent}
         pending = self._pending.pop(subscriber, {})
-        for slug, message in sorted(pending.items()):
-            if message["seq"] > seen.get(slug, -1):
-                await self._send(subscriber, message)
+        newer = [m for slug, m in sorted(pending.items()) if m["seq"] > seen.get(slug, -1)]
+        if newer:
+            await self._send(subscriber, subscriber.frames(newer))
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         if subscriber in self.subscribers:
@@ -107,26 +120,49 @@ class MarketHub:
         return stale
 
     async def dispatch(self, message: dict) -> None:
+        """A message from the feed: remember it, and send it with whatever else arrives in FLUSH_SECONDS."""
         slug = message["slug"]
         current = self.latest.get(slug)
         if current is not None and message["seq"] <= current["seq"]:
             return
         self.latest[slug] = message
+        self._outbox[slug] = message
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.get_running_loop().create_task(self._flush_soon())
+
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(FLUSH_SECONDS)
+        await self.flush()
+
+    async def flush(self) -> None:
+        messages = list(self._outbox.values())
+        self._outbox = {}
+        built: dict[tuple, tuple[list[dict], list[str]]] = {}
         for subscriber in list(self.subscribers):
-            if not subscriber.wants(slug):
+            key = subscriber.render_key()
+            if key not in built:
+                wanted = [m for m in messages if subscriber.wants(m["slug"])]
+                built[key] = (wanted, subscriber.frames(wanted) if wanted else [])
+            wanted, frames = built[key]
+            if not wanted:
                 continue
             pending = self._pending.get(subscriber)
             if pending is not None:
-                pending[slug] = message
+                pending.update((m["slug"], m) for m in wanted)
             else:
-                await self._send(subscriber, message)
+                await self._send(subscriber, frames)
 
-    async def _send(self, subscriber: Subscriber, message: dict) -> None:
+    async def _send(self, subscriber: Subscriber, frames: list[str]) -> None:
         try:
-            await subscriber.deliver(message)
+            await subscriber.send_frames(frames)
         except Exception:  # a socket that broke while we wrote to it: forget it, serve the others
             logger.warning("marketdata.hub_deliver_failed", exc_info=True)
             self.unsubscribe(subscriber)
+
+    async def _rejoin(self, layer, channel: str) -> None:
+        while True:
+            await asyncio.sleep(REJOIN_SECONDS)
+            await layer.group_add(ALL_GROUP, channel)
 
     async def _run(self) -> None:
         layer = get_channel_layer()
@@ -138,17 +174,14 @@ class MarketHub:
                     for message in await database_sync_to_async(_snapshot_from_database)():
                         self.latest.setdefault(message["slug"], message)
                 self._loaded.set()
-                joined = time.monotonic()
-                while True:
-                    if time.monotonic() - joined > REJOIN_SECONDS:
-                        await layer.group_add(ALL_GROUP, channel)
-                        joined = time.monotonic()
-                    try:
-                        message = await asyncio.wait_for(layer.receive(channel), timeout=REJOIN_SECONDS)
-                    except TimeoutError:
-                        continue
-                    if message.get("type") == MESSAGE_TYPE:
-                        await self.dispatch(message)
+                rejoin = asyncio.get_running_loop().create_task(self._rejoin(layer, channel))
+                try:
+                    while True:
+                        message = await layer.receive(channel)
+                        if message.get("type") == MESSAGE_TYPE:
+                            await self.dispatch(message)
+                finally:
+                    rejoin.cancel()
             except asyncio.CancelledError:
                 raise
             except Exception:

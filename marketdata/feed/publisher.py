@@ -86,6 +86,7 @@ class Publisher:
         self.history: list[tuple[str, CandleBar]] = []
         self._wake = asyncio.Event()
         self._stopping = False
+        self.unannounced: list[tuple[str, CandleBar]] = []
         self._seq = 0
 
     # --- input, called on the event loop by the sources --------------------------------------------
@@ -159,29 +160,51 @@ class Publisher:
             await asyncio.sleep(max(0.0, min(waiting)))
 
     async def publish(self, due: Sequence[SymbolState]) -> None:
+        """Pages first, then the database, then the other apps. A failed step keeps what it had not done
+        for the next attempt (closed candles are stored and announced exactly once)."""
         now = self.now()
         batch = []
         for state in due:
             state.dirty = False
             state.last_published = now
-            batch.append((state, state.price, state.published_price, state.pending_ticks))
+            batch.append(
+                (
+                    state,
+                    state.price,
+                    state.published_price,
+                    state.pending_ticks,
+                    self.builder.live(state.symbol),
+                )
+            )
             state.pending_ticks = []
         closed, self.closed = self.closed, []
         history, self.history = self.history, []
         closed = sorted(closed + self._filled_while_live(history), key=lambda item: item[1].open_time)
         try:
-            messages, events = await sync_to_async(self._store_and_render)(batch, closed, history)
+            if closed or history:  # once a minute: the 24-hour figures must include the minute just closed
+                await sync_to_async(self._store_candles)(closed, history)
+            messages, events, quotes = await sync_to_async(self._render)(batch)
         except Exception:
-            # Nothing was stored (one transaction): put the batch back for the next attempt.
             self.closed[:0], self.history[:0] = closed, history
-            for state, _, _, ticks in batch:
-                state.pending_ticks[:0] = ticks
-                state.dirty = True
+            self._put_back(batch)
             raise
+        self.unannounced += closed
         await self._broadcast(messages)
-        for state, price, _, _ in batch:
+        try:
+            await sync_to_async(self._store_live)(batch, quotes)
+        except Exception:
+            self._put_back(batch)
+            raise
+        for state, price, *_ in batch:
             state.published_price = price
-        await sync_to_async(self._send_signals)(closed, events)
+        announce, self.unannounced = self.unannounced, []
+        await sync_to_async(self._send_signals)(announce, events)
+
+    def _put_back(self, batch) -> None:
+        for state, _, _, ticks, _ in batch:
+            state.pending_ticks[:0] = ticks
+            state.dirty = True
+        self._wake.set()
 
     def _filled_while_live(self, history: list[tuple[str, CandleBar]]) -> list[tuple[str, CandleBar]]:
         """Minutes a gap fill restored after the feed had been live: they closed while we were away, so
@@ -197,70 +220,81 @@ class Publisher:
             state.last_closed = bar.open_time
         return filled
 
-    def _store_and_render(self, batch, closed, history) -> tuple[list[dict], list[TickEvent]]:
+    @staticmethod
+    def _fresh_connection() -> None:
         if not connection.in_atomic_block:  # a long-lived process: drop a connection the server closed
             close_old_connections()
-        wall = datetime.now(tz=UTC)
+
+    def _store_candles(self, closed, history) -> None:
+        self._fresh_connection()
         with transaction.atomic():
-            if history:
-                services.candles_store(rows=[(self.states[s].instrument_id, bar) for s, bar in history])
-            live = [(st.instrument_id, self.builder.live(st.symbol)) for st, *_ in batch]
             services.candles_store(
-                rows=[(self.states[s].instrument_id, bar) for s, bar in closed] + [r for r in live if r[1]]
+                rows=[(self.states[s].instrument_id, bar) for s, bar in [*history, *closed]]
             )
-            for symbol, bar in closed:
-                state = self.states[symbol]
-                state.stats_due = True
-                state.last_closed = max(bar.open_time, state.last_closed or bar.open_time)
-            services.ticks_store(
-                rows=[(st.instrument_id, t.price, t.volume, t.at) for st, _, _, ticks in batch for t in ticks]
-            )
-            quotes, messages, events = [], [], []
-            for state, price, previous, _ in batch:
-                candle = self.builder.live(state.symbol)
-                stats = self._stats(state, candle)
-                quotes.append(
-                    Quote(
-                        instrument_id=state.instrument_id,
-                        price=price,
-                        bid=state.bid,
-                        ask=state.ask,
-                        open_24h=stats["open"],
-                        high_24h=stats["high"],
-                        low_24h=stats["low"],
-                        volume_24h=stats["volume"],
-                        source=self.source_name,
-                        at=state.at,
-                        updated_at=wall,
-                    )
-                )
-                self._seq = max(self._seq + 1, time.time_ns() // 1000)
-                data = tick_payload(
-                    symbol=state.symbol,
-                    seq=self._seq,
+        for symbol, _ in [*history, *closed]:
+            self.states[symbol].stats_due = True
+        for symbol, bar in closed:
+            state = self.states[symbol]
+            state.last_closed = max(bar.open_time, state.last_closed or bar.open_time)
+
+    def _render(self, batch) -> tuple[list[dict], list[TickEvent], list[Quote]]:
+        """The payloads and fragments, rendered once per symbol (no database unless the 24-hour figures
+        need refreshing, once a minute)."""
+        wall = datetime.now(tz=UTC)
+        quotes, messages, events = [], [], []
+        for state, price, previous, _, candle in batch:
+            stats = self._stats(state, candle)
+            quotes.append(
+                Quote(
+                    instrument_id=state.instrument_id,
                     price=price,
-                    previous_price=previous,
                     bid=state.bid,
                     ask=state.ask,
                     open_24h=stats["open"],
                     high_24h=stats["high"],
                     low_24h=stats["low"],
                     volume_24h=stats["volume"],
+                    source=self.source_name,
                     at=state.at,
                     updated_at=wall,
-                    stale=False,
-                    stale_after=state.stale_after,
-                    precision=state.precision,
-                    candle=candle,
-                    received_at=state.received_at,
                 )
-                state.last_data = data
-                messages.append(channel_message(data))
-                events.append(
-                    TickEvent(symbol=state.symbol, price=price, previous_price=previous, at=state.at)
-                )
+            )
+            self._seq = max(self._seq + 1, time.time_ns() // 1000)
+            data = tick_payload(
+                symbol=state.symbol,
+                seq=self._seq,
+                price=price,
+                previous_price=previous,
+                bid=state.bid,
+                ask=state.ask,
+                open_24h=stats["open"],
+                high_24h=stats["high"],
+                low_24h=stats["low"],
+                volume_24h=stats["volume"],
+                at=state.at,
+                updated_at=wall,
+                stale=False,
+                stale_after=state.stale_after,
+                precision=state.precision,
+                candle=candle,
+                received_at=state.received_at,
+            )
+            state.last_data = data
+            messages.append(channel_message(data))
+            events.append(TickEvent(symbol=state.symbol, price=price, previous_price=previous, at=state.at))
+        return messages, events, quotes
+
+    def _store_live(self, batch, quotes: list[Quote]) -> None:
+        """Quotes, the ticks and the live candles of this publish: one transaction."""
+        self._fresh_connection()
+        with transaction.atomic():
+            services.candles_store(rows=[(st.instrument_id, candle) for st, *_, candle in batch if candle])
+            services.ticks_store(
+                rows=[
+                    (st.instrument_id, t.price, t.volume, t.at) for st, _, _, ticks, _ in batch for t in ticks
+                ]
+            )
             services.quotes_store(quotes=quotes)
-        return messages, events
 
     def _stats(self, state: SymbolState, candle: CandleBar | None) -> dict:
         """24-hour open/high/low/volume: closed minutes from the database, refreshed once a minute, plus
@@ -282,12 +316,18 @@ class Publisher:
         }
 
     async def _broadcast(self, messages: list[dict]) -> None:
+        await asyncio.gather(
+            *(
+                self.channel_layer.group_send(group, m)
+                for m in messages
+                for group in (ALL_GROUP, group_name(m["slug"]))
+            )
+        )
+        sent = time.time()
         for message in messages:
-            await self.channel_layer.group_send(group_name(message["slug"]), message)
-            await self.channel_layer.group_send(ALL_GROUP, message)
             received = message["data"]["received_at"]
             if received:
-                metrics.BROADCAST_LAG.observe(max(0.0, time.time() - received))
+                metrics.BROADCAST_LAG.observe(max(0.0, sent - received))
             metrics.PUBLISHES.labels(message["symbol"]).inc()
 
     def _send_signals(self, closed: list[tuple[str, CandleBar]], events: list[TickEvent]) -> None:

@@ -154,8 +154,11 @@ def test_snapshot_is_never_overtaken_by_an_older_delta(instruments):
     sent = []
 
     class Recorder(Subscriber):
-        async def deliver(self, message):
-            sent.append(message["seq"])
+        def frames(self, messages):
+            return [m["seq"] for m in messages]
+
+        async def send_frames(self, frames):
+            sent.extend(frames)
 
     def message(seq):
         data = {
@@ -175,10 +178,30 @@ def test_snapshot_is_never_overtaken_by_an_older_delta(instruments):
         snapshot = await local.subscribe(subscriber)
         await local.dispatch(message(11))  # arrives before the snapshot went out
         await local.dispatch(message(9))  # an old one, ignored
+        await local.flush()
         assert sent == []
         await local.ready(subscriber, sent=snapshot)
         await local.dispatch(message(12))
+        await local.flush()
         return [m["seq"] for m in snapshot]
 
     assert run_async(scenario) == [10]
     assert sent == [11, 12]
+
+
+def test_symbols_published_together_reach_a_page_in_one_frame(instruments):
+    async def scenario():
+        client = WebsocketCommunicator(application(), "/ws/market/?view=ticker", headers=ORIGIN)
+        assert (await client.connect())[0]
+        publisher = make_publisher(instruments, "BTC/USDT", "ETH/USDT", coalesce=0)
+        publisher.accept_tick(tick("BTC/USDT", "23050.5", 1))
+        publisher.accept_tick(tick("ETH/USDT", "1601", 1))
+        await publisher.publish_due()
+        frame = await client.receive_from(timeout=5)
+        alone = await client.receive_nothing(timeout=0.3)
+        await client.disconnect()
+        return frame, alone
+
+    frame, alone = run_async(scenario)
+    assert 'hx-swap-oob="outerHTML:.ticker-BTC-USDT"' in frame and 'hx-swap-oob="outerHTML:.ticker-ETH-USDT"' in frame
+    assert alone
