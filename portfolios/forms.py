@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from accounts.choices import BaseCurrency
 from core.errors import DomainError
-from marketdata.selectors import instrument_list
+from marketdata.selectors import instrument_get, instrument_list
 from portfolios.choices import DECIMAL_PLACES, PortfolioKind, TransactionKind
 
 MAX_DIGITS = 28
@@ -44,12 +44,16 @@ class PortfolioForm(DomainErrorFormMixin, forms.Form):
 
 class TransactionForm(DomainErrorFormMixin, forms.Form):
     kind = forms.ChoiceField(label="Type", choices=TransactionKind.choices)
-    instrument = forms.ModelChoiceField(
+    # A text input with a <datalist> of the listed symbols: quick to type on a phone, and cheap to render
+    # for hundreds of instruments (a <select> renders one widget template per option).
+    instrument = forms.CharField(
         label="Instrument",
-        queryset=instrument_list(active=None),
+        max_length=32,
         required=False,
-        to_field_name="symbol",
-        help_text="For buys, sells and coin transfers.",
+        help_text="For buys, sells and coin transfers, e.g. BTC/USDT.",
+        widget=forms.TextInput(
+            attrs={"list": "instrument-options", "autocomplete": "off", "spellcheck": "false"}
+        ),
     )
     currency = forms.CharField(
         label="Currency", max_length=16, required=False, help_text="For deposits, withdrawals and fees."
@@ -76,10 +80,22 @@ class TransactionForm(DomainErrorFormMixin, forms.Form):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["instrument"].queryset = instrument_list(active=None)
         if not self.is_bound:
             self.initial.setdefault("executed_at", timezone.localtime().replace(microsecond=0))
             self.initial.setdefault("kind", TransactionKind.BUY)
+
+    def clean_instrument(self):
+        symbol = self.cleaned_data["instrument"].strip()
+        if not symbol:
+            return None
+        try:
+            return instrument_get(symbol=symbol)
+        except DomainError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+    @property
+    def instrument_symbols(self) -> list[str]:
+        return list(instrument_list(active=True).values_list("symbol", flat=True))
 
 
 class ImportForm(forms.Form):

@@ -16,6 +16,7 @@ from core.rls import tenant
 from marketdata.signals import ticks_published
 from marketdata.types import TickEvent
 from portfolios import live
+from portfolios.selectors import portfolio_holders
 from portfolios.services import portfolio_create, transaction_record
 from tests.portfolios.conftest import D, at, set_quote
 
@@ -79,7 +80,9 @@ def test_a_tick_pushes_each_holder_one_message_with_every_affected_portfolio(
 
     result = live.portfolios_revalue(symbols={"BTC/USDT"})
 
-    assert (result.users, result.portfolios) == (1, 2)
+    holders = portfolio_holders(symbols=["BTC/USDT"])
+    assert holders[user_a.pk] == [main.pk, second.pk] and user_b.pk not in holders
+    assert (result.users, result.portfolios) == (len(holders), sum(len(ids) for ids in holders.values()))
     message = _receive(channel_a)
     assert message["type"] == "user.html"
     html = message["html"]
@@ -94,6 +97,7 @@ def test_a_recorded_transaction_is_pushed_after_commit(
     user_a, holders, instruments, django_capture_on_commit_callbacks
 ):
     main, _, _ = holders
+    set_quote(instruments["BTC/USDT"], "20000")
     channel = _listen(user_a.pk)
     with django_capture_on_commit_callbacks(execute=True), tenant(user_a.pk):
         transaction_record(

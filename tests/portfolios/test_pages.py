@@ -162,3 +162,19 @@ def test_watchlist_create_add_and_show_prices(client_a, instruments):
     client_a.post(reverse("watchlist_add", args=[watchlist_id]), {f"w{watchlist_id}-instrument": "ETH/USDT"})
     page = client_a.get(reverse("watchlists")).content.decode()
     assert "ETH/USDT" in page and "1,605.20" in page
+
+
+def test_an_unknown_instrument_is_a_field_error(client_a, funded):
+    response = client_a.post(
+        reverse("portfolio_transaction_add", args=[funded.pk]),
+        {
+            "kind": "buy",
+            "instrument": "DOGE/USDT",
+            "quantity": "1",
+            "price": "1",
+            "executed_at": "2023-03-02T10:00",
+        },
+        HTTP_HX_REQUEST="true",
+    )
+    assert b'id="id_instrument_error">Unknown instrument &#x27;DOGE/USDT&#x27;.' in response.content
+    assert b'<option value="BTC/USDT">' in response.content  # the datalist offers the listed symbols
