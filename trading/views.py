@@ -23,6 +23,7 @@ from trading.forms import (
 )
 from trading.strategies import STRATEGIES
 
+DEFAULT_SYMBOL = "BTC/USDT"
 IP_ADVICE = (
     "Create the key with reading and spot-trading permissions only (never withdrawals) and restrict it to "
     "the IP address Nexus connects from; ask your administrator for it."
@@ -30,10 +31,16 @@ IP_ADVICE = (
 
 
 def _ticket_form(request: HttpRequest, data=None, initial=None) -> OrderTicketForm:
-    connections = selectors.connection_list(user=request.user).filter(status="active")
-    return OrderTicketForm(
-        data, initial=initial, connections=connections, portfolios=ledger.portfolio_list(user=request.user)
-    )
+    connections = list(selectors.connection_list(user=request.user).filter(status="active"))
+    portfolios = list(ledger.portfolio_list(user=request.user))
+    if initial is None and connections:
+        # Start on the first connection with a portfolio it can trade (paper with paper) and the main pair.
+        connection = connections[0]
+        matching = [p for p in portfolios if ledger.is_paper_portfolio(p) == connection.is_paper]
+        initial = {"connection": connection.pk, "symbol": DEFAULT_SYMBOL}
+        if matching:
+            initial["portfolio"] = matching[0].pk
+    return OrderTicketForm(data, initial=initial, connections=connections, portfolios=portfolios)
 
 
 def _trade_context(request: HttpRequest, form: OrderTicketForm, **extra) -> dict:
@@ -103,10 +110,8 @@ def order_place_view(request: HttpRequest) -> HttpResponse:
         form = _ticket_form(request, initial={key: form.cleaned_data[key] for key in kept})
     context = {"form": form, "placed": placed}
     if request.htmx:
-        response = render(request, "trading/partials/ticket.html", context)
-        if placed is None:
-            response.status_code = 422
-        return response
+        # 200 even with errors: htmx swaps only 2xx answers, and the errors belong in the ticket.
+        return render(request, "trading/partials/ticket.html", context)
     if placed is not None:
         messages.success(request, f"Order placed: {placed}.")
         return redirect("trading:trade")

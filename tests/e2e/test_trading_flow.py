@@ -74,6 +74,10 @@ def test_place_a_limit_order_see_it_fill_live_and_cancel_another(page):
     page.get_by_label("Limit price").fill("19000.123")
     expect(page.locator("#ticket-check")).to_contain_text("at most 2 decimal places")  # checked before submitting
     page.get_by_label("Limit price").fill("19000")
+    page.get_by_label("Quantity").fill("5")
+    page.get_by_role("button", name="Place order").click()
+    expect(page.locator("#id_quantity_error")).to_contain_text("Insufficient balance")  # the answer, in place
+    page.get_by_label("Quantity").fill("0.1")
     _off_loop(set_quote, "BTC/USDT", "20000", bid="19999", ask="20001")  # the feed keeps it fresh in production
     page.get_by_role("button", name="Place order").click()
     expect(page.get_by_role("status")).to_contain_text("Order placed: Buy 0.1 BTC/USDT — open.")
