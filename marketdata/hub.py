@@ -33,6 +33,10 @@ RETRY_SECONDS = 1.0
 # Messages arriving within this window go out together: symbols ticking at the same moment cost a
 # socket one frame, not one each (the per-frame cost, not the bytes, is what limits a process).
 FLUSH_SECONDS = 0.01
+# A flush lets the channel reader run after this many sockets, so what arrives meanwhile is merged
+# (newest per symbol) into the next flush: an overloaded process sends fewer, fresher frames instead
+# of falling behind.
+SOCKETS_PER_SLICE = 250
 
 
 class Subscriber(ABC):
@@ -64,7 +68,8 @@ class MarketHub:
         self._pending: dict[Subscriber, dict[str, dict]] = {}
         self._task: asyncio.Task | None = None
         self._outbox: dict[str, dict] = {}
-        self._flushing: asyncio.Task | None = None
+        self._flusher: asyncio.Task | None = None
+        self._outbox_ready = asyncio.Event()
         self._loaded = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -73,7 +78,9 @@ class MarketHub:
         if self._task is None or self._task.done() or self._loop is not loop:
             self._loop = loop
             self._loaded = asyncio.Event()
+            self._outbox_ready = asyncio.Event()
             self._task = loop.create_task(self._run(), name="market-hub")
+            self._flusher = loop.create_task(self._flush_forever(), name="market-hub-writer")
         await self._loaded.wait()
 
     async def subscribe(self, subscriber: Subscriber) -> list[dict]:
@@ -127,18 +134,32 @@ class MarketHub:
             return
         self.latest[slug] = message
         self._outbox[slug] = message
-        if self._flushing is None or self._flushing.done():
-            self._flushing = asyncio.get_running_loop().create_task(self._flush_soon())
+        self._outbox_ready.set()
 
-    async def _flush_soon(self) -> None:
-        await asyncio.sleep(FLUSH_SECONDS)
-        await self.flush()
+    async def _flush_forever(self) -> None:
+        """One writer: wait for messages, gather what arrives in FLUSH_SECONDS, write; repeat. Whatever
+        comes in while it writes is merged into the next round."""
+        while True:
+            await self._outbox_ready.wait()
+            await asyncio.sleep(FLUSH_SECONDS)
+            self._outbox_ready.clear()
+            await self.flush()
 
     async def flush(self) -> None:
         messages = list(self._outbox.values())
         self._outbox = {}
+        if not messages:
+            return
+        started = time.time()
+        for message in messages:
+            if message["data"].get("received_at"):
+                metrics.HUB_LAG.observe(max(0.0, started - message["data"]["received_at"]))
         built: dict[tuple, tuple[list[dict], list[str]]] = {}
-        for subscriber in list(self.subscribers):
+        for count, subscriber in enumerate(list(self.subscribers), start=1):
+            if count % SOCKETS_PER_SLICE == 0:
+                await asyncio.sleep(0)
+            if subscriber not in self.subscribers:
+                continue  # went away while we yielded
             key = subscriber.render_key()
             if key not in built:
                 wanted = [m for m in messages if subscriber.wants(m["slug"])]
@@ -151,6 +172,7 @@ class MarketHub:
                 pending.update((m["slug"], m) for m in wanted)
             else:
                 await self._send(subscriber, frames)
+        metrics.HUB_FLUSH.observe(time.time() - started)
 
     async def _send(self, subscriber: Subscriber, frames: list[str]) -> None:
         try:

@@ -36,3 +36,13 @@ WS_CLIENTS = Gauge("marketdata_ws_clients", "Market WebSocket connections held b
 WS_MESSAGES_SENT = Counter(
     "marketdata_ws_messages_sent_total", "Frames sent to market WebSocket clients.", ["kind"]
 )
+HUB_FLUSH = Histogram(
+    "marketdata_hub_flush_seconds",
+    "Time for a web process to write one flush of market frames to all its sockets.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+HUB_LAG = Histogram(
+    "marketdata_hub_lag_seconds",
+    "From a tick reaching the feed to the web process starting to write it to its sockets.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)

@@ -25,6 +25,7 @@ def _fresh_market_state(request):
     hub.latest.clear()
     hub.subscribers.clear()
     hub._pending.clear()
+    hub._outbox.clear()
     hub._task = None
     # A layer per test: each test runs its own event loop (async_to_sync) and Redis pools are per loop.
     channel_layers.backends.clear()

@@ -203,5 +203,8 @@ def test_symbols_published_together_reach_a_page_in_one_frame(instruments):
         return frame, alone
 
     frame, alone = run_async(scenario)
-    assert 'hx-swap-oob="outerHTML:.ticker-BTC-USDT"' in frame and 'hx-swap-oob="outerHTML:.ticker-ETH-USDT"' in frame
+    assert (
+        'hx-swap-oob="outerHTML:.ticker-BTC-USDT"' in frame
+        and 'hx-swap-oob="outerHTML:.ticker-ETH-USDT"' in frame
+    )
     assert alone
