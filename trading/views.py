@@ -193,8 +193,15 @@ def connection_delete_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _bot_form(request: HttpRequest, data=None) -> BotForm:
-    connections = selectors.connection_list(user=request.user).filter(status="active")
-    return BotForm(data, connections=connections, portfolios=ledger.portfolio_list(user=request.user))
+    connections = list(selectors.connection_list(user=request.user).filter(status="active"))
+    portfolios = list(ledger.portfolio_list(user=request.user))
+    initial = {"symbol": DEFAULT_SYMBOL, "strategy": "dca"}
+    if connections:
+        matching = [p for p in portfolios if ledger.is_paper_portfolio(p) == connections[0].is_paper]
+        initial["connection"] = connections[0].pk
+        if matching:
+            initial["portfolio"] = matching[0].pk
+    return BotForm(data, initial=initial, connections=connections, portfolios=portfolios)
 
 
 @login_required
