@@ -36,7 +36,7 @@ from django.utils import timezone
 from alerts.changes import alert_changes_head, alert_changes_since
 from alerts.choices import WINDOW_LABELS, AlertKind, AlertState, directions_for
 from alerts.crossing import CrossingIndex, Entry
-from alerts.selectors import TickAlertRow, tick_alert_rows, value_alert_portfolios
+from alerts.selectors import TickAlertRow, evaluator_state
 from alerts.services import FireResult, alert_fire, value_alerts_evaluate
 from marketdata.types import TickEvent
 
@@ -146,12 +146,12 @@ class Evaluator:
     def load(self) -> None:
         head = alert_changes_head()  # before the query: changes committed meanwhile are replayed
         index = CrossingIndex()
-        for row in tick_alert_rows():
+        rows, self._value_portfolios = evaluator_state()
+        for row in rows:
             entry = entry_for(row)
             if entry is not None:
                 index.add(entry)
         self.index = index
-        self._value_portfolios = value_alert_portfolios()
         self._stream_id = head
         self._loaded_at = time.monotonic()
         self._reindex_windows()
@@ -168,14 +168,14 @@ class Evaluator:
     def apply(self, alert_ids: Iterable[int]) -> None:
         """Re-read these alerts from the database and index them as they are now."""
         alert_ids = set(alert_ids)
-        rows = {row.id: row for row in tick_alert_rows(ids=alert_ids)}
+        found, self._value_portfolios = evaluator_state(ids=alert_ids)
+        rows = {row.id: row for row in found}
         for alert_id in alert_ids:
             self.index.remove(alert_id)
             row = rows.get(alert_id)
             entry = entry_for(row) if row is not None else None
             if entry is not None:
                 self.index.add(entry)
-        self._value_portfolios = value_alert_portfolios()
         self._reindex_windows()
 
     def _reindex_windows(self) -> None:
@@ -237,7 +237,10 @@ class Evaluator:
                     logger.exception("alerts.fire_failed", alert_id=candidate.entry.alert_id)
         if touched:
             # Fired one-shots leave the index, repeating ones wait for their cooldown, deleted ones go.
-            self.apply(touched)
+            # Reading the stream first and the rows after covers the announcements of these firings too,
+            # so the next batch does not re-read them on its way to the next toast.
+            self._stream_id, changed = alert_changes_since(self._stream_id)
+            self.apply(touched | changed)
         results += self.evaluate_values({tick.symbol for tick in ticks}, now=now)
         return results
 

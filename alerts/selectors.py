@@ -74,20 +74,20 @@ _ROW_FIELDS = (
 )
 
 
-def tick_alert_rows(*, ids: Iterable[int] | None = None) -> list[TickAlertRow]:
-    """Every tick-evaluated alert that may still fire (or, with `ids`, those alerts in whatever state)."""
+def evaluator_state(*, ids: Iterable[int] | None = None) -> tuple[list[TickAlertRow], dict[int, int]]:
+    """What a tick evaluator needs, in one cross-tenant read (the alerts of every user):
+
+    - every tick-evaluated alert that may still fire (or, with `ids`, those alerts in whatever state);
+    - portfolio id -> user id of every portfolio with an active value or P&L alert.
+    """
     with system_context(reason="alerts: load the tick evaluator's index (alerts of every user)"):
         alerts = Alert.objects.filter(kind__in=TICK_KINDS)
         alerts = alerts.filter(active_q()) if ids is None else alerts.filter(pk__in=list(ids))
-        return [TickAlertRow(*row) for row in alerts.values_list(*_ROW_FIELDS).iterator(chunk_size=10_000)]
-
-
-def value_alert_portfolios() -> dict[int, int]:
-    """portfolio id -> user id of every portfolio with an active value or P&L alert. Cross-tenant."""
-    with system_context(reason="alerts: which portfolios have value alerts (every user)"):
-        return dict(
+        rows = [TickAlertRow(*row) for row in alerts.values_list(*_ROW_FIELDS).iterator(chunk_size=10_000)]
+        portfolios = dict(
             Alert.objects.filter(kind__in=PORTFOLIO_KINDS | POSITION_KINDS)
             .filter(active_q())
             .values_list("portfolio_id", "user_id")
             .distinct()
         )
+    return rows, portfolios
