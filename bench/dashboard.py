@@ -32,7 +32,9 @@ sys.path.insert(0, str(ROOT))
 def bench_environment() -> dict[str, str]:
     env = dict(os.environ)
     if not env.get("DATABASE_URL") or not env.get("REDIS_URL"):
-        sys.exit("Set DATABASE_URL and REDIS_URL (the bench uses <database>_bench_portfolios and its own key prefix).")
+        sys.exit(
+            "Set DATABASE_URL and REDIS_URL (the bench uses <database>_bench_portfolios and its own key prefix)."
+        )
     url = urlsplit(env["DATABASE_URL"])
     name = url.path.lstrip("/") or "nexus"
     if not name.endswith("_bench_portfolios"):
@@ -78,24 +80,37 @@ def seed(*, positions: int, transactions: int, label: str, rng: random.Random):
         instruments = []
         for n in range(positions):
             instrument, _ = Instrument.objects.get_or_create(
-                symbol=f"P{n:03d}/{QUOTE}", defaults={"base": f"P{n:03d}", "quote": QUOTE, "price_precision": 4}
+                symbol=f"P{n:03d}/{QUOTE}",
+                defaults={"base": f"P{n:03d}", "quote": QUOTE, "price_precision": 4},
             )
             instruments.append(instrument)
             price = Decimal(rng.randint(100, 500_000)) / 100
             Quote.objects.update_or_create(
                 instrument=instrument,
-                defaults={"price": price, "open_24h": price * Decimal("0.98"), "source": "bench", "at": now,
-                          "updated_at": now},
+                defaults={
+                    "price": price,
+                    "open_24h": price * Decimal("0.98"),
+                    "source": "bench",
+                    "at": now,
+                    "updated_at": now,
+                },
             )
-        trader = User.objects.create_user(email=f"{label}@bench.nexus", password="bench-password-123")
+        trader = User.objects.create_user(email=f"{label}@bench.nexus")  # logs in with force_login
     prices = {i.pk: Quote.objects.get(instrument=i).price for i in instruments}
     with tenant(trader.pk):
         portfolio = portfolio_create(user=trader, name="Bench", base_currency=QUOTE)
         start = now - timedelta(days=365)
         step = timedelta(days=365) / transactions
         held = {i.pk: Decimal(0) for i in instruments}
-        built = [transaction_build(portfolio=portfolio, kind="deposit", currency=QUOTE, quantity=Decimal("1e9"),
-                                   executed_at=start)]
+        built = [
+            transaction_build(
+                portfolio=portfolio,
+                kind="deposit",
+                currency=QUOTE,
+                quantity=Decimal("1e9"),
+                executed_at=start,
+            )
+        ]
         for n in range(transactions - 1):
             instrument = instruments[n % positions] if n < positions else rng.choice(instruments)
             price = (prices[instrument.pk] * Decimal(rng.randint(80, 120)) / 100).quantize(Decimal("0.0001"))
@@ -104,20 +119,35 @@ def seed(*, positions: int, transactions: int, label: str, rng: random.Random):
             else:
                 kind, quantity = "sell", (held[instrument.pk] / 2).quantize(Decimal("0.1"))
             held[instrument.pk] += quantity if kind == "buy" else -quantity
-            built.append(transaction_build(
-                portfolio=portfolio, kind=kind, instrument=instrument, quantity=quantity, price=price,
-                fee=(quantity * price / 1000).quantize(Decimal("0.0001")), fee_currency=QUOTE,
-                executed_at=start + step * (n + 1),
-            ))
+            built.append(
+                transaction_build(
+                    portfolio=portfolio,
+                    kind=kind,
+                    instrument=instrument,
+                    quantity=quantity,
+                    price=price,
+                    fee=(quantity * price / 1000).quantize(Decimal("0.0001")),
+                    fee_currency=QUOTE,
+                    executed_at=start + step * (n + 1),
+                )
+            )
         problems = transactions_apply_many(portfolio=portfolio, transactions=built, dry_run=False)
         assert not problems, problems[:3]
         value = Decimal("1e9")
-        Snapshot.objects.bulk_create([
-            Snapshot(user_id=trader.pk, portfolio=portfolio, date=date.today() - timedelta(days=d),
-                     taken_at=now - timedelta(days=d - 1), value=value + d * 1000, net_flow=0,
-                     flows={QUOTE: "1000000000"})
-            for d in range(365, 0, -1)
-        ])
+        Snapshot.objects.bulk_create(
+            [
+                Snapshot(
+                    user_id=trader.pk,
+                    portfolio=portfolio,
+                    date=date.today() - timedelta(days=d),
+                    taken_at=now - timedelta(days=d - 1),
+                    value=value + d * 1000,
+                    net_flow=0,
+                    flows={QUOTE: "1000000000"},
+                )
+                for d in range(365, 0, -1)
+            ]
+        )
     return trader, portfolio
 
 
@@ -150,28 +180,36 @@ def main() -> None:
     started = time.perf_counter()
     trader, portfolio = seed(positions=args.positions, transactions=args.transactions, label="large", rng=rng)
     setup_seconds = time.perf_counter() - started
-    small, _ = seed(positions=max(1, args.positions // 10), transactions=max(2, args.transactions // 10),
-                    label="small", rng=rng)
+    small, _ = seed(
+        positions=max(1, args.positions // 10),
+        transactions=max(2, args.transactions // 10),
+        label="small",
+        rng=rng,
+    )
     with connections["owner"].cursor() as cursor:  # what autovacuum does on a live database
         cursor.execute("ANALYZE")
 
     times, queries = render_times(trader, args.renders)
     _, small_queries = render_times(small, 10)
     ms = [t * 1000 for t in times]
-    print(json.dumps({
-        "bench": "dashboard",
-        "positions": args.positions,
-        "transactions": args.transactions,
-        "snapshots": 365,
-        "renders": args.renders,
-        "p50_ms": round(statistics.median(ms), 1),
-        "p95_ms": round(percentile(ms, 0.95), 1),
-        "max_ms": round(max(ms), 1),
-        "target_p95_ms": 150,
-        "queries_per_render": sorted(set(queries)),
-        "queries_per_render_10x_smaller": sorted(set(small_queries)),
-        "setup_seconds_10k_transactions_fifo": round(setup_seconds, 1),
-    }))
+    print(
+        json.dumps(
+            {
+                "bench": "dashboard",
+                "positions": args.positions,
+                "transactions": args.transactions,
+                "snapshots": 365,
+                "renders": args.renders,
+                "p50_ms": round(statistics.median(ms), 1),
+                "p95_ms": round(percentile(ms, 0.95), 1),
+                "max_ms": round(max(ms), 1),
+                "target_p95_ms": 150,
+                "queries_per_render": sorted(set(queries)),
+                "queries_per_render_10x_smaller": sorted(set(small_queries)),
+                "setup_seconds_10k_transactions_fifo": round(setup_seconds, 1),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -15,12 +15,13 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import structlog
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 from django.template.loader import render_to_string
 
 from core.consumers import user_group
@@ -28,10 +29,15 @@ from core.rls import tenant
 from marketdata.selectors import instrument_list, quote_latest_map
 from portfolios.choices import Period
 from portfolios.models import Portfolio
+from portfolios.presence import viewers_among
 from portfolios.selectors import portfolio_history, portfolio_holders, portfolio_valuation, transaction_list
 
 logger = structlog.get_logger(__name__)
 RECENT_TRANSACTIONS = 8
+# Rendering is bound by database round trips, not CPU: a few threads overlap them.
+REVALUE_THREADS = 4
+PARALLEL_MIN_USERS = 64
+SEND_CONCURRENCY = 100
 
 
 def live_context(*, portfolio: Portfolio, quotes=None, periods=(Period.DAY,)) -> dict:
@@ -60,8 +66,13 @@ def _send_all(messages: list[tuple[str, str]]) -> None:
     layer = get_channel_layer()
 
     async def send() -> None:
-        for group, html in messages:
-            await layer.group_send(group, {"type": "user.html", "html": html})
+        for start in range(0, len(messages), SEND_CONCURRENCY):
+            await asyncio.gather(
+                *(
+                    layer.group_send(group, {"type": "user.html", "html": html})
+                    for group, html in messages[start : start + SEND_CONCURRENCY]
+                )
+            )
 
     try:
         asyncio.get_running_loop()
@@ -93,29 +104,56 @@ class RevalueResult:
     seconds: float
 
 
+def _render_users(
+    holders: list[tuple[int, list[int]]], quotes, *, own_connection: bool
+) -> list[tuple[str, str, int]]:
+    """(group, html, portfolios rendered) per user, each user's reads inside their own tenant."""
+    out = []
+    try:
+        for user_id, portfolio_ids in holders:
+            with tenant(user_id):
+                parts = [
+                    portfolio_fragment(portfolio=portfolio, quotes=quotes)
+                    for portfolio in Portfolio.objects.filter(user_id=user_id, pk__in=portfolio_ids)
+                ]
+            out.append((user_group(user_id), "".join(parts), len(parts)))
+    finally:
+        if own_connection:  # a pool thread: its connection must not outlive the batch
+            connections.close_all()
+    return out
+
+
 def portfolios_revalue(*, symbols) -> RevalueResult:
-    """One change batch: revalue every portfolio holding any of `symbols` and push it to its owner."""
+    """One change batch: revalue every portfolio holding any of `symbols` whose owner has a dashboard
+    open (portfolios.presence), and push it to them.
+
+    Each user costs a few database round trips (their tenant, positions, cash, last close), so a large
+    batch is spread over REVALUE_THREADS threads, each with its own connection; a small one runs here.
+    """
     started = time.perf_counter()
     symbols = tuple(sorted(set(symbols)))
     holders = portfolio_holders(symbols=symbols)
+    watching = viewers_among(user_ids=holders)
+    holders = [(user_id, ids) for user_id, ids in holders.items() if user_id in watching]
     if not holders:
         return RevalueResult(symbols=symbols, users=0, portfolios=0, seconds=time.perf_counter() - started)
     # One quote map for the whole batch. Quotes exist only for listed instruments, and every conversion
     # rate is an instrument's quote, so the map of all instruments serves every portfolio.
     wanted = set(instrument_list(active=None).values_list("symbol", flat=True))
     quotes = quote_latest_map(symbols=wanted)
-    messages: list[tuple[str, str]] = []
-    count = 0
-    for user_id, portfolio_ids in holders.items():
-        with tenant(user_id):
-            parts = []
-            for portfolio in Portfolio.objects.filter(user_id=user_id, pk__in=portfolio_ids):
-                parts.append(portfolio_fragment(portfolio=portfolio, quotes=quotes))
-                count += 1
-        messages.append((user_group(user_id), "".join(parts)))
-    _send_all(messages)
+    if len(holders) < PARALLEL_MIN_USERS:
+        rendered = _render_users(holders, quotes, own_connection=False)
+    else:
+        chunks = [holders[n::REVALUE_THREADS] for n in range(REVALUE_THREADS)]
+        with ThreadPoolExecutor(max_workers=REVALUE_THREADS, thread_name_prefix="portfolios-render") as pool:
+            results = pool.map(lambda chunk: _render_users(chunk, quotes, own_connection=True), chunks)
+            rendered = [item for chunk in results for item in chunk]
+    _send_all([(group, html) for group, html, _ in rendered])
     return RevalueResult(
-        symbols=symbols, users=len(holders), portfolios=count, seconds=time.perf_counter() - started
+        symbols=symbols,
+        users=len(holders),
+        portfolios=sum(count for _, _, count in rendered),
+        seconds=time.perf_counter() - started,
     )
 
 

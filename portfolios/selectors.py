@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 from django.db.models import Q, QuerySet, Sum
@@ -226,10 +226,9 @@ def portfolio_history(
     """Snapshots + live value -> performance for each period (1D first). Two queries (three with a
     currency conversion the valuation did not need)."""
     today = today or timezone.now().date()
-    snapshots = list(
-        Snapshot.objects.filter(portfolio=portfolio, date__lt=today)
-        .order_by("date")
-        .values_list("date", "value", "net_flow", "flows")
+    periods = list(periods)
+    snapshots = _snapshots_for(
+        portfolio=portfolio, today=today, starts=[period_start(p, today) for p in periods]
     )
     last_flows = flows_decode(snapshots[-1][3]) if snapshots else {}
     live = SeriesPoint(
@@ -258,6 +257,21 @@ def portfolio_history(
                 performance(period=period, start=opening.day, start_value=opening.value, points=after)
             )
     return History(points=series, performance=figures)
+
+
+def _snapshots_for(*, portfolio: Portfolio, today: date, starts: list[date | None]) -> list[tuple]:
+    """The closes the periods need, oldest first: all of them for "all time"; otherwise those after the
+    earliest start plus the one that opens it (when none opens it, those after it are all there are)."""
+    closes = Snapshot.objects.filter(portfolio=portfolio, date__lt=today).values_list(
+        "date", "value", "net_flow", "flows"
+    )
+    if any(start is None for start in starts):
+        return list(closes.order_by("date"))
+    earliest = min(starts)
+    opening = list(closes.filter(date__lte=earliest).order_by("-date")[:1])
+    if earliest >= today - timedelta(days=1):  # 1D only: no close can fall between yesterday and today
+        return opening
+    return opening + list(closes.filter(date__gt=earliest).order_by("date"))
 
 
 # --- cross-tenant reads (ids only) --------------------------------------------------------------------

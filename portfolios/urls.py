@@ -4,6 +4,7 @@ from portfolios import views
 
 urlpatterns = [
     path("dashboard/", views.dashboard_view, name="dashboard"),
+    path("dashboard/presence/", views.dashboard_presence_view, name="dashboard_presence"),
     path("portfolios/", views.portfolio_list_view, name="portfolios"),
     path("portfolios/<int:pk>/transactions/", views.transaction_list_view, name="portfolio_transactions"),
     path(

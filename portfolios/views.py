@@ -34,6 +34,7 @@ from portfolios.importing import (
 )
 from portfolios.live import RECENT_TRANSACTIONS, live_context
 from portfolios.models import Portfolio
+from portfolios.presence import HEARTBEAT_SECONDS, viewer_touch
 from portfolios.selectors import (
     portfolio_default,
     portfolio_get,
@@ -93,7 +94,18 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
     )
     if portfolio is None:
         return render(request, "portfolios/dashboard_empty.html", {"form": PortfolioForm()})
-    return render(request, "portfolios/dashboard.html", _dashboard_context(request, portfolio))
+    viewer_touch(user_id=request.user.pk)
+    context = _dashboard_context(request, portfolio)
+    context["heartbeat_seconds"] = HEARTBEAT_SECONDS
+    return render(request, "portfolios/dashboard.html", context)
+
+
+@login_required
+@require_POST
+def dashboard_presence_view(request: HttpRequest) -> HttpResponse:
+    """The open dashboard's heartbeat: keep receiving live revaluations."""
+    viewer_touch(user_id=request.user.pk)
+    return HttpResponse(status=204)
 
 
 @login_required

@@ -16,7 +16,7 @@ from core.rls import tenant
 from marketdata.signals import ticks_published
 from marketdata.types import TickEvent
 from portfolios import live
-from portfolios.selectors import portfolio_holders
+from portfolios.presence import viewer_touch
 from portfolios.services import portfolio_create, transaction_record
 from tests.portfolios.conftest import D, at, set_quote
 
@@ -76,13 +76,13 @@ def test_a_tick_pushes_each_holder_one_message_with_every_affected_portfolio(
 ):
     main, second, _ = holders
     channel_a, channel_b = _listen(user_a.pk), _listen(user_b.pk)
+    viewer_touch(user_id=user_a.pk)
+    viewer_touch(user_id=user_b.pk)
     set_quote(instruments["BTC/USDT"], "21000")
 
     result = live.portfolios_revalue(symbols={"BTC/USDT"})
 
-    holders = portfolio_holders(symbols=["BTC/USDT"])
-    assert holders[user_a.pk] == [main.pk, second.pk] and user_b.pk not in holders
-    assert (result.users, result.portfolios) == (len(holders), sum(len(ids) for ids in holders.values()))
+    assert (result.users, result.portfolios) == (1, 2)  # A's two portfolios; B holds no BTC
     message = _receive(channel_a)
     assert message["type"] == "user.html"
     html = message["html"]
@@ -91,6 +91,18 @@ def test_a_tick_pushes_each_holder_one_message_with_every_affected_portfolio(
     assert html.count('hx-swap-oob="true"') == 8  # stats, positions, allocation, live point, per portfolio
     assert _receive(channel_a, timeout=0.3) is None  # one message, not one per portfolio or per tick
     assert _receive(channel_b, timeout=0.3) is None  # B holds no BTC
+
+
+def test_holders_without_a_dashboard_open_are_not_rendered(user_a, holders, instruments):
+    channel = _listen(user_a.pk)
+    set_quote(instruments["BTC/USDT"], "21000")
+    assert live.portfolios_revalue(symbols={"BTC/USDT"}).users == 0
+    assert _receive(channel, timeout=0.3) is None
+
+    viewer_touch(user_id=user_a.pk)  # the dashboard renders, or its heartbeat arrives
+    channel = _listen(user_a.pk)  # a new one: the timed-out receive left the old one on its event loop
+    assert live.portfolios_revalue(symbols={"BTC/USDT"}).users == 1
+    assert _receive(channel)["type"] == "user.html"
 
 
 def test_a_recorded_transaction_is_pushed_after_commit(
@@ -141,3 +153,38 @@ def test_ticks_arriving_during_a_slow_round_coalesce_into_one_batch(monkeypatch)
             break
         threading.Event().wait(0.02)
     assert batches == [{"BTC/USDT"}, {"ETH/USDT", "BTC/USDT", "SOL/USDT"}]
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "owner"])
+def test_a_large_batch_is_rendered_on_several_threads_each_user_in_their_tenant(instruments):
+    from tests.factories import UserFactory
+
+    count = live.PARALLEL_MIN_USERS + 6
+    traders = [UserFactory(email=f"holder{n}@example.com") for n in range(count)]
+    portfolios = {}
+    for n, trader in enumerate(traders):
+        with tenant(trader.pk):
+            portfolio = portfolio_create(user=trader, name="Main", base_currency="USDT")
+            transaction_record(
+                user=trader,
+                portfolio=portfolio,
+                kind="buy",
+                instrument=instruments["SOL/USDT"],
+                quantity=D(n + 1),
+                price=D("20"),
+                executed_at=at(1),
+            )
+            portfolios[trader.pk] = portfolio.pk
+    set_quote(instruments["SOL/USDT"], "25")
+    for trader in traders:
+        viewer_touch(user_id=trader.pk)
+    listened = {trader.pk: _listen(trader.pk) for trader in (traders[0], traders[33], traders[-1])}
+
+    result = live.portfolios_revalue(symbols={"SOL/USDT"})
+
+    assert (result.users, result.portfolios) == (count, count)
+    for n, trader in ((0, traders[0]), (33, traders[33]), (count - 1, traders[-1])):
+        html = _receive(listened[trader.pk])["html"]
+        value = f"{D(25) * (n + 1):,.2f}"  # only this trader's own holding: (n + 1) SOL at 25
+        assert f'<span id="pf-{portfolios[trader.pk]}-total" data-total>{value}</span>' in html
+        assert html.count("data-total") == 1

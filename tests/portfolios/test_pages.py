@@ -74,6 +74,16 @@ def test_dashboard_shows_live_value_positions_and_recent_transactions(client_a, 
     assert 'hx-post="/portfolios/' in html
 
 
+def test_an_open_dashboard_keeps_its_viewer_present(client_a, funded, user_a):
+    from portfolios.presence import viewers_among
+
+    assert viewers_among(user_ids=[user_a.pk]) == set()
+    html = client_a.get(reverse("dashboard")).content.decode()
+    assert viewers_among(user_ids=[user_a.pk]) == {user_a.pk}
+    assert 'hx-post="/dashboard/presence/" hx-trigger="every 45s"' in html
+    assert client_a.post(reverse("dashboard_presence")).status_code == 204
+
+
 def test_htmx_add_transaction_shows_field_errors_in_place(client_a, funded):
     url = reverse("portfolio_transaction_add", args=[funded.pk])
     response = client_a.post(

@@ -1,0 +1,285 @@
+"""Revaluation on a tick: 5,000 portfolios hold the symbol that moved.
+
+    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/nexus REDIS_URL=redis://127.0.0.1:6379/0 \
+        .venv/bin/python bench/revaluation.py [--portfolios 5000] [--ticks 5]
+
+It uses a database of its own (<name>_bench_revaluation, recreated) and a Redis key prefix of its own.
+Setup (not timed): 5,000 traders, each with a portfolio holding REV/USDT (two FIFO lots) and BTC/USDT,
+USDT cash and a month of daily snapshots.
+
+Timed, per tick: the change batch the feed's signal hands to the portfolios worker
+(`portfolios.live.portfolios_revalue`): one cross-tenant query for the holders, one presence lookup,
+one quote map, then for each holder with a dashboard open, inside their tenant, the valuation, the
+day change and the fragment, and one channel-layer message each (Redis). First with 500 of the 5,000
+watching, then with all of them watching (the worst case). Also the time the signal receiver takes
+(it only queues the symbols).
+Prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def bench_environment() -> dict[str, str]:
+    env = dict(os.environ)
+    if not env.get("DATABASE_URL") or not env.get("REDIS_URL"):
+        sys.exit(
+            "Set DATABASE_URL and REDIS_URL (the bench uses <database>_bench_revaluation and its own key prefix)."
+        )
+    url = urlsplit(env["DATABASE_URL"])
+    name = url.path.lstrip("/") or "nexus"
+    if not name.endswith("_bench_revaluation"):
+        env["DATABASE_URL"] = urlunsplit(url._replace(path=f"/{name}_bench_revaluation"))
+    env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+    env.setdefault("DJANGO_SECRET_KEY", "bench-only-insecure-key-0123456789-abcdefghijklmnop")
+    env["DJANGO_DEBUG"] = "false"
+    env["REDIS_KEY_PREFIX"] = "nexus-bench-revaluation"
+    env["LOG_LEVEL"] = "WARNING"
+    return env
+
+
+os.environ.update(bench_environment())
+
+import django  # noqa: E402
+
+django.setup()
+
+from asgiref.sync import async_to_sync  # noqa: E402
+from channels.layers import get_channel_layer  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connections  # noqa: E402
+
+SYMBOL = "REV/USDT"
+
+
+def seed(count: int) -> list[int]:
+    """Bulk rows equal to what the services write for: deposit, two buys of REV, one buy of BTC."""
+    from accounts.models import User
+    from core.rls import system_context
+    from marketdata.models import Instrument, Quote
+    from marketdata.services import instruments_seed
+    from portfolios.models import CashBalance, Lot, Portfolio, Position, Snapshot, Transaction
+
+    now = datetime.now(UTC)
+    start = now - timedelta(days=40)
+    with system_context(reason="bench: 5,000 holders"):
+        instruments_seed()
+        rev, _ = Instrument.objects.get_or_create(symbol=SYMBOL, defaults={"base": "REV", "quote": "USDT"})
+        btc = Instrument.objects.get(symbol="BTC/USDT")
+        for instrument, price in ((rev, "10"), (btc, "25000")):
+            Quote.objects.update_or_create(
+                instrument=instrument,
+                defaults={
+                    "price": Decimal(price),
+                    "open_24h": Decimal(price),
+                    "source": "bench",
+                    "at": now,
+                    "updated_at": now,
+                },
+            )
+        users = User.objects.bulk_create(
+            [User(email=f"holder{n}@bench.nexus", display_name=f"Holder {n}") for n in range(count)],
+            batch_size=2000,
+        )
+        portfolios = Portfolio.objects.bulk_create(
+            [Portfolio(user=u, name="Main", base_currency="USDT", kind="manual") for u in users],
+            batch_size=2000,
+        )
+        txns, plans = [], []
+        for p in portfolios:
+            rows = [
+                Transaction(
+                    user_id=p.user_id,
+                    portfolio=p,
+                    kind="deposit",
+                    currency="USDT",
+                    quantity=Decimal(10000),
+                    executed_at=start,
+                    flow_amount=Decimal(10000),
+                    flow_currency="USDT",
+                ),
+                Transaction(
+                    user_id=p.user_id,
+                    portfolio=p,
+                    kind="buy",
+                    instrument=rev,
+                    currency="USDT",
+                    quantity=Decimal(100),
+                    price=Decimal(8),
+                    executed_at=start + timedelta(days=1),
+                ),
+                Transaction(
+                    user_id=p.user_id,
+                    portfolio=p,
+                    kind="buy",
+                    instrument=rev,
+                    currency="USDT",
+                    quantity=Decimal(50),
+                    price=Decimal(12),
+                    executed_at=start + timedelta(days=2),
+                ),
+                Transaction(
+                    user_id=p.user_id,
+                    portfolio=p,
+                    kind="buy",
+                    instrument=btc,
+                    currency="USDT",
+                    quantity=Decimal("0.1"),
+                    price=Decimal(20000),
+                    executed_at=start + timedelta(days=3),
+                ),
+            ]
+            txns += rows
+            plans.append((p, rows))
+        Transaction.objects.bulk_create(txns, batch_size=5000)
+        positions, lots, cash, snapshots = [], [], [], []
+        for p, (_, buy_a, buy_b, buy_btc) in plans:
+            rev_position = Position(
+                user_id=p.user_id,
+                portfolio=p,
+                instrument=rev,
+                quantity=Decimal(150),
+                cost_basis=Decimal(1400),
+                last_price=Decimal(12),
+                opened_at=buy_a.executed_at,
+            )
+            btc_position = Position(
+                user_id=p.user_id,
+                portfolio=p,
+                instrument=btc,
+                quantity=Decimal("0.1"),
+                cost_basis=Decimal(2000),
+                last_price=Decimal(20000),
+                opened_at=buy_btc.executed_at,
+            )
+            positions += [rev_position, btc_position]
+            lots += [
+                (rev_position, buy_a, 100, 800),
+                (rev_position, buy_b, 50, 600),
+                (btc_position, buy_btc, "0.1", 2000),
+            ]
+            cash.append(CashBalance(user_id=p.user_id, portfolio=p, currency="USDT", amount=Decimal(6600)))
+            snapshots += [
+                Snapshot(
+                    user_id=p.user_id,
+                    portfolio=p,
+                    date=date.today() - timedelta(days=d),
+                    taken_at=now - timedelta(days=d - 1),
+                    value=Decimal(10000 + d),
+                    flows={"USDT": "10000"},
+                )
+                for d in range(30, 0, -1)
+            ]
+        Position.objects.bulk_create(positions, batch_size=5000)
+        Lot.objects.bulk_create(
+            [
+                Lot(
+                    user_id=pos.user_id,
+                    portfolio_id=pos.portfolio_id,
+                    position=pos,
+                    opening_transaction=txn,
+                    opened_at=txn.executed_at,
+                    quantity=Decimal(q),
+                    quantity_open=Decimal(q),
+                    cost_open=Decimal(c),
+                )
+                for pos, txn, q, c in lots
+            ],
+            batch_size=5000,
+        )
+        CashBalance.objects.bulk_create(cash, batch_size=5000)
+        Snapshot.objects.bulk_create(snapshots, batch_size=10000)
+    with connections["owner"].cursor() as cursor:
+        cursor.execute("ANALYZE")
+    return [u.pk for u in users]
+
+
+def ticks(live, Quote, count: int, expected: int) -> list[float]:
+    seconds = []
+    for n in range(count):
+        price = Decimal(10) + Decimal(n + 1) / 10
+        Quote.objects.filter(instrument__symbol=SYMBOL).update(price=price, updated_at=datetime.now(UTC))
+        result = live.portfolios_revalue(symbols={SYMBOL})
+        assert result.portfolios == expected, result
+        seconds.append(result.seconds)
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--portfolios", type=int, default=5000)
+    parser.add_argument("--watching", type=int, default=500, help="holders with a dashboard open")
+    parser.add_argument("--ticks", type=int, default=5)
+    args = parser.parse_args()
+
+    call_command("db_bootstrap", recreate=True, verbosity=0)
+    call_command("migrate", database="owner", verbosity=0, interactive=False)
+    user_ids = seed(args.portfolios)
+
+    from core.consumers import user_group
+    from marketdata.models import Quote
+    from marketdata.types import TickEvent
+    from portfolios import live
+    from portfolios.presence import viewer_touch
+
+    layer = get_channel_layer()
+    listener = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(user_group(user_ids[0]), listener)
+    for user_id in user_ids[: args.watching]:
+        viewer_touch(user_id=user_id)
+
+    live.portfolios_revalue(symbols={SYMBOL})  # warm-up: templates, connections
+    some_watching = ticks(live, Quote, args.ticks, expected=args.watching)
+    fragment = async_to_sync(layer.receive)(listener)["html"]
+    for user_id in user_ids:
+        viewer_touch(user_id=user_id)
+    all_watching = ticks(live, Quote, max(2, args.ticks // 2), expected=args.portfolios)
+
+    # The receiver the feed calls: it queues the symbols for the worker thread and returns. Timed with
+    # the worker parked, so only the hand-off is measured.
+    parked = live.Revaluer()
+    parked._thread = threading.Thread(target=threading.Event().wait, daemon=True)
+    parked._thread.start()
+    live.revaluer = parked
+    tick = TickEvent(symbol=SYMBOL, price=Decimal("11"), previous_price=Decimal("10.9"), at=datetime.now(UTC))
+    started = time.perf_counter()
+    for _ in range(1000):
+        live.on_ticks_published(None, ticks=[tick])
+    receiver_us = (time.perf_counter() - started) / 1000 * 1e6
+
+    print(
+        json.dumps(
+            {
+                "bench": "revaluation",
+                "portfolios_holding_symbol": args.portfolios,
+                "watching": args.watching,
+                "seconds_per_tick_p50": round(statistics.median(some_watching), 3),
+                "seconds_per_tick_max": round(max(some_watching), 3),
+                "all_watching_seconds_per_tick_p50": round(statistics.median(all_watching), 3),
+                "all_watching_ms_per_portfolio": round(
+                    statistics.median(all_watching) / args.portfolios * 1000, 3
+                ),
+                "fragment_delivered": fragment.count("data-total") == 1,
+                "render_threads": live.REVALUE_THREADS,
+                "signal_receiver_us": round(receiver_us, 1),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
