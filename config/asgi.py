@@ -1,4 +1,7 @@
-"""HTTP through Django; WebSockets through Channels behind session auth and an allowed-hosts origin check."""
+"""HTTP through Django; WebSockets through Channels behind session auth and an allowed-hosts origin check.
+
+The public market sockets (marketdata.routing) are routed before the session/auth stack: they serve
+anonymous and logged-in visitors alike, and thousands of them should not each resolve a session."""
 
 import os
 
@@ -10,12 +13,17 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.urls import re_path  # noqa: E402
 
-from config.routing import websocket_urlpatterns  # noqa: E402
+from config.routing import public_websocket_urlpatterns, websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": AllowedHostsOriginValidator(
+            URLRouter(
+                [*public_websocket_urlpatterns, re_path(r"", AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))]
+            )
+        ),
     }
 )
