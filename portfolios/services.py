@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.db import IntegrityError, transaction
+from django.db.models import ProtectedError
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -89,17 +90,24 @@ def portfolio_create(
 
 @transaction.atomic
 def portfolio_delete(*, user, portfolio: Portfolio, request: HttpRequest | None = None) -> None:
+    """Delete a portfolio with its transactions and snapshots (refused while other records point at it)."""
     ensure_owner(user, portfolio)
     before = {"name": portfolio.name, "transactions": portfolio.transactions.count()}
+    try:
+        with transaction.atomic():
+            portfolio.delete()
+    except ProtectedError:
+        raise DomainError(
+            f"“{portfolio.name}” has orders in Trading and cannot be deleted; it keeps their history."
+        ) from None
     audit_record(
         action="portfolio.deleted",
         user=user,
         actor=request_actor(user, request),
-        target=portfolio,
+        target=None,
         before=before,
         request=request,
     )
-    portfolio.delete()
 
 
 # --- transactions -------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ urlpatterns = [
     path("dashboard/", views.dashboard_view, name="dashboard"),
     path("dashboard/presence/", views.dashboard_presence_view, name="dashboard_presence"),
     path("portfolios/", views.portfolio_list_view, name="portfolios"),
+    path("portfolios/<int:pk>/delete/", views.portfolio_delete_view, name="portfolio_delete"),
     path("portfolios/<int:pk>/transactions/", views.transaction_list_view, name="portfolio_transactions"),
     path(
         "portfolios/<int:pk>/transactions/add/", views.transaction_add_view, name="portfolio_transaction_add"

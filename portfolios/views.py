@@ -47,6 +47,7 @@ from portfolios.selectors import (
 )
 from portfolios.services import (
     portfolio_create,
+    portfolio_delete,
     transaction_delete,
     transaction_record,
     watchlist_add,
@@ -125,6 +126,19 @@ def portfolio_list_view(request: HttpRequest) -> HttpResponse:
     rows = [(p, portfolio_valuation(portfolio=p)) for p in portfolios]
     template = "portfolios/dashboard_empty.html" if not portfolios else "portfolios/portfolio_list.html"
     return render(request, template, {"rows": rows, "form": form}, status=400 if form.errors else 200)
+
+
+@login_required
+@require_POST
+def portfolio_delete_view(request: HttpRequest, pk: int) -> HttpResponse:
+    portfolio = portfolio_get(user=request.user, pk=pk)
+    try:
+        portfolio_delete(user=request.user, portfolio=portfolio, request=request)
+    except DomainError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Portfolio “{portfolio.name}” deleted.")
+    return redirect("portfolios")
 
 
 @login_required

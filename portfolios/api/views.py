@@ -102,7 +102,7 @@ class PerformanceOutput(serializers.Serializer):
 
 
 class PortfolioListApi(APIView):
-    class InputSerializer(serializers.Serializer):
+    class PortfolioCreateInputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=80)
         base_currency = serializers.ChoiceField(choices=BaseCurrency.choices)
         kind = serializers.ChoiceField(choices=PortfolioKind.choices, default=PortfolioKind.MANUAL)
@@ -114,24 +114,24 @@ class PortfolioListApi(APIView):
     def get(self, request: Request) -> Response:
         return Response(PortfolioOutput(portfolio_list(user=request.user), many=True).data)
 
-    @extend_schema(request=InputSerializer, responses={201: PortfolioOutput})
+    @extend_schema(request=PortfolioCreateInputSerializer, responses={201: PortfolioOutput})
     def post(self, request: Request) -> Response:
-        data = self.InputSerializer(data=request.data)
+        data = self.PortfolioCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         portfolio = portfolio_create(user=request.user, request=request, **data.validated_data)
         return Response(PortfolioOutput(portfolio).data, status=status.HTTP_201_CREATED)
 
 
 class PortfolioDetailApi(APIView):
-    class OutputSerializer(PortfolioOutput):
+    class PortfolioDetailOutputSerializer(PortfolioOutput):
         valuation = ValuationOutput()
 
-    serializer_class = OutputSerializer
+    serializer_class = PortfolioDetailOutputSerializer
 
     def get(self, request: Request, pk: int) -> Response:
         portfolio = portfolio_get(user=request.user, pk=pk)
         portfolio.valuation = portfolio_valuation(portfolio=portfolio)
-        return Response(self.OutputSerializer(portfolio).data)
+        return Response(self.PortfolioDetailOutputSerializer(portfolio).data)
 
 
 class PositionListApi(APIView):
@@ -156,7 +156,7 @@ class PerformanceApi(APIView):
 
 
 class TransactionListApi(APIView):
-    class InputSerializer(serializers.Serializer):
+    class TransactionInputSerializer(serializers.Serializer):
         kind = serializers.ChoiceField(choices=TransactionKind.choices)
         symbol = serializers.CharField(required=False, allow_blank=True, default="")
         currency = serializers.CharField(required=False, allow_blank=True, default="")
@@ -177,10 +177,10 @@ class TransactionListApi(APIView):
         page = paginator.paginate_queryset(transaction_list(portfolio=portfolio), request, view=self)
         return paginator.get_paginated_response(TransactionOutput(page, many=True).data)
 
-    @extend_schema(request=InputSerializer, responses={201: TransactionOutput})
+    @extend_schema(request=TransactionInputSerializer, responses={201: TransactionOutput})
     def post(self, request: Request, pk: int) -> Response:
         portfolio = portfolio_get(user=request.user, pk=pk)
-        data = self.InputSerializer(data=request.data)
+        data = self.TransactionInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
         symbol = fields.pop("symbol")

@@ -188,3 +188,13 @@ def test_an_unknown_instrument_is_a_field_error(client_a, funded):
     )
     assert b'id="id_instrument_error">Unknown instrument &#x27;DOGE/USDT&#x27;.' in response.content
     assert b'<option value="BTC/USDT">' in response.content  # the datalist offers the listed symbols
+
+
+def test_deleting_a_portfolio_takes_its_transactions_and_is_audited(client_a, funded, user_a):
+    from core.models import AuditLog
+
+    response = client_a.post(reverse("portfolio_delete", args=[funded.pk]))
+    assert response.status_code == 302
+    with tenant(user_a.pk):
+        assert not Portfolio.objects.exists() and not Transaction.objects.exists()
+        assert AuditLog.objects.filter(action="portfolio.deleted").count() == 1
