@@ -101,6 +101,8 @@ def tick_payload(
             "change_class": "" if not change else ("up" if change > 0 else "down"),
             "direction": direction,
             "volume": _display(volume_24h, 2),
+            "high": _display(high_24h, precision),
+            "low": _display(low_24h, precision),
             "updated_ts": updated_at.timestamp(),
         },
     }

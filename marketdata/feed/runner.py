@@ -97,6 +97,7 @@ def build_sources(*, instruments: list[Instrument], options: FeedOptions) -> lis
                     i.symbol: last_close.get(i.pk) or i.reference_price or Decimal("100") for i in simulated
                 },
                 precisions=precisions,
+                notionals={i.symbol: i.min_notional for i in simulated},
                 clock=clock,
                 ticks_per_minute=options.ticks_per_minute,
                 history_from={i.symbol: history_from.get(i.pk) for i in simulated},

@@ -35,25 +35,30 @@ BACKFILL_STEPS_PER_MINUTE = 4
 @dataclass
 class Walk:
     symbol: str
-    price: Decimal
+    level: Decimal  # the walk itself, finer than the price grid so small steps add up
     quantum: Decimal
     rng: random.Random
+    notional: Decimal  # the instrument's minimum order: the unit of simulated trading activity
     regime: Regime = REGIMES[0]
 
+    @property
+    def price(self) -> Decimal:
+        return max(self.quantum, self.level.quantize(self.quantum, rounding=ROUND_HALF_EVEN))
+
     def step(self, seconds: Decimal) -> Decimal:
-        """Move the price by `seconds` worth of the current regime's drift and volatility."""
+        """Move by `seconds` worth of the current regime's drift and volatility; the price on the grid."""
         if self.rng.random() < float(seconds) / REGIME_SWITCH_SECONDS:
             self.regime = self.rng.choice(REGIMES)
         shock = Decimal(repr(round(self.rng.gauss(0, 1), 6)))
-        moved = self.price * (
+        moved = self.level * (
             1 + self.regime.drift * seconds + self.regime.volatility * seconds.sqrt() * shock
         )
-        self.price = max(self.quantum, moved.quantize(self.quantum, rounding=ROUND_HALF_EVEN))
+        self.level = max(self.quantum, moved.quantize(self.quantum / 10_000))
         return self.price
 
     def volume(self, seconds: Decimal) -> Decimal:
-        """Traded volume, in units of about 100 quote currency a second."""
-        notional = Decimal(self.rng.randint(1, 200)) * seconds
+        """Traded volume (base currency): between 1 and 20 minimum orders a second."""
+        notional = self.notional * self.rng.randint(1, 20) * seconds
         return (notional / self.price).quantize(Decimal("0.00000001"))
 
     def minute_bar(self, minute: datetime) -> CandleBar:
@@ -72,6 +77,7 @@ class SimulatedSource:
         *,
         start_prices: dict[str, Decimal],
         precisions: dict[str, int],
+        notionals: dict[str, Decimal] | None = None,
         clock: MarketClock,
         ticks_per_minute: int = 60,
         history_from: dict[str, datetime | None] | None = None,
@@ -82,9 +88,10 @@ class SimulatedSource:
         self.walks = {
             symbol: Walk(
                 symbol=symbol,
-                price=price,
+                level=price,
                 quantum=Decimal(1).scaleb(-precisions.get(symbol, 2)),
                 rng=random.Random(rng.random()),
+                notional=(notionals or {}).get(symbol, Decimal(10)),
             )
             for symbol, price in start_prices.items()
         }
