@@ -22,7 +22,10 @@ application = ProtocolTypeRouter(
         "http": django_asgi_app,
         "websocket": AllowedHostsOriginValidator(
             URLRouter(
-                [*public_websocket_urlpatterns, re_path(r"", AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))]
+                [
+                    *public_websocket_urlpatterns,
+                    re_path(r"", AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+                ]
             )
         ),
     }
