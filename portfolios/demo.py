@@ -13,7 +13,7 @@ from decimal import Decimal
 from marketdata.selectors import instrument_get
 from portfolios.choices import TransactionKind, TransactionSource
 from portfolios.models import Portfolio
-from portfolios.services import portfolio_create, transaction_record
+from portfolios.services import backfill_after_commit, portfolio_create, transaction_record
 
 DEMO_PORTFOLIO = "Main"
 FEE_RATE = Decimal("0.001")
@@ -71,6 +71,8 @@ def portfolios_demo_seed(*, trader, stdout) -> Portfolio:
             note="Demo data",
             source=TransactionSource.DEMO,
         )
+    # The market feed stores the last days' candles when it starts; the past curve is drawn from them.
+    backfill_after_commit(portfolio, countdown=20)
     stdout.write(
         f"Portfolios: '{portfolio.name}' for {trader.email}, BTC and ETH bought in March 2023, plus cash"
     )

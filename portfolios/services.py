@@ -584,6 +584,7 @@ class _CashRow:
 class BackfillResult:
     missing: int  # past days without a snapshot before the run
     written: int
+    candles: bool = False  # whether any stored candle covers the holdings at all
 
 
 def snapshot_backfill(
@@ -681,7 +682,7 @@ def snapshot_backfill(
         )
         previous_flows = dict(flows)
         written += 1
-    return BackfillResult(missing=len(missing), written=written)
+    return BackfillResult(missing=len(missing), written=written, candles=any(closes.values()))
 
 
 # --- watchlists ---------------------------------------------------------------------------------------

@@ -46,14 +46,19 @@ def portfolio_snapshot(*, portfolio_id: int, user_id: int, day: str) -> int | No
 def portfolio_backfill(self, *, portfolio_id: int, user_id: int) -> int:
     """After an import (or the demo seed): draw the past equity curve from the stored candles.
 
-    When days are missing and none could be filled yet (the market feed has not stored its candles), it
-    tries again a little later.
+    When days are missing and there are no candles for the holdings at all yet (the market feed has not
+    stored them), it tries again a little later.
     """
     with tenant(user_id):
         portfolio = Portfolio.objects.filter(pk=portfolio_id, user_id=user_id).first()
         if portfolio is None:
             return 0
         result = snapshot_backfill(portfolio=portfolio)
-    if result.missing and not result.written and self.request.retries < BACKFILL_RETRIES:
+    if (
+        result.missing
+        and not result.written
+        and not result.candles
+        and self.request.retries < BACKFILL_RETRIES
+    ):
         raise self.retry(countdown=BACKFILL_RETRY_SECONDS)
     return result.written

@@ -157,3 +157,47 @@ def test_the_import_pages_preview_confirm_and_refuse_oversized_files(client, use
     assert client.post(url, {"token": token}).status_code == 302  # an used preview has expired
     with tenant(user_a.pk):
         assert Transaction.objects.filter(portfolio=portfolio).count() == 4
+
+
+def test_an_import_draws_the_past_equity_curve_from_stored_candles(
+    portfolio, as_a, instruments, django_capture_on_commit_callbacks
+):
+    from datetime import UTC, datetime, timedelta
+
+    from django.utils import timezone
+
+    from config.celery import app as celery_app
+    from marketdata.models import Candle
+    from portfolios.models import Snapshot
+
+    btc = instruments["BTC/USDT"]
+    Candle.objects.filter(instrument=btc).delete()
+    today = timezone.now().date()
+    days = [today - timedelta(days=n) for n in (3, 2, 1)]
+    for day, close in zip(days, ("20000", "21000", "22000"), strict=True):
+        price = D(close)
+        Candle.objects.create(
+            instrument=btc,
+            open_time=datetime(day.year, day.month, day.day, 23, 59, tzinfo=UTC),
+            open=price,
+            high=price,
+            low=price,
+            close=price,
+            volume=D(1),
+        )
+    content = (
+        "date,type,symbol,currency,quantity,price\n"
+        f"{days[0]}T08:00:00Z,deposit,,USDT,1000,\n"
+        f"{days[0]}T09:00:00Z,buy,BTC/USDT,,0.01,20000\n"
+    ).encode()
+    celery_app.conf.task_always_eager = True
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            transactions_import(user=as_a, portfolio=portfolio, content=content)
+    finally:
+        celery_app.conf.task_always_eager = False
+    assert list(Snapshot.objects.filter(portfolio=portfolio).values_list("date", "value")) == [
+        (days[0], D("1000")),
+        (days[1], D("1010")),
+        (days[2], D("1020")),
+    ]
