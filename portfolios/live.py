@@ -23,6 +23,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import close_old_connections, connections
 from django.template.loader import render_to_string
+from django.utils import timezone
 
 from core.consumers import user_group
 from core.rls import tenant
@@ -30,7 +31,16 @@ from marketdata.selectors import instrument_list, quote_latest_map
 from portfolios.choices import Period
 from portfolios.models import Portfolio
 from portfolios.presence import viewers_among
-from portfolios.selectors import portfolio_history, portfolio_holders, portfolio_valuation, transaction_list
+from portfolios.selectors import (
+    LiveState,
+    history_compute,
+    portfolio_history,
+    portfolio_holders,
+    portfolio_valuation,
+    portfolios_live_state,
+    transaction_list,
+)
+from portfolios.valuation import value_portfolio
 
 logger = structlog.get_logger(__name__)
 RECENT_TRANSACTIONS = 8
@@ -51,6 +61,33 @@ def live_context(*, portfolio: Portfolio, quotes=None, periods=(Period.DAY,)) ->
         "day": history.day,
         "live_point": history.equity_curve()[-1],
     }
+
+
+def state_fragment(*, state: LiveState, quotes, today) -> str:
+    """The same fragment as `portfolio_fragment`, from the state read in one query (the tick path)."""
+    valuation = value_portfolio(
+        portfolio=state.portfolio,
+        positions=state.positions,
+        cash=state.cash,
+        quotes=quotes,
+        at=timezone.now(),
+    )
+    history = history_compute(
+        portfolio=state.portfolio,
+        valuation=valuation,
+        today=today,
+        periods=[Period.DAY],
+        snapshots=state.snapshots,
+        flows=state.flows,
+    )
+    context = {
+        "portfolio": state.portfolio,
+        "valuation": valuation,
+        "history": history,
+        "day": history.day,
+        "live_point": history.equity_curve()[-1],
+    }
+    return render_to_string("portfolios/partials/live_update.html", context)
 
 
 def portfolio_fragment(*, portfolio: Portfolio, quotes=None, include_recent: bool = False) -> str:
@@ -109,13 +146,12 @@ def _render_users(
 ) -> list[tuple[str, str, int]]:
     """(group, html, portfolios rendered) per user, each user's reads inside their own tenant."""
     out = []
+    today = timezone.now().date()
     try:
         for user_id, portfolio_ids in holders:
             with tenant(user_id):
-                parts = [
-                    portfolio_fragment(portfolio=portfolio, quotes=quotes)
-                    for portfolio in Portfolio.objects.filter(user_id=user_id, pk__in=portfolio_ids)
-                ]
+                states = portfolios_live_state(user_id=user_id, portfolio_ids=portfolio_ids, today=today)
+            parts = [state_fragment(state=state, quotes=quotes, today=today) for state in states]
             out.append((user_group(user_id), "".join(parts), len(parts)))
     finally:
         if own_connection:  # a pool thread: its connection must not outlive the batch

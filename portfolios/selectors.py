@@ -11,7 +11,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 
+from django.db import connection
 from django.db.models import Q, QuerySet, Sum
 from django.http import Http404
 from django.utils import timezone
@@ -230,16 +232,31 @@ def portfolio_history(
     snapshots = _snapshots_for(
         portfolio=portfolio, today=today, starts=[period_start(p, today) for p in periods]
     )
+    return history_compute(
+        portfolio=portfolio,
+        valuation=valuation,
+        today=today,
+        periods=periods,
+        snapshots=snapshots,
+        flows=flows_cumulative(portfolio=portfolio),
+    )
+
+
+def history_compute(
+    *,
+    portfolio,
+    valuation: Valuation,
+    today: date,
+    periods: list[str],
+    snapshots: list[tuple],
+    flows: Mapping[str, Decimal],
+) -> History:
+    """The figures from already loaded closes (date, value, net_flow, flows) and cumulative flows."""
     last_flows = flows_decode(snapshots[-1][3]) if snapshots else {}
     live = SeriesPoint(
         day=today,
         value=valuation.total,
-        flow=flows_between(
-            portfolio=portfolio,
-            before=last_flows,
-            after=flows_cumulative(portfolio=portfolio),
-            rates=valuation.rates,
-        ),
+        flow=flows_between(portfolio=portfolio, before=last_flows, after=flows, rates=valuation.rates),
         live=True,
     )
     series = [SeriesPoint(day=d, value=v, flow=f) for d, v, f, _ in snapshots] + [live]
@@ -257,6 +274,85 @@ def portfolio_history(
                 performance(period=period, start=opening.day, start_value=opening.value, points=after)
             )
     return History(points=series, performance=figures)
+
+
+# The live push reads everything one portfolio's day change needs in ONE statement per user (it runs
+# for every holder on every tick; six ORM queries cost several times more). Run inside the user's
+# tenant: row-level security applies to every table in it.
+LIVE_STATE_SQL = """
+SELECT p.id, p.base_currency,
+  (SELECT coalesce(json_agg(json_build_array(pos.id, i.id, i.symbol, i.base, i.quote, pos.quantity::text,
+                                             pos.cost_basis::text, pos.realized_pnl::text, pos.last_price::text)
+                            ORDER BY i.symbol),
+                   '[]')
+     FROM portfolios_position pos JOIN marketdata_instrument i ON i.id = pos.instrument_id
+    WHERE pos.portfolio_id = p.id),
+  (SELECT coalesce(json_agg(json_build_array(c.currency, c.amount::text) ORDER BY c.currency), '[]')
+     FROM portfolios_cashbalance c WHERE c.portfolio_id = p.id),
+  (SELECT json_build_array(s.date, s.value::text, s.net_flow::text, s.flows)
+     FROM portfolios_snapshot s WHERE s.portfolio_id = p.id AND s.date < %(today)s
+    ORDER BY s.date DESC LIMIT 1),
+  (SELECT coalesce(json_agg(json_build_array(f.currency, f.amount::text)), '[]') FROM (
+      SELECT t.flow_currency AS currency, sum(t.flow_amount) AS amount FROM portfolios_transaction t
+       WHERE t.portfolio_id = p.id AND t.flow_amount <> 0 GROUP BY t.flow_currency
+      UNION ALL
+      SELECT t.fee_currency, sum(t.fee_funding) FROM portfolios_transaction t
+       WHERE t.portfolio_id = p.id AND t.fee_funding <> 0 GROUP BY t.fee_currency) f)
+  FROM portfolios_portfolio p
+ WHERE p.user_id = %(user_id)s AND p.id = ANY(%(ids)s)
+ ORDER BY p.id
+"""
+
+
+@dataclass(frozen=True)
+class LiveState:
+    portfolio: SimpleNamespace  # pk, user_id, base_currency: what valuation and the fragment use
+    positions: list[SimpleNamespace]
+    cash: list[SimpleNamespace]
+    snapshots: list[tuple]  # the last close before today, if any
+    flows: dict[str, Decimal]
+
+
+def portfolios_live_state(*, user_id: int, portfolio_ids: list[int], today: date) -> list[LiveState]:
+    """The state the live push renders, for the user's portfolios `portfolio_ids` (one query)."""
+    with connection.cursor() as cursor:
+        cursor.execute(LIVE_STATE_SQL, {"user_id": user_id, "ids": list(portfolio_ids), "today": today})
+        rows = cursor.fetchall()
+    states = []
+    for portfolio_id, base_currency, positions, cash, last, flow_rows in rows:
+        flows: dict[str, Decimal] = {}
+        for currency, amount in flow_rows:
+            flows[currency] = flows.get(currency, ZERO) + Decimal(amount)
+        states.append(
+            LiveState(
+                portfolio=SimpleNamespace(pk=portfolio_id, user_id=user_id, base_currency=base_currency),
+                positions=[
+                    SimpleNamespace(
+                        pk=pk,
+                        instrument=SimpleNamespace(
+                            pk=instrument_id,
+                            symbol=symbol,
+                            base=base,
+                            quote=quote,
+                            slug=symbol.replace("/", "-"),
+                        ),
+                        quantity=Decimal(quantity),
+                        cost_basis=Decimal(cost),
+                        realized_pnl=Decimal(realized),
+                        last_price=Decimal(last_price) if last_price is not None else None,
+                    )
+                    for pk, instrument_id, symbol, base, quote, quantity, cost, realized, last_price in positions
+                ],
+                cash=[
+                    SimpleNamespace(currency=currency, amount=Decimal(amount)) for currency, amount in cash
+                ],
+                snapshots=[(date.fromisoformat(last[0]), Decimal(last[1]), Decimal(last[2]), last[3])]
+                if last
+                else [],
+                flows=flows,
+            )
+        )
+    return states
 
 
 def _snapshots_for(*, portfolio: Portfolio, today: date, starts: list[date | None]) -> list[tuple]:

@@ -188,3 +188,43 @@ def test_a_large_batch_is_rendered_on_several_threads_each_user_in_their_tenant(
         value = f"{D(25) * (n + 1):,.2f}"  # only this trader's own holding: (n + 1) SOL at 25
         assert f'<span id="pf-{portfolios[trader.pk]}-total" data-total>{value}</span>' in html
         assert html.count("data-total") == 1
+
+
+def test_the_one_query_tick_fragment_equals_the_page_fragment(user_a, instruments):
+    from datetime import date
+
+    from marketdata.selectors import quote_latest_map
+    from portfolios.selectors import portfolios_live_state
+    from portfolios.services import snapshot_take
+
+    with tenant(user_a.pk):
+        portfolio = portfolio_create(user=user_a, name="Mixed", base_currency="USD")
+        for kind, what, quantity, price, fee, fee_currency in [
+            ("deposit", "USDT", "5000", None, "0", ""),
+            ("buy", "BTC/USDT", "0.1", "20000", "0.0001", "BTC"),
+            ("buy", "ETH/BTC", "1", "0.07", "0", ""),  # needs BTC it does not hold: money added in BTC
+            ("sell", "BTC/USDT", "0.05", "21000", "1.05", "USDT"),
+        ]:
+            instrument = instruments.get(what)
+            transaction_record(
+                user=user_a,
+                portfolio=portfolio,
+                kind=kind,
+                instrument=instrument,
+                currency=None if instrument else what,
+                quantity=D(quantity),
+                price=D(price) if price else None,
+                fee=D(fee),
+                fee_currency=fee_currency,
+                executed_at=at(1),
+            )
+        snapshot_take(portfolio=portfolio, day=date(2023, 3, 1))
+        for symbol, price in (("BTC/USDT", "21500"), ("ETH/BTC", "0.071")):
+            set_quote(instruments[symbol], price, open_24h="1")
+        quotes = quote_latest_map(symbols=list(instruments))
+        today = timezone.now().date()
+        (state,) = portfolios_live_state(user_id=user_a.pk, portfolio_ids=[portfolio.pk], today=today)
+        assert live.state_fragment(state=state, quotes=quotes, today=today) == live.portfolio_fragment(
+            portfolio=portfolio, quotes=quotes
+        )
+        assert state.flows["BTC"] == D("0.07")
