@@ -37,3 +37,8 @@ def user_a(db):
 @pytest.fixture
 def user_b(db):
     return UserFactory(email="bob@example.com")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Browser tests last: they are the slowest, and a quick failure elsewhere should show first."""
+    items.sort(key=lambda item: "tests/e2e/" in str(item.fspath))

@@ -85,8 +85,10 @@ def asgi_server(django_db_setup, tmp_path_factory) -> LiveServer:
     log.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    # Module scope, not session: Playwright's sync API keeps an asyncio loop running in this thread while
+    # it is open, and async_to_sync in any later (non-browser) test would refuse to run under it.
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
