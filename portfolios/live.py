@@ -7,7 +7,7 @@ cross-tenant query, ids only), reads one quote map, and then, inside each user's
 affected portfolio ONCE and sends one message to the user's group. Ticks that arrive while a batch is
 being rendered are merged into the next batch, so a slow round coalesces instead of queueing.
 
-Transactions: the services call `portfolio_push` after their commit.
+Transactions: the services call `portfolio_push` after their commit (rendered only for an open dashboard).
 """
 
 from __future__ import annotations
@@ -124,7 +124,13 @@ def _send_all(messages: list[tuple[str, str]]) -> None:
 
 
 def portfolio_push(*, portfolio_id: int, user_id: int) -> None:
-    """Render one portfolio's live fragment as its owner and send it to the owner's open pages."""
+    """Render one portfolio's live fragment as its owner and send it to their open dashboard.
+
+    Skipped when they have no dashboard open: exchange fills fanned out to thousands of bots must not
+    each pay for a render nobody sees.
+    """
+    if not viewers_among(user_ids=[user_id]):
+        return
     with tenant(user_id):
         portfolio = Portfolio.objects.filter(pk=portfolio_id, user_id=user_id).first()
         if portfolio is None:

@@ -105,16 +105,30 @@ def test_holders_without_a_dashboard_open_are_not_rendered(user_a, holders, inst
     assert _receive(channel)["type"] == "user.html"
 
 
-def test_a_recorded_transaction_is_pushed_after_commit(
+def test_a_recorded_transaction_is_pushed_after_commit_to_an_open_dashboard(
     user_a, holders, instruments, django_capture_on_commit_callbacks
 ):
     main, _, _ = holders
     set_quote(instruments["BTC/USDT"], "20000")
+
+    def deposit(amount: str) -> None:
+        with django_capture_on_commit_callbacks(execute=True), tenant(user_a.pk):
+            transaction_record(
+                user=user_a,
+                portfolio=main,
+                kind="deposit",
+                currency="USDT",
+                quantity=D(amount),
+                executed_at=at(2),
+            )
+
     channel = _listen(user_a.pk)
-    with django_capture_on_commit_callbacks(execute=True), tenant(user_a.pk):
-        transaction_record(
-            user=user_a, portfolio=main, kind="deposit", currency="USDT", quantity=D("500"), executed_at=at(2)
-        )
+    deposit("1")
+    assert _receive(channel, timeout=0.3) is None  # no dashboard open: nothing rendered, nothing sent
+
+    viewer_touch(user_id=user_a.pk)
+    channel = _listen(user_a.pk)
+    deposit("499")
     html = _receive(channel)["html"]
     assert f'id="pf-{main.pk}-recent"' in html  # the new transaction is listed
     assert f'<span id="pf-{main.pk}-total" data-total>20,500.00</span>' in html
