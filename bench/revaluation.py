@@ -60,6 +60,7 @@ django.setup()
 
 from asgiref.sync import async_to_sync  # noqa: E402
 from channels.layers import get_channel_layer  # noqa: E402
+from django.core.cache import cache  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connections  # noqa: E402
 
@@ -238,8 +239,9 @@ def main() -> None:
     from marketdata.models import Quote
     from marketdata.types import TickEvent
     from portfolios import live
-    from portfolios.presence import viewer_touch
+    from portfolios.presence import presence_key, viewer_touch
 
+    cache.delete_many([presence_key(user_id) for user_id in user_ids])  # marks left by an earlier run
     layer = get_channel_layer()
     listener = async_to_sync(layer.new_channel)()
     async_to_sync(layer.group_add)(user_group(user_ids[0]), listener)

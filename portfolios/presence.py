@@ -17,16 +17,16 @@ HEARTBEAT_SECONDS = 45
 PRESENCE_SECONDS = 150
 
 
-def _key(user_id: int) -> str:
+def presence_key(user_id: int) -> str:
     return f"portfolios:viewer:{user_id}"
 
 
 def viewer_touch(*, user_id: int) -> None:
-    cache.set(_key(user_id), 1, PRESENCE_SECONDS)
+    cache.set(presence_key(user_id), 1, PRESENCE_SECONDS)
 
 
 def viewers_among(*, user_ids: Iterable[int]) -> set[int]:
     """The users among `user_ids` with a dashboard open (one cache round trip)."""
     ids = list(user_ids)
-    present = cache.get_many([_key(user_id) for user_id in ids])
-    return {user_id for user_id in ids if _key(user_id) in present}
+    present = cache.get_many([presence_key(user_id) for user_id in ids])
+    return {user_id for user_id in ids if presence_key(user_id) in present}
