@@ -52,17 +52,18 @@ def floor_server(port: int) -> None:
     layer = RedisChannelLayer(
         hosts=[os.environ["REDIS_URL"]], prefix=f"{prefix}:asgi", capacity=200, expiry=30
     )
-    sockets: set = set()
+    sockets: dict = {}  # socket -> the slugs it wants (None: all)
 
     async def socket_handler(request):
         ws = web.WebSocketResponse()
         await ws.prepare(request)
-        sockets.add(ws)
+        wanted = frozenset(filter(None, request.query.get("symbols", "").split(","))) or None
+        sockets[ws] = wanted
         try:
             async for _ in ws:
                 pass
         finally:
-            sockets.discard(ws)
+            sockets.pop(ws, None)
         return ws
 
     async def healthz(request):
@@ -75,9 +76,16 @@ def floor_server(port: int) -> None:
         async def forward():
             while True:
                 message = await layer.receive(channel)
-                html = message["html"]["row"]
+                html, slug = message["html"]["row"], message["slug"]
                 # Concurrently, so one client that does not read cannot stall the others.
-                await asyncio.gather(*(ws.send_str(html) for ws in list(sockets)), return_exceptions=True)
+                await asyncio.gather(
+                    *(
+                        ws.send_str(html)
+                        for ws, wanted in list(sockets.items())
+                        if wanted is None or slug in wanted
+                    ),
+                    return_exceptions=True,
+                )
 
         task = asyncio.create_task(forward())
         yield
@@ -152,6 +160,11 @@ def main() -> int:
         "--speed", type=float, default=1.0, help="replay speed (1: one tick a second per symbol)"
     )
     parser.add_argument("--client-procs", type=int, default=2)
+    parser.add_argument(
+        "--symbols",
+        default="",
+        help="comma-separated slugs each client subscribes to (default: all, like /markets)",
+    )
     parser.add_argument("--no-floor", action="store_true")
     parser.add_argument("--floor-server", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -192,7 +205,7 @@ def main() -> int:
         web_metrics = f"http://127.0.0.1:{port}/metrics"
         ours = run_phase(
             "nexus",
-            f"ws://127.0.0.1:{port}/ws/market/?view=row",
+            f"ws://127.0.0.1:{port}/ws/market/?view=row&symbols={args.symbols}",
             f"http://127.0.0.1:{port}",
             args,
             daphne.pid,
@@ -208,13 +221,18 @@ def main() -> int:
             "clients": args.clients,
             "cpu_count": os.cpu_count(),
             "replay_speed": args.speed,
+            "symbols": args.symbols or "all",
             "nexus": ours,
             "feed_cpu_pct": round(feed_cpu, 1),
             "feed_rss_mb": round(feed_stats.memory_info().rss / 2**20, 1),
         }
         if not args.no_floor:
             floor_result = run_phase(
-                "floor", f"ws://127.0.0.1:{floor_port}/ws", f"http://127.0.0.1:{floor_port}", args, floor.pid
+                "floor",
+                f"ws://127.0.0.1:{floor_port}/ws?symbols={args.symbols}",
+                f"http://127.0.0.1:{floor_port}",
+                args,
+                floor.pid,
             )
             result["floor"] = floor_result
             for key in ("p50_ms", "p99_ms"):

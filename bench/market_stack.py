@@ -127,7 +127,7 @@ def scrape(url: str, name: str) -> dict[str, float]:
     """Cumulative bucket counts of one histogram from a Prometheus text endpoint."""
     buckets: dict[str, float] = {}
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback
+        with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - loopback
             text = response.read().decode()
     except OSError:
         return buckets

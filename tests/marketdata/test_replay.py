@@ -110,11 +110,13 @@ def test_replay_source_is_aligned_to_the_clock_and_starts_mid_minute(btc_usdt):
     # History: the three minutes before, each the recorded candle for its place in the loop, re-dated.
     assert [b.open_time for b in history] == [minute - timedelta(minutes=k) for k in (3, 2, 1)]
     assert history[-1].close == recording[(index - 1) % 5].close
-    # The first minute's whole path is squeezed into its last 15 seconds; no tick is in the past.
+    # The first minute's ticks before the start go out at once (time does not move for them), the rest
+    # at their time: the candle is whole, and nothing waits for a minute that has passed.
     first_minute = [t for t in ticks if t.at < minute + timedelta(minutes=1)]
     assert len(first_minute) == 12
-    assert first_minute[0].at == start and first_minute[0].price == recording[index].open
-    assert all(t.at >= start for t in ticks)
+    assert first_minute[0].at == minute and first_minute[0].price == recording[index].open
+    caught_up = [t for t in first_minute if t.at < start]
+    assert len(caught_up) == 9  # offsets 0 .. 40 s of a 45 s-old minute, one every 5 s
     assert fake.now == pytest.approx(ticks[-1].at.timestamp())
     builder = CandleBuilder()
     closed = [c for t in ticks if (c := builder.add(t.symbol, price=t.price, volume=t.volume, at=t.at))]

@@ -113,7 +113,7 @@ class ReplaySource:
         bar = recording[index]
         return CandleBar(minute, bar.open, bar.high, bar.low, bar.close, bar.volume)
 
-    def ticks_for(self, symbol: str, minute: datetime, *, from_fraction: float = 0.0) -> list[RawTick]:
+    def ticks_for(self, symbol: str, minute: datetime) -> list[RawTick]:
         bar = self.bar_at(symbol, minute)
         path = tick_path(
             bar,
@@ -126,7 +126,7 @@ class ReplaySource:
                 symbol=symbol,
                 price=price,
                 volume=volume,
-                at=minute + timedelta(seconds=60 * (from_fraction + offset * (1 - from_fraction))),
+                at=minute + timedelta(seconds=60 * offset),
             )
             for offset, price, volume in path
         ]
@@ -140,15 +140,14 @@ class ReplaySource:
                     for k in range(self.backfill_minutes, 0, -1)
                 ]
                 emit_candles(symbol, history)
-        # The first minute has partly passed: its whole path is squeezed into what is left of it.
-        elapsed = (self.clock.market_start - start).total_seconds() / 60
+        # The first minute has partly passed: its ticks so far go out at once (like a gap fill, so the
+        # candle is whole), the rest at their time.
         total = None if self.loops is None else self.loops * max(len(r) for r in self.recordings.values())
         minute_index = 0
         while total is None or minute_index < total:
             minute = start + timedelta(minutes=minute_index)
-            fraction = elapsed if minute_index == 0 else 0.0
             ticks = heapq.merge(
-                *(self.ticks_for(symbol, minute, from_fraction=fraction) for symbol in self.recordings),
+                *(self.ticks_for(symbol, minute) for symbol in self.recordings),
                 key=lambda tick: tick.at,
             )
             for tick in ticks:
