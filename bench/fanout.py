@@ -238,7 +238,7 @@ def new_signal(minute: int):
     )
 
 
-def run_signal(bots: int, minute: int, *, on_progress=None, timeout: float = 600) -> dict:
+def run_signal(bots: int, minute: int, *, on_progress=None, timeout: float = 3600) -> dict:
     from trading.tasks import signal_fan_out_task
 
     signal_row = new_signal(minute)
@@ -255,12 +255,25 @@ def run_signal(bots: int, minute: int, *, on_progress=None, timeout: float = 600
         if total >= bots and counts.get("pending", 0) == 0:
             break
         time.sleep(0.2)
+    counts = plan_counts(signal_row.pk)
     return {
         "signal_id": signal_row.pk,
         "plans_seconds": round(plan_seconds, 2) if plan_seconds is not None else None,
-        "all_orders_seconds": round(time.monotonic() - started, 2),
-        "plans": plan_counts(signal_row.pk),
+        # From the database: when the last plan of this signal was executed, after the fan-out was sent.
+        "all_orders_seconds": last_execution_seconds(signal_row),
+        "completed_before_timeout": sum(counts.values()) >= bots and counts.get("pending", 0) == 0,
+        "plans": counts,
     }
+
+
+def last_execution_seconds(signal_row) -> float | None:
+    from django.db.models import Max
+
+    from trading.models import ExecutionPlan
+
+    with system_context(reason="bench: last execution"):
+        last = ExecutionPlan.objects.filter(signal=signal_row).aggregate(last=Max("executed_at"))["last"]
+    return round((last - signal_row.created_at).total_seconds(), 2) if last else None
 
 
 def redeliver(signal_id: int) -> None:
