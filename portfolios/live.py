@@ -79,6 +79,7 @@ def state_fragment(*, state: LiveState, quotes, today) -> str:
         periods=[Period.DAY],
         snapshots=state.snapshots,
         flows=state.flows,
+        invested_before=state.invested_before,
     )
     context = {
         "portfolio": state.portfolio,

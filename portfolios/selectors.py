@@ -201,6 +201,7 @@ class History:
 
     points: list[SeriesPoint]
     performance: list[Performance]
+    invested_before: Decimal = ZERO  # money added before the first point (when the series is partial)
 
     @property
     def day(self) -> Performance:
@@ -208,7 +209,7 @@ class History:
 
     def equity_curve(self) -> list[dict]:
         """Value and cumulative net money added per day, for the chart (the live point last)."""
-        invested = ZERO
+        invested = self.invested_before
         curve = []
         for point in self.points:
             invested += point.flow
@@ -232,6 +233,14 @@ def portfolio_history(
     snapshots = _snapshots_for(
         portfolio=portfolio, today=today, starts=[period_start(p, today) for p in periods]
     )
+    invested_before = ZERO
+    if snapshots and None not in {period_start(p, today) for p in periods}:  # a partial series
+        invested_before = (
+            Snapshot.objects.filter(portfolio=portfolio, date__lt=snapshots[0][0]).aggregate(
+                total=Sum("net_flow")
+            )["total"]
+            or ZERO
+        )
     return history_compute(
         portfolio=portfolio,
         valuation=valuation,
@@ -239,6 +248,7 @@ def portfolio_history(
         periods=periods,
         snapshots=snapshots,
         flows=flows_cumulative(portfolio=portfolio),
+        invested_before=invested_before,
     )
 
 
@@ -250,8 +260,10 @@ def history_compute(
     periods: list[str],
     snapshots: list[tuple],
     flows: Mapping[str, Decimal],
+    invested_before: Decimal = ZERO,
 ) -> History:
-    """The figures from already loaded closes (date, value, net_flow, flows) and cumulative flows."""
+    """The figures from already loaded closes (date, value, net_flow, flows) and cumulative flows;
+    `invested_before` is the money added before the first of those closes."""
     last_flows = flows_decode(snapshots[-1][3]) if snapshots else {}
     live = SeriesPoint(
         day=today,
@@ -273,7 +285,7 @@ def history_compute(
             figures.append(
                 performance(period=period, start=opening.day, start_value=opening.value, points=after)
             )
-    return History(points=series, performance=figures)
+    return History(points=series, performance=figures, invested_before=invested_before)
 
 
 # The live push reads everything one portfolio's day change needs in ONE statement per user (it runs
@@ -292,6 +304,8 @@ SELECT p.id, p.base_currency,
   (SELECT json_build_array(s.date, s.value::text, s.net_flow::text, s.flows)
      FROM portfolios_snapshot s WHERE s.portfolio_id = p.id AND s.date < %(today)s
     ORDER BY s.date DESC LIMIT 1),
+  (SELECT coalesce(sum(s.net_flow), 0)::text
+     FROM portfolios_snapshot s WHERE s.portfolio_id = p.id AND s.date < %(today)s),
   (SELECT coalesce(json_agg(json_build_array(f.currency, f.amount::text)), '[]') FROM (
       SELECT t.flow_currency AS currency, sum(t.flow_amount) AS amount FROM portfolios_transaction t
        WHERE t.portfolio_id = p.id AND t.flow_amount <> 0 GROUP BY t.flow_currency
@@ -311,6 +325,7 @@ class LiveState:
     cash: list[SimpleNamespace]
     snapshots: list[tuple]  # the last close before today, if any
     flows: dict[str, Decimal]
+    invested_before: Decimal  # money added before that close
 
 
 def portfolios_live_state(*, user_id: int, portfolio_ids: list[int], today: date) -> list[LiveState]:
@@ -319,7 +334,7 @@ def portfolios_live_state(*, user_id: int, portfolio_ids: list[int], today: date
         cursor.execute(LIVE_STATE_SQL, {"user_id": user_id, "ids": list(portfolio_ids), "today": today})
         rows = cursor.fetchall()
     states = []
-    for portfolio_id, base_currency, positions, cash, last, flow_rows in rows:
+    for portfolio_id, base_currency, positions, cash, last, closes_net_flow, flow_rows in rows:
         flows: dict[str, Decimal] = {}
         for currency, amount in flow_rows:
             flows[currency] = flows.get(currency, ZERO) + Decimal(amount)
@@ -350,6 +365,7 @@ def portfolios_live_state(*, user_id: int, portfolio_ids: list[int], today: date
                 if last
                 else [],
                 flows=flows,
+                invested_before=Decimal(closes_net_flow) - (Decimal(last[2]) if last else ZERO),
             )
         )
     return states

@@ -79,6 +79,12 @@ def test_snapshots_build_the_equity_curve(worked_example):
         ("2023-03-04", D("14800"), D("14000")),
         ("2023-03-05", D("15200"), D("14000")),  # the live point
     ]
+    # The live push reads only the last close; its live point still carries all the money added.
+    valuation = portfolio_valuation(portfolio=worked_example, quotes=_quotes("23000"))
+    day_only = portfolio_history(
+        portfolio=worked_example, valuation=valuation, today=date(2023, 3, 5), periods=[Period.DAY]
+    )
+    assert day_only.equity_curve()[-1] == curve[-1]
 
 
 def test_performance_figures_match_the_hand_checked_example(worked_example):
