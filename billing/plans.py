@@ -99,7 +99,7 @@ ENTERPRISE = Plan(
     },
     ai_queries_included=10000,
     ai_query_overage=Decimal("0.01"),
-    highlights=("Unlimited alerts", "Unlimited AI queries (10,000 included)", "Priority support"),
+    highlights=("10,000 AI queries included, then $0.01 each", "Priority support"),
 )
 
 PLANS: dict[str, Plan] = {plan.code: plan for plan in (FREE, PRO, ENTERPRISE)}
@@ -145,3 +145,19 @@ def plan_for_stripe_price(price: Mapping) -> Plan | None:
         if product_id == plan.stripe_product_id:
             return plan
     return None
+
+
+_UNITS = {
+    Feature.BOTS: ("trading bot", "trading bots"),
+    Feature.ALERTS: ("price alert", "price alerts"),
+    Feature.EXCHANGE_CONNECTIONS: ("exchange connection", "exchange connections"),
+    Feature.AI_QUERIES: ("AI query a month", "AI queries a month"),
+    Feature.API_REQUESTS_PER_MINUTE: ("API request a minute", "API requests a minute"),
+}
+
+
+def quantity_phrase(feature: str, count: int | None) -> str:
+    singular, plural = _UNITS[Feature(feature)]
+    if count is None:
+        return f"unlimited {plural}"
+    return f"{count:,} {singular if count == 1 else plural}"

@@ -36,7 +36,7 @@ from billing.choices import (
     PlanCode,
 )
 from billing.models import CheckoutSession, MeterReport, Subscription, UsageRecord
-from billing.plans import PLANS, Plan, plan_get, plan_upgrade_for
+from billing.plans import PLANS, Plan, plan_get, plan_upgrade_for, quantity_phrase
 from billing.selectors import (
     checkout_open_for,
     entitlement_remaining,
@@ -54,22 +54,8 @@ from core.rls import system_context, tenant
 
 logger = structlog.get_logger(__name__)
 
-_UNITS = {
-    Feature.BOTS: ("trading bot", "trading bots"),
-    Feature.ALERTS: ("price alert", "price alerts"),
-    Feature.EXCHANGE_CONNECTIONS: ("exchange connection", "exchange connections"),
-    Feature.AI_QUERIES: ("AI query a month", "AI queries a month"),
-    Feature.API_REQUESTS_PER_MINUTE: ("API request a minute", "API requests a minute"),
-}
 # A Checkout Session this close to expiring is not handed out again.
 CHECKOUT_REUSE_MARGIN = timedelta(minutes=30)
-
-
-def quantity_phrase(feature: str, count: int | None) -> str:
-    singular, plural = _UNITS[Feature(feature)]
-    if count is None:
-        return f"unlimited {plural}"
-    return f"{count:,} {singular if count == 1 else plural}"
 
 
 class PlanLimitExceeded(DomainError):

@@ -7,7 +7,7 @@
 
 from django import template
 
-from billing.plans import plan_get
+from billing.plans import plan_get, quantity_phrase
 from billing.selectors import entitlement_remaining as remaining_for
 from billing.selectors import user_plan as plan_for
 
@@ -44,3 +44,10 @@ def entitlement_allows(context, feature: str, increment: int = 1) -> bool:
 @register.filter
 def limit_display(value):
     return "Unlimited" if value is None else f"{value:,}"
+
+
+@register.filter
+def limit_phrase(value, feature: str) -> str:
+    """{{ plan.limits.bots|limit_phrase:"bots" }} -> "1 trading bot", "10 trading bots", "unlimited ..."."""
+    phrase = quantity_phrase(feature, value)
+    return phrase[:1].upper() + phrase[1:]

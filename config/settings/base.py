@@ -111,6 +111,10 @@ DATABASES = database_settings(
     owner_password=env("DB_OWNER_PASSWORD", default=""),
 )
 DATABASE_ROUTERS = ["core.db_router.OwnerMigratesRouter"]
+# Under ASGI each request runs in a thread of its own, so a persistent connection is never reused and
+# stays open until garbage-collected: a busy daphne can exhaust max_connections. Django's advice for
+# ASGI is 0 (bench/webhooks.py runs its daphne with DB_CONN_MAX_AGE=0).
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=DATABASES["default"]["CONN_MAX_AGE"])
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Tables with a user_id column that deliberately have no row-level security, with the reason.
