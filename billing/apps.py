@@ -26,8 +26,9 @@ class BillingConfig(AppConfig):
 
         from billing.services import entitlement_consume, webhook_endpoint_ensure_local
 
-        endpoint = webhook_endpoint_ensure_local(secret=settings.STRIPE_WEBHOOK_SECRET, base_url=settings.SITE_URL)
         now = timezone.now()
         for day in range(1, 4):
             entitlement_consume(user=trader, idempotency_key=f"demo-ai-{now:%Y-%m}-{day}", now=now)
-        stdout.write(f"  billing: local Stripe webhook endpoint {endpoint.url}")
+        if not settings.STRIPE_LIVE_MODE:
+            endpoint = webhook_endpoint_ensure_local(secret=settings.STRIPE_WEBHOOK_SECRET, base_url=settings.SITE_URL)
+            stdout.write(f"Billing: 3 AI queries used this month; local Stripe webhook endpoint {endpoint.url}")

@@ -444,6 +444,8 @@ def webhook_endpoint_ensure_local(*, secret: str, base_url: str):
 
     if not secret.startswith("whsec_"):
         raise DomainError("A Stripe webhook signing secret starts with whsec_.", field="secret")
+    if settings.STRIPE_LIVE_MODE:
+        raise DomainError("In live mode create the webhook endpoint in the dj-stripe admin, which registers it with Stripe.")
     endpoint_uuid = uuid5(NAMESPACE_URL, f"nexus-local-webhook:{secret}")
     path = reverse("djstripe:djstripe_webhook_by_uuid", kwargs={"uuid": endpoint_uuid})
     endpoint, _ = WebhookEndpoint.objects.update_or_create(

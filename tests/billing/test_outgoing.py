@@ -221,3 +221,41 @@ def test_free_usage_is_never_reported(stripe_http, user_a):
     entitlement_consume(user=user_a, idempotency_key="ai-free-1")
     assert usage_report_pending() == {"batched": 0, "sent": 0, "failed": 0}
     assert stripe_http.requests == []
+
+
+def test_commands_without_stripe_keys_and_the_local_endpoint(user_a, settings):
+    from django.core.management.base import CommandError
+
+    settings.STRIPE_TEST_SECRET_KEY = ""
+    with pytest.raises(CommandError, match="Payments are not configured"):
+        call_command("billing_sync_plans", verbosity=0)
+
+    from io import StringIO
+
+    out = StringIO()
+    call_command("billing_webhook_endpoint", "--secret", "whsec_cli_secret", "--base-url", "https://nexus.example", stdout=out)
+    url = out.getvalue().strip()
+    assert url.startswith("https://nexus.example/stripe/webhook/")
+    again = StringIO()
+    call_command("billing_webhook_endpoint", "--secret", "whsec_cli_secret", "--base-url", "https://nexus.example", stdout=again)
+    assert again.getvalue().strip() == url  # same secret, same endpoint
+    from djstripe.models import WebhookEndpoint
+
+    assert WebhookEndpoint.objects.get(url=url).secret == "whsec_cli_secret"
+    with pytest.raises(CommandError, match="starts with whsec_"):
+        call_command("billing_webhook_endpoint", "--secret", "not-a-secret")
+    settings.STRIPE_LIVE_MODE = True
+    with pytest.raises(CommandError, match="dj-stripe admin"):
+        call_command("billing_webhook_endpoint", "--secret", "whsec_cli_secret")
+
+
+def test_seed_demo_is_idempotent(user_a):
+    from io import StringIO
+
+    from django.apps import apps
+
+    config = apps.get_app_config("billing")
+    for _ in range(2):
+        config.seed_demo(trader=user_a, stdout=StringIO())
+    with tenant(user_a.pk):
+        assert UsageRecord.objects.filter(user=user_a).count() == 3
