@@ -350,3 +350,46 @@ def test_real_ccxt_client_against_binance_wire_format_survives_a_drop(instrument
         Candle.objects.filter(instrument=instruments["BTC/USDT"]).values_list("open_time", flat=True)
     )
     assert len(minutes) == len(set(minutes)) >= 5
+
+
+def test_a_symbol_the_exchange_does_not_list_is_dropped_not_retried(instruments):
+    venue = Venue(candles=[], scripts=[[[trade(1, 0.1, 100.0)]]])
+
+    class NoEth(FakeExchange):
+        async def fetch_ohlcv(self, symbol, timeframe="1m", since=None, limit=None, params=None):
+            if symbol == "ETH/USDT":
+                raise ccxt.BadSymbol("binance does not have market symbol ETH/USDT")
+            return await super().fetch_ohlcv(symbol, timeframe, since, limit, params)
+
+    sleeps = []
+
+    async def no_wait(seconds):
+        sleeps.append(seconds)
+
+    async def run():
+        publisher = make_publisher(instruments, "BTC/USDT", "ETH/USDT", coalesce=0)
+
+        def connect():
+            venue.opened += 1
+            return NoEth(venue, venue.scripts[0])
+
+        source = CcxtSource(
+            exchange_id="binance",
+            symbols=["BTC/USDT", "ETH/USDT"],
+            config={},
+            exchange_factory=connect,
+            sleep=no_wait,
+            now=lambda: T.timestamp(),
+        )
+        task = asyncio.create_task(
+            source.run(emit_tick=publisher.accept_tick, emit_candles=publisher.accept_candles)
+        )
+        await asyncio.wait_for(venue.exhausted.wait(), 10)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await publisher.publish_due()
+        return source
+
+    source = run_async(run)
+    assert source.symbols == ["BTC/USDT"] and venue.opened == 1 and sleeps == []
+    assert Quote.objects.get(instrument=instruments["BTC/USDT"]).price == Decimal("100")

@@ -215,20 +215,35 @@ class CcxtSource:
     async def _gap_fill(self, exchange, emit_candles: EmitCandles) -> None:
         now_ms = int(self._now() * 1000)
         current_minute = minute_floor(datetime.fromtimestamp(now_ms / 1000, tz=UTC))
-        for symbol in self.symbols:
-            last_ms = self.last_trade.get(symbol, (None,))[0] or self.filled_until.get(symbol)
-            since = now_ms - self.backfill_minutes * MINUTE_MS if last_ms is None else last_ms
-            since -= since % MINUTE_MS
-            bars: list[CandleBar] = []
-            while True:
-                metrics.UPSTREAM_REQUESTS.labels(self.name, "fetch_ohlcv").inc()
-                rows = await exchange.fetch_ohlcv(symbol, "1m", since=since, limit=OHLCV_PAGE)
-                bars += [bar_from_ohlcv(row) for row in rows]
-                if len(rows) < OHLCV_PAGE or rows[-1][0] + MINUTE_MS > now_ms:
-                    break
-                since = rows[-1][0] + MINUTE_MS
-            closed = [b for b in bars if b.open_time < current_minute]
-            current = next((b for b in bars if b.open_time == current_minute), None)
-            emit_candles(symbol, closed, current=current)
-            self.filled_until[symbol] = now_ms
+        for symbol in list(self.symbols):
+            try:
+                await self._gap_fill_symbol(exchange, emit_candles, symbol, now_ms, current_minute)
+            except ccxt.BadSymbol:
+                # A configuration error, not a drop: retrying would not help.
+                logger.error("marketdata.ccxt_unknown_symbol", exchange=self.name, symbol=symbol)
+                self.symbols.remove(symbol)
+        if not self.symbols:
+            raise ValueError(
+                f"{self.name} lists none of the instruments; check MARKET_EXCHANGE and the registry"
+            )
         logger.info("marketdata.ccxt_gap_filled", exchange=self.name, symbols=len(self.symbols))
+
+    async def _gap_fill_symbol(
+        self, exchange, emit_candles: EmitCandles, symbol: str, now_ms: int, current_minute: datetime
+    ) -> None:
+        """The minutes since the last trade seen (or the backfill), from REST; the current one continues."""
+        last_ms = self.last_trade.get(symbol, (None,))[0] or self.filled_until.get(symbol)
+        since = now_ms - self.backfill_minutes * MINUTE_MS if last_ms is None else last_ms
+        since -= since % MINUTE_MS
+        bars: list[CandleBar] = []
+        while True:
+            metrics.UPSTREAM_REQUESTS.labels(self.name, "fetch_ohlcv").inc()
+            rows = await exchange.fetch_ohlcv(symbol, "1m", since=since, limit=OHLCV_PAGE)
+            bars += [bar_from_ohlcv(row) for row in rows]
+            if len(rows) < OHLCV_PAGE or rows[-1][0] + MINUTE_MS > now_ms:
+                break
+            since = rows[-1][0] + MINUTE_MS
+        closed = [b for b in bars if b.open_time < current_minute]
+        current = next((b for b in bars if b.open_time == current_minute), None)
+        emit_candles(symbol, closed, current=current)
+        self.filled_until[symbol] = now_ms
