@@ -13,6 +13,7 @@ BASE_DIR = Path(__file__).resolve().parents[2]
 env = environ.Env()
 
 SECRET_KEY = env("DJANGO_SECRET_KEY")
+SECRET_KEY_FALLBACKS = env.list("DJANGO_SECRET_KEY_FALLBACKS", default=[])
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
@@ -110,11 +111,11 @@ DATABASES = database_settings(
     owner_role=DB_OWNER_ROLE,
     owner_password=env("DB_OWNER_PASSWORD", default=""),
 )
-DATABASE_ROUTERS = ["core.db_router.OwnerMigratesRouter"]
 # Under ASGI each request runs in a thread of its own, so a persistent connection is never reused and
 # stays open until garbage-collected: a busy daphne can exhaust max_connections. Django's advice for
 # ASGI is 0 (bench/webhooks.py runs its daphne with DB_CONN_MAX_AGE=0).
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=DATABASES["default"]["CONN_MAX_AGE"])
+DATABASE_ROUTERS = ["core.db_router.OwnerMigratesRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Tables with a user_id column that deliberately have no row-level security, with the reason.
