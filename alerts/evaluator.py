@@ -291,9 +291,9 @@ class EvaluatorThread:
         self.evaluator = Evaluator()
 
     def submit(self, ticks: list[TickEvent]) -> None:
-        if self._thread is None:
+        if self._thread is None or not self._thread.is_alive():
             with self._lock:
-                if self._thread is None:
+                if self._thread is None or not self._thread.is_alive():
                     self._thread = threading.Thread(target=self._run, name="alerts-evaluator", daemon=True)
                     self._thread.start()
         self._queue.put(list(ticks))
@@ -321,8 +321,12 @@ class EvaluatorThread:
                 logger.exception("alerts.evaluate_failed", ticks=len(ticks))
                 self.evaluator = Evaluator()  # reload from the database on the next batch
             finally:
-                close_old_connections()
                 self._queue.task_done()
+                try:
+                    close_old_connections()
+                except Exception:
+                    # Losing the connection must not kill the thread: the next batch reconnects.
+                    logger.exception("alerts.close_connections_failed")
 
 
 runner = EvaluatorThread()
