@@ -93,7 +93,9 @@ def main() -> None:
         return user
 
     def run(user, tag: str, order: list[int]) -> tuple[int, int]:
-        scenario = lifecycle(user_id=user.pk, email=user.email, customer_id=f"cus_{tag}", start=start, tag=tag)
+        scenario = lifecycle(
+            user_id=user.pk, email=user.email, customer_id=f"cus_{tag}", start=start, tag=tag
+        )
         applied = skipped = 0
         for index in order:
             event = scenario.events[index]
@@ -108,16 +110,30 @@ def main() -> None:
     def state(user) -> tuple:
         with tenant(user.pk):
             s = Subscription.objects.get(user=user)
-            invoices = tuple(Invoice.objects.filter(user=user).order_by("stripe_id").values_list("status", "amount_paid"))
+            invoices = tuple(
+                Invoice.objects.filter(user=user).order_by("stripe_id").values_list("status", "amount_paid")
+            )
             effects = (
                 AuditLog.objects.filter(user=user).count(),
                 tuple(Notification.objects.filter(user=user).order_by("pk").values_list("kind", flat=True)),
             )
-        final = (s.plan, s.status, s.state_at, s.trial_end, s.last_paid_at, s.payment_failed_at,
-                 tuple(s.failed_payment_times), s.has_payment_method, invoices, user_plan(user=user).code)
+        final = (
+            s.plan,
+            s.status,
+            s.state_at,
+            s.trial_end,
+            s.last_paid_at,
+            s.payment_failed_at,
+            tuple(s.failed_payment_times),
+            s.has_payment_method,
+            invoices,
+            user_plan(user=user).code,
+        )
         return final, effects
 
-    events_per_replay = len(lifecycle(user_id=0, email="", customer_id="cus_x", start=start, tag="probe").events)
+    events_per_replay = len(
+        lifecycle(user_id=0, email="", customer_id="cus_x", start=start, tag="probe").events
+    )
     stripe_order_user = new_user("stripe_order")
     run(stripe_order_user, "stripe_order", list(range(events_per_replay)))
     expected_final, _ = state(stripe_order_user)
@@ -139,27 +155,37 @@ def main() -> None:
         applied_total += applied
         skipped_total += skipped
         side_effects += got_effects[0] + len(got_effects[1])
-        extra_side_effects += abs(got_effects[0] - twin_effects[0]) + abs(len(got_effects[1]) - len(twin_effects[1]))
-        if applied == events_per_replay and got_final == twin_final == expected_final and got_effects == twin_effects:
+        extra_side_effects += abs(got_effects[0] - twin_effects[0]) + abs(
+            len(got_effects[1]) - len(twin_effects[1])
+        )
+        if (
+            applied == events_per_replay
+            and got_final == twin_final == expected_final
+            and got_effects == twin_effects
+        ):
             right += 1
     seconds = time.perf_counter() - began
     deliveries_total = args.replays * events_per_replay * args.copies
 
-    print(json.dumps({
-        "bench": "webhook_replay",
-        "replays": args.replays,
-        "events_per_replay": events_per_replay,
-        "copies": args.copies,
-        "deliveries": deliveries_total,
-        "applied": applied_total,
-        "applied_expected": args.replays * events_per_replay,
-        "duplicates_skipped": skipped_total,
-        "side_effects": side_effects,
-        "side_effects_from_duplicates": extra_side_effects,
-        "final_state_correct": right,
-        "seconds": round(seconds, 2),
-        "deliveries_per_second": round(deliveries_total / seconds, 1),
-    }))
+    print(
+        json.dumps(
+            {
+                "bench": "webhook_replay",
+                "replays": args.replays,
+                "events_per_replay": events_per_replay,
+                "copies": args.copies,
+                "deliveries": deliveries_total,
+                "applied": applied_total,
+                "applied_expected": args.replays * events_per_replay,
+                "duplicates_skipped": skipped_total,
+                "side_effects": side_effects,
+                "side_effects_from_duplicates": extra_side_effects,
+                "final_state_correct": right,
+                "seconds": round(seconds, 2),
+                "deliveries_per_second": round(deliveries_total / seconds, 1),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

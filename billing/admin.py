@@ -29,7 +29,15 @@ class InvoiceAdmin(ReadOnlyAdmin):
 
 @admin.register(WebhookEvent)
 class WebhookEventAdmin(ReadOnlyAdmin):
-    list_display = ("stripe_id", "type", "event_created", "received_at", "processed_at", "outcome", "attempts")
+    list_display = (
+        "stripe_id",
+        "type",
+        "event_created",
+        "received_at",
+        "processed_at",
+        "outcome",
+        "attempts",
+    )
     list_filter = ("type",)
     search_fields = ("stripe_id", "stripe_customer_id")
 

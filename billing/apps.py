@@ -30,5 +30,9 @@ class BillingConfig(AppConfig):
         for day in range(1, 4):
             entitlement_consume(user=trader, idempotency_key=f"demo-ai-{now:%Y-%m}-{day}", now=now)
         if not settings.STRIPE_LIVE_MODE:
-            endpoint = webhook_endpoint_ensure_local(secret=settings.STRIPE_WEBHOOK_SECRET, base_url=settings.SITE_URL)
-            stdout.write(f"Billing: 3 AI queries used this month; local Stripe webhook endpoint {endpoint.url}")
+            endpoint = webhook_endpoint_ensure_local(
+                secret=settings.STRIPE_WEBHOOK_SECRET, base_url=settings.SITE_URL
+            )
+            stdout.write(
+                f"Billing: 3 AI queries used this month; local Stripe webhook endpoint {endpoint.url}"
+            )

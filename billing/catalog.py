@@ -56,7 +56,11 @@ def _meter(report: SyncReport) -> dict[str, Any]:
 
 
 def _product(plan: Plan, report: SyncReport) -> dict[str, Any]:
-    wanted = {"name": f"Nexus {plan.name}", "description": plan.tagline, "metadata": {"nexus_plan": plan.code}}
+    wanted = {
+        "name": f"Nexus {plan.name}",
+        "description": plan.tagline,
+        "metadata": {"nexus_plan": plan.code},
+    }
     product = stripe_gateway.product_retrieve(product_id=plan.stripe_product_id)
     if product is None:
         product = stripe_gateway.product_create(
@@ -103,7 +107,9 @@ def _price_terms(plan: Plan, *, metered: bool, meter_id: str) -> dict[str, Any]:
     }
 
 
-def _price(plan: Plan, *, lookup_key: str, terms: dict[str, Any], existing: dict | None, report: SyncReport) -> dict:
+def _price(
+    plan: Plan, *, lookup_key: str, terms: dict[str, Any], existing: dict | None, report: SyncReport
+) -> dict:
     digest = _digest(terms)
     if existing is not None and (existing.get("metadata") or {}).get("nexus_digest") == digest:
         report.unchanged.append(f"price {existing['id']} ({lookup_key})")
@@ -131,7 +137,10 @@ def plans_sync() -> SyncReport:
     for plan in paid_plan_list():
         product = _product(plan, report)
         keys = [plan.flat_price_lookup_key, plan.metered_price_lookup_key]
-        existing = {price.get("lookup_key"): price for price in stripe_gateway.price_list_by_lookup_keys(lookup_keys=keys)}
+        existing = {
+            price.get("lookup_key"): price
+            for price in stripe_gateway.price_list_by_lookup_keys(lookup_keys=keys)
+        }
         prices = [
             _price(
                 plan,

@@ -37,7 +37,12 @@ class SubscriptionStatus(models.TextChoices):
 
 # Statuses in which the subscribed plan applies (past_due and unpaid only until the grace period ends).
 LIVE_STATUSES = frozenset(
-    {SubscriptionStatus.TRIALING, SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE, SubscriptionStatus.UNPAID}
+    {
+        SubscriptionStatus.TRIALING,
+        SubscriptionStatus.ACTIVE,
+        SubscriptionStatus.PAST_DUE,
+        SubscriptionStatus.UNPAID,
+    }
 )
 FAILING_STATUSES = frozenset({SubscriptionStatus.PAST_DUE, SubscriptionStatus.UNPAID})
 

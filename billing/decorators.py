@@ -16,7 +16,11 @@ from billing.services import PlanLimitExceeded, entitlement_check
 
 
 def limit_reached_response(request: HttpRequest, error: PlanLimitExceeded) -> HttpResponse:
-    template = "billing/partials/limit_reached.html" if getattr(request, "htmx", False) else "billing/limit_reached.html"
+    template = (
+        "billing/partials/limit_reached.html"
+        if getattr(request, "htmx", False)
+        else "billing/limit_reached.html"
+    )
     return render(request, template, {"error": error}, status=403)
 
 
@@ -42,9 +46,15 @@ class EntitlementRequiredMixin:
     entitlement_methods: tuple[str, ...] = ("POST",)
 
     def dispatch(self, request, *args, **kwargs):
-        if self.entitlement_feature and request.method in self.entitlement_methods and request.user.is_authenticated:
+        if (
+            self.entitlement_feature
+            and request.method in self.entitlement_methods
+            and request.user.is_authenticated
+        ):
             try:
-                entitlement_check(user=request.user, feature=self.entitlement_feature, increment=self.entitlement_increment)
+                entitlement_check(
+                    user=request.user, feature=self.entitlement_feature, increment=self.entitlement_increment
+                )
             except PlanLimitExceeded as exc:
                 return limit_reached_response(request, exc)
         return super().dispatch(request, *args, **kwargs)

@@ -29,13 +29,17 @@ class Subscription(TenantModel):
     stripe_customer_id = models.CharField(max_length=255, null=True, blank=True, unique=True)
     # Bumped when Stripe deletes the customer, so the next customer gets a fresh idempotency key.
     customer_generation = models.PositiveIntegerField(default=0)
-    customer_state_at = models.DateTimeField(null=True, blank=True, help_text="Stripe time of the customer state applied.")
+    customer_state_at = models.DateTimeField(
+        null=True, blank=True, help_text="Stripe time of the customer state applied."
+    )
     has_payment_method = models.BooleanField(default=False)
 
     stripe_subscription_id = models.CharField(max_length=255, blank=True)
     subscription_created_at = models.DateTimeField(null=True, blank=True)
     plan = models.CharField(max_length=20, choices=PlanCode.choices, default=PlanCode.FREE)
-    status = models.CharField(max_length=20, choices=SubscriptionStatus.choices, default=SubscriptionStatus.NONE)
+    status = models.CharField(
+        max_length=20, choices=SubscriptionStatus.choices, default=SubscriptionStatus.NONE
+    )
     # The Stripe event time (and status rank for same-second ties) of the subscription state applied:
     # an older state arriving later is recognised and skipped.
     state_at = models.DateTimeField(null=True, blank=True)
@@ -137,8 +141,12 @@ class MeterReport(TenantModel):
     event_name = models.CharField(max_length=100)
     value = models.PositiveIntegerField()
     identifier = models.CharField(max_length=100, unique=True)
-    timestamp = models.DateTimeField(help_text="The meter event's time, fixed at batching so retries are identical.")
-    status = models.CharField(max_length=20, choices=MeterReportStatus.choices, default=MeterReportStatus.PENDING)
+    timestamp = models.DateTimeField(
+        help_text="The meter event's time, fixed at batching so retries are identical."
+    )
+    status = models.CharField(
+        max_length=20, choices=MeterReportStatus.choices, default=MeterReportStatus.PENDING
+    )
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -158,7 +166,9 @@ class UsageRecord(TenantModel):
     feature = models.CharField(max_length=40)
     quantity = models.PositiveIntegerField(default=1)
     occurred_at = models.DateTimeField()
-    idempotency_key = models.CharField(max_length=200, help_text="The caller's id for this use; counted once.")
+    idempotency_key = models.CharField(
+        max_length=200, help_text="The caller's id for this use; counted once."
+    )
     # True when the user was on a paid plan with a Stripe customer: only those uses are reported to Stripe.
     billable = models.BooleanField(default=False)
     meter_report = models.ForeignKey(
@@ -206,7 +216,11 @@ class WebhookEvent(models.Model):
     class Meta:
         ordering = ["-event_created", "-id"]
         indexes = [
-            models.Index(fields=["received_at"], condition=models.Q(processed_at__isnull=True), name="billing_event_pending")
+            models.Index(
+                fields=["received_at"],
+                condition=models.Q(processed_at__isnull=True),
+                name="billing_event_pending",
+            )
         ]
 
     def __str__(self) -> str:

@@ -68,7 +68,9 @@ class PlanLimitExceeded(DomainError):
         self.used = used
         self.upgrade = upgrade
         self.upgrade_url = reverse("billing")
-        used_phrase = f"you have used {used:,} this month" if self.feature in METERED_FEATURES else f"you have {used:,}"
+        used_phrase = (
+            f"you have used {used:,} this month" if self.feature in METERED_FEATURES else f"you have {used:,}"
+        )
         message = f"Your {plan.name} plan allows {quantity_phrase(feature, limit)} and {used_phrase}."
         if upgrade is not None:
             message += (
@@ -98,7 +100,9 @@ def _lock_feature(*, user_id: int, feature: str) -> None:
     the check for the last free slot.
     """
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"billing:{feature}:{user_id}"])
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"billing:{feature}:{user_id}"]
+        )
 
 
 def _refuse_if_over(*, user, plan: Plan, feature: str, used: int, increment: int) -> int | None:
@@ -135,7 +139,12 @@ def entitlement_check(*, user, feature: str, increment: int = 1) -> int | None:
 
 
 def entitlement_consume(
-    *, user, feature: str = Feature.AI_QUERIES, quantity: int = 1, idempotency_key: str, now: datetime | None = None
+    *,
+    user,
+    feature: str = Feature.AI_QUERIES,
+    quantity: int = 1,
+    idempotency_key: str,
+    now: datetime | None = None,
 ) -> int | None:
     """Check and record one use of a metered feature (an AI query) in one step, once per key.
 
@@ -196,7 +205,9 @@ def _ensure_customer(*, user) -> str:
 
 def _expire_other_checkouts(*, user, keep_plan: str) -> None:
     """At most one open Checkout per user, so two tabs cannot pay for two subscriptions."""
-    for other in CheckoutSession.objects.filter(user_id=user.pk, status=CheckoutStatus.OPEN).exclude(plan=keep_plan):
+    for other in CheckoutSession.objects.filter(user_id=user.pk, status=CheckoutStatus.OPEN).exclude(
+        plan=keep_plan
+    ):
         try:
             stripe_gateway.checkout_session_expire(
                 session_id=other.stripe_session_id, idempotency_key=f"nexus-checkout-expire-{other.pk}"
@@ -322,7 +333,9 @@ def _usage_batches_create(*, now: datetime) -> int:
 def _meter_reports_send(*, now: datetime) -> tuple[int, int]:
     with system_context(reason="billing: find meter reports to send"):
         pending = list(
-            MeterReport.objects.filter(status=MeterReportStatus.PENDING).order_by("pk").values_list("pk", "user_id")
+            MeterReport.objects.filter(status=MeterReportStatus.PENDING)
+            .order_by("pk")
+            .values_list("pk", "user_id")
         )
     sent = failed = 0
     for report_id, user_id in pending:
@@ -346,7 +359,9 @@ def _meter_reports_send(*, now: datetime) -> tuple[int, int]:
             except (DomainError, stripe.StripeError) as exc:
                 report.last_error = str(exc)[:2000]
                 report.save(update_fields=["attempts", "last_error"])
-                logger.warning("billing.meter_report_failed", report=report.identifier, error=report.last_error)
+                logger.warning(
+                    "billing.meter_report_failed", report=report.identifier, error=report.last_error
+                )
                 failed += 1
                 continue
             report.status = MeterReportStatus.SENT
@@ -389,7 +404,9 @@ def grace_periods_enforce(*, now: datetime | None = None) -> int:
     downgraded = 0
     for user_id in user_ids:
         with tenant(user_id):
-            subscription = Subscription.objects.select_for_update().select_related("user").get(user_id=user_id)
+            subscription = (
+                Subscription.objects.select_for_update().select_related("user").get(user_id=user_id)
+            )
             if subscription.downgraded_at or subscription.plan == PlanCode.FREE:
                 continue
             if subscription.entitled_plan_code(now=now) != PlanCode.FREE:
@@ -445,7 +462,9 @@ def webhook_endpoint_ensure_local(*, secret: str, base_url: str):
     if not secret.startswith("whsec_"):
         raise DomainError("A Stripe webhook signing secret starts with whsec_.", field="secret")
     if settings.STRIPE_LIVE_MODE:
-        raise DomainError("In live mode create the webhook endpoint in the dj-stripe admin, which registers it with Stripe.")
+        raise DomainError(
+            "In live mode create the webhook endpoint in the dj-stripe admin, which registers it with Stripe."
+        )
     endpoint_uuid = uuid5(NAMESPACE_URL, f"nexus-local-webhook:{secret}")
     path = reverse("djstripe:djstripe_webhook_by_uuid", kwargs={"uuid": endpoint_uuid})
     endpoint, _ = WebhookEndpoint.objects.update_or_create(

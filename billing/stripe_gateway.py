@@ -19,7 +19,9 @@ NETWORK_RETRIES = 2
 
 class PaymentsNotConfigured(DomainError):
     def __init__(self) -> None:
-        super().__init__("Payments are not configured on this Nexus server yet; plans cannot be bought right now.")
+        super().__init__(
+            "Payments are not configured on this Nexus server yet; plans cannot be bought right now."
+        )
 
 
 class StripeUnavailable(DomainError):
@@ -55,7 +57,9 @@ def _call(fn, *args, **kwargs) -> dict[str, Any]:
     except stripe.InvalidRequestError:
         raise
     except stripe.StripeError as exc:
-        raise StripeUnavailable(f"Stripe could not complete the request ({exc.user_message or exc}). Please try again.") from exc
+        raise StripeUnavailable(
+            f"Stripe could not complete the request ({exc.user_message or exc}). Please try again."
+        ) from exc
     return result.to_dict(for_json=True) if hasattr(result, "to_dict") else result
 
 
@@ -111,7 +115,8 @@ def product_update(*, product_id: str, params: dict[str, Any], idempotency_key: 
 
 def price_list_by_lookup_keys(*, lookup_keys: list[str]) -> list[dict[str, Any]]:
     result = _call(
-        _client().v1.prices.list, {"lookup_keys": lookup_keys, "active": True, "limit": 100, "expand": ["data.tiers"]}
+        _client().v1.prices.list,
+        {"lookup_keys": lookup_keys, "active": True, "limit": 100, "expand": ["data.tiers"]},
     )
     return list(result.get("data", []))
 

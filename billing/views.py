@@ -69,7 +69,9 @@ def checkout_view(request: HttpRequest) -> HttpResponse:
 @require_POST
 def portal_view(request: HttpRequest) -> HttpResponse:
     try:
-        url = portal_session_start(user=request.user, return_url=request.build_absolute_uri(reverse("billing")))
+        url = portal_session_start(
+            user=request.user, return_url=request.build_absolute_uri(reverse("billing"))
+        )
     except DomainError as exc:
         messages.error(request, str(exc))
         return redirect("billing")

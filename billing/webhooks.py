@@ -165,7 +165,9 @@ def webhook_event_process(*, event_id: str, now: datetime | None = None) -> str:
             event.stripe_customer_id = customer_id or ""
             event.attempts = F("attempts") + 1
             event.last_error = ""
-            event.save(update_fields=["processed_at", "outcome", "stripe_customer_id", "attempts", "last_error"])
+            event.save(
+                update_fields=["processed_at", "outcome", "stripe_customer_id", "attempts", "last_error"]
+            )
     except Exception as exc:
         WebhookEvent.objects.filter(stripe_id=event_id, processed_at__isnull=True).update(
             attempts=F("attempts") + 1, last_error=f"{exc.__class__.__name__}: {exc}"[:2000]
@@ -198,7 +200,9 @@ def _resolve_user(event: WebhookEvent, obj: dict, customer_id: str | None):
     with system_context(reason=f"stripe webhook {event.stripe_id}: find the customer's user"):
         if customer_id:
             user_id = (
-                Subscription.objects.filter(stripe_customer_id=customer_id).values_list("user_id", flat=True).first()
+                Subscription.objects.filter(stripe_customer_id=customer_id)
+                .values_list("user_id", flat=True)
+                .first()
             )
             if user_id is not None:
                 return user_model.objects.get(pk=user_id)
@@ -231,7 +235,9 @@ def _dispatch(event: WebhookEvent, *, now: datetime) -> tuple[str, str | None]:
         Subscription.objects.get_or_create(user=user)
         subscription = Subscription.objects.select_for_update().get(user_id=user.pk)
         before = _snapshot(subscription, now=now)
-        context = EventContext(event=event, obj=obj, at=event.event_created, user=user, subscription=subscription, now=now)
+        context = EventContext(
+            event=event, obj=obj, at=event.event_created, user=user, subscription=subscription, now=now
+        )
         outcome = handler(context)
         subscription.refresh_from_db()
         after = _snapshot(subscription, now=now)
@@ -256,7 +262,11 @@ def _record_change(context: EventContext, *, before: dict, after: dict) -> None:
     if subscription.downgraded_at and after["entitled_plan"] != PlanCode.FREE:
         subscription.downgraded_at = None
         subscription.save(update_fields=["downgraded_at", "updated_at"])
-    if after["entitled_plan"] == PlanCode.FREE and subscription.failing_since and not subscription.downgraded_at:
+    if (
+        after["entitled_plan"] == PlanCode.FREE
+        and subscription.failing_since
+        and not subscription.downgraded_at
+    ):
         # The grace period ran out before this event arrived: the same record the grace job writes.
         subscription_downgrade_for_nonpayment(subscription=subscription, user=context.user, now=context.now)
         return
@@ -308,7 +318,10 @@ def _apply_subscription(context: EventContext) -> str:
         known = subscription.subscription_created_at
         if created is None or known is None or created <= known:
             return "skipped: an older subscription than the current one"
-    elif subscription.state_at is not None and (context.at, rank) <= (subscription.state_at, subscription.state_rank):
+    elif subscription.state_at is not None and (context.at, rank) <= (
+        subscription.state_at,
+        subscription.state_rank,
+    ):
         return "skipped: older than the state already applied"
     plan = _subscription_plan(obj)
     if plan is None:
@@ -322,7 +335,9 @@ def _apply_subscription(context: EventContext) -> str:
     subscription.state_rank = rank
     subscription.trial_end = _timestamp(obj.get("trial_end"))
     subscription.current_period_end = period_end
-    subscription.cancel_at = _timestamp(obj.get("cancel_at")) or (period_end if obj.get("cancel_at_period_end") else None)
+    subscription.cancel_at = _timestamp(obj.get("cancel_at")) or (
+        period_end if obj.get("cancel_at_period_end") else None
+    )
     subscription.save()
     return f"subscription {status}"
 
@@ -343,7 +358,11 @@ def _on_trial_will_end(context: EventContext) -> str:
             kind=NOTIFY_TRIAL_ENDING,
             message=(
                 f"Your {plan.name} trial ends on {subscription.trial_end:%d %b %Y}. "
-                + ("Your card will then be charged." if subscription.has_payment_method else "Add a card to keep it.")
+                + (
+                    "Your card will then be charged."
+                    if subscription.has_payment_method
+                    else "Add a card to keep it."
+                )
             ),
             link=reverse("billing"),
             dedup_key=f"billing:trial-ending:{subscription.stripe_subscription_id}:{int(subscription.trial_end.timestamp())}",
@@ -431,7 +450,9 @@ def _on_invoice(context: EventContext) -> str:
     event_type = context.event.type
     if event_type in ("invoice.paid", "invoice.payment_succeeded"):
         recovered = _record_good_standing(subscription, context.at)
-        subscription.save(update_fields=["last_paid_at", "failed_payment_times", "payment_failed_at", "updated_at"])
+        subscription.save(
+            update_fields=["last_paid_at", "failed_payment_times", "payment_failed_at", "updated_at"]
+        )
         outcomes.append("good standing")
         if recovered:
             notify(
@@ -452,7 +473,11 @@ def _on_invoice(context: EventContext) -> str:
                 kind=NOTIFY_PAYMENT_FAILED,
                 message=(
                     f"Your payment of {invoice.amount_due} {invoice.currency.upper()} failed. "
-                    + (f"Update your card before {grace_end:%d %b %Y} to keep your plan." if grace_end else "")
+                    + (
+                        f"Update your card before {grace_end:%d %b %Y} to keep your plan."
+                        if grace_end
+                        else ""
+                    )
                 ),
                 link=reverse("billing"),
                 dedup_key=f"billing:payment-failed:{obj['id']}",
@@ -461,7 +486,9 @@ def _on_invoice(context: EventContext) -> str:
 
 
 def _on_checkout_completed(context: EventContext) -> str:
-    local = CheckoutSession.objects.select_for_update().filter(stripe_session_id=context.obj.get("id")).first()
+    local = (
+        CheckoutSession.objects.select_for_update().filter(stripe_session_id=context.obj.get("id")).first()
+    )
     if local is None:
         return "checkout completed: not one we opened"
     if local.status != CheckoutStatus.COMPLETE:
@@ -486,7 +513,9 @@ def _on_customer_updated(context: EventContext) -> str:
         return "skipped: older than the customer state already applied"
     settings_ = obj.get("invoice_settings") or {}
     subscription.customer_state_at = context.at
-    subscription.has_payment_method = bool(settings_.get("default_payment_method") or obj.get("default_source"))
+    subscription.has_payment_method = bool(
+        settings_.get("default_payment_method") or obj.get("default_source")
+    )
     subscription.save(update_fields=["customer_state_at", "has_payment_method", "updated_at"])
     return "customer updated"
 
@@ -532,5 +561,7 @@ def push_billing_status(*, user) -> None:
     """Refresh the billing page's status card in the user's open tabs (HTMX out-of-band swap)."""
     from billing.selectors import billing_overview
 
-    html = render_to_string("billing/partials/status.html", {"overview": billing_overview(user=user), "oob": True})
+    html = render_to_string(
+        "billing/partials/status.html", {"overview": billing_overview(user=user), "oob": True}
+    )
     async_to_sync(get_channel_layer().group_send)(user_group(user.pk), {"type": "user.html", "html": html})

@@ -8,7 +8,6 @@ import core.rls
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -17,151 +16,325 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='MeterReport',
+            name="MeterReport",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('stripe_customer_id', models.CharField(max_length=255)),
-                ('event_name', models.CharField(max_length=100)),
-                ('value', models.PositiveIntegerField()),
-                ('identifier', models.CharField(max_length=100, unique=True)),
-                ('timestamp', models.DateTimeField(help_text="The meter event's time, fixed at batching so retries are identical.")),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('sent', 'Sent')], default='pending', max_length=20)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('last_error', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('sent_at', models.DateTimeField(blank=True, null=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("stripe_customer_id", models.CharField(max_length=255)),
+                ("event_name", models.CharField(max_length=100)),
+                ("value", models.PositiveIntegerField()),
+                ("identifier", models.CharField(max_length=100, unique=True)),
+                (
+                    "timestamp",
+                    models.DateTimeField(
+                        help_text="The meter event's time, fixed at batching so retries are identical."
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("pending", "Pending"), ("sent", "Sent")], default="pending", max_length=20
+                    ),
+                ),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("last_error", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("sent_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='Subscription',
+            name="Subscription",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('stripe_customer_id', models.CharField(blank=True, max_length=255, null=True, unique=True)),
-                ('customer_generation', models.PositiveIntegerField(default=0)),
-                ('customer_state_at', models.DateTimeField(blank=True, help_text='Stripe time of the customer state applied.', null=True)),
-                ('has_payment_method', models.BooleanField(default=False)),
-                ('stripe_subscription_id', models.CharField(blank=True, max_length=255)),
-                ('subscription_created_at', models.DateTimeField(blank=True, null=True)),
-                ('plan', models.CharField(choices=[('free', 'Free'), ('pro', 'Pro'), ('enterprise', 'Enterprise')], default='free', max_length=20)),
-                ('status', models.CharField(choices=[('none', 'No subscription'), ('incomplete', 'Incomplete'), ('incomplete_expired', 'Incomplete (expired)'), ('trialing', 'Trial'), ('active', 'Active'), ('past_due', 'Past due'), ('unpaid', 'Unpaid'), ('paused', 'Paused'), ('canceled', 'Canceled')], default='none', max_length=20)),
-                ('state_at', models.DateTimeField(blank=True, null=True)),
-                ('state_rank', models.PositiveSmallIntegerField(default=0)),
-                ('trial_end', models.DateTimeField(blank=True, null=True)),
-                ('current_period_end', models.DateTimeField(blank=True, null=True)),
-                ('cancel_at', models.DateTimeField(blank=True, help_text='When a cancelled subscription ends.', null=True)),
-                ('last_paid_at', models.DateTimeField(blank=True, null=True)),
-                ('failed_payment_times', models.JSONField(blank=True, default=list)),
-                ('payment_failed_at', models.DateTimeField(blank=True, null=True)),
-                ('downgraded_at', models.DateTimeField(blank=True, help_text='When the grace period ran out and the user was moved to Free.', null=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("stripe_customer_id", models.CharField(blank=True, max_length=255, null=True, unique=True)),
+                ("customer_generation", models.PositiveIntegerField(default=0)),
+                (
+                    "customer_state_at",
+                    models.DateTimeField(
+                        blank=True, help_text="Stripe time of the customer state applied.", null=True
+                    ),
+                ),
+                ("has_payment_method", models.BooleanField(default=False)),
+                ("stripe_subscription_id", models.CharField(blank=True, max_length=255)),
+                ("subscription_created_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "plan",
+                    models.CharField(
+                        choices=[("free", "Free"), ("pro", "Pro"), ("enterprise", "Enterprise")],
+                        default="free",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("none", "No subscription"),
+                            ("incomplete", "Incomplete"),
+                            ("incomplete_expired", "Incomplete (expired)"),
+                            ("trialing", "Trial"),
+                            ("active", "Active"),
+                            ("past_due", "Past due"),
+                            ("unpaid", "Unpaid"),
+                            ("paused", "Paused"),
+                            ("canceled", "Canceled"),
+                        ],
+                        default="none",
+                        max_length=20,
+                    ),
+                ),
+                ("state_at", models.DateTimeField(blank=True, null=True)),
+                ("state_rank", models.PositiveSmallIntegerField(default=0)),
+                ("trial_end", models.DateTimeField(blank=True, null=True)),
+                ("current_period_end", models.DateTimeField(blank=True, null=True)),
+                (
+                    "cancel_at",
+                    models.DateTimeField(
+                        blank=True, help_text="When a cancelled subscription ends.", null=True
+                    ),
+                ),
+                ("last_paid_at", models.DateTimeField(blank=True, null=True)),
+                ("failed_payment_times", models.JSONField(blank=True, default=list)),
+                ("payment_failed_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "downgraded_at",
+                    models.DateTimeField(
+                        blank=True,
+                        help_text="When the grace period ran out and the user was moved to Free.",
+                        null=True,
+                    ),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='UsageRecord',
+            name="UsageRecord",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('feature', models.CharField(max_length=40)),
-                ('quantity', models.PositiveIntegerField(default=1)),
-                ('occurred_at', models.DateTimeField()),
-                ('idempotency_key', models.CharField(help_text="The caller's id for this use; counted once.", max_length=200)),
-                ('billable', models.BooleanField(default=False)),
-                ('meter_report', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='records', to='billing.meterreport')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("feature", models.CharField(max_length=40)),
+                ("quantity", models.PositiveIntegerField(default=1)),
+                ("occurred_at", models.DateTimeField()),
+                (
+                    "idempotency_key",
+                    models.CharField(help_text="The caller's id for this use; counted once.", max_length=200),
+                ),
+                ("billable", models.BooleanField(default=False)),
+                (
+                    "meter_report",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="records",
+                        to="billing.meterreport",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-occurred_at', '-id'],
+                "ordering": ["-occurred_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='WebhookEvent',
+            name="WebhookEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('stripe_id', models.CharField(max_length=255, unique=True)),
-                ('type', models.CharField(db_index=True, max_length=100)),
-                ('livemode', models.BooleanField(default=False)),
-                ('api_version', models.CharField(blank=True, max_length=64)),
-                ('event_created', models.DateTimeField(help_text="Stripe's `created` of the event.")),
-                ('payload', models.JSONField()),
-                ('received_at', models.DateTimeField()),
-                ('processed_at', models.DateTimeField(blank=True, null=True)),
-                ('outcome', models.CharField(blank=True, max_length=200)),
-                ('stripe_customer_id', models.CharField(blank=True, max_length=255)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('last_error', models.TextField(blank=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("stripe_id", models.CharField(max_length=255, unique=True)),
+                ("type", models.CharField(db_index=True, max_length=100)),
+                ("livemode", models.BooleanField(default=False)),
+                ("api_version", models.CharField(blank=True, max_length=64)),
+                ("event_created", models.DateTimeField(help_text="Stripe's `created` of the event.")),
+                ("payload", models.JSONField()),
+                ("received_at", models.DateTimeField()),
+                ("processed_at", models.DateTimeField(blank=True, null=True)),
+                ("outcome", models.CharField(blank=True, max_length=200)),
+                ("stripe_customer_id", models.CharField(blank=True, max_length=255)),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("last_error", models.TextField(blank=True)),
             ],
             options={
-                'ordering': ['-event_created', '-id'],
-                'indexes': [models.Index(condition=models.Q(('processed_at__isnull', True)), fields=['received_at'], name='billing_event_pending')],
+                "ordering": ["-event_created", "-id"],
+                "indexes": [
+                    models.Index(
+                        condition=models.Q(("processed_at__isnull", True)),
+                        fields=["received_at"],
+                        name="billing_event_pending",
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='CheckoutSession',
+            name="CheckoutSession",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('plan', models.CharField(choices=[('free', 'Free'), ('pro', 'Pro'), ('enterprise', 'Enterprise')], max_length=20)),
-                ('status', models.CharField(choices=[('creating', 'Creating'), ('open', 'Open'), ('complete', 'Complete'), ('expired', 'Expired')], default='creating', max_length=20)),
-                ('stripe_session_id', models.CharField(blank=True, max_length=255, null=True, unique=True)),
-                ('url', models.URLField(blank=True, max_length=2048)),
-                ('expires_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('completed_at', models.DateTimeField(blank=True, null=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "plan",
+                    models.CharField(
+                        choices=[("free", "Free"), ("pro", "Pro"), ("enterprise", "Enterprise")],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("creating", "Creating"),
+                            ("open", "Open"),
+                            ("complete", "Complete"),
+                            ("expired", "Expired"),
+                        ],
+                        default="creating",
+                        max_length=20,
+                    ),
+                ),
+                ("stripe_session_id", models.CharField(blank=True, max_length=255, null=True, unique=True)),
+                ("url", models.URLField(blank=True, max_length=2048)),
+                ("expires_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("completed_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
-                'indexes': [models.Index(fields=['user', 'status'], name='billing_che_user_id_c6f8fe_idx')],
+                "ordering": ["-created_at", "-id"],
+                "indexes": [models.Index(fields=["user", "status"], name="billing_che_user_id_c6f8fe_idx")],
             },
         ),
         migrations.CreateModel(
-            name='Invoice',
+            name="Invoice",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('stripe_id', models.CharField(max_length=255, unique=True)),
-                ('stripe_subscription_id', models.CharField(blank=True, max_length=255)),
-                ('number', models.CharField(blank=True, max_length=64)),
-                ('status', models.CharField(choices=[('draft', 'Draft'), ('open', 'Open'), ('paid', 'Paid'), ('uncollectible', 'Uncollectible'), ('void', 'Void')], max_length=20)),
-                ('currency', models.CharField(max_length=3)),
-                ('amount_due', models.DecimalField(decimal_places=3, max_digits=16)),
-                ('amount_paid', models.DecimalField(decimal_places=3, max_digits=16)),
-                ('total', models.DecimalField(decimal_places=3, max_digits=16)),
-                ('hosted_invoice_url', models.URLField(blank=True, max_length=2048)),
-                ('invoice_pdf', models.URLField(blank=True, max_length=2048)),
-                ('period_start', models.DateTimeField(blank=True, null=True)),
-                ('period_end', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(help_text='When Stripe created the invoice.')),
-                ('state_at', models.DateTimeField()),
-                ('state_rank', models.PositiveSmallIntegerField(default=0)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("stripe_id", models.CharField(max_length=255, unique=True)),
+                ("stripe_subscription_id", models.CharField(blank=True, max_length=255)),
+                ("number", models.CharField(blank=True, max_length=64)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("draft", "Draft"),
+                            ("open", "Open"),
+                            ("paid", "Paid"),
+                            ("uncollectible", "Uncollectible"),
+                            ("void", "Void"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("currency", models.CharField(max_length=3)),
+                ("amount_due", models.DecimalField(decimal_places=3, max_digits=16)),
+                ("amount_paid", models.DecimalField(decimal_places=3, max_digits=16)),
+                ("total", models.DecimalField(decimal_places=3, max_digits=16)),
+                ("hosted_invoice_url", models.URLField(blank=True, max_length=2048)),
+                ("invoice_pdf", models.URLField(blank=True, max_length=2048)),
+                ("period_start", models.DateTimeField(blank=True, null=True)),
+                ("period_end", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(help_text="When Stripe created the invoice.")),
+                ("state_at", models.DateTimeField()),
+                ("state_rank", models.PositiveSmallIntegerField(default=0)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
-                'indexes': [models.Index(fields=['user', '-created_at'], name='billing_inv_user_id_0ab9c0_idx')],
+                "ordering": ["-created_at", "-id"],
+                "indexes": [
+                    models.Index(fields=["user", "-created_at"], name="billing_inv_user_id_0ab9c0_idx")
+                ],
             },
         ),
         migrations.AddIndex(
-            model_name='meterreport',
-            index=models.Index(fields=['status', 'created_at'], name='billing_met_status_82785f_idx'),
+            model_name="meterreport",
+            index=models.Index(fields=["status", "created_at"], name="billing_met_status_82785f_idx"),
         ),
         migrations.AddConstraint(
-            model_name='subscription',
-            constraint=models.UniqueConstraint(fields=('user',), name='billing_subscription_one_per_user'),
+            model_name="subscription",
+            constraint=models.UniqueConstraint(fields=("user",), name="billing_subscription_one_per_user"),
         ),
         migrations.AddIndex(
-            model_name='usagerecord',
-            index=models.Index(fields=['user', 'feature', 'occurred_at'], name='billing_usa_user_id_fb4d25_idx'),
+            model_name="usagerecord",
+            index=models.Index(
+                fields=["user", "feature", "occurred_at"], name="billing_usa_user_id_fb4d25_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='usagerecord',
-            index=models.Index(condition=models.Q(('billable', True), ('meter_report__isnull', True)), fields=['user'], name='billing_usage_unreported'),
+            model_name="usagerecord",
+            index=models.Index(
+                condition=models.Q(("billable", True), ("meter_report__isnull", True)),
+                fields=["user"],
+                name="billing_usage_unreported",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='usagerecord',
-            constraint=models.UniqueConstraint(fields=('user', 'idempotency_key'), name='billing_usage_once_per_key'),
+            model_name="usagerecord",
+            constraint=models.UniqueConstraint(
+                fields=("user", "idempotency_key"), name="billing_usage_once_per_key"
+            ),
         ),
         core.rls.EnableRLS("Subscription"),
         core.rls.EnableRLS("Invoice"),

@@ -1,8 +1,8 @@
 """{% load billing %}: plan and limits in templates.
 
-    {% user_plan as plan %}                      {{ plan.name }}
-    {% entitlement_remaining "bots" as left %}   None when unlimited
-    {% entitlement_allows "bots" as can_add %}   {% if can_add %}<button>New bot</button>{% endif %}
+{% user_plan as plan %}                      {{ plan.name }}
+{% entitlement_remaining "bots" as left %}   None when unlimited
+{% entitlement_allows "bots" as can_add %}   {% if can_add %}<button>New bot</button>{% endif %}
 """
 
 from django import template

@@ -41,7 +41,9 @@ class WebhookPoster:
         self.endpoint = endpoint
         self.path = f"/stripe/webhook/{endpoint.djstripe_uuid}/"
 
-    def signed(self, payload: dict, *, secret: str | None = None, timestamp: int | None = None) -> tuple[bytes, str]:
+    def signed(
+        self, payload: dict, *, secret: str | None = None, timestamp: int | None = None
+    ) -> tuple[bytes, str]:
         body = json.dumps(payload).encode()
         return body, stripe_events.sign(body, secret=secret or self.endpoint.secret, timestamp=timestamp)
 

@@ -69,7 +69,9 @@ def _price(plan: Plan, *, metered: bool) -> dict[str, Any]:
         unit_amount=None if metered else int(plan.monthly_price * 100),
         unit_amount_decimal=None if metered else str(int(plan.monthly_price * 100)),
     )
-    price["recurring"].update(usage_type="metered" if metered else "licensed", meter="mtr_nexus" if metered else None)
+    price["recurring"].update(
+        usage_type="metered" if metered else "licensed", meter="mtr_nexus" if metered else None
+    )
     return price
 
 
@@ -165,7 +167,9 @@ def invoice(
     return obj
 
 
-def checkout_session(*, session_id: str, customer_id: str, sub_id: str, user_id: int, created: int) -> dict[str, Any]:
+def checkout_session(
+    *, session_id: str, customer_id: str, sub_id: str, user_id: int, created: int
+) -> dict[str, Any]:
     obj = resource("checkout.session")
     obj.update(
         id=session_id,
@@ -183,7 +187,9 @@ def checkout_session(*, session_id: str, customer_id: str, sub_id: str, user_id:
     return obj
 
 
-def customer(*, customer_id: str, user_id: int, email: str, default_payment_method: str | None = None) -> dict[str, Any]:
+def customer(
+    *, customer_id: str, user_id: int, email: str, default_payment_method: str | None = None
+) -> dict[str, Any]:
     obj = resource("customer")
     obj.update(id=customer_id, email=email, metadata={"nexus_user_id": str(user_id)}, discount=None)
     obj["invoice_settings"]["default_payment_method"] = default_payment_method

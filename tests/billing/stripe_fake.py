@@ -40,7 +40,11 @@ def _params(encoded: str) -> dict[str, Any]:
 
 
 def _nested(params: dict[str, Any], prefix: str) -> dict[str, Any]:
-    return {k[len(prefix) + 1 : -1]: v for k, v in params.items() if k.startswith(prefix + "[") and k.count("[") == 1}
+    return {
+        k[len(prefix) + 1 : -1]: v
+        for k, v in params.items()
+        if k.startswith(prefix + "[") and k.count("[") == 1
+    }
 
 
 def _error(status: int, message: str, *, type_: str = "invalid_request_error", code: str | None = None):
@@ -73,7 +77,9 @@ class FakeStripe(stripe.HTTPClient):
 
     def metered_total(self, customer_id: str) -> int:
         return sum(
-            int(e["payload"]["value"]) for e in self.meter_events.values() if e["payload"]["stripe_customer_id"] == customer_id
+            int(e["payload"]["value"])
+            for e in self.meter_events.values()
+            if e["payload"]["stripe_customer_id"] == customer_id
         )
 
     # -- HTTPClient ------------------------------------------------------------------------------------
@@ -115,18 +121,31 @@ class FakeStripe(stripe.HTTPClient):
         if method == "POST" and parts == ["customers"]:
             customer = resource("customer")
             customer.update(
-                id=self._id("cus"), email=params.get("email"), name=params.get("name"),
-                metadata=_nested(params, "metadata"), created=now, discount=None,
+                id=self._id("cus"),
+                email=params.get("email"),
+                name=params.get("name"),
+                metadata=_nested(params, "metadata"),
+                created=now,
+                discount=None,
             )
             self.customers[customer["id"]] = customer
             return 200, customer
         if parts == ["checkout", "sessions"] and method == "POST":
             session = resource("checkout.session")
             session.update(
-                id=self._id("cs_test"), mode=params.get("mode"), customer=params.get("customer"),
-                client_reference_id=params.get("client_reference_id"), metadata=_nested(params, "metadata"),
-                success_url=params.get("success_url"), cancel_url=params.get("cancel_url"), status="open",
-                payment_status="unpaid", created=now, expires_at=now + 86400, payment_intent=None, currency="usd",
+                id=self._id("cs_test"),
+                mode=params.get("mode"),
+                customer=params.get("customer"),
+                client_reference_id=params.get("client_reference_id"),
+                metadata=_nested(params, "metadata"),
+                success_url=params.get("success_url"),
+                cancel_url=params.get("cancel_url"),
+                status="open",
+                payment_status="unpaid",
+                created=now,
+                expires_at=now + 86400,
+                payment_intent=None,
+                currency="usd",
             )
             session["url"] = f"https://checkout.stripe.com/c/pay/{session['id']}"
             self.sessions[session["id"]] = session
@@ -139,34 +158,57 @@ class FakeStripe(stripe.HTTPClient):
                 return 200, session
             if parts[3:] == ["expire"]:
                 if session["status"] != "open":
-                    return _error(400, f"This Checkout Session is {session['status']} and can no longer be expired.")
+                    return _error(
+                        400, f"This Checkout Session is {session['status']} and can no longer be expired."
+                    )
                 session.update(status="expired", url=None)
                 return 200, session
         if method == "POST" and parts == ["billing_portal", "sessions"]:
             portal = resource("billing_portal.session")
             sid = self._id("bps")
             portal.update(
-                id=sid, customer=params.get("customer"), return_url=params.get("return_url"), livemode=False,
-                created=now, flow=None, url=f"https://billing.stripe.com/p/session/test_{sid}",
+                id=sid,
+                customer=params.get("customer"),
+                return_url=params.get("return_url"),
+                livemode=False,
+                created=now,
+                flow=None,
+                url=f"https://billing.stripe.com/p/session/test_{sid}",
             )
             return 200, portal
         if method == "POST" and parts == ["billing", "meter_events"]:
             meter_event = resource("billing.meter_event")
             meter_event.update(
-                event_name=params.get("event_name"), identifier=params.get("identifier"), created=now,
-                timestamp=int(params.get("timestamp") or now), livemode=False, payload=_nested(params, "payload"),
+                event_name=params.get("event_name"),
+                identifier=params.get("identifier"),
+                created=now,
+                timestamp=int(params.get("timestamp") or now),
+                livemode=False,
+                payload=_nested(params, "payload"),
             )
             # Stripe counts an identifier once.
             self.meter_events.setdefault(meter_event["identifier"], meter_event)
             return 200, meter_event
         if parts == ["billing", "meters"]:
             if method == "GET":
-                return 200, {"object": "list", "data": list(self.meters.values()), "has_more": False, "url": path}
+                return 200, {
+                    "object": "list",
+                    "data": list(self.meters.values()),
+                    "has_more": False,
+                    "url": path,
+                }
             meter = resource("billing.meter")
             meter.update(
-                id=self._id("mtr"), event_name=params.get("event_name"), display_name=params.get("display_name"),
-                livemode=False, created=now, updated=now,
-                customer_mapping={"type": "by_id", "event_payload_key": params.get("customer_mapping[event_payload_key]")},
+                id=self._id("mtr"),
+                event_name=params.get("event_name"),
+                display_name=params.get("display_name"),
+                livemode=False,
+                created=now,
+                updated=now,
+                customer_mapping={
+                    "type": "by_id",
+                    "event_payload_key": params.get("customer_mapping[event_payload_key]"),
+                },
             )
             self.meters[meter["id"]] = meter
             return 200, meter
@@ -176,20 +218,30 @@ class FakeStripe(stripe.HTTPClient):
             if method == "POST" and len(parts) == 1:
                 product = resource("product")
                 product.update(
-                    id=params.get("id") or self._id("prod"), name=params.get("name"),
-                    description=params.get("description"), metadata=_nested(params, "metadata"),
-                    default_price=None, livemode=False, created=now, updated=now, type="service",
-                    package_dimensions=None, shippable=None,
+                    id=params.get("id") or self._id("prod"),
+                    name=params.get("name"),
+                    description=params.get("description"),
+                    metadata=_nested(params, "metadata"),
+                    default_price=None,
+                    livemode=False,
+                    created=now,
+                    updated=now,
+                    type="service",
+                    package_dimensions=None,
+                    shippable=None,
                 )
                 self.products[product["id"]] = product
                 return 200, product
             product = self.products.get(parts[1]) if len(parts) > 1 else None
             if product is None:
-                return _error(404, f"No such product: '{parts[1] if len(parts) > 1 else ''}'", code="resource_missing")
+                return _error(
+                    404, f"No such product: '{parts[1] if len(parts) > 1 else ''}'", code="resource_missing"
+                )
             if method == "POST":
                 product.update(
                     {k: v for k, v in params.items() if k in ("name", "description")},
-                    metadata=_nested(params, "metadata") or product["metadata"], updated=now,
+                    metadata=_nested(params, "metadata") or product["metadata"],
+                    updated=now,
                 )
                 if "active" in params:
                     product["active"] = params["active"] == "true"
@@ -217,23 +269,36 @@ class FakeStripe(stripe.HTTPClient):
                 up_to = params.get(f"tiers[{index}][up_to]")
                 if up_to is None:
                     break
-                tiers.append({
-                    "flat_amount": None, "flat_amount_decimal": None, "unit_amount": None,
-                    "unit_amount_decimal": params.get(f"tiers[{index}][unit_amount_decimal]"),
-                    "up_to": None if up_to == "inf" else int(up_to),
-                })
+                tiers.append(
+                    {
+                        "flat_amount": None,
+                        "flat_amount_decimal": None,
+                        "unit_amount": None,
+                        "unit_amount_decimal": params.get(f"tiers[{index}][unit_amount_decimal]"),
+                        "up_to": None if up_to == "inf" else int(up_to),
+                    }
+                )
         unit_amount_decimal = params.get("unit_amount_decimal")
         price.update(
-            id=self._id("price"), product=params.get("product"), lookup_key=lookup_key, created=now,
-            currency=params.get("currency"), nickname=params.get("nickname"), metadata=_nested(params, "metadata"),
-            billing_scheme=params.get("billing_scheme", "per_unit"), tiers_mode=params.get("tiers_mode"),
+            id=self._id("price"),
+            product=params.get("product"),
+            lookup_key=lookup_key,
+            created=now,
+            currency=params.get("currency"),
+            nickname=params.get("nickname"),
+            metadata=_nested(params, "metadata"),
+            billing_scheme=params.get("billing_scheme", "per_unit"),
+            tiers_mode=params.get("tiers_mode"),
             unit_amount=int(unit_amount_decimal) if unit_amount_decimal else None,
-            unit_amount_decimal=unit_amount_decimal, transform_quantity=None, livemode=False,
+            unit_amount_decimal=unit_amount_decimal,
+            transform_quantity=None,
+            livemode=False,
         )
         if tiers is not None:
             price["tiers"] = tiers
         price["recurring"].update(
-            interval=params.get("recurring[interval]"), usage_type=params.get("recurring[usage_type]"),
+            interval=params.get("recurring[interval]"),
+            usage_type=params.get("recurring[usage_type]"),
             meter=params.get("recurring[meter]") if metered else None,
         )
         self.prices[price["id"]] = price

@@ -211,7 +211,10 @@ def test_grace_period_applies_to_reads_without_any_job(user_a, settings):
     failed = timezone.now() - timezone.timedelta(days=8)
     with tenant(user_a.pk):
         Subscription.objects.create(
-            user=user_a, plan="pro", status=SubscriptionStatus.ACTIVE, payment_failed_at=failed,
+            user=user_a,
+            plan="pro",
+            status=SubscriptionStatus.ACTIVE,
+            payment_failed_at=failed,
             failed_payment_times=[int(failed.timestamp())],
         )
     assert user_plan(user=user_a).code == "free"

@@ -41,8 +41,13 @@ def test_rls_audit_covers_billing_tables():
     from core.management.commands.rls_audit import rls_table_states
 
     states = {state.table: state for state in rls_table_states()}
-    for table in ("billing_subscription", "billing_invoice", "billing_usagerecord", "billing_meterreport",
-                  "billing_checkoutsession"):
+    for table in (
+        "billing_subscription",
+        "billing_invoice",
+        "billing_usagerecord",
+        "billing_meterreport",
+        "billing_checkoutsession",
+    ):
         assert states[table].enabled and states[table].forced and states[table].has_policy, table
     assert not [t for t in states if t.startswith("djstripe_")]  # dj-stripe keeps no user_id column
     call_command("rls_audit", verbosity=0)
@@ -58,14 +63,21 @@ def test_the_endpoint_queues_processing_through_redis_to_a_real_worker(settings)
     user = UserFactory()
     with tenant(user.pk):
         Subscription.objects.create(user=user, stripe_customer_id="cus_queue")
-    endpoint = webhook_endpoint_ensure_local(secret=settings.STRIPE_WEBHOOK_SECRET, base_url="http://testserver")
-    customer = stripe_events.customer(customer_id="cus_queue", user_id=user.pk, email=user.email, default_payment_method="pm_q")
+    endpoint = webhook_endpoint_ensure_local(
+        secret=settings.STRIPE_WEBHOOK_SECRET, base_url="http://testserver"
+    )
+    customer = stripe_events.customer(
+        customer_id="cus_queue", user_id=user.pk, email=user.email, default_payment_method="pm_q"
+    )
     event = stripe_events.event(type="customer.updated", obj=customer, created=int(time.time()))
     body = json.dumps(event).encode()
 
     with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
         response = Client().generic(
-            "POST", f"/stripe/webhook/{endpoint.djstripe_uuid}/", body, content_type="application/json",
+            "POST",
+            f"/stripe/webhook/{endpoint.djstripe_uuid}/",
+            body,
+            content_type="application/json",
             HTTP_STRIPE_SIGNATURE=stripe_events.sign(body, secret=endpoint.secret),
         )
         assert response.status_code == 200

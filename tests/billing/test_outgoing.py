@@ -29,7 +29,10 @@ from tests.factories import DEFAULT_PASSWORD
 
 pytestmark = pytest.mark.django_db
 
-URLS = {"success_url": "https://nexus.test/billing/return/?result=success", "cancel_url": "https://nexus.test/billing/return/"}
+URLS = {
+    "success_url": "https://nexus.test/billing/return/?result=success",
+    "cancel_url": "https://nexus.test/billing/return/",
+}
 
 
 def test_sync_plans_creates_the_catalog_once_with_idempotency_keys(stripe_http):
@@ -44,7 +47,10 @@ def test_sync_plans_creates_the_catalog_once_with_idempotency_keys(stripe_http):
     assert product_posts["nexus_pro"].idempotency_key.startswith("nexus-product-nexus_pro-")
     price_posts = {r.params["lookup_key"]: r for r in posts if r.path == "/v1/prices"}
     assert set(price_posts) == {
-        "nexus_pro_monthly", "nexus_pro_ai_queries", "nexus_enterprise_monthly", "nexus_enterprise_ai_queries",
+        "nexus_pro_monthly",
+        "nexus_pro_ai_queries",
+        "nexus_enterprise_monthly",
+        "nexus_enterprise_ai_queries",
     }
     assert price_posts["nexus_pro_monthly"].params["unit_amount_decimal"] == "2900"
     assert price_posts["nexus_enterprise_ai_queries"].params["tiers[0][up_to]"] == "10000"
@@ -66,7 +72,9 @@ def test_sync_plans_creates_the_catalog_once_with_idempotency_keys(stripe_http):
 def test_a_changed_price_becomes_a_new_price_that_takes_the_lookup_key(stripe_http, monkeypatch):
     plans_sync()
     old = Price.objects.get(lookup_key="nexus_pro_monthly")
-    monkeypatch.setattr(catalog, "paid_plan_list", lambda: [replace(PRO, monthly_price=PRO.monthly_price + 10), ENTERPRISE])
+    monkeypatch.setattr(
+        catalog, "paid_plan_list", lambda: [replace(PRO, monthly_price=PRO.monthly_price + 10), ENTERPRISE]
+    )
     stripe_http.requests.clear()
     plans_sync()
     created = [r for r in stripe_http.posts("/v1/prices")]
@@ -127,14 +135,18 @@ def test_choosing_another_plan_expires_the_open_session_first(synced_plans, user
     assert "subscription_data[trial_period_days]" not in create.params  # Enterprise has no trial
     with tenant(user_a.pk):
         assert dict(CheckoutSession.objects.values_list("plan", "status")) == {
-            "pro": CheckoutStatus.EXPIRED, "enterprise": CheckoutStatus.OPEN,
+            "pro": CheckoutStatus.EXPIRED,
+            "enterprise": CheckoutStatus.OPEN,
         }
 
 
 def test_no_second_trial_and_no_checkout_while_subscribed(synced_plans, user_a):
     with tenant(user_a.pk):
         Subscription.objects.create(
-            user=user_a, stripe_customer_id="cus_known", plan="pro", status=SubscriptionStatus.ACTIVE,
+            user=user_a,
+            stripe_customer_id="cus_known",
+            plan="pro",
+            status=SubscriptionStatus.ACTIVE,
             trial_end=timezone.now() - timedelta(days=20),
         )
     with pytest.raises(DomainError, match="already have the Pro plan"):
@@ -154,7 +166,10 @@ def test_checkout_view_redirects_to_stripe(synced_plans, client, user_a):
     assert response.status_code == 303
     assert response["Location"].startswith("https://checkout.stripe.com/c/pay/cs_test_")
     (create,) = synced_plans.posts("/v1/checkout/sessions")
-    assert create.params["success_url"] == "http://testserver/billing/return/?result=success&session_id={CHECKOUT_SESSION_ID}"
+    assert (
+        create.params["success_url"]
+        == "http://testserver/billing/return/?result=success&session_id={CHECKOUT_SESSION_ID}"
+    )
 
 
 def test_portal_session_key_and_redirect(stripe_http, client, user_a):
@@ -214,7 +229,10 @@ def test_usage_is_reported_in_batches_once_even_when_a_report_is_retried(stripe_
     with tenant(user_a.pk):
         report = MeterReport.objects.get(user=user_a)
         assert report.status == MeterReportStatus.SENT and report.value == 3
-        assert report.identifier == f"nexus-ai-{user_a.pk}-{UsageRecord.objects.filter(user=user_a).order_by('pk').first().pk}"
+        assert (
+            report.identifier
+            == f"nexus-ai-{user_a.pk}-{UsageRecord.objects.filter(user=user_a).order_by('pk').first().pk}"
+        )
 
 
 def test_free_usage_is_never_reported(stripe_http, user_a):
@@ -233,11 +251,25 @@ def test_commands_without_stripe_keys_and_the_local_endpoint(user_a, settings):
     from io import StringIO
 
     out = StringIO()
-    call_command("billing_webhook_endpoint", "--secret", "whsec_cli_secret", "--base-url", "https://nexus.example", stdout=out)
+    call_command(
+        "billing_webhook_endpoint",
+        "--secret",
+        "whsec_cli_secret",
+        "--base-url",
+        "https://nexus.example",
+        stdout=out,
+    )
     url = out.getvalue().strip()
     assert url.startswith("https://nexus.example/stripe/webhook/")
     again = StringIO()
-    call_command("billing_webhook_endpoint", "--secret", "whsec_cli_secret", "--base-url", "https://nexus.example", stdout=again)
+    call_command(
+        "billing_webhook_endpoint",
+        "--secret",
+        "whsec_cli_secret",
+        "--base-url",
+        "https://nexus.example",
+        stdout=again,
+    )
     assert again.getvalue().strip() == url  # same secret, same endpoint
     from djstripe.models import WebhookEndpoint
 

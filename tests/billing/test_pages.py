@@ -63,12 +63,24 @@ def test_billing_shows_trial_days_usage_invoices_and_actions(synced_plans, clien
     now = timezone.now()
     with tenant(user_a.pk):
         Subscription.objects.create(
-            user=user_a, stripe_customer_id="cus_page", plan="pro", status=SubscriptionStatus.TRIALING,
-            trial_end=now + timedelta(days=2, hours=3), state_at=now,
+            user=user_a,
+            stripe_customer_id="cus_page",
+            plan="pro",
+            status=SubscriptionStatus.TRIALING,
+            trial_end=now + timedelta(days=2, hours=3),
+            state_at=now,
         )
         Invoice.objects.create(
-            user=user_a, stripe_id="in_page", number="NX-0001", status="paid", currency="usd",
-            amount_due=0, amount_paid=0, total=0, created_at=now, state_at=now,
+            user=user_a,
+            stripe_id="in_page",
+            number="NX-0001",
+            status="paid",
+            currency="usd",
+            amount_due=0,
+            amount_paid=0,
+            total=0,
+            created_at=now,
+            state_at=now,
             hosted_invoice_url="https://invoice.stripe.com/i/in_page",
         )
     _login(client, user_a)
@@ -81,13 +93,20 @@ def test_billing_shows_trial_days_usage_invoices_and_actions(synced_plans, clien
     assert "0 / 1,000" in body
 
 
-def test_billing_banners_for_failed_payment_and_after_the_grace_period(synced_plans, client, user_a, settings):
+def test_billing_banners_for_failed_payment_and_after_the_grace_period(
+    synced_plans, client, user_a, settings
+):
     settings.BILLING_GRACE_PERIOD_DAYS = 7
     failed = timezone.now() - timedelta(days=2)
     with tenant(user_a.pk):
         Subscription.objects.create(
-            user=user_a, stripe_customer_id="cus_fail", plan="pro", status=SubscriptionStatus.PAST_DUE,
-            state_at=failed, payment_failed_at=failed, failed_payment_times=[int(failed.timestamp())],
+            user=user_a,
+            stripe_customer_id="cus_fail",
+            plan="pro",
+            status=SubscriptionStatus.PAST_DUE,
+            state_at=failed,
+            payment_failed_at=failed,
+            failed_payment_times=[int(failed.timestamp())],
         )
     _login(client, user_a)
     body = client.get(reverse("billing")).content.decode()
@@ -106,7 +125,7 @@ def test_billing_htmx_returns_the_status_fragment(client, user_a):
     _login(client, user_a)
     response = client.get(reverse("billing"), HTTP_HX_REQUEST="true")
     body = response.content.decode()
-    assert response.status_code == 200 and body.lstrip().startswith("<section id=\"billing-status\"")
+    assert response.status_code == 200 and body.lstrip().startswith('<section id="billing-status"')
 
 
 def test_checkout_errors_come_back_as_a_message(synced_plans, client, user_a):
@@ -120,7 +139,9 @@ def test_checkout_errors_come_back_as_a_message(synced_plans, client, user_a):
 
 def test_checkout_return_messages(client, user_a):
     _login(client, user_a)
-    done = client.get(reverse("billing_checkout_return"), {"result": "success", "session_id": "cs_x"}, follow=True)
+    done = client.get(
+        reverse("billing_checkout_return"), {"result": "success", "session_id": "cs_x"}, follow=True
+    )
     assert "Your plan changes here as soon as Stripe confirms" in done.content.decode()
     cancelled = client.get(reverse("billing_checkout_return"), {"result": "cancel"}, follow=True)
     assert "nothing was charged" in cancelled.content.decode()

@@ -73,12 +73,21 @@ def _state(user) -> dict:
     subscription = _subscription(user)
     with tenant(user.pk):
         invoices = sorted(Invoice.objects.filter(user=user).values_list("stripe_id", "status", "amount_paid"))
-        checkouts = sorted(CheckoutSession.objects.filter(user=user).values_list("stripe_session_id", "status"))
+        checkouts = sorted(
+            CheckoutSession.objects.filter(user=user).values_list("stripe_session_id", "status")
+        )
     return {
         "subscription": (
-            subscription.stripe_subscription_id, subscription.plan, subscription.status, subscription.state_at,
-            subscription.trial_end, subscription.last_paid_at, subscription.payment_failed_at,
-            subscription.failed_payment_times, subscription.has_payment_method, subscription.stripe_customer_id,
+            subscription.stripe_subscription_id,
+            subscription.plan,
+            subscription.status,
+            subscription.state_at,
+            subscription.trial_end,
+            subscription.last_paid_at,
+            subscription.payment_failed_at,
+            subscription.failed_payment_times,
+            subscription.has_payment_method,
+            subscription.stripe_customer_id,
         ),
         "invoices": invoices,
         "checkouts": checkouts,
@@ -89,12 +98,17 @@ def _state(user) -> dict:
 
 
 def test_a_bad_signature_gets_400_and_stores_nothing(client, webhooks, clock):
-    event = stripe_events.event(type="customer.updated", obj=stripe_events.resource("customer"), created=clock.at(0))
+    event = stripe_events.event(
+        type="customer.updated", obj=stripe_events.resource("customer"), created=clock.at(0)
+    )
     wrong_secret = webhooks.post(client, event, secret="whsec_not_the_endpoint_secret")
     body, signature = webhooks.signed(event)
     tampered = client.generic(
-        "POST", webhooks.path, body.replace(b"customer.updated", b"customer.deleted"),
-        content_type="application/json", HTTP_STRIPE_SIGNATURE=signature,
+        "POST",
+        webhooks.path,
+        body.replace(b"customer.updated", b"customer.deleted"),
+        content_type="application/json",
+        HTTP_STRIPE_SIGNATURE=signature,
     )
     too_old = webhooks.post(client, event, timestamp=clock.at(0) - 3600)
     unsigned = client.post(webhooks.path, body, content_type="application/json")
@@ -105,11 +119,16 @@ def test_a_bad_signature_gets_400_and_stores_nothing(client, webhooks, clock):
 
 
 def test_an_unknown_endpoint_is_404_and_stores_nothing(client, webhooks, clock):
-    event = stripe_events.event(type="customer.updated", obj=stripe_events.resource("customer"), created=clock.at(0))
+    event = stripe_events.event(
+        type="customer.updated", obj=stripe_events.resource("customer"), created=clock.at(0)
+    )
     body, signature = webhooks.signed(event)
     response = client.generic(
-        "POST", "/stripe/webhook/00000000-0000-4000-8000-000000000000/", body,
-        content_type="application/json", HTTP_STRIPE_SIGNATURE=signature,
+        "POST",
+        "/stripe/webhook/00000000-0000-4000-8000-000000000000/",
+        body,
+        content_type="application/json",
+        HTTP_STRIPE_SIGNATURE=signature,
     )
     assert response.status_code == 404
     assert WebhookEventTrigger.objects.count() == 0
@@ -122,16 +141,25 @@ def test_a_signed_event_is_stored_once_and_queued_once(
 
     queued: list[str] = []
     monkeypatch.setattr(webhook_module, "webhook_event_enqueue", lambda *, event_id: queued.append(event_id))
-    event = stripe_events.event(type="customer.updated", obj=stripe_events.resource("customer"), created=clock.at(0))
+    event = stripe_events.event(
+        type="customer.updated", obj=stripe_events.resource("customer"), created=clock.at(0)
+    )
     with django_capture_on_commit_callbacks(execute=True):
         assert webhooks.post(client, event).status_code == 200
     with django_capture_on_commit_callbacks(execute=True):
         assert webhooks.post(client, event).status_code == 200
 
     stored = WebhookEvent.objects.get()
-    assert (stored.stripe_id, stored.type, stored.event_created) == (event["id"], "customer.updated", _ts(clock.at(0)))
+    assert (stored.stripe_id, stored.type, stored.event_created) == (
+        event["id"],
+        "customer.updated",
+        _ts(clock.at(0)),
+    )
     assert stored.processed_at is None
-    assert [t.valid for t in WebhookEventTrigger.objects.all()] == [True, True]  # dj-stripe logs each delivery
+    assert [t.valid for t in WebhookEventTrigger.objects.all()] == [
+        True,
+        True,
+    ]  # dj-stripe logs each delivery
     assert queued == [event["id"]]
 
     # A duplicate of an event left unprocessed for minutes (its queue message lost) is queued again.
@@ -148,8 +176,13 @@ def test_a_signed_event_is_stored_once_and_queued_once(
 def test_each_event_delivered_three_times_concurrently_is_processed_once(webhooks, clock):
     user = UserFactory()
     _linked(user, "cus_concurrent")
-    scenario = lifecycle(user_id=user.pk, email=user.email, customer_id="cus_concurrent",
-                         start=int(timezone.now().timestamp()) - 70 * DAY, tag="conc")
+    scenario = lifecycle(
+        user_id=user.pk,
+        email=user.email,
+        customer_id="cus_concurrent",
+        start=int(timezone.now().timestamp()) - 70 * DAY,
+        tag="conc",
+    )
 
     def in_threads(target, count=3) -> list:
         barrier, results = threading.Barrier(count), [None] * count
@@ -190,10 +223,17 @@ def test_each_event_delivered_three_times_concurrently_is_processed_once(webhook
 
 def test_an_update_before_its_create_ends_in_the_update(client, webhooks, user_a, clock):
     _linked(user_a, "cus_order")
-    created = stripe_events.subscription(sub_id="sub_order", customer_id="cus_order", status="trialing",
-                                         plan=PRO, created=clock.at(0), trial_end=clock.at(14 * DAY))
-    updated = stripe_events.subscription(sub_id="sub_order", customer_id="cus_order", status="active",
-                                         plan=PRO, created=clock.at(0))
+    created = stripe_events.subscription(
+        sub_id="sub_order",
+        customer_id="cus_order",
+        status="trialing",
+        plan=PRO,
+        created=clock.at(0),
+        trial_end=clock.at(14 * DAY),
+    )
+    updated = stripe_events.subscription(
+        sub_id="sub_order", customer_id="cus_order", status="active", plan=PRO, created=clock.at(0)
+    )
     events = [
         stripe_events.event(type="customer.subscription.updated", obj=updated, created=clock.at(100)),
         stripe_events.event(type="customer.subscription.created", obj=created, created=clock.at(0)),
@@ -206,12 +246,20 @@ def test_an_update_before_its_create_ends_in_the_update(client, webhooks, user_a
 def test_an_old_update_after_a_newer_one_changes_nothing(client, webhooks, user_a, clock):
     _linked(user_a, "cus_old")
     pro = PRO
-    past_due = stripe_events.subscription(sub_id="sub_old", customer_id="cus_old", status="past_due", plan=pro, created=clock.at(0))
-    active = stripe_events.subscription(sub_id="sub_old", customer_id="cus_old", status="active", plan=pro, created=clock.at(0))
-    _deliver_and_process(client, webhooks, [
-        stripe_events.event(type="customer.subscription.updated", obj=past_due, created=clock.at(200)),
-        stripe_events.event(type="customer.subscription.updated", obj=active, created=clock.at(100)),
-    ])
+    past_due = stripe_events.subscription(
+        sub_id="sub_old", customer_id="cus_old", status="past_due", plan=pro, created=clock.at(0)
+    )
+    active = stripe_events.subscription(
+        sub_id="sub_old", customer_id="cus_old", status="active", plan=pro, created=clock.at(0)
+    )
+    _deliver_and_process(
+        client,
+        webhooks,
+        [
+            stripe_events.event(type="customer.subscription.updated", obj=past_due, created=clock.at(200)),
+            stripe_events.event(type="customer.subscription.updated", obj=active, created=clock.at(100)),
+        ],
+    )
     subscription = _subscription(user_a)
     assert (subscription.status, subscription.state_at) == (SubscriptionStatus.PAST_DUE, _ts(clock.at(200)))
     assert _audit_count(user_a) == 1
@@ -220,27 +268,48 @@ def test_an_old_update_after_a_newer_one_changes_nothing(client, webhooks, user_
 def test_states_stamped_the_same_second_resolve_forwards(client, webhooks, user_a, clock):
     _linked(user_a, "cus_tie")
     pro = PRO
-    incomplete = stripe_events.subscription(sub_id="sub_tie", customer_id="cus_tie", status="incomplete", plan=pro, created=clock.at(0))
-    active = stripe_events.subscription(sub_id="sub_tie", customer_id="cus_tie", status="active", plan=pro, created=clock.at(0))
-    _deliver_and_process(client, webhooks, [
-        stripe_events.event(type="customer.subscription.updated", obj=active, created=clock.at(0)),
-        stripe_events.event(type="customer.subscription.created", obj=incomplete, created=clock.at(0)),
-    ])
+    incomplete = stripe_events.subscription(
+        sub_id="sub_tie", customer_id="cus_tie", status="incomplete", plan=pro, created=clock.at(0)
+    )
+    active = stripe_events.subscription(
+        sub_id="sub_tie", customer_id="cus_tie", status="active", plan=pro, created=clock.at(0)
+    )
+    _deliver_and_process(
+        client,
+        webhooks,
+        [
+            stripe_events.event(type="customer.subscription.updated", obj=active, created=clock.at(0)),
+            stripe_events.event(type="customer.subscription.created", obj=incomplete, created=clock.at(0)),
+        ],
+    )
     assert _subscription(user_a).status == SubscriptionStatus.ACTIVE
 
 
 def test_a_stale_subscriptions_events_do_not_touch_the_newer_one(client, webhooks, user_a, clock):
     _linked(user_a, "cus_resub")
     pro = PRO
-    old_canceled = stripe_events.subscription(sub_id="sub_first", customer_id="cus_resub", status="canceled", plan=pro, created=clock.at(0))
-    new_active = stripe_events.subscription(sub_id="sub_second", customer_id="cus_resub", status="active", plan=pro, created=clock.at(500))
-    outcomes = _deliver_and_process(client, webhooks, [
-        stripe_events.event(type="customer.subscription.created", obj=new_active, created=clock.at(500)),
-        stripe_events.event(type="customer.subscription.deleted", obj=old_canceled, created=clock.at(400)),
-    ])
+    old_canceled = stripe_events.subscription(
+        sub_id="sub_first", customer_id="cus_resub", status="canceled", plan=pro, created=clock.at(0)
+    )
+    new_active = stripe_events.subscription(
+        sub_id="sub_second", customer_id="cus_resub", status="active", plan=pro, created=clock.at(500)
+    )
+    outcomes = _deliver_and_process(
+        client,
+        webhooks,
+        [
+            stripe_events.event(type="customer.subscription.created", obj=new_active, created=clock.at(500)),
+            stripe_events.event(
+                type="customer.subscription.deleted", obj=old_canceled, created=clock.at(400)
+            ),
+        ],
+    )
     assert outcomes[1] == "skipped: an older subscription than the current one"
     subscription = _subscription(user_a)
-    assert (subscription.stripe_subscription_id, subscription.status) == ("sub_second", SubscriptionStatus.ACTIVE)
+    assert (subscription.stripe_subscription_id, subscription.status) == (
+        "sub_second",
+        SubscriptionStatus.ACTIVE,
+    )
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -248,20 +317,31 @@ def test_a_lifecycle_replayed_in_any_order_ends_in_the_same_right_state(client, 
     start = int(timezone.now().timestamp()) - 70 * DAY
     reference_user = UserFactory()
     _linked(reference_user, f"cus_ref{seed}")
-    reference = lifecycle(user_id=reference_user.pk, email=reference_user.email, customer_id=f"cus_ref{seed}",
-                          start=start, tag=f"ref{seed}")
+    reference = lifecycle(
+        user_id=reference_user.pk,
+        email=reference_user.email,
+        customer_id=f"cus_ref{seed}",
+        start=start,
+        tag=f"ref{seed}",
+    )
     _deliver_and_process(client, webhooks, reference.events)
 
     user = UserFactory()
     _linked(user, f"cus_shuf{seed}")
-    scenario = lifecycle(user_id=user.pk, email=user.email, customer_id=f"cus_shuf{seed}", start=start, tag=f"shuf{seed}")
+    scenario = lifecycle(
+        user_id=user.pk, email=user.email, customer_id=f"cus_shuf{seed}", start=start, tag=f"shuf{seed}"
+    )
     deliveries = scenario.events * 3
     random.Random(seed).shuffle(deliveries)
     outcomes = _deliver_and_process(client, webhooks, deliveries)
 
     assert sum(not o.startswith("duplicate") for o in outcomes) == len(scenario.events)
     with system_context(reason="test"):
-        assert set(WebhookEvent.objects.filter(stripe_id__startswith=f"evt_shuf{seed}_").values_list("attempts", flat=True)) == {1}
+        assert set(
+            WebhookEvent.objects.filter(stripe_id__startswith=f"evt_shuf{seed}_").values_list(
+                "attempts", flat=True
+            )
+        ) == {1}
     got, expected = _state(user), _state(reference_user)
     # Same state as Stripe's own order, apart from the ids that name each run.
     assert got["subscription"][1:9] == expected["subscription"][1:9]
@@ -283,8 +363,13 @@ def test_a_lifecycle_replayed_in_any_order_ends_in_the_same_right_state(client, 
 def test_trial_active_past_due_canceled_changes_entitlements_at_each_step(client, webhooks, user_a, settings):
     settings.BILLING_GRACE_PERIOD_DAYS = 7
     _linked(user_a, "cus_life")
-    scenario = lifecycle(user_id=user_a.pk, email=user_a.email, customer_id="cus_life",
-                         start=int(timezone.now().timestamp()) - 70 * DAY, tag="life")
+    scenario = lifecycle(
+        user_id=user_a.pk,
+        email=user_a.email,
+        customer_id="cus_life",
+        start=int(timezone.now().timestamp()) - 70 * DAY,
+        tag="life",
+    )
     by_number = {int(e["id"].rsplit("_", 1)[1]): e for e in scenario.events}
 
     def upto(last: int) -> None:
@@ -314,25 +399,48 @@ def test_trial_active_past_due_canceled_changes_entitlements_at_each_step(client
     assert user_plan(user=user_a).code == PlanCode.FREE
 
 
-def test_a_failed_payment_past_the_grace_period_downgrades_and_paying_restores(client, webhooks, user_a, settings):
+def test_a_failed_payment_past_the_grace_period_downgrades_and_paying_restores(
+    client, webhooks, user_a, settings
+):
     settings.BILLING_GRACE_PERIOD_DAYS = 7
     _linked(user_a, "cus_grace")
     now = int(timezone.now().timestamp())
     pro = PRO
 
     def sub(status, at):
-        return stripe_events.event(type="customer.subscription.updated", created=at, obj=stripe_events.subscription(
-            sub_id="sub_grace", customer_id="cus_grace", status=status, plan=pro, created=now - 40 * DAY))
+        return stripe_events.event(
+            type="customer.subscription.updated",
+            created=at,
+            obj=stripe_events.subscription(
+                sub_id="sub_grace", customer_id="cus_grace", status=status, plan=pro, created=now - 40 * DAY
+            ),
+        )
 
     def inv(type_, status, at):
-        return stripe_events.event(type=type_, created=at, obj=stripe_events.invoice(
-            invoice_id="in_grace", customer_id="cus_grace", sub_id="sub_grace", status=status, amount=2900, created=at))
+        return stripe_events.event(
+            type=type_,
+            created=at,
+            obj=stripe_events.invoice(
+                invoice_id="in_grace",
+                customer_id="cus_grace",
+                sub_id="sub_grace",
+                status=status,
+                amount=2900,
+                created=at,
+            ),
+        )
 
     # Processed as they happened (within the grace period): nothing is taken away yet.
     _deliver_and_process(client, webhooks, [sub("active", now - 40 * DAY)], now=_ts(now - 40 * DAY))
-    _deliver_and_process(client, webhooks, [
-        inv("invoice.payment_failed", "open", now - 9 * DAY), sub("past_due", now - 9 * DAY),
-    ], now=_ts(now - 9 * DAY))
+    _deliver_and_process(
+        client,
+        webhooks,
+        [
+            inv("invoice.payment_failed", "open", now - 9 * DAY),
+            sub("past_due", now - 9 * DAY),
+        ],
+        now=_ts(now - 9 * DAY),
+    )
     assert user_plan(user=user_a, now=_ts(now - 3 * DAY)).code == PlanCode.PRO
     for n in range(25):
         entitlement_consume(user=user_a, idempotency_key=f"grace-ai-{n}")
@@ -362,12 +470,27 @@ def test_an_older_failure_arriving_after_the_payment_changes_nothing(client, web
     _linked(user_a, "cus_late_fail", plan="pro", status="active")
 
     def inv(type_, status, at):
-        return stripe_events.event(type=type_, created=at, obj=stripe_events.invoice(
-            invoice_id="in_late", customer_id="cus_late_fail", sub_id="sub_x", status=status, amount=2900, created=clock.at(0)))
+        return stripe_events.event(
+            type=type_,
+            created=at,
+            obj=stripe_events.invoice(
+                invoice_id="in_late",
+                customer_id="cus_late_fail",
+                sub_id="sub_x",
+                status=status,
+                amount=2900,
+                created=clock.at(0),
+            ),
+        )
 
-    outcomes = _deliver_and_process(client, webhooks, [
-        inv("invoice.paid", "paid", clock.at(200)), inv("invoice.payment_failed", "open", clock.at(100)),
-    ])
+    outcomes = _deliver_and_process(
+        client,
+        webhooks,
+        [
+            inv("invoice.paid", "paid", clock.at(200)),
+            inv("invoice.payment_failed", "open", clock.at(100)),
+        ],
+    )
     assert outcomes[1] == "invoice: older than the state already applied; payment failure already settled"
     subscription = _subscription(user_a)
     assert subscription.payment_failed_at is None
@@ -379,8 +502,14 @@ def test_an_older_failure_arriving_after_the_payment_changes_nothing(client, web
 def test_trial_will_end_tells_the_user_once(client, webhooks, user_a, clock):
     _linked(user_a, "cus_trial")
     trial_end = int(timezone.now().timestamp()) + 3 * DAY
-    obj = stripe_events.subscription(sub_id="sub_trial", customer_id="cus_trial", status="trialing",
-                                     plan=PRO, created=clock.at(0), trial_end=trial_end)
+    obj = stripe_events.subscription(
+        sub_id="sub_trial",
+        customer_id="cus_trial",
+        status="trialing",
+        plan=PRO,
+        created=clock.at(0),
+        trial_end=trial_end,
+    )
     event = stripe_events.event(type="customer.subscription.trial_will_end", obj=obj, created=clock.at(10))
     for _ in range(3):
         assert webhooks.post(client, event).status_code == 200
@@ -390,19 +519,38 @@ def test_trial_will_end_tells_the_user_once(client, webhooks, user_a, clock):
 
 
 def test_customer_updated_and_deleted(client, webhooks, user_a, clock):
-    _linked(user_a, "cus_gone", plan="pro", status="active", stripe_subscription_id="sub_gone", state_at=_ts(clock.at(0)))
-    with_card = stripe_events.customer(customer_id="cus_gone", user_id=user_a.pk, email=user_a.email, default_payment_method="pm_1")
-    _deliver_and_process(client, webhooks, [
-        stripe_events.event(type="customer.updated", obj=with_card, created=clock.at(10)),
-    ])
+    _linked(
+        user_a,
+        "cus_gone",
+        plan="pro",
+        status="active",
+        stripe_subscription_id="sub_gone",
+        state_at=_ts(clock.at(0)),
+    )
+    with_card = stripe_events.customer(
+        customer_id="cus_gone", user_id=user_a.pk, email=user_a.email, default_payment_method="pm_1"
+    )
+    _deliver_and_process(
+        client,
+        webhooks,
+        [
+            stripe_events.event(type="customer.updated", obj=with_card, created=clock.at(10)),
+        ],
+    )
     assert _subscription(user_a).has_payment_method is True
-    _deliver_and_process(client, webhooks, [stripe_events.event(type="customer.deleted", obj=with_card, created=clock.at(20))])
+    _deliver_and_process(
+        client, webhooks, [stripe_events.event(type="customer.deleted", obj=with_card, created=clock.at(20))]
+    )
     subscription = _subscription(user_a)
     assert (subscription.stripe_customer_id, subscription.customer_generation, subscription.status) == (
-        None, 1, SubscriptionStatus.CANCELED,
+        None,
+        1,
+        SubscriptionStatus.CANCELED,
     )
     # A late update for the deleted customer finds the user by metadata and still changes nothing.
-    outcome = _deliver_and_process(client, webhooks, [stripe_events.event(type="customer.updated", obj=with_card, created=clock.at(5))])
+    outcome = _deliver_and_process(
+        client, webhooks, [stripe_events.event(type="customer.updated", obj=with_card, created=clock.at(5))]
+    )
     assert outcome == ["skipped: not the current customer"]
     assert user_plan(user=user_a).code == PlanCode.FREE
 
@@ -413,14 +561,17 @@ def test_events_for_unknown_customers_and_unused_types_are_recorded_and_left(cli
     unknown = stripe_events.event(type="customer.updated", obj=stranger, created=clock.at(0))
     unused = stripe_events.event(type="plan.created", obj=stripe_events.resource("plan"), created=clock.at(0))
     assert _deliver_and_process(client, webhooks, [unknown, unused]) == [
-        "ignored: customer not linked to a Nexus user", "ignored: not an event billing uses",
+        "ignored: customer not linked to a Nexus user",
+        "ignored: not an event billing uses",
     ]
     assert WebhookEvent.objects.filter(processed_at__isnull=False).count() == 2
 
 
 def test_a_failed_processing_is_recorded_and_retried(client, webhooks, user_a, clock, monkeypatch):
     _linked(user_a, "cus_retry")
-    obj = stripe_events.customer(customer_id="cus_retry", user_id=user_a.pk, email=user_a.email, default_payment_method="pm_1")
+    obj = stripe_events.customer(
+        customer_id="cus_retry", user_id=user_a.pk, email=user_a.email, default_payment_method="pm_1"
+    )
     event = stripe_events.event(type="customer.updated", obj=obj, created=clock.at(0))
     webhooks.post(client, event)
     from billing import webhooks as webhook_module
@@ -432,7 +583,11 @@ def test_a_failed_processing_is_recorded_and_retried(client, webhooks, user_a, c
     with pytest.raises(RuntimeError):
         _process(event)
     stored = WebhookEvent.objects.get(stripe_id=event["id"])
-    assert (stored.processed_at, stored.attempts, stored.last_error) == (None, 1, "RuntimeError: database hiccup")
+    assert (stored.processed_at, stored.attempts, stored.last_error) == (
+        None,
+        1,
+        "RuntimeError: database hiccup",
+    )
     assert _subscription(user_a).has_payment_method is False  # nothing half-applied
     monkeypatch.undo()
     WebhookEvent.objects.filter(pk=stored.pk).update(received_at=timezone.now() - timedelta(minutes=5))

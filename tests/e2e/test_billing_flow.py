@@ -36,7 +36,9 @@ def test_pricing_then_billing_page_updates_live_when_the_trial_starts(page, asgi
     with tenant(user.pk):
         Subscription.objects.create(user=user, stripe_customer_id="cus_e2e")
     endpoint = webhook_endpoint_ensure_local(secret=settings.STRIPE_WEBHOOK_SECRET, base_url=asgi_server.url)
-    page.add_init_script("document.addEventListener('htmx:wsOpen', function () { window.nexusWsOpen = true; });")
+    page.add_init_script(
+        "document.addEventListener('htmx:wsOpen', function () { window.nexusWsOpen = true; });"
+    )
 
     page.goto("/pricing/")
     expect(page.get_by_role("heading", name="Pricing")).to_be_visible()
@@ -54,13 +56,23 @@ def test_pricing_then_billing_page_updates_live_when_the_trial_starts(page, asgi
 
     now = int(time.time())
     subscription = stripe_events.subscription(
-        sub_id="sub_e2e", customer_id="cus_e2e", status="trialing", plan=PRO, created=now, trial_end=now + 14 * 86400,
+        sub_id="sub_e2e",
+        customer_id="cus_e2e",
+        status="trialing",
+        plan=PRO,
+        created=now,
+        trial_end=now + 14 * 86400,
     )
     event = stripe_events.event(type="customer.subscription.created", obj=subscription, created=now)
     body = json.dumps(event).encode()
     request = urllib.request.Request(  # noqa: S310 - the test's own server
-        endpoint.url, data=body, method="POST",
-        headers={"Content-Type": "application/json", "Stripe-Signature": stripe_events.sign(body, secret=endpoint.secret)},
+        endpoint.url,
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "Stripe-Signature": stripe_events.sign(body, secret=endpoint.secret),
+        },
     )
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
         assert response.status == 200

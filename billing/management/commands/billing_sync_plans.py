@@ -14,7 +14,11 @@ class Command(BaseCommand):
             report = plans_sync()
         except DomainError as exc:
             raise CommandError(str(exc)) from exc
-        for verb, items in (("created", report.created), ("updated", report.updated), ("unchanged", report.unchanged)):
+        for verb, items in (
+            ("created", report.created),
+            ("updated", report.updated),
+            ("unchanged", report.unchanged),
+        ):
             for item in items:
                 self.stdout.write(f"{verb:<10} {item}")
         self.stdout.write(

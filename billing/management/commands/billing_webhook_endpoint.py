@@ -15,7 +15,9 @@ class Command(BaseCommand):
     help = "Create or update the local Stripe webhook endpoint and print its URL."
 
     def add_arguments(self, parser):
-        parser.add_argument("--secret", default=settings.STRIPE_WEBHOOK_SECRET, help="The whsec_ signing secret.")
+        parser.add_argument(
+            "--secret", default=settings.STRIPE_WEBHOOK_SECRET, help="The whsec_ signing secret."
+        )
         parser.add_argument("--base-url", default=settings.SITE_URL, help="Where this Nexus is reachable.")
 
     def handle(self, *args, secret: str, base_url: str, **options):
