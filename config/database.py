@@ -44,7 +44,8 @@ def database_settings(
     base["NAME"] = f"{base['NAME']}{name_suffix}"
     default = _from_url(app_url) if app_url else {**base, "USER": app_role, "PASSWORD": app_password}
     owner = _from_url(owner_url) if owner_url else {**base, "USER": owner_role, "PASSWORD": owner_password}
-    default.update({"CONN_MAX_AGE": 60, "CONN_HEALTH_CHECKS": True})
+    # 0: under ASGI each request runs in its own thread, so a kept connection is never reused (Django's advice).
+    default.update({"CONN_MAX_AGE": 0, "CONN_HEALTH_CHECKS": True})
     return {"default": default, "owner": owner}
 
 
