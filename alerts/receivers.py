@@ -14,24 +14,29 @@ from django.utils import timezone
 
 from alerts.choices import AlertKind
 from alerts.evaluator import on_ticks_published
-from alerts.services import event_alerts_fire
+from alerts.services import event_alert_owners, event_alerts_fire
 from marketdata.signals import ticks_published
-from trading.signals import execution_blocked, order_filled, venue_degraded
+from trading.signals import execution_blocked, orders_filled, venue_degraded
 
 
 def _plain(value) -> str:
     return format(Decimal(value).normalize(), "f")
 
 
-def on_order_filled(sender, *, order_id, user_id, symbol, side, quantity, price, **kwargs) -> None:
-    verb = "Bought" if side == "buy" else "Sold"
-    event_alerts_fire(
-        kind=AlertKind.ORDER_FILLED,
-        user_id=user_id,
-        occurrence_key=f"order:{order_id}",
-        detail=f"Order filled: {verb.lower()} {_plain(quantity)} {symbol} at {_plain(price)}.",
-        link=reverse("trading:order_history"),
-    )
+def on_orders_filled(sender, *, fills, **kwargs) -> None:
+    # A fan-out chunk fills thousands of orders; one query finds the few owners with an armed alert.
+    owners = event_alert_owners(kind=AlertKind.ORDER_FILLED, user_ids={fill["user_id"] for fill in fills})
+    for fill in fills:
+        if fill["user_id"] not in owners:
+            continue
+        verb = "bought" if fill["side"] == "buy" else "sold"
+        event_alerts_fire(
+            kind=AlertKind.ORDER_FILLED,
+            user_id=fill["user_id"],
+            occurrence_key=f"order:{fill['order_id']}",
+            detail=f"Order filled: {verb} {_plain(fill['quantity'])} {fill['symbol']} at {_plain(fill['price'])}.",
+            link=reverse("trading:order_history"),
+        )
 
 
 def on_execution_blocked(sender, *, blocked_id, user_id, bot_id, signal_id, regime, reason, **kwargs) -> None:
@@ -57,7 +62,7 @@ def on_venue_degraded(sender, *, venue, retry_after_seconds, **kwargs) -> None:
 
 def connect() -> None:
     ticks_published.connect(on_ticks_published, dispatch_uid="alerts.on_ticks_published")
-    order_filled.connect(on_order_filled, dispatch_uid="alerts.on_order_filled")
+    orders_filled.connect(on_orders_filled, dispatch_uid="alerts.on_orders_filled")
     execution_blocked.connect(on_execution_blocked, dispatch_uid="alerts.on_execution_blocked")
     venue_degraded.connect(on_venue_degraded, dispatch_uid="alerts.on_venue_degraded")
 

@@ -441,6 +441,21 @@ def firing_message(*, alert: Alert, value: Decimal | None, detail: str = "") -> 
 # --- Events (order filled, bot blocked, exchange degraded) ---------------------------------------------
 
 
+def event_alert_owners(*, kind: str, user_ids: set[int]) -> set[int]:
+    """Which of `user_ids` have an armed event alert of `kind` (one cross-tenant query, ids only)."""
+    if kind not in EVENT_KINDS:
+        raise ValueError(f"{kind!r} is not an event alert kind")
+    if not user_ids:
+        return set()
+    with system_context(reason=f"alerts: which of {len(user_ids)} traders have armed {kind} alerts"):
+        return set(
+            Alert.objects.filter(kind=kind, user_id__in=user_ids)
+            .filter(active_q())
+            .values_list("user_id", flat=True)
+            .distinct()
+        )
+
+
 def event_alerts_fire(
     *,
     kind: str,

@@ -35,10 +35,35 @@ def audit_record(
     request: HttpRequest | None = None,
 ) -> AuditLog:
     """Write one audit row in `user`'s tenant (or the system context when no tenant is affected)."""
+    entry = audit_entry(
+        action=action, user=user, actor=actor, actor_label=actor_label, target=target, before=before, after=after,
+        request=request,
+    )
+    if user is None:
+        with system_context(reason=f"audit {action}"):
+            entry.save()
+    else:
+        with tenant(user.pk):
+            entry.save()
+    return entry
+
+
+def audit_entry(
+    *,
+    action: str,
+    user: Any | None,
+    actor: Any | None = None,
+    actor_label: str = "",
+    target: models.Model | None = None,
+    before: dict | None = None,
+    after: dict | None = None,
+    request: HttpRequest | None = None,
+    user_id: int | None = None,
+) -> AuditLog:
+    """The audit row `audit_record` writes, unsaved (batch writers save many at once, each as its owner)."""
     if actor is not None and not getattr(actor, "is_authenticated", True):
         actor = None
     entry = AuditLog(
-        user=user,
         actor=actor,
         actor_label=actor_label or (actor.email if actor is not None else "system"),
         action=action,
@@ -48,10 +73,8 @@ def audit_record(
         after=_jsonable(after),
         ip_address=client_ip(request),
     )
-    if user is None:
-        with system_context(reason=f"audit {action}"):
-            entry.save()
+    if user is not None:
+        entry.user = user
     else:
-        with tenant(user.pk):
-            entry.save()
+        entry.user_id = user_id
     return entry

@@ -79,6 +79,8 @@ class Channel:
     # and fall back to the queue if that fails; the others always go through Celery.
     inline: bool = False
     available: Callable[[object], bool] = field(default=lambda user: True)
+    # Optional: send many notifications (of many users) at once, for `notifications_dispatch`.
+    send_many: Callable[[list[Notification]], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,7 @@ def register_channel(
     default_enabled: bool = True,
     inline: bool = False,
     available: Callable[[object], bool] | None = None,
+    send_many: Callable[[list[Notification]], None] | None = None,
 ) -> Channel:
     """Add (or replace, when a module is reloaded) a delivery channel."""
     channel = Channel(
@@ -110,6 +113,7 @@ def register_channel(
         default_enabled=default_enabled,
         inline=inline,
         available=available or (lambda user: True),
+        send_many=send_many,
     )
     _channels[name] = channel
     return channel
@@ -160,24 +164,117 @@ def notify(*, user, kind: str, message: str, link: str = "", dedup_key: str | No
         except IntegrityError:
             # A concurrent notify() with the same key committed first; the constraint chose it.
             return Notification.objects.get(user=user, dedup_key=dedup_key)
-        channels = _enabled_channels(user=user, kind=kind)
+        choices = dict(
+            NotificationPreference.objects.filter(user=user, kind=kind).values_list("channel", "enabled")
+        )
         deliveries = NotificationDelivery.objects.bulk_create(
-            [NotificationDelivery(user=user, notification=notification, channel=c.name) for c in channels]
+            [
+                NotificationDelivery(user=user, notification=notification, channel=c.name)
+                for c in channels_enabled(user=user, kind=kind, choices=choices)
+            ]
         )
         plan = [(delivery.pk, _channels[delivery.channel].inline) for delivery in deliveries]
         transaction.on_commit(lambda: _dispatch(plan, user_id=user.pk))
     return notification
 
 
-def _enabled_channels(*, user, kind: str) -> list[Channel]:
-    choices = dict(
-        NotificationPreference.objects.filter(user=user, kind=kind).values_list("channel", "enabled")
-    )
+def channels_enabled(*, user, kind: str, choices: dict[str, bool]) -> list[Channel]:
+    """The channels `user` gets `kind` on, given their stored choices for it ({channel: enabled})."""
     return [
         channel
         for channel in _channels.values()
         if choices.get(channel.name, _default_enabled(kind, channel)) and channel.available(user)
     ]
+
+
+def notification_build(
+    *, user, kind: str, message: str, link: str = "", dedup_key: str | None = None, choices: dict[str, bool]
+) -> tuple[Notification, list[NotificationDelivery]]:
+    """The rows `notify()` writes, unsaved, for batch writers that save many users' rows at once (each as
+    its owner) and then hand the deliveries to `notifications_dispatch` after their commit."""
+    if not kind or not message:
+        raise ValueError("notification_build() needs a kind and a message")
+    now = timezone.now()
+    notification = Notification(
+        user=user, kind=kind, message=message, link=link, dedup_key=dedup_key, created_at=now
+    )
+    deliveries = [
+        NotificationDelivery(user=user, notification=notification, channel=channel.name, created_at=now)
+        for channel in channels_enabled(user=user, kind=kind, choices=choices)
+    ]
+    return notification, deliveries
+
+
+def notifications_dispatch(deliveries: Iterable[NotificationDelivery]) -> None:
+    """Send committed deliveries of many users (the batch form of what `notify()` does after its commit).
+
+    Inline deliveries are claimed together (pending -> sending, each as its owner, one round trip), sent
+    with the channel's `send_many` when it has one, and marked sent or failed together; a failure is
+    retried through the queue like any other. The others go to the queue.
+    """
+    from core.batch import TenantPipeline
+
+    inline, queued = [], []
+    for delivery in deliveries:
+        channel = _channels.get(delivery.channel)
+        (inline if channel is not None and channel.inline else queued).append(delivery)
+    for delivery in queued:
+        _enqueue(delivery.pk, user_id=delivery.user_id)
+    if not inline:
+        return
+    now = timezone.now()
+    with transaction.atomic():
+        pipe = TenantPipeline()
+        claims = [
+            (
+                delivery,
+                pipe.execute(
+                    "UPDATE core_notificationdelivery SET status = %s, attempts = attempts + 1, updated_at = %s "
+                    "WHERE id = %s AND status = %s RETURNING id",
+                    [DeliveryStatus.SENDING, now, delivery.pk, DeliveryStatus.PENDING],
+                    user_id=delivery.user_id,
+                ),
+            )
+            for delivery in inline
+        ]
+        pipe.close()
+        claimed = [delivery for delivery, result in claims if result.scalar() is not None]
+    by_channel: dict[str, list[NotificationDelivery]] = {}
+    for delivery in claimed:
+        by_channel.setdefault(delivery.channel, []).append(delivery)
+    failed: dict[int, str] = {}
+    for name, group in by_channel.items():
+        channel = _channels[name]
+        try:
+            if channel.send_many is not None:
+                channel.send_many([delivery.notification for delivery in group])
+            else:
+                for delivery in group:
+                    channel.sender(delivery.notification)
+        except Exception as exc:  # noqa: BLE001 - recorded on the rows and retried through the queue
+            logger.exception("notifications.batch_send_failed", channel=name, deliveries=len(group))
+            failed.update({delivery.pk: f"{exc.__class__.__name__}: {exc}" for delivery in group})
+    now = timezone.now()
+    with transaction.atomic():
+        pipe = TenantPipeline()
+        for delivery in claimed:
+            if delivery.pk in failed:
+                pipe.execute(
+                    "UPDATE core_notificationdelivery SET status = %s, last_error = %s, updated_at = %s WHERE id = %s",
+                    [DeliveryStatus.PENDING, failed[delivery.pk][:2000], now, delivery.pk],
+                    user_id=delivery.user_id,
+                )
+            else:
+                pipe.execute(
+                    "UPDATE core_notificationdelivery SET status = %s, sent_at = %s, last_error = '', updated_at = %s "
+                    "WHERE id = %s",
+                    [DeliveryStatus.SENT, now, now, delivery.pk],
+                    user_id=delivery.user_id,
+                )
+        pipe.close()
+    for delivery in claimed:
+        if delivery.pk in failed:
+            _enqueue(delivery.pk, user_id=delivery.user_id, countdown=RETRY_BASE_SECONDS)
 
 
 def _dispatch(plan: list[tuple[int, bool]], *, user_id: int) -> None:
@@ -391,6 +488,36 @@ def send_in_app(notification: Notification) -> None:
     )
 
 
+def send_in_app_many(notifications: list[Notification]) -> None:
+    """`send_in_app` for many users: their unread counts in one round trip, then one frame per user."""
+    from core.batch import TenantPipeline
+
+    latest: dict[int, Notification] = {}
+    toasts: dict[int, list[str]] = {}
+    for notification in notifications:
+        toasts.setdefault(notification.user_id, []).append(render_toast(notification))
+        latest[notification.user_id] = notification
+    with transaction.atomic():
+        pipe = TenantPipeline()
+        counts = {
+            user_id: pipe.execute(
+                "SELECT count(*) FROM core_notification WHERE user_id = %s AND read_at IS NULL",
+                [user_id],
+                user_id=user_id,
+            )
+            for user_id in toasts
+        }
+        pipe.close()
+    layer = get_channel_layer()
+
+    async def send_all() -> None:
+        for user_id, parts in toasts.items():
+            html = "".join(parts) + render_unread_badge(counts[user_id].scalar() or 0)
+            await layer.group_send(user_group(user_id), {"type": "user.html", "html": html})
+
+    async_to_sync(send_all)()
+
+
 def absolute_url(link: str) -> str:
     return f"{settings.SITE_URL.rstrip('/')}{link}" if link.startswith("/") else link
 
@@ -408,5 +535,5 @@ def send_email(notification: Notification) -> None:
     send_mail(subject, body, None, [user.email], fail_silently=False)
 
 
-register_channel("in_app", send_in_app, label="In-app", inline=True)
+register_channel("in_app", send_in_app, label="In-app", inline=True, send_many=send_in_app_many)
 register_channel("email", send_email, label="Email")

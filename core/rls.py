@@ -47,17 +47,40 @@ def current_tenant_id(*, using: str = "default") -> int | None:
     return int(value) if value else None
 
 
+def _tenant_stack(using: str) -> list[int]:
+    """The users that the `tenant()` blocks open on this connection act as, innermost last.
+
+    While a `tenant(user)` block is open the transaction acts as `user` (a nested block for someone else
+    restores it on the way out, by its own code or by the rollback of its savepoint), so a nested block
+    for the same user needs no round trip to the database: it is a plain nested atomic block.
+    """
+    wrapper = connections[using]
+    stack = getattr(wrapper, "_nexus_tenants", None)
+    if stack is None:
+        stack = wrapper._nexus_tenants = []
+    return stack
+
+
 @contextmanager
 def tenant(user_id: int, *, using: str = "default") -> Iterator[None]:
     """Run the block in a transaction that acts as `user_id`; nested use restores the outer tenant."""
     if user_id is None:
         raise ValueError("tenant() needs a user id; use system_context() for cross-tenant work")
     user_id = int(user_id)
+    stack = _tenant_stack(using)
+    if stack and stack[-1] == user_id and connections[using].in_atomic_block:
+        with transaction.atomic(using=using):
+            yield
+        return
     with transaction.atomic(using=using):
         with connections[using].cursor() as cursor:
             previous = _current_user_setting(cursor)
             _set_user_setting(cursor, str(user_id))
-        yield
+        stack.append(user_id)
+        try:
+            yield
+        finally:
+            stack.pop()
         # After an exception or set_rollback(), the rollback itself restores the setting.
         if not connections[using].needs_rollback:
             with connections[using].cursor() as cursor:
@@ -75,6 +98,9 @@ def activate_tenant(user_id: int, *, using: str = "default") -> None:
         raise RuntimeError("activate_tenant() must run inside the request's transaction")
     with connections[using].cursor() as cursor:
         _set_user_setting(cursor, str(int(user_id)))
+    stack = _tenant_stack(using)
+    if stack:  # an enclosing tenant() block now acts as this user until it ends
+        stack[-1] = int(user_id)
 
 
 @contextmanager

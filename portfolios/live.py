@@ -130,8 +130,18 @@ def portfolio_push(*, portfolio_id: int, user_id: int) -> None:
     Skipped when they have no dashboard open: exchange fills fanned out to thousands of bots must not
     each pay for a render nobody sees.
     """
-    if not viewers_among(user_ids=[user_id]):
-        return
+    portfolios_push(portfolios=[(portfolio_id, user_id)])
+
+
+def portfolios_push(*, portfolios: list[tuple[int, int]]) -> None:
+    """`portfolio_push` for many (portfolio id, owner id) pairs: one presence lookup for all of them."""
+    watching = viewers_among(user_ids={user_id for _, user_id in portfolios})
+    for portfolio_id, user_id in portfolios:
+        if user_id in watching:
+            _push_one(portfolio_id=portfolio_id, user_id=user_id)
+
+
+def _push_one(*, portfolio_id: int, user_id: int) -> None:
     with tenant(user_id):
         portfolio = Portfolio.objects.filter(pk=portfolio_id, user_id=user_id).first()
         if portfolio is None:

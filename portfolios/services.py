@@ -397,10 +397,23 @@ def _existing_problem(txn: Transaction, exc: DomainError) -> str:
 
 
 def _ledger_load(ledger: Ledger, *, portfolio: Portfolio, instrument_ids: set[int]) -> None:
-    for position in Position.objects.filter(
-        portfolio=portfolio, instrument_id__in=instrument_ids
-    ).select_related("instrument"):
-        ledger.positions[position.instrument_id] = PositionState(
+    positions = list(
+        Position.objects.filter(portfolio=portfolio, instrument_id__in=instrument_ids).select_related("instrument")
+    )
+    lots = list(
+        Lot.objects.filter(
+            position__portfolio=portfolio, position__instrument_id__in=instrument_ids, closed_at__isnull=True
+        ).order_by("opened_at", "id")
+    )
+    cash = list(CashBalance.objects.filter(portfolio=portfolio))
+    ledger_fill(ledger, positions=positions, lots=lots, cash=cash)
+
+
+def ledger_fill(ledger: Ledger, *, positions: Sequence[Position], lots: Sequence[Lot], cash: Sequence[CashBalance]):
+    """Put stored rows into `ledger`: positions (with their instrument), their open lots oldest first, cash."""
+    by_id = {}
+    for position in positions:
+        by_id[position.pk] = ledger.positions[position.instrument_id] = PositionState(
             instrument=position.instrument,
             quantity=position.quantity,
             cost_basis=position.cost_basis,
@@ -409,15 +422,8 @@ def _ledger_load(ledger: Ledger, *, portfolio: Portfolio, instrument_ids: set[in
             last_price=position.last_price,
             pk=position.pk,
         )
-    lots = (
-        Lot.objects.filter(
-            position__portfolio=portfolio, position__instrument_id__in=instrument_ids, closed_at__isnull=True
-        )
-        .select_related("position")
-        .order_by("opened_at", "id")
-    )
     for lot in lots:
-        ledger.positions[lot.position.instrument_id].open_lots.append(
+        by_id[lot.position_id].open_lots.append(
             LotState(
                 opening=lot.opening_transaction_id,
                 opened_at=lot.opened_at,
@@ -427,13 +433,84 @@ def _ledger_load(ledger: Ledger, *, portfolio: Portfolio, instrument_ids: set[in
                 pk=lot.pk,
             )
         )
-    ledger.cash = dict(CashBalance.objects.filter(portfolio=portfolio).values_list("currency", "amount"))
+    ledger.cash = {row.currency: row.amount for row in cash}
+
+
+@dataclass
+class LedgerRows:
+    """What saving a ledger writes: positions to create and to update, lots likewise, cash to upsert."""
+
+    positions_new: list[Position]
+    positions_changed: list[Position]
+    lots_new: list[Lot]
+    lots_changed: list[Lot]
+    cash: list[CashBalance]
+
+
+POSITION_FIELDS = ["quantity", "cost_basis", "realized_pnl", "fees_paid", "last_price", "opened_at", "updated_at"]
+LOT_FIELDS = ["quantity_open", "cost_open", "closed_at"]
+
+
+def ledger_positions(ledger: Ledger, *, portfolio: Portfolio, stored: dict[int, int]) -> list[Position]:
+    """The position rows of `ledger`; `stored` maps instrument id to the pk of rows already in the table."""
+    now = timezone.now()
+    return [
+        Position(
+            pk=state.pk or stored.get(instrument_id),
+            user_id=portfolio.user_id,
+            portfolio=portfolio,
+            instrument_id=instrument_id,
+            quantity=state.quantity,
+            cost_basis=state.cost_basis,
+            realized_pnl=state.realized_pnl,
+            fees_paid=state.fees_paid,
+            last_price=state.last_price,
+            opened_at=state.opened_at,
+            updated_at=now,
+        )
+        for instrument_id, state in ledger.positions.items()
+    ]
+
+
+def ledger_rows(
+    ledger: Ledger, *, portfolio: Portfolio, positions: list[Position], replayed: bool, cash: set[str]
+) -> LedgerRows:
+    """The rows that store `ledger`, given its position rows (which must have their pk by now)."""
+    by_instrument = {row.instrument_id: row for row in positions}
+    lots_new, lots_changed = [], []
+    for instrument_id, state in ledger.positions.items():
+        for lot in state.changed_lots:
+            row = Lot(
+                pk=None if replayed else lot.pk,
+                user_id=portfolio.user_id,
+                portfolio=portfolio,
+                position=by_instrument[instrument_id],
+                opened_at=lot.opened_at,
+                quantity=lot.quantity,
+                quantity_open=lot.quantity_open,
+                cost_open=lot.cost_open,
+                closed_at=lot.closed_at,
+            )
+            if isinstance(lot.opening, Transaction):
+                row.opening_transaction = lot.opening
+            else:
+                row.opening_transaction_id = lot.opening
+            (lots_changed if row.pk else lots_new).append(row)
+    return LedgerRows(
+        positions_new=[row for row in positions if row.pk is None],
+        positions_changed=[row for row in positions if row.pk is not None],
+        lots_new=lots_new,
+        lots_changed=lots_changed,
+        cash=[
+            CashBalance(user_id=portfolio.user_id, portfolio=portfolio, currency=c, amount=ledger.cash[c])
+            for c in sorted(cash)
+        ],
+    )
 
 
 def _ledger_save(
     ledger: Ledger, *, portfolio: Portfolio, new: list[Transaction], replayed: list[Transaction] | None
 ) -> None:
-    user_id = portfolio.user_id
     try:
         with transaction.atomic():
             Transaction.objects.bulk_create(new)
@@ -450,64 +527,23 @@ def _ledger_save(
         Position.objects.filter(portfolio=portfolio).exclude(
             instrument_id__in=list(ledger.positions)
         ).delete()
-    now = timezone.now()
-    to_create, to_update = [], []
-    for instrument_id, state in ledger.positions.items():
-        row = Position(
-            pk=state.pk or stored.get(instrument_id),
-            user_id=user_id,
-            portfolio=portfolio,
-            instrument_id=instrument_id,
-            quantity=state.quantity,
-            cost_basis=state.cost_basis,
-            realized_pnl=state.realized_pnl,
-            fees_paid=state.fees_paid,
-            last_price=state.last_price,
-            opened_at=state.opened_at,
-            updated_at=now,
-        )
-        (to_update if row.pk else to_create).append(row)
-    Position.objects.bulk_create(to_create)
-    Position.objects.bulk_update(
-        to_update,
-        ["quantity", "cost_basis", "realized_pnl", "fees_paid", "last_price", "opened_at", "updated_at"],
-        batch_size=1000,
-    )
-    position_ids = {row.instrument_id: row.pk for row in [*to_create, *to_update]}
-
-    lots_new, lots_changed = [], []
-    for instrument_id, state in ledger.positions.items():
-        for lot in state.changed_lots:
-            row = Lot(
-                pk=None if replayed is not None else lot.pk,
-                user_id=user_id,
-                portfolio=portfolio,
-                position_id=position_ids[instrument_id],
-                opened_at=lot.opened_at,
-                quantity=lot.quantity,
-                quantity_open=lot.quantity_open,
-                cost_open=lot.cost_open,
-                closed_at=lot.closed_at,
-            )
-            if isinstance(lot.opening, Transaction):
-                row.opening_transaction = lot.opening
-            else:
-                row.opening_transaction_id = lot.opening
-            (lots_changed if row.pk else lots_new).append(row)
-    Lot.objects.bulk_create(lots_new, batch_size=2000)
-    Lot.objects.bulk_update(lots_changed, ["quantity_open", "cost_open", "closed_at"], batch_size=2000)
-
-    if replayed is not None:
         CashBalance.objects.filter(portfolio=portfolio).exclude(currency__in=list(ledger.cash)).delete()
-        changed = set(ledger.cash)
-    else:
-        changed = ledger.changed_cash
-    if changed:
+    positions = ledger_positions(ledger, portfolio=portfolio, stored=stored)
+    changed = [row for row in positions if row.pk is not None]
+    Position.objects.bulk_create([row for row in positions if row.pk is None])
+    rows = ledger_rows(
+        ledger,
+        portfolio=portfolio,
+        positions=positions,
+        replayed=replayed is not None,
+        cash=set(ledger.cash) if replayed is not None else ledger.changed_cash,
+    )
+    Position.objects.bulk_update(changed, POSITION_FIELDS, batch_size=1000)
+    Lot.objects.bulk_create(rows.lots_new, batch_size=2000)
+    Lot.objects.bulk_update(rows.lots_changed, LOT_FIELDS, batch_size=2000)
+    if rows.cash:
         CashBalance.objects.bulk_create(
-            [
-                CashBalance(user_id=user_id, portfolio=portfolio, currency=c, amount=ledger.cash[c])
-                for c in changed
-            ],
+            rows.cash,
             update_conflicts=True,
             unique_fields=["portfolio", "currency"],
             update_fields=["amount"],

@@ -15,7 +15,7 @@ from decimal import ROUND_DOWN, Decimal
 
 import structlog
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
@@ -72,6 +72,7 @@ PLAN_NAMESPACE = uuid.UUID("6f1d3c52-8a4e-4d8e-9a43-5b0f5f0c7e21")
 TIMEFRAME_SECONDS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "4h": 14400, "1d": 86400}
 NOTIFY_FILLED = "trading.order_filled"
 NOTIFY_BLOCKED = "trading.execution_blocked"
+FILLED_LINK = "/trading/orders/history/"
 
 
 class IllegalOrderTransition(DomainError):
@@ -301,8 +302,14 @@ def order_validate(
     stop_price=None,
     quote=None,
     available: Decimal | None = None,
+    held: Decimal | None = None,
+    instrument=None,
 ) -> OrderCheck:
-    """Everything the ticket checks before submitting: fields, precision, minimum notional, balance."""
+    """Everything the ticket checks before submitting: fields, precision, minimum notional, balance.
+
+    Callers that already know them pass the instrument, the quote and what is available to buy with
+    (`available`) or to sell (`held`); the checks then read nothing from the database.
+    """
     from marketdata.selectors import instrument_get, quote_latest_map
 
     if connection.user_id != user.pk or portfolio.user_id != user.pk:
@@ -317,7 +324,8 @@ def order_validate(
         raise DomainError("Choose buy or sell.", field="side")
     if type not in OrderType.values:
         raise DomainError("Choose an order type.", field="type")
-    instrument = instrument_get(symbol=symbol)
+    if instrument is None or instrument.symbol != symbol:
+        instrument = instrument_get(symbol=symbol)
     if not instrument.active:
         raise DomainError(f"{instrument.symbol} is not tradable right now.", field="symbol")
     quantity = _decimal(quantity, field="quantity", label="Quantity")
@@ -370,10 +378,11 @@ def order_validate(
                 field="quantity",
             )
     else:
-        available = available_holding(user=user, portfolio=portfolio, connection=connection, instrument=instrument)
-        if quantity > available:
+        if held is None:
+            held = available_holding(user=user, portfolio=portfolio, connection=connection, instrument=instrument)
+        if quantity > held:
             raise DomainError(
-                f"Insufficient balance: you can sell at most {_plain(available)} {instrument.base}.",
+                f"Insufficient balance: you can sell at most {_plain(held)} {instrument.base}.",
                 field="quantity",
             )
     return OrderCheck(
@@ -390,13 +399,17 @@ def _reserved(*, portfolio, connection, side: str, instrument=None, quote_curren
     """What the portfolio's open orders on this side already hold back (quote for buys, base for sells)."""
     orders = Order.objects.filter(
         portfolio=portfolio, connection=connection, side=side, status__in=OPEN_ORDER_STATUSES
-    ).select_related("instrument")
+    )
     if instrument is not None:
         orders = orders.filter(instrument=instrument)
     if quote_currency is not None:
         orders = orders.filter(instrument__quote=quote_currency)
+    return reserved_total(orders, side=side, fee_rate=connection.taker_fee or ZERO)
+
+
+def reserved_total(orders: Iterable[Order], *, side: str, fee_rate: Decimal) -> Decimal:
+    """The quote (buys, with the taker fee) or base units (sells) that open `orders` of one side hold back."""
     total = ZERO
-    fee_rate = connection.taker_fee or ZERO
     for order in orders:
         remaining = order.quantity - order.filled_quantity
         if side == OrderSide.BUY:
@@ -654,22 +667,36 @@ def order_apply_exchange(*, order: Order, update: ExchangeOrder, audit: bool = T
     return order
 
 
-def _order_filled_effects(order: Order) -> None:
-    from trading.signals import order_filled
-
+def order_filled_message(order: Order, *, bot_name: str | None = None) -> str:
     verb = "Bought" if order.side == OrderSide.BUY else "Sold"
-    who = f"Bot {order.bot.name}: " if order.bot_id else ""
-    message = (
+    who = f"Bot {bot_name}: " if bot_name else ""
+    return (
         f"{who}{verb} {_plain(order.filled_quantity)} {order.instrument.base} at "
         f"{order.average_price.quantize(Decimal(1).scaleb(-order.instrument.price_precision))} {order.instrument.quote}."
     )
-    _notify(user=order.user, kind=NOTIFY_FILLED, message=message, link="/trading/orders/history/",
-            dedup_key=f"order-filled:{order.pk}")
-    payload = {
+
+
+def order_filled_payload(order: Order) -> dict:
+    """One entry of the `orders_filled` signal (trading.signals)."""
+    return {
         "order_id": str(order.pk), "user_id": order.user_id, "symbol": order.instrument.symbol,
         "side": order.side, "quantity": order.filled_quantity, "price": order.average_price,
     }
-    transaction.on_commit(lambda: order_filled.send_robust(sender=Order, **payload))
+
+
+def orders_filled_send(payloads: list[dict]) -> None:
+    from trading.signals import orders_filled
+
+    if payloads:
+        orders_filled.send_robust(sender=Order, fills=payloads)
+
+
+def _order_filled_effects(order: Order) -> None:
+    message = order_filled_message(order, bot_name=order.bot.name if order.bot_id else None)
+    _notify(user=order.user, kind=NOTIFY_FILLED, message=message, link=FILLED_LINK,
+            dedup_key=f"order-filled:{order.pk}")
+    payloads = [order_filled_payload(order)]
+    transaction.on_commit(lambda: orders_filled_send(payloads))
 
 
 def _notify(*, user, kind: str, message: str, link: str, dedup_key: str) -> None:
@@ -678,8 +705,17 @@ def _notify(*, user, kind: str, message: str, link: str, dedup_key: str) -> None
     notify(user=user, kind=kind, message=message, link=link, dedup_key=dedup_key)
 
 
+BOT_FILL_FIELDS = ["position_quantity", "position_cost", "realized_pnl", "realized_pnl_day", "pnl_day", "updated_at"]
+
+
 def _bot_apply_fill(*, bot_id: int, side: str, fill: Fill, quote: str) -> None:
     bot = Bot.objects.select_for_update().get(pk=bot_id)
+    bot_fill_account(bot, side=side, fill=fill, quote=quote)
+    bot.save(update_fields=BOT_FILL_FIELDS)
+
+
+def bot_fill_account(bot: Bot, *, side: str, fill: Fill, quote: str) -> None:
+    """Move the bot's own position, cost and realized P&L (today's too) by one fill; the caller saves."""
     today = timezone.now().date()
     if bot.pnl_day != today:
         bot.pnl_day, bot.realized_pnl_day = today, ZERO
@@ -695,9 +731,6 @@ def _bot_apply_fill(*, bot_id: int, side: str, fill: Fill, quote: str) -> None:
         bot.position_quantity -= sold
         bot.realized_pnl += realized
         bot.realized_pnl_day += realized
-    bot.save(update_fields=[
-        "position_quantity", "position_cost", "realized_pnl", "realized_pnl_day", "pnl_day", "updated_at",
-    ])
 
 
 @transaction.atomic
@@ -1149,7 +1182,13 @@ def plan_execute(*, plan_id: int, user_id: int, quote=None) -> str:
 
 
 def plans_execute(*, plans: Iterable[tuple[int, int]], symbol: str | None = None) -> dict[str, int]:
-    """Execute a chunk of plans, each in its owner's tenant context; one quote read for the chunk."""
+    """Execute a chunk of plans, each in its owner's tenant context; one quote read for the chunk.
+
+    Paper plans go through the batch executor (trading.execution: one transaction, a few round trips);
+    the rest, and all of them if the batch fails for a reason other than a database outage, one by one.
+    """
+    from trading.execution import paper_plans_execute
+
     quote = None
     if symbol:
         from marketdata.selectors import quote_latest_map
@@ -1157,8 +1196,19 @@ def plans_execute(*, plans: Iterable[tuple[int, int]], symbol: str | None = None
         quote = quote_latest_map(symbols=[symbol]).get(symbol)
         if quote is not None and quote.stale:
             quote = None
+    refs = [(int(plan_id), int(user_id)) for plan_id, user_id in plans]
     counts: dict[str, int] = {}
-    for plan_id, user_id in plans:
+    if quote is not None and refs:
+        try:
+            outcome = paper_plans_execute(refs, quote=quote)
+        except (OperationalError, InterfaceError):
+            raise  # the task retries the chunk: nothing of the batch was kept
+        except Exception:
+            logger.exception("trading.batch_failed", plans=len(refs))
+        else:
+            counts.update(outcome.counts)
+            refs = outcome.leftovers
+    for plan_id, user_id in refs:
         status = plan_execute(plan_id=plan_id, user_id=user_id, quote=quote)
         counts[status] = counts.get(status, 0) + 1
     return counts

@@ -1,6 +1,7 @@
 """Events trading sends so other apps (alerts, automation) can react without trading knowing them.
 
-- `order_filled(order_id, user_id, symbol, side, quantity, price)`: an order became fully filled.
+- `orders_filled(fills)`: orders became fully filled; `fills` is a list of dicts with order_id, user_id,
+  symbol, side, quantity and price (one per order; a fan-out chunk sends all of its orders at once).
 - `execution_blocked(blocked_id, user_id, bot_id, signal_id, regime, reason)`: the regime gatekeeper
   stopped a bot's execution.
 - `venue_degraded(venue, retry_after_seconds)`: a venue's circuit breaker opened.
@@ -10,6 +11,6 @@ All are sent after the writing transaction commits.
 
 from django.dispatch import Signal
 
-order_filled = Signal()
+orders_filled = Signal()
 execution_blocked = Signal()
 venue_degraded = Signal()

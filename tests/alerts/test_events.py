@@ -10,7 +10,7 @@ from alerts.models import Alert, AlertFiring
 from alerts.services import alert_create
 from core.models import Notification
 from core.rls import system_context, tenant
-from trading.signals import execution_blocked, order_filled, venue_degraded
+from trading.signals import execution_blocked, orders_filled, venue_degraded
 
 
 def _firings() -> list[tuple[int, str]]:
@@ -19,14 +19,18 @@ def _firings() -> list[tuple[int, str]]:
 
 
 def _fill(user, order_id="7f1c"):
-    order_filled.send(
+    orders_filled.send(
         sender=None,
-        order_id=order_id,
-        user_id=user.pk,
-        symbol="BTC/USDT",
-        side="buy",
-        quantity=Decimal("0.50000"),
-        price=Decimal("23140.50"),
+        fills=[
+            {
+                "order_id": order_id,
+                "user_id": user.pk,
+                "symbol": "BTC/USDT",
+                "side": "buy",
+                "quantity": Decimal("0.50000"),
+                "price": Decimal("23140.50"),
+            }
+        ],
     )
 
 

@@ -1,0 +1,249 @@
+"""Many tenants' statements in one round trip: psycopg pipeline mode under row-level security.
+
+Work fanned out to thousands of traders (a bot signal executed for every subscriber) cannot afford one
+round trip per row, yet every row must still be read and written as its owner. `TenantPipeline` queues
+statements for many users on the current transaction's connection and sends them together; each user's
+statements are preceded by `set_config('app.user_id', <owner>, true)`, so the database applies the same
+RLS policy to every one of them as it would to a request of that user. Nothing here crosses tenants:
+a statement queued for user A cannot see or write user B's rows.
+
+    with transaction.atomic():
+        pipe = TenantPipeline()
+        plan = pipe.select_one(ExecutionPlan, "id = %s FOR UPDATE", [plan_id], user_id=owner)
+        pipe.sync()                      # one round trip for everything queued
+        row = plan.instance()            # an ExecutionPlan (or None)
+        pipe.insert(order, user_id=owner)
+        pipe.update(plan_row, ["status"], user_id=owner)
+        pipe.sync()
+
+Rows are built and read with the models' own fields (columns, defaults, `auto_now`, database
+preparation and converters), so the SQL follows the models. Any error aborts the transaction: callers
+run a pipeline inside a savepoint and fall back to their ordinary path if it raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from functools import cache
+from typing import Any
+
+import psycopg
+from django.db import connections, models
+
+from core.rls import USER_SETTING
+
+SET_TENANT = "SELECT set_config(%s, %s, true)"
+_UNKNOWN = object()  # what the transaction acts as before the pipeline's first set_config
+
+
+@cache
+def _columns(model: type[models.Model]) -> tuple[models.Field, ...]:
+    return tuple(model._meta.concrete_fields)
+
+
+@cache
+def _select_sql(model: type[models.Model], alias: str = "") -> str:
+    prefix = f"{alias}." if alias else ""
+    return ", ".join(f'{prefix}"{field.column}"' for field in _columns(model))
+
+
+@cache
+def _insert_columns(model: type[models.Model], with_pk: bool) -> tuple[models.Field, ...]:
+    return tuple(field for field in _columns(model) if with_pk or not field.primary_key)
+
+
+@cache
+def _insert_sql(
+    model: type[models.Model], with_pk: bool, conflict: tuple[tuple[str, ...], tuple[str, ...]] | None
+) -> str:
+    fields = _insert_columns(model, with_pk)
+    columns = ", ".join(f'"{field.column}"' for field in fields)
+    values = ", ".join(["%s"] * len(fields))
+    sql = f'INSERT INTO "{model._meta.db_table}" ({columns}) VALUES ({values})'  # noqa: S608 - model identifiers
+    if conflict is not None:
+        unique, update = conflict
+        targets = ", ".join(f'"{model._meta.get_field(name).column}"' for name in unique)
+        sets = ", ".join(
+            f'"{model._meta.get_field(name).column}" = EXCLUDED."{model._meta.get_field(name).column}"'
+            for name in update
+        )
+        sql += f" ON CONFLICT ({targets}) DO UPDATE SET {sets}"
+    return sql
+
+
+@cache
+def _update_sql(model: type[models.Model], names: tuple[str, ...]) -> tuple[str, tuple[models.Field, ...]]:
+    fields = tuple(model._meta.get_field(name) for name in names)
+    sets = ", ".join(f'"{field.column}" = %s' for field in fields)
+    sql = f'UPDATE "{model._meta.db_table}" SET {sets} WHERE "{model._meta.pk.column}" = %s'  # noqa: S608 - model identifiers
+    return sql, fields
+
+
+def model_select(model: type[models.Model], alias: str = "") -> str:
+    """The column list `TenantPipeline.select*` and `instance_from_row` expect, in model field order."""
+    return _select_sql(model, alias)
+
+
+def instance_from_row(model: type[models.Model], row: Sequence[Any], using: str = "default"):
+    """A model instance from a row selected with `model_select(model)` (converters applied)."""
+    connection = connections[using]
+    fields = _columns(model)
+    values = []
+    for field, value in zip(fields, row, strict=True):
+        for converter in field.get_db_converters(connection):
+            value = converter(value, field, connection)
+        values.append(value)
+    return model.from_db(using, [field.attname for field in fields], values)
+
+
+def instances_from_row(row: Sequence[Any], *model_list: type[models.Model], using: str = "default"):
+    """Split a joined row selected as `model_select(A, "a"), model_select(B, "b"), ...` into instances;
+    the columns after them come last, as a tuple."""
+    out, start = [], 0
+    for model in model_list:
+        width = len(_columns(model))
+        out.append(instance_from_row(model, row[start : start + width], using))
+        start += width
+    out.append(tuple(row[start:]))
+    return out
+
+
+def _prepared(obj: models.Model, fields: Iterable[models.Field], *, add: bool, using: str) -> list[Any]:
+    connection = connections[using]
+    return [field.get_db_prep_save(field.pre_save(obj, add), connection) for field in fields]
+
+
+class Pending:
+    """The result of a queued statement, readable after the next `sync()`."""
+
+    def __init__(self, cursor: psycopg.Cursor, model: type[models.Model] | None, using: str) -> None:
+        self._cursor = cursor
+        self._model = model
+        self._using = using
+
+    def rows(self) -> list[tuple]:
+        return self._cursor.fetchall()
+
+    def scalar(self):
+        row = self._cursor.fetchone()
+        return row[0] if row else None
+
+    def instances(self) -> list[models.Model]:
+        return [instance_from_row(self._model, row, self._using) for row in self.rows()]
+
+    def instance(self):
+        found = self.instances()
+        return found[0] if found else None
+
+
+class TenantPipeline:
+    """Statements of many tenants, queued on the current transaction and sent in one round trip per sync."""
+
+    def __init__(self, *, using: str = "default") -> None:
+        self.using = using
+        wrapper = connections[using]
+        if not wrapper.in_atomic_block:
+            raise RuntimeError("TenantPipeline needs a transaction (transaction.atomic())")
+        wrapper.ensure_connection()
+        self._connection: psycopg.Connection = wrapper.connection
+        # psycopg's errors raised as Django's (IntegrityError, OperationalError...), as for ORM queries.
+        self._errors = wrapper.wrap_database_errors
+        self._context = None  # psycopg's pipeline() context manager while statements are queued
+        self._pipeline = None
+        self._tenant: object = _UNKNOWN
+        self.statements = 0
+        self.round_trips = 0
+
+    # --- queueing -------------------------------------------------------------------------------------
+
+    def _begin(self) -> None:
+        if self._pipeline is None:
+            self._context = self._connection.pipeline()
+            self._pipeline = self._context.__enter__()
+
+    def as_user(self, user_id: int | None) -> None:
+        """Make the statements queued next act as `user_id` (None: as nobody, so they see nothing)."""
+        if user_id == self._tenant:
+            return
+        self._begin()
+        value = "" if user_id is None else str(int(user_id))
+        with self._errors:
+            psycopg.Cursor(self._connection).execute(SET_TENANT, [USER_SETTING, value])
+        self.statements += 1
+        self._tenant = user_id
+
+    def execute(
+        self, sql: str, params: Sequence[Any] = (), *, user_id: int | None, model: type[models.Model] | None = None
+    ) -> Pending:
+        self.as_user(user_id)
+        cursor = psycopg.Cursor(self._connection)
+        with self._errors:
+            cursor.execute(sql, params)
+        self.statements += 1
+        return Pending(cursor, model, self.using)
+
+    def select(self, model: type[models.Model], where: str, params: Sequence[Any], *, user_id: int) -> Pending:
+        """`SELECT <model columns> FROM <table> WHERE <where>` as `user_id`; read `.instances()` after sync."""
+        sql = f'SELECT {_select_sql(model)} FROM "{model._meta.db_table}" WHERE {where}'  # noqa: S608 - values bound
+        return self.execute(sql, params, user_id=user_id, model=model)
+
+    def insert(
+        self,
+        obj: models.Model,
+        *,
+        user_id: int,
+        unique_fields: Sequence[str] | None = None,
+        update_fields: Sequence[str] | None = None,
+    ) -> None:
+        """Insert `obj` with every column given (primary keys come from `reserve_ids`); with unique_fields,
+        an existing row is updated instead (ON CONFLICT DO UPDATE SET update_fields)."""
+        model = type(obj)
+        obj._prepare_related_fields_for_save(operation_name="insert")
+        conflict = (tuple(unique_fields), tuple(update_fields or ())) if unique_fields else None
+        with_pk = obj.pk is not None
+        params = _prepared(obj, _insert_columns(model, with_pk), add=True, using=self.using)
+        self.execute(_insert_sql(model, with_pk, conflict), params, user_id=user_id)
+
+    def update(self, obj: models.Model, fields: Sequence[str], *, user_id: int) -> None:
+        sql, targets = _update_sql(type(obj), tuple(fields))
+        params = _prepared(obj, targets, add=False, using=self.using)
+        self.execute(sql, [*params, obj.pk], user_id=user_id)
+
+    def reserve_ids(self, model: type[models.Model], count: int) -> list[int]:
+        """`count` primary keys from the table's own sequence (one round trip, shared with what is queued)."""
+        return self.reserve_ids_many({model: count})[model]
+
+    def reserve_ids_many(self, counts: dict[type[models.Model], int]) -> dict[type[models.Model], list[int]]:
+        """Primary keys for several tables in one round trip: {model: [ids]} (sequences know no tenant)."""
+        pending = {}
+        for model, count in counts.items():
+            if count > 0:
+                pending[model] = self.execute(
+                    "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+                    [f'"{model._meta.db_table}"', model._meta.pk.column, count],
+                    user_id=None if self._tenant is _UNKNOWN else self._tenant,
+                )
+        self.sync()
+        return {model: [row[0] for row in pending[model].rows()] if model in pending else [] for model in counts}
+
+    # --- sending --------------------------------------------------------------------------------------
+
+    def sync(self) -> None:
+        """Send everything queued and wait for it; raises the first error (the transaction is then aborted)."""
+        if self._pipeline is None:
+            return
+        pipeline, context = self._pipeline, self._context
+        self._pipeline = self._context = None
+        self.round_trips += 1
+        with self._errors:
+            try:
+                pipeline.sync()
+            except BaseException as error:
+                context.__exit__(type(error), error, error.__traceback__)
+                raise
+            context.__exit__(None, None, None)
+
+    def close(self) -> None:
+        """Stop acting as anyone and send what is left."""
+        self.as_user(None)
+        self.sync()

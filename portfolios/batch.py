@@ -1,0 +1,205 @@
+"""Trades recorded into many portfolios at once, each as its owner: the batch form of `transaction_record`.
+
+Trading's fan-out fills thousands of bot orders in one chunk; recording each through `transaction_record`
+costs some twenty round trips. `LedgerBatch` does the same work on a `core.batch.TenantPipeline`:
+
+1. `load(portfolio, instrument)` queues the reads of that part of the ledger (as the owner);
+2. after the pipeline's sync, `record(...)` checks the transaction with `transaction_build` and applies it
+   to the same in-memory FIFO `Ledger` that `transaction_record` uses, so the figures cannot differ;
+3. `write()` reserves the primary keys and queues every row (transactions, positions, lots, cash, audit),
+   each as its owner; the caller syncs and commits.
+
+A transaction dated before the portfolio's latest one would need the history replayed: `record` refuses it
+with `NeedsReplay`, and the caller records it through `transaction_record` after the batch. A portfolio on
+which a transaction was refused is not touched again in the batch (its ledger may be half-applied).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from core.audit import audit_entry
+from core.batch import Pending, TenantPipeline
+from core.errors import DomainError
+from core.models import AuditLog
+from portfolios.ledger import ZERO, Ledger
+from portfolios.models import CashBalance, Lot, Portfolio, Position, Transaction
+from portfolios.services import (
+    LOT_FIELDS,
+    POSITION_FIELDS,
+    ledger_fill,
+    ledger_positions,
+    ledger_rows,
+    transaction_build,
+    transaction_summary,
+)
+
+
+class NeedsReplay(Exception):
+    """This transaction cannot be recorded in the batch: record it with `transaction_record`."""
+
+
+@dataclass
+class _Loaded:
+    portfolio: Portfolio
+    instrument: object
+    positions: Pending
+    lots: Pending
+    cash: Pending
+    latest: Pending
+    ledger: Ledger | None = None
+    latest_at: datetime | None = None
+    recorded: list[tuple[Transaction, str]] = field(default_factory=list)  # (transaction, actor label)
+    refused: bool = False
+
+
+class LedgerBatch:
+    def __init__(self, pipe: TenantPipeline) -> None:
+        self.pipe = pipe
+        self._portfolios: dict[int, _Loaded] = {}
+
+    def load(self, *, portfolio: Portfolio, instrument) -> None:
+        """Queue the reads of `portfolio`'s ledger for `instrument` (once per portfolio in a batch)."""
+        if portfolio.pk in self._portfolios:
+            if self._portfolios[portfolio.pk].instrument.pk != instrument.pk:
+                raise ValueError("a LedgerBatch records one instrument per portfolio")
+            return
+        user_id, pk = portfolio.user_id, portfolio.pk
+        self._portfolios[pk] = _Loaded(
+            portfolio=portfolio,
+            instrument=instrument,
+            positions=self.pipe.select(
+                Position, "portfolio_id = %s AND instrument_id = %s", [pk, instrument.pk], user_id=user_id
+            ),
+            lots=self.pipe.select(
+                Lot,
+                "portfolio_id = %s AND closed_at IS NULL AND position_id IN "
+                "(SELECT id FROM portfolios_position WHERE portfolio_id = %s AND instrument_id = %s) "
+                "ORDER BY opened_at, id",
+                [pk, pk, instrument.pk],
+                user_id=user_id,
+            ),
+            cash=self.pipe.select(CashBalance, "portfolio_id = %s", [pk], user_id=user_id),
+            latest=self.pipe.execute(
+                "SELECT max(executed_at) FROM portfolios_transaction WHERE portfolio_id = %s", [pk], user_id=user_id
+            ),
+        )
+
+    def _state(self, portfolio: Portfolio) -> _Loaded:
+        loaded = self._portfolios[portfolio.pk]
+        if loaded.ledger is None:
+            positions = loaded.positions.instances()
+            for position in positions:
+                position.instrument = loaded.instrument
+            loaded.ledger = Ledger(allow_short=portfolio.allow_short, strict_cash=portfolio.strict_cash)
+            ledger_fill(loaded.ledger, positions=positions, lots=loaded.lots.instances(), cash=loaded.cash.instances())
+            loaded.latest_at = loaded.latest.scalar()
+        return loaded
+
+    # --- reading (after the pipeline's sync) ------------------------------------------------------------
+
+    def cash(self, *, portfolio: Portfolio, currency: str) -> Decimal:
+        return self._state(portfolio).ledger.cash.get(currency, ZERO)
+
+    def holding(self, *, portfolio: Portfolio, instrument) -> Decimal:
+        state = self._state(portfolio).ledger.positions.get(instrument.pk)
+        return state.quantity if state is not None else ZERO
+
+    # --- recording --------------------------------------------------------------------------------------
+
+    def record(
+        self,
+        *,
+        portfolio: Portfolio,
+        owner_email: str,
+        kind: str,
+        instrument,
+        quantity,
+        price,
+        fee,
+        fee_currency: str,
+        executed_at: datetime,
+        external_id: str,
+        note: str,
+        source: str,
+    ) -> Transaction:
+        """Check and apply one transaction in memory, as `transaction_record` would (DomainError if not)."""
+        loaded = self._state(portfolio)
+        if loaded.refused:
+            raise NeedsReplay("an earlier transaction on this portfolio was refused in this batch")
+        if loaded.latest_at is not None and executed_at < loaded.latest_at:
+            raise NeedsReplay("dated before the portfolio's latest transaction")
+        txn = transaction_build(
+            portfolio=portfolio, kind=kind, instrument=instrument, quantity=quantity, price=price, fee=fee,
+            fee_currency=fee_currency, executed_at=executed_at, external_id=external_id, note=note, source=source,
+        )
+        try:
+            loaded.ledger.apply(txn)
+        except DomainError:
+            loaded.refused = True
+            raise
+        loaded.latest_at = executed_at
+        loaded.recorded.append((txn, f"{source} for {owner_email}"))
+        return txn
+
+    def write(self) -> list[Portfolio]:
+        """Queue every row of what was recorded (primary keys reserved first). Returns the portfolios."""
+        touched = [loaded for loaded in self._portfolios.values() if loaded.recorded]
+        transactions = [txn for loaded in touched for txn, _ in loaded.recorded]
+        positions = {
+            loaded.portfolio.pk: ledger_positions(loaded.ledger, portfolio=loaded.portfolio, stored={})
+            for loaded in touched
+        }
+        new_positions = [row for rows in positions.values() for row in rows if row.pk is None]
+        new_lots = sum(
+            1 for loaded in touched for state in loaded.ledger.positions.values() for lot in state.changed_lots
+            if lot.pk is None
+        )
+        ids = self.pipe.reserve_ids_many(
+            {Transaction: len(transactions), Position: len(new_positions), Lot: new_lots, AuditLog: len(transactions)}
+        )
+        for txn, pk in zip(transactions, ids[Transaction], strict=True):
+            txn.pk = pk
+        for row, pk in zip(new_positions, ids[Position], strict=True):
+            row.pk = pk
+        created = {id(row) for row in new_positions}
+        rows_by_portfolio = {
+            loaded.portfolio.pk: ledger_rows(
+                loaded.ledger,
+                portfolio=loaded.portfolio,
+                positions=positions[loaded.portfolio.pk],
+                replayed=False,
+                cash=loaded.ledger.changed_cash,
+            )
+            for loaded in touched
+        }
+        lots_new = [lot for rows in rows_by_portfolio.values() for lot in rows.lots_new]
+        for lot, pk in zip(lots_new, ids[Lot], strict=True):
+            lot.pk = pk
+        audit_ids = iter(ids[AuditLog])
+        for loaded in touched:
+            user_id = loaded.portfolio.user_id
+            rows = rows_by_portfolio[loaded.portfolio.pk]
+            for txn, _ in loaded.recorded:
+                self.pipe.insert(txn, user_id=user_id)
+            for row in positions[loaded.portfolio.pk]:
+                if id(row) in created:
+                    self.pipe.insert(row, user_id=user_id)
+                else:
+                    self.pipe.update(row, POSITION_FIELDS, user_id=user_id)
+            for lot in rows.lots_new:
+                self.pipe.insert(lot, user_id=user_id)
+            for lot in rows.lots_changed:
+                self.pipe.update(lot, LOT_FIELDS, user_id=user_id)
+            for row in rows.cash:
+                self.pipe.insert(row, user_id=user_id, unique_fields=["portfolio", "currency"], update_fields=["amount"])
+            for txn, actor_label in loaded.recorded:
+                entry = audit_entry(
+                    action="portfolio.transaction_recorded", user=None, user_id=user_id, actor_label=actor_label,
+                    target=txn, after=transaction_summary(txn),
+                )
+                entry.pk = next(audit_ids)
+                self.pipe.insert(entry, user_id=user_id)
+        return [loaded.portfolio for loaded in touched]

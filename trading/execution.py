@@ -1,0 +1,319 @@
+"""Executing a fan-out chunk on the paper exchange: every plan as its owner, a handful of round trips.
+
+`services.plan_execute` executes one plan through the general order path (`order_place`, the paper
+adapter, `order_apply_exchange`, `transaction_record`, `notify`): some sixty statements, each a round trip,
+which caps one signal to 10,000 bots at minutes. A chunk of paper plans does the same work here in one
+database transaction on a `core.batch.TenantPipeline`, which sends the statements of every plan together
+while each plan's own statements still run as its owner (`app.user_id` set before them, so RLS checks
+every row read and written):
+
+1. lock each plan with its bot, connection and portfolio (FOR UPDATE, as the owner);
+2. read each portfolio's ledger for the pair, its open orders and the owner's notification choices;
+3. decide in memory with the functions the single path uses: `order_validate` (precision, minimum
+   notional, balance), `paper_match` (the matching engine), `LedgerBatch.record` (`transaction_build` and
+   the FIFO `Ledger`), `order_transition`, `bot_fill_account`, `notification_build`, `audit_entry`;
+4. write every row (order, fill, transaction, position, lots, cash, bot, audit, notification, plan).
+
+Idempotency is unchanged: a plan executes only while pending under its row lock, the order id derives
+from the plan, and the plan's new status commits with its order. Plans that are not for the paper
+exchange, and the rare fill dated before its portfolio's latest transaction (a replay), go through
+`plan_execute` after the batch. If the batch fails for any other reason it is rolled back as a whole and
+every plan of the chunk goes through `plan_execute`, one by one; a database outage is raised for the
+task to retry.
+
+After the commit, one call each: the in-app notifications (`notifications_dispatch`), `orders_filled`,
+and the live push of the portfolios whose owners have a dashboard open.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+import structlog
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, transaction
+from django.utils import timezone
+
+from accounts.models import User
+from core.audit import audit_entry
+from core.batch import Pending, TenantPipeline, instances_from_row, model_select
+from core.errors import DomainError
+from core.models import AuditLog, Notification, NotificationDelivery
+from core.notifications import notification_build, notifications_dispatch
+from marketdata.models import Instrument
+from portfolios.batch import LedgerBatch, NeedsReplay
+from portfolios.choices import TransactionSource
+from portfolios.live import portfolios_push
+from portfolios.models import Portfolio
+from trading import services
+from trading.choices import (
+    OPEN_ORDER_STATUSES,
+    BotStatus,
+    OrderSide,
+    OrderSource,
+    OrderStatus,
+    OrderType,
+    PlanStatus,
+)
+from trading.exchanges.paper import PaperQuote, paper_match
+from trading.models import Bot, ExchangeConnection, ExecutionPlan, Fill, Order
+
+logger = structlog.get_logger(__name__)
+
+ZERO = Decimal("0")
+DATABASE_OUTAGES = (OperationalError, InterfaceError)
+PLAN_FIELDS = ["status", "reason", "order", "quantity", "executed_at"]
+
+_PLAN_SQL = (
+    f"SELECT {model_select(ExecutionPlan, 'p')}, {model_select(Bot, 'b')}, "  # noqa: S608 - model columns
+    f"{model_select(ExchangeConnection, 'c')}, "
+    f"{model_select(Portfolio, 'f')}, s.closed_at, u.email "
+    "FROM trading_executionplan p "
+    "JOIN trading_bot b ON b.id = p.bot_id "
+    "JOIN trading_exchangeconnection c ON c.id = b.connection_id "
+    "JOIN portfolios_portfolio f ON f.id = b.portfolio_id "
+    "JOIN trading_signal s ON s.id = p.signal_id "
+    "JOIN accounts_user u ON u.id = p.user_id "
+    "WHERE p.id = %s FOR UPDATE OF p, b, f"
+)
+
+
+@dataclass
+class _Item:
+    ref: tuple[int, int]
+    plan: ExecutionPlan
+    bot: Bot
+    connection: ExchangeConnection
+    portfolio: Portfolio
+    instrument: Instrument
+    owner_email: str
+    signal_closed_at: datetime
+    open_orders: Pending | None = None
+    order: Order | None = None
+    fill: Fill | None = None
+    audit: AuditLog | None = None
+    notification: Notification | None = None
+    deliveries: list[NotificationDelivery] = field(default_factory=list)
+
+
+@dataclass
+class BatchOutcome:
+    counts: Counter
+    leftovers: list[tuple[int, int]]
+
+
+def paper_plans_execute(refs: list[tuple[int, int]], *, quote, now: datetime | None = None) -> BatchOutcome:
+    """Execute the paper plans among `refs` [(plan id, owner id)] in one transaction (see the module)."""
+    now = now or timezone.now()
+    instruments = Instrument.objects.in_bulk()
+    counts: Counter = Counter()
+    leftovers: list[tuple[int, int]] = []
+    with transaction.atomic():
+        pipe = TenantPipeline()
+        locked = [(ref, pipe.execute(_PLAN_SQL, [ref[0]], user_id=ref[1])) for ref in refs]
+        pipe.sync()
+        items: list[_Item] = []
+        for ref, pending in locked:
+            rows = pending.rows()
+            if not rows:
+                counts["missing"] += 1
+                continue
+            plan, bot, connection, portfolio, (closed_at, email) = instances_from_row(
+                rows[0], ExecutionPlan, Bot, ExchangeConnection, Portfolio
+            )
+            if plan.status != PlanStatus.PENDING:
+                counts[plan.status] += 1
+            elif not connection.is_paper:
+                leftovers.append(ref)
+            else:
+                items.append(_Item(
+                    ref=ref, plan=plan, bot=bot, connection=connection, portfolio=portfolio,
+                    instrument=instruments[bot.instrument_id], owner_email=email, signal_closed_at=closed_at,
+                ))
+
+        ledgers = LedgerBatch(pipe)
+        choices: dict[int, Pending] = {}
+        kinds = [services.NOTIFY_FILLED, services.NOTIFY_BLOCKED]
+        batchable = []
+        for item in items:
+            user_id = item.plan.user_id
+            try:
+                ledgers.load(portfolio=item.portfolio, instrument=item.instrument)
+            except ValueError:  # a second pair on the same portfolio in this chunk: the single path
+                leftovers.append(item.ref)
+                continue
+            item.open_orders = pipe.select(
+                Order, "portfolio_id = %s AND connection_id = %s AND status = ANY(%s)",
+                [item.portfolio.pk, item.connection.pk, list(OPEN_ORDER_STATUSES)], user_id=user_id,
+            )
+            if user_id not in choices:
+                choices[user_id] = pipe.execute(
+                    "SELECT kind, channel, enabled FROM core_notificationpreference WHERE user_id = %s AND kind = ANY(%s)",
+                    [user_id, kinds], user_id=user_id,
+                )
+            batchable.append(item)
+        pipe.sync()
+        preferences = {user_id: _choices(pending.rows()) for user_id, pending in choices.items()}
+
+        done: list[_Item] = []
+        for item in batchable:
+            try:
+                _decide(
+                    item, ledgers=ledgers, quote=quote, now=now, preferences=preferences[item.plan.user_id],
+                    instruments=instruments,
+                )
+            except NeedsReplay:
+                leftovers.append(item.ref)
+                continue
+            counts[item.plan.status] += 1
+            done.append(item)
+
+        _write(pipe, ledgers, done)
+        pipe.close()
+        deliveries = [delivery for item in done for delivery in item.deliveries]
+        filled = [services.order_filled_payload(item.order) for item in done if item.fill is not None]
+        portfolios = sorted({(item.portfolio.pk, item.portfolio.user_id) for item in done if item.fill is not None})
+        transaction.on_commit(lambda: _after_commit(deliveries, filled, portfolios))
+    return BatchOutcome(counts=counts, leftovers=leftovers)
+
+
+def _choices(rows) -> dict[str, dict[str, bool]]:
+    by_kind: dict[str, dict[str, bool]] = {}
+    for kind, channel, enabled in rows:
+        by_kind.setdefault(kind, {})[channel] = enabled
+    return by_kind
+
+
+def _decide(item: _Item, *, ledgers: LedgerBatch, quote, now: datetime, preferences, instruments) -> None:
+    """What `plan_execute` would do with this plan, in memory (the rows are written by `_write`)."""
+    plan, bot, instrument = item.plan, item.bot, item.instrument
+    plan.executed_at = now
+    lag = (now - item.signal_closed_at).total_seconds()
+    if lag > settings.TRADING_SIGNAL_MAX_LAG_SECONDS:
+        plan.status, plan.reason = PlanStatus.SKIPPED, f"Not executed: the signal was {int(lag)}s old (stale)."
+        return
+    if bot.status != BotStatus.ENABLED:
+        plan.status, plan.reason = PlanStatus.SKIPPED, "The bot was paused before it could act."
+        return
+    owner = User(pk=plan.user_id, email=item.owner_email)
+    open_orders = item.open_orders.instances()
+    fee_rate = item.connection.taker_fee or ZERO
+    quantity, available, held = plan.quantity, None, None
+    if plan.side == OrderSide.BUY:
+        price = quote.ask or quote.price
+        fee = fee_rate + Decimal(settings.TRADING_PAPER_SLIPPAGE_RATE)
+        reserved = services.reserved_total(
+            [o for o in open_orders if o.side == OrderSide.BUY and instruments[o.instrument_id].quote == instrument.quote],
+            side=OrderSide.BUY, fee_rate=fee_rate,
+        )
+        available = ledgers.cash(portfolio=item.portfolio, currency=instrument.quote) - reserved
+        affordable = available / (price * (1 + fee))
+        quantity = services._quantize_down(min(quantity, affordable), instrument.quantity_precision)
+    else:
+        reserved = services.reserved_total(
+            [o for o in open_orders if o.side == OrderSide.SELL and o.instrument_id == instrument.pk],
+            side=OrderSide.SELL, fee_rate=fee_rate,
+        )
+        held = ledgers.holding(portfolio=item.portfolio, instrument=instrument) - reserved
+    try:
+        if quantity <= 0:
+            raise DomainError("Insufficient balance for this trade.")
+        check = services.order_validate(
+            user=owner, portfolio=item.portfolio, connection=item.connection, symbol=instrument.symbol,
+            side=plan.side, type=OrderType.MARKET, quantity=quantity, quote=quote, available=available, held=held,
+            instrument=instrument,
+        )
+        order = Order(
+            id=services.plan_order_id(plan.pk), user_id=plan.user_id, connection=item.connection,
+            portfolio=item.portfolio, instrument=instrument, bot=bot, source=OrderSource.BOT, side=plan.side,
+            type=OrderType.MARKET, quantity=check.quantity,
+        )
+        update, _ = paper_match(
+            client_order_id=order.client_order_id, side=plan.side, order_type=OrderType.MARKET,
+            quantity=check.quantity, limit_price=None, stop_price=None, already_triggered=False,
+            quote=PaperQuote(price=quote.price, bid=quote.bid, ask=quote.ask), quote_currency=instrument.quote,
+            price_precision=instrument.price_precision, at=timezone.now(),
+        )
+        [reported] = update.fills
+        ledgers.record(
+            portfolio=item.portfolio, owner_email=item.owner_email, kind=plan.side, instrument=instrument,
+            quantity=reported.quantity, price=reported.price, fee=reported.fee, fee_currency=reported.fee_currency,
+            executed_at=reported.executed_at, external_id=reported.fill_id, note=f"Order {order.pk}",
+            source=TransactionSource.EXCHANGE,
+        )
+    except DomainError as error:
+        plan.status, plan.reason = PlanStatus.SKIPPED, str(error)[:300]
+        item.notification, item.deliveries = notification_build(
+            user=owner, kind=services.NOTIFY_BLOCKED, message=f"Bot {bot.name} did not {plan.side}: {error}",
+            link=f"/trading/bots/{bot.pk}/", dedup_key=f"plan-skipped:{plan.pk}",
+            choices=preferences.get(services.NOTIFY_BLOCKED, {}),
+        )
+        return
+    item.fill = Fill(
+        user_id=plan.user_id, order=order, fill_id=reported.fill_id, quantity=reported.quantity, price=reported.price,
+        fee=reported.fee, fee_currency=reported.fee_currency, executed_at=reported.executed_at,
+    )
+    order.filled_quantity = reported.quantity
+    order.average_price = reported.price
+    if reported.fee_currency == instrument.quote:
+        order.fees_paid = reported.fee
+    order.exchange_order_id = update.exchange_order_id
+    services.order_transition(order, OrderStatus.FILLED, reason=update.reason)
+    services.bot_fill_account(bot, side=plan.side, fill=item.fill, quote=instrument.quote)
+    plan.status, plan.order, plan.quantity = PlanStatus.EXECUTED, order, quantity
+    item.order = order
+    item.audit = audit_entry(
+        action="trading.order_placed", user=None, user_id=plan.user_id, target=order,
+        after=services._order_summary(order),
+    )
+    item.notification, item.deliveries = notification_build(
+        user=owner, kind=services.NOTIFY_FILLED, message=services.order_filled_message(order, bot_name=bot.name),
+        link=services.FILLED_LINK, dedup_key=f"order-filled:{order.pk}",
+        choices=preferences.get(services.NOTIFY_FILLED, {}),
+    )
+
+
+def _write(pipe: TenantPipeline, ledgers: LedgerBatch, items: list[_Item]) -> None:
+    """Queue every row of the decided plans (primary keys reserved first), each as its owner."""
+    fills = [item.fill for item in items if item.fill is not None]
+    audits = [item.audit for item in items if item.audit is not None]
+    notifications = [item.notification for item in items if item.notification is not None]
+    deliveries = [delivery for item in items for delivery in item.deliveries]
+    ids = pipe.reserve_ids_many(
+        {Fill: len(fills), AuditLog: len(audits), Notification: len(notifications), NotificationDelivery: len(deliveries)}
+    )
+    for rows, model in ((fills, Fill), (audits, AuditLog), (notifications, Notification), (deliveries, NotificationDelivery)):
+        for row, pk in zip(rows, ids[model], strict=True):
+            row.pk = pk
+    for item in items:
+        if item.order is not None:
+            pipe.insert(item.order, user_id=item.plan.user_id)
+            pipe.insert(item.fill, user_id=item.plan.user_id)
+    ledgers.write()
+    for item in items:
+        user_id = item.plan.user_id
+        if item.order is not None:
+            pipe.update(item.bot, services.BOT_FILL_FIELDS, user_id=user_id)
+            pipe.insert(item.audit, user_id=user_id)
+        if item.notification is not None:
+            pipe.insert(item.notification, user_id=user_id)
+            for delivery in item.deliveries:
+                pipe.insert(delivery, user_id=user_id)
+        pipe.update(item.plan, PLAN_FIELDS, user_id=user_id)
+
+
+def _after_commit(deliveries, filled, portfolios) -> None:
+    for step, run in (
+        ("notifications", lambda: notifications_dispatch(deliveries)),
+        ("orders_filled", lambda: services.orders_filled_send(filled)),
+        ("portfolios_push", lambda: portfolios_push(portfolios=portfolios)),
+    ):
+        try:
+            run()
+        except Exception:
+            # The trades are committed; a missed toast is retried by the notification sweeper and a missed
+            # push is caught up by the next one.
+            logger.exception("trading.batch_after_commit_failed", step=step)
