@@ -151,6 +151,7 @@ class TenantPipeline:
         self._context = None  # psycopg's pipeline() context manager while statements are queued
         self._pipeline = None
         self._tenant: object = _UNKNOWN
+        self._writer: psycopg.Cursor | None = None  # one cursor for every statement whose result is not read
         self.statements = 0
         self.round_trips = 0
 
@@ -167,20 +168,31 @@ class TenantPipeline:
             return
         self._begin()
         value = "" if user_id is None else str(int(user_id))
-        with self._errors:
-            psycopg.Cursor(self._connection).execute(SET_TENANT, [USER_SETTING, value])
-        self.statements += 1
+        self._write(SET_TENANT, [USER_SETTING, value])
         self._tenant = user_id
+
+    def _write(self, sql: str, params: Sequence[Any]) -> None:
+        if self._writer is None:
+            self._writer = psycopg.Cursor(self._connection)
+        with self._errors:
+            self._writer.execute(sql, params)
+        self.statements += 1
 
     def execute(
         self, sql: str, params: Sequence[Any] = (), *, user_id: int | None, model: type[models.Model] | None = None
     ) -> Pending:
+        """Queue a statement whose result is read after the next sync (each gets a cursor of its own)."""
         self.as_user(user_id)
         cursor = psycopg.Cursor(self._connection)
         with self._errors:
             cursor.execute(sql, params)
         self.statements += 1
         return Pending(cursor, model, self.using)
+
+    def write(self, sql: str, params: Sequence[Any] = (), *, user_id: int | None) -> None:
+        """Queue a statement whose result is not needed (an INSERT, an UPDATE) as `user_id`."""
+        self.as_user(user_id)
+        self._write(sql, params)
 
     def select(self, model: type[models.Model], where: str, params: Sequence[Any], *, user_id: int) -> Pending:
         """`SELECT <model columns> FROM <table> WHERE <where>` as `user_id`; read `.instances()` after sync."""
@@ -202,12 +214,12 @@ class TenantPipeline:
         conflict = (tuple(unique_fields), tuple(update_fields or ())) if unique_fields else None
         with_pk = obj.pk is not None
         params = _prepared(obj, _insert_columns(model, with_pk), add=True, using=self.using)
-        self.execute(_insert_sql(model, with_pk, conflict), params, user_id=user_id)
+        self.write(_insert_sql(model, with_pk, conflict), params, user_id=user_id)
 
     def update(self, obj: models.Model, fields: Sequence[str], *, user_id: int) -> None:
         sql, targets = _update_sql(type(obj), tuple(fields))
         params = _prepared(obj, targets, add=False, using=self.using)
-        self.execute(sql, [*params, obj.pk], user_id=user_id)
+        self.write(sql, [*params, obj.pk], user_id=user_id)
 
     def reserve_ids(self, model: type[models.Model], count: int) -> list[int]:
         """`count` primary keys from the table's own sequence (one round trip, shared with what is queued)."""

@@ -27,6 +27,7 @@ preferences page can list them; a user's `NotificationPreference` rows override 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -56,6 +57,8 @@ RETRY_BASE_SECONDS = 10
 STALE_PENDING = timedelta(minutes=2)
 # A delivery still `sending` after this was interrupted mid-send: failed, never sent a second time.
 STALE_SENDING = timedelta(minutes=10)
+# In-app frames sent at once by `send_in_app_many`.
+SEND_CONCURRENCY = 8
 
 
 class DeliveryFailed(Exception):
@@ -259,13 +262,13 @@ def notifications_dispatch(deliveries: Iterable[NotificationDelivery]) -> None:
         pipe = TenantPipeline()
         for delivery in claimed:
             if delivery.pk in failed:
-                pipe.execute(
+                pipe.write(
                     "UPDATE core_notificationdelivery SET status = %s, last_error = %s, updated_at = %s WHERE id = %s",
                     [DeliveryStatus.PENDING, failed[delivery.pk][:2000], now, delivery.pk],
                     user_id=delivery.user_id,
                 )
             else:
-                pipe.execute(
+                pipe.write(
                     "UPDATE core_notificationdelivery SET status = %s, sent_at = %s, last_error = '', updated_at = %s "
                     "WHERE id = %s",
                     [DeliveryStatus.SENT, now, now, delivery.pk],
@@ -509,11 +512,23 @@ def send_in_app_many(notifications: list[Notification]) -> None:
         }
         pipe.close()
     layer = get_channel_layer()
+    frames = [
+        (user_group(user_id), "".join(parts) + render_unread_badge(counts[user_id].scalar() or 0))
+        for user_id, parts in toasts.items()
+    ]
 
     async def send_all() -> None:
-        for user_id, parts in toasts.items():
-            html = "".join(parts) + render_unread_badge(counts[user_id].scalar() or 0)
-            await layer.group_send(user_group(user_id), {"type": "user.html", "html": html})
+        # A few at a time, over the channel layer's pool of Redis connections (which is bounded).
+        gate = asyncio.Semaphore(SEND_CONCURRENCY)
+
+        async def send(group: str, html: str) -> None:
+            async with gate:
+                await layer.group_send(group, {"type": "user.html", "html": html})
+
+        results = await asyncio.gather(*(send(group, html) for group, html in frames), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
 
     async_to_sync(send_all)()
 

@@ -6,8 +6,9 @@ costs some twenty round trips. `LedgerBatch` does the same work on a `core.batch
 1. `load(portfolio, instrument)` queues the reads of that part of the ledger (as the owner);
 2. after the pipeline's sync, `record(...)` checks the transaction with `transaction_build` and applies it
    to the same in-memory FIFO `Ledger` that `transaction_record` uses, so the figures cannot differ;
-3. `write()` reserves the primary keys and queues every row (transactions, positions, lots, cash, audit),
-   each as its owner; the caller syncs and commits.
+3. `prepare()` reserves the primary keys and builds every row (transactions, positions, lots, cash,
+   audit); `queue(portfolio)` queues a portfolio's rows as its owner, where the caller wants them among
+   its own rows (one `set_config` per owner); the caller syncs and commits.
 
 A transaction dated before the portfolio's latest one would need the history replayed: `record` refuses it
 with `NeedsReplay`, and the caller records it through `transaction_record` after the batch. A portfolio on
@@ -29,6 +30,7 @@ from portfolios.models import CashBalance, Lot, Portfolio, Position, Transaction
 from portfolios.services import (
     LOT_FIELDS,
     POSITION_FIELDS,
+    LedgerRows,
     ledger_fill,
     ledger_positions,
     ledger_rows,
@@ -53,6 +55,16 @@ class _Loaded:
     latest_at: datetime | None = None
     recorded: list[tuple[Transaction, str]] = field(default_factory=list)  # (transaction, actor label)
     refused: bool = False
+    rows: _Rows | None = None
+    queued: bool = False
+
+
+@dataclass
+class _Rows:
+    positions_new: list[Position]
+    positions_changed: list[Position]
+    ledger: LedgerRows
+    audits: list[AuditLog]
 
 
 class LedgerBatch:
@@ -144,8 +156,9 @@ class LedgerBatch:
         loaded.recorded.append((txn, f"{source} for {owner_email}"))
         return txn
 
-    def write(self) -> list[Portfolio]:
-        """Queue every row of what was recorded (primary keys reserved first). Returns the portfolios."""
+    def prepare(self) -> list[Portfolio]:
+        """Reserve the primary keys and build every row of what was recorded (one round trip); returns the
+        portfolios written to. Then `queue(portfolio)` for each, where the caller wants them in the stream."""
         touched = [loaded for loaded in self._portfolios.values() if loaded.recorded]
         transactions = [txn for loaded in touched for txn, _ in loaded.recorded]
         positions = {
@@ -165,41 +178,52 @@ class LedgerBatch:
         for row, pk in zip(new_positions, ids[Position], strict=True):
             row.pk = pk
         created = {id(row) for row in new_positions}
-        rows_by_portfolio = {
-            loaded.portfolio.pk: ledger_rows(
+        lot_ids = iter(ids[Lot])
+        audit_ids = iter(ids[AuditLog])
+        for loaded in touched:
+            rows = ledger_rows(
                 loaded.ledger,
                 portfolio=loaded.portfolio,
                 positions=positions[loaded.portfolio.pk],
                 replayed=False,
                 cash=loaded.ledger.changed_cash,
             )
-            for loaded in touched
-        }
-        lots_new = [lot for rows in rows_by_portfolio.values() for lot in rows.lots_new]
-        for lot, pk in zip(lots_new, ids[Lot], strict=True):
-            lot.pk = pk
-        audit_ids = iter(ids[AuditLog])
-        for loaded in touched:
-            user_id = loaded.portfolio.user_id
-            rows = rows_by_portfolio[loaded.portfolio.pk]
-            for txn, _ in loaded.recorded:
-                self.pipe.insert(txn, user_id=user_id)
-            for row in positions[loaded.portfolio.pk]:
-                if id(row) in created:
-                    self.pipe.insert(row, user_id=user_id)
-                else:
-                    self.pipe.update(row, POSITION_FIELDS, user_id=user_id)
             for lot in rows.lots_new:
-                self.pipe.insert(lot, user_id=user_id)
-            for lot in rows.lots_changed:
-                self.pipe.update(lot, LOT_FIELDS, user_id=user_id)
-            for row in rows.cash:
-                self.pipe.insert(row, user_id=user_id, unique_fields=["portfolio", "currency"], update_fields=["amount"])
+                lot.pk = next(lot_ids)
+            audits = []
             for txn, actor_label in loaded.recorded:
                 entry = audit_entry(
-                    action="portfolio.transaction_recorded", user=None, user_id=user_id, actor_label=actor_label,
-                    target=txn, after=transaction_summary(txn),
+                    action="portfolio.transaction_recorded", user=None, user_id=loaded.portfolio.user_id,
+                    actor_label=actor_label, target=txn, after=transaction_summary(txn),
                 )
                 entry.pk = next(audit_ids)
-                self.pipe.insert(entry, user_id=user_id)
+                audits.append(entry)
+            loaded.rows = _Rows(
+                positions_new=[row for row in positions[loaded.portfolio.pk] if id(row) in created],
+                positions_changed=[row for row in positions[loaded.portfolio.pk] if id(row) not in created],
+                ledger=rows,
+                audits=audits,
+            )
         return [loaded.portfolio for loaded in touched]
+
+    def queue(self, portfolio: Portfolio) -> None:
+        """Queue the rows `prepare` built for `portfolio`, as its owner (nothing if it recorded nothing)."""
+        loaded = self._portfolios.get(portfolio.pk)
+        if loaded is None or loaded.rows is None or loaded.queued:
+            return
+        loaded.queued = True
+        user_id, rows = portfolio.user_id, loaded.rows
+        for txn, _ in loaded.recorded:
+            self.pipe.insert(txn, user_id=user_id)
+        for row in rows.positions_new:
+            self.pipe.insert(row, user_id=user_id)
+        for row in rows.positions_changed:
+            self.pipe.update(row, POSITION_FIELDS, user_id=user_id)
+        for lot in rows.ledger.lots_new:
+            self.pipe.insert(lot, user_id=user_id)
+        for lot in rows.ledger.lots_changed:
+            self.pipe.update(lot, LOT_FIELDS, user_id=user_id)
+        for row in rows.ledger.cash:
+            self.pipe.insert(row, user_id=user_id, unique_fields=["portfolio", "currency"], update_fields=["amount"])
+        for entry in rows.audits:
+            self.pipe.insert(entry, user_id=user_id)

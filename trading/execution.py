@@ -288,14 +288,13 @@ def _write(pipe: TenantPipeline, ledgers: LedgerBatch, items: list[_Item]) -> No
     for rows, model in ((fills, Fill), (audits, AuditLog), (notifications, Notification), (deliveries, NotificationDelivery)):
         for row, pk in zip(rows, ids[model], strict=True):
             row.pk = pk
-    for item in items:
-        if item.order is not None:
-            pipe.insert(item.order, user_id=item.plan.user_id)
-            pipe.insert(item.fill, user_id=item.plan.user_id)
-    ledgers.write()
-    for item in items:
+    ledgers.prepare()
+    for item in items:  # each plan's rows together, so one set_config per plan
         user_id = item.plan.user_id
         if item.order is not None:
+            pipe.insert(item.order, user_id=user_id)
+            pipe.insert(item.fill, user_id=user_id)
+            ledgers.queue(item.portfolio)
             pipe.update(item.bot, services.BOT_FILL_FIELDS, user_id=user_id)
             pipe.insert(item.audit, user_id=user_id)
         if item.notification is not None:

@@ -1,0 +1,222 @@
+"""The batch executor (trading.execution) against the single path (services.plan_execute).
+
+The batch exists for speed only, so the proof is that it writes exactly what the single path writes, for
+each outcome a plan can have, and that it falls back to the single path (or is retried) whenever it cannot
+finish, without executing anything twice.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import OperationalError
+from django.utils import timezone
+
+from core.models import AuditLog, Notification, NotificationDelivery
+from core.rls import system_context, tenant
+from marketdata.selectors import quote_latest_map
+from portfolios.models import CashBalance, Lot, Position, Transaction
+from portfolios.services import transaction_record
+from tests.trading.conftest import make_bot, make_signal, paper_setup, set_quote
+from trading import execution, services
+from trading.models import Bot, ExecutionPlan, Fill, Order
+
+SYMBOL = "BTC/USDT"
+
+
+def _quote():
+    return quote_latest_map(symbols=[SYMBOL])[SYMBOL]
+
+
+def _state(user) -> dict:
+    """Everything a plan's execution writes for `user`, without ids, times and the user's own email."""
+    with tenant(user.pk):
+        orders = list(Order.objects.order_by("created_at"))
+        return {
+            "orders": [
+                (o.side, o.type, o.source, o.quantity, o.status, o.filled_quantity, o.average_price, o.fees_paid,
+                 o.exchange_order_id == f"paper-{o.pk}", o.closed_at is not None, o.status_reason)
+                for o in orders
+            ],
+            "fills": [
+                (f.fill_id == f"paper:{f.order_id}", f.quantity, f.price, f.fee, f.fee_currency)
+                for f in Fill.objects.order_by("executed_at")
+            ],
+            "transactions": [
+                (t.kind, t.quantity, t.price, t.fee, t.fee_currency, t.realized_pnl, t.flow_amount, t.flow_currency,
+                 t.funding, t.fee_funding, t.source, t.note.startswith("Order "), t.external_id)
+                if t.kind == "deposit" else
+                (t.kind, t.quantity, t.price, t.fee, t.fee_currency, t.realized_pnl, t.flow_amount, t.flow_currency,
+                 t.funding, t.fee_funding, t.source, t.note.startswith("Order "), t.external_id.startswith("paper:"))
+                for t in Transaction.objects.order_by("executed_at", "id")
+            ],
+            "positions": [
+                (p.quantity, p.cost_basis, p.realized_pnl, p.fees_paid, p.last_price, p.opened_at is not None)
+                for p in Position.objects.all()
+            ],
+            "lots": [
+                (lot.quantity, lot.quantity_open, lot.cost_open, lot.closed_at is not None)
+                for lot in Lot.objects.order_by("opened_at", "id")
+            ],
+            "cash": sorted(CashBalance.objects.values_list("currency", "amount")),
+            "bots": [
+                (b.position_quantity, b.position_cost, b.realized_pnl, b.realized_pnl_day, b.pnl_day)
+                for b in Bot.objects.all()
+            ],
+            "plans": [
+                (p.side, p.status, p.reason, p.quantity, p.order_id == (services.plan_order_id(p.pk) if p.order_id else None),
+                 p.executed_at is not None)
+                for p in ExecutionPlan.objects.order_by("created_at", "id")
+            ],
+            "notifications": [
+                (n.kind, n.message, n.link.split("/")[2] if n.link.count("/") > 3 else n.link, n.dedup_key.split(":")[0])
+                for n in Notification.objects.order_by("created_at", "id")
+            ],
+            "deliveries": sorted(NotificationDelivery.objects.values_list("channel", "status", "attempts")),
+            "audit": sorted(
+                (a.action, a.actor_label.replace(user.email, "<owner>"), a.target_type, _summary(a.after))
+                for a in AuditLog.objects.exclude(action__in=["trading.connection_created", "portfolio.created"])
+            ),
+        }
+
+
+def _summary(after: dict | None) -> tuple:
+    ids = {"id", "portfolio", "external_id", "executed_at"}
+    return tuple(sorted((key, value) for key, value in (after or {}).items() if key not in ids))
+
+
+def _execute(path: str, refs: list[tuple[int, int]]) -> None:
+    if path == "single":
+        for plan_id, user_id in refs:
+            services.plan_execute(plan_id=plan_id, user_id=user_id, quote=_quote())
+    else:
+        outcome = execution.paper_plans_execute(refs, quote=_quote())
+        assert outcome.leftovers == [], "the batch handled every plan itself"
+
+
+def _signal_refs(signal) -> dict[int, tuple[int, int]]:
+    fan_out = services.signal_plan(signal_id=signal.pk)
+    return {user_id: (plan_id, user_id) for plan_id, user_id in fan_out.pending}
+
+
+@pytest.mark.parametrize("scenario", ["buy", "buy_then_sell", "too_little_cash", "paused"])
+def test_the_batch_writes_exactly_what_the_single_path_writes(
+    scenario, user_a, user_b, btc_quote, django_capture_on_commit_callbacks
+):
+    cash = "5" if scenario == "too_little_cash" else "10000"
+    single = (user_a, make_bot(user_a, paper_setup(user_a, cash=cash)))
+    batch = (user_b, make_bot(user_b, paper_setup(user_b, cash=cash)))
+    refs = _signal_refs(make_signal())
+    if scenario == "paused":
+        with system_context(reason="test: pause both bots after planning"):
+            Bot.objects.update(status="paused")
+    with django_capture_on_commit_callbacks(execute=True):
+        _execute("single", [refs[single[0].pk]])
+        _execute("batch", [refs[batch[0].pk]])
+    if scenario == "buy_then_sell":
+        set_quote(SYMBOL, "21000", bid="20999", ask="21001")
+        refs = _signal_refs(make_signal(action="sell", candle_open_time=timezone.now() - timedelta(hours=3)))
+        with django_capture_on_commit_callbacks(execute=True):
+            _execute("single", [refs[single[0].pk]])
+            _execute("batch", [refs[batch[0].pk]])
+
+    expected, got = _state(single[0]), _state(batch[0])
+    assert got == expected
+    outcome = {"buy": "executed", "buy_then_sell": "executed", "too_little_cash": "skipped", "paused": "skipped"}
+    assert {plan[1] for plan in got["plans"]} == {outcome[scenario]}
+    if scenario == "buy_then_sell":
+        assert [order[0] for order in got["orders"]] == ["buy", "sell"]
+        assert got["bots"][0][2] > 0, "the sell at 21,000 realized the gain of the buy at 20,000"
+    if scenario == "too_little_cash":
+        assert got["notifications"][0][0] == "trading.execution_blocked"
+        assert "needs at least" in got["notifications"][0][1]
+
+
+def test_a_chunk_is_one_batch_and_a_redelivery_does_nothing(user_a, user_b, btc_quote):
+    for user in (user_a, user_b):
+        make_bot(user, paper_setup(user))
+    refs = list(_signal_refs(make_signal()).values())
+    first = execution.paper_plans_execute(refs, quote=_quote())
+    again = execution.paper_plans_execute(refs, quote=_quote())
+    assert (first.counts, first.leftovers) == ({"executed": 2}, [])
+    assert (again.counts, again.leftovers) == ({"executed": 2}, []), "executed plans are reported, not redone"
+    with system_context(reason="test: count across tenants"):
+        assert (Order.objects.count(), Fill.objects.count()) == (2, 2)
+        assert Transaction.objects.filter(kind="buy").count() == 2
+
+
+def test_a_fill_dated_before_the_portfolios_latest_transaction_takes_the_single_path(user_a, btc_quote):
+    portfolio, connection = paper_setup(user_a)
+    make_bot(user_a, (portfolio, connection))
+    with tenant(user_a.pk):  # a deposit dated a minute ahead: the fill would have to be replayed before it
+        transaction_record(
+            user=user_a, portfolio=portfolio, kind="deposit", quantity=Decimal("5"), currency="USDT",
+            executed_at=timezone.now() + timedelta(minutes=1),
+        )
+    refs = list(_signal_refs(make_signal()).values())
+    outcome = execution.paper_plans_execute(refs, quote=_quote())
+    assert outcome.leftovers == refs and not outcome.counts
+    assert services.plans_execute(plans=refs, symbol=SYMBOL) == {"executed": 1}
+    with tenant(user_a.pk):
+        assert Order.objects.get().status == "filled"
+
+
+def test_a_batch_that_fails_keeps_nothing_and_every_plan_runs_once_on_the_single_path(
+    user_a, user_b, btc_quote, monkeypatch, caplog
+):
+    for user in (user_a, user_b):
+        make_bot(user, paper_setup(user))
+    refs = list(_signal_refs(make_signal()).values())
+    write = execution._write
+
+    def write_then_fail(pipe, ledgers, items):
+        write(pipe, ledgers, items)
+        pipe.sync()  # every row of the batch is in the database now...
+        raise RuntimeError("boom")  # ...and must all go away with the batch
+
+    monkeypatch.setattr(execution, "_write", write_then_fail)
+    assert services.plans_execute(plans=refs, symbol=SYMBOL) == {"executed": 2}
+    assert "trading.batch_failed" in caplog.text
+    with system_context(reason="test: count across tenants"):
+        assert (Order.objects.count(), Fill.objects.count()) == (2, 2)
+        assert Transaction.objects.filter(kind="buy").count() == 2
+        assert Notification.objects.filter(kind="trading.order_filled").count() == 2
+
+
+def test_a_database_outage_in_the_batch_is_raised_for_the_task_to_retry(user_a, btc_quote, monkeypatch):
+    make_bot(user_a, paper_setup(user_a))
+    refs = list(_signal_refs(make_signal()).values())
+
+    def outage(*args, **kwargs):
+        raise OperationalError("the server closed the connection")
+
+    monkeypatch.setattr(execution, "paper_plans_execute", outage)
+    with pytest.raises(OperationalError):
+        services.plans_execute(plans=refs, symbol=SYMBOL)
+    with tenant(user_a.pk):
+        assert ExecutionPlan.objects.get().status == "pending" and not Order.objects.exists()
+
+
+def test_the_batch_notifies_each_trader_and_sends_one_filled_event_for_the_chunk(
+    user_a, user_b, btc_quote, django_capture_on_commit_callbacks
+):
+    from trading.signals import orders_filled
+
+    received = []
+    orders_filled.connect(lambda sender, fills, **kwargs: received.append(fills), weak=False, dispatch_uid="test")
+    try:
+        for user in (user_a, user_b):
+            make_bot(user, paper_setup(user))
+        refs = list(_signal_refs(make_signal()).values())
+        with django_capture_on_commit_callbacks(execute=True):
+            execution.paper_plans_execute(refs, quote=_quote())
+    finally:
+        orders_filled.disconnect(dispatch_uid="test")
+    assert len(received) == 1 and {fill["user_id"] for fill in received[0]} == {user_a.pk, user_b.pk}
+    for user in (user_a, user_b):
+        with tenant(user.pk):
+            notification = Notification.objects.get()
+            assert notification.message.startswith("Bot DCA: Bought 0.005 BTC at ")
+            assert list(notification.deliveries.values_list("channel", "status")) == [("in_app", "sent")]
