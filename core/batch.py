@@ -16,14 +16,16 @@ a statement queued for user A cannot see or write user B's rows.
         pipe.update(plan_row, ["status"], user_id=owner)
         pipe.sync()
 
-Rows are built and read with the models' own fields (columns, defaults, `auto_now`, database
+Every statement is a prepared statement of the connection (the same few statements repeat for every
+user of a batch, so PostgreSQL parses and plans each once). Rows are built and read with the models' own fields (columns, defaults, `auto_now`, database
 preparation and converters), so the SQL follows the models. Any error aborts the transaction: callers
 run a pipeline inside a savepoint and fall back to their ordinary path if it raises.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import cache
 from typing import Any
 
@@ -77,6 +79,27 @@ def _update_sql(model: type[models.Model], names: tuple[str, ...]) -> tuple[str,
     sets = ", ".join(f'"{field.column}" = %s' for field in fields)
     sql = f'UPDATE "{model._meta.db_table}" SET {sets} WHERE "{model._meta.pk.column}" = %s'  # noqa: S608 - model identifiers
     return sql, fields
+
+
+@cache
+def _native(sql: str, start: int = 1) -> str:
+    """`sql` with psycopg's `%s` placeholders numbered as PostgreSQL's own `$n`, from `start`."""
+    parts = sql.split("%s")
+    out = [parts[0]]
+    for number, part in enumerate(parts[1:], start):
+        out.append(f"${number}{part}")
+    return "".join(out)
+
+
+@cache
+def _native_group(statements: tuple[str, ...]) -> str:
+    """One statement running `statements` as data-modifying CTEs (see `TenantPipeline.together`)."""
+    numbered, start = [], 1
+    for sql in statements:
+        numbered.append(_native(sql, start))
+        start += sql.count("%s")
+    *ctes, last = numbered
+    return "WITH " + ", ".join(f"w{n} AS ({sql})" for n, sql in enumerate(ctes, 1)) + " " + last
 
 
 def model_select(model: type[models.Model], alias: str = "") -> str:
@@ -152,6 +175,7 @@ class TenantPipeline:
         self._pipeline = None
         self._tenant: object = _UNKNOWN
         self._writer: psycopg.Cursor | None = None  # one cursor for every statement whose result is not read
+        self._group: list[tuple[str, Sequence[Any]]] | None = None  # writes collected by `together()`
         self.statements = 0
         self.round_trips = 0
 
@@ -172,10 +196,17 @@ class TenantPipeline:
         self._tenant = user_id
 
     def _write(self, sql: str, params: Sequence[Any]) -> None:
+        if self._group is not None:
+            self._group.append((sql, params))
+            return
+        self._send_native(_native(sql), params)
+
+    def _send_native(self, sql: str, params: Sequence[Any]) -> None:
         if self._writer is None:
-            self._writer = psycopg.Cursor(self._connection)
+            # Native `$n` placeholders: psycopg sends the text as it is (no parsing of long statements).
+            self._writer = psycopg.RawCursor(self._connection)
         with self._errors:
-            self._writer.execute(sql, params)
+            self._writer.execute(sql, params, prepare=True)
         self.statements += 1
 
     def execute(
@@ -185,14 +216,38 @@ class TenantPipeline:
         self.as_user(user_id)
         cursor = psycopg.Cursor(self._connection)
         with self._errors:
-            cursor.execute(sql, params)
+            cursor.execute(sql, params, prepare=True)
         self.statements += 1
         return Pending(cursor, model, self.using)
 
     def write(self, sql: str, params: Sequence[Any] = (), *, user_id: int | None) -> None:
         """Queue a statement whose result is not needed (an INSERT, an UPDATE) as `user_id`."""
+        if self._group is not None and user_id != self._tenant:
+            raise ValueError("a together() block writes as one user")
         self.as_user(user_id)
         self._write(sql, params)
+
+    @contextmanager
+    def together(self, *, user_id: int) -> Iterator[None]:
+        """Send the writes queued in the block (all as `user_id`) as one statement: data-modifying CTEs,
+        `WITH w1 AS (INSERT ...), w2 AS (UPDATE ...) INSERT ...`. PostgreSQL runs them on one snapshot in
+        an unspecified order, so the block must not touch a row twice and must not depend on its own
+        writes; foreign keys are checked at commit (Django declares them deferred), unique constraints
+        and row-level security per row as usual."""
+        if self._group is not None:
+            raise RuntimeError("together() blocks do not nest")
+        self.as_user(user_id)
+        self._group = []
+        try:
+            yield
+        finally:
+            group, self._group = self._group, None
+        if not group:
+            return
+        if len(group) == 1:
+            self._write(*group[0])
+            return
+        self._send_native(_native_group(tuple(sql for sql, _ in group)), [p for _, params in group for p in params])
 
     def select(self, model: type[models.Model], where: str, params: Sequence[Any], *, user_id: int) -> Pending:
         """`SELECT <model columns> FROM <table> WHERE <where>` as `user_id`; read `.instances()` after sync."""

@@ -289,19 +289,20 @@ def _write(pipe: TenantPipeline, ledgers: LedgerBatch, items: list[_Item]) -> No
         for row, pk in zip(rows, ids[model], strict=True):
             row.pk = pk
     ledgers.prepare()
-    for item in items:  # each plan's rows together, so one set_config per plan
+    for item in items:  # each plan's rows in one statement, as its owner
         user_id = item.plan.user_id
-        if item.order is not None:
-            pipe.insert(item.order, user_id=user_id)
-            pipe.insert(item.fill, user_id=user_id)
-            ledgers.queue(item.portfolio)
-            pipe.update(item.bot, services.BOT_FILL_FIELDS, user_id=user_id)
-            pipe.insert(item.audit, user_id=user_id)
-        if item.notification is not None:
-            pipe.insert(item.notification, user_id=user_id)
-            for delivery in item.deliveries:
-                pipe.insert(delivery, user_id=user_id)
-        pipe.update(item.plan, PLAN_FIELDS, user_id=user_id)
+        with pipe.together(user_id=user_id):
+            if item.order is not None:
+                pipe.insert(item.order, user_id=user_id)
+                pipe.insert(item.fill, user_id=user_id)
+                ledgers.queue(item.portfolio)
+                pipe.update(item.bot, services.BOT_FILL_FIELDS, user_id=user_id)
+                pipe.insert(item.audit, user_id=user_id)
+            if item.notification is not None:
+                pipe.insert(item.notification, user_id=user_id)
+                for delivery in item.deliveries:
+                    pipe.insert(delivery, user_id=user_id)
+            pipe.update(item.plan, PLAN_FIELDS, user_id=user_id)
 
 
 def _after_commit(deliveries, filled, portfolios) -> None:
