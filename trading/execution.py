@@ -116,6 +116,7 @@ def paper_plans_execute(refs: list[tuple[int, int]], *, quote, now: datetime | N
         locked = [(ref, pipe.execute(_PLAN_SQL, [ref[0]], user_id=ref[1])) for ref in refs]
         pipe.sync()
         items: list[_Item] = []
+        bots: set[int] = set()
         for ref, pending in locked:
             rows = pending.rows()
             if not rows:
@@ -126,9 +127,13 @@ def paper_plans_execute(refs: list[tuple[int, int]], *, quote, now: datetime | N
             )
             if plan.status != PlanStatus.PENDING:
                 counts[plan.status] += 1
-            elif not connection.is_paper:
+            elif not connection.is_paper or bot.pk in bots or instruments[bot.instrument_id].symbol != quote.symbol:
+                # A real venue, a second plan of one bot (plans of two signals, from the sweeper), or another
+                # pair than the chunk's quote: the single path, after this batch (so a second plan sees the
+                # first one's effect on the bot).
                 leftovers.append(ref)
             else:
+                bots.add(bot.pk)
                 items.append(_Item(
                     ref=ref, plan=plan, bot=bot, connection=connection, portfolio=portfolio,
                     instrument=instruments[bot.instrument_id], owner_email=email, signal_closed_at=closed_at,

@@ -1142,6 +1142,8 @@ def plan_execute(*, plan_id: int, user_id: int, quote=None) -> str:
         if plan is None or plan.status != PlanStatus.PENDING:
             return plan.status if plan else "missing"
         bot = plan.bot
+        if quote is not None and quote.symbol != bot.instrument.symbol:
+            quote = None  # another pair's quote: the exchange reads its own
         lag = (timezone.now() - plan.signal.closed_at).total_seconds()
         if lag > settings.TRADING_SIGNAL_MAX_LAG_SECONDS:
             plan.status, plan.reason = PlanStatus.SKIPPED, f"Not executed: the signal was {int(lag)}s old (stale)."

@@ -220,3 +220,17 @@ def test_the_batch_notifies_each_trader_and_sends_one_filled_event_for_the_chunk
             notification = Notification.objects.get()
             assert notification.message.startswith("Bot DCA: Bought 0.005 BTC at ")
             assert list(notification.deliveries.values_list("channel", "status")) == [("in_app", "sent")]
+
+
+def test_two_plans_of_one_bot_in_a_chunk_both_count_on_the_bot(user_a, btc_quote):
+    """A sweeper chunk can hold one bot's plans for two signals: the second waits for the first."""
+    make_bot(user_a, paper_setup(user_a))
+    first = list(_signal_refs(make_signal()).values())
+    second = list(_signal_refs(make_signal(candle_open_time=timezone.now() - timedelta(hours=2))).values())
+    outcome = execution.paper_plans_execute(first + second, quote=_quote())
+    assert (outcome.counts, outcome.leftovers) == ({"executed": 1}, second)
+    assert services.plans_execute(plans=first + second, symbol=SYMBOL) == {"executed": 2}
+    with tenant(user_a.pk):
+        bot = Bot.objects.get()
+        assert bot.position_quantity == Decimal("0.010") == sum(o.quantity for o in Order.objects.all())
+        assert Position.objects.get().quantity == Decimal("0.010")
