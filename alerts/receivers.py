@@ -16,7 +16,7 @@ from alerts.choices import AlertKind
 from alerts.evaluator import on_ticks_published
 from alerts.services import event_alert_owners, event_alerts_fire
 from marketdata.signals import ticks_published
-from trading.signals import execution_blocked, orders_filled, venue_degraded
+from trading.signals import executions_blocked, orders_filled, venue_degraded
 
 
 def _plain(value) -> str:
@@ -39,14 +39,19 @@ def on_orders_filled(sender, *, fills, **kwargs) -> None:
         )
 
 
-def on_execution_blocked(sender, *, blocked_id, user_id, bot_id, signal_id, regime, reason, **kwargs) -> None:
-    event_alerts_fire(
-        kind=AlertKind.BOT_BLOCKED,
-        user_id=user_id,
-        occurrence_key=f"blocked:{blocked_id}",
-        detail=f"A bot was blocked by the regime gatekeeper ({regime}): {reason}",
-        link=reverse("trading:blocked"),
-    )
+def on_executions_blocked(sender, *, blocks, **kwargs) -> None:
+    # A bearish signal can block every subscriber's bot at once; one query finds the few with an alert.
+    owners = event_alert_owners(kind=AlertKind.BOT_BLOCKED, user_ids={block["user_id"] for block in blocks})
+    for block in blocks:
+        if block["user_id"] not in owners:
+            continue
+        event_alerts_fire(
+            kind=AlertKind.BOT_BLOCKED,
+            user_id=block["user_id"],
+            occurrence_key=f"blocked:{block['blocked_id']}",
+            detail=f"A bot was blocked by the regime gatekeeper ({block['regime']}): {block['reason']}",
+            link=reverse("trading:blocked"),
+        )
 
 
 def on_venue_degraded(sender, *, venue, retry_after_seconds, **kwargs) -> None:
@@ -63,7 +68,7 @@ def on_venue_degraded(sender, *, venue, retry_after_seconds, **kwargs) -> None:
 def connect() -> None:
     ticks_published.connect(on_ticks_published, dispatch_uid="alerts.on_ticks_published")
     orders_filled.connect(on_orders_filled, dispatch_uid="alerts.on_orders_filled")
-    execution_blocked.connect(on_execution_blocked, dispatch_uid="alerts.on_execution_blocked")
+    executions_blocked.connect(on_executions_blocked, dispatch_uid="alerts.on_executions_blocked")
     venue_degraded.connect(on_venue_degraded, dispatch_uid="alerts.on_venue_degraded")
 
 

@@ -23,6 +23,10 @@ task to retry.
 
 After the commit, one call each: the in-app notifications (`notifications_dispatch`), `orders_filled`,
 and the live push of the portfolios whose owners have a dashboard open.
+
+`blocked_notify_batch` does the same for the plans the regime gatekeeper blocked (a bearish signal can
+block every subscriber at once): one notification per (signal, bot), written as the owner, and one
+`executions_blocked` signal for the chunk.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from core.audit import audit_entry
-from core.batch import Pending, TenantPipeline, instances_from_row, model_select
+from core.batch import Pending, TenantPipeline, instance_from_row, instances_from_row, model_select
 from core.errors import DomainError
 from core.models import AuditLog, Notification, NotificationDelivery
 from core.notifications import notification_build, notifications_dispatch
@@ -59,7 +63,7 @@ from trading.choices import (
     PlanStatus,
 )
 from trading.exchanges.paper import PaperQuote, paper_match
-from trading.models import Bot, ExchangeConnection, ExecutionPlan, Fill, Order
+from trading.models import BlockedExecution, Bot, ExchangeConnection, ExecutionPlan, Fill, Order
 
 logger = structlog.get_logger(__name__)
 
@@ -322,3 +326,75 @@ def _after_commit(deliveries, filled, portfolios) -> None:
             # The trades are committed; a missed toast is retried by the notification sweeper and a missed
             # push is caught up by the next one.
             logger.exception("trading.batch_after_commit_failed", step=step)
+
+
+_BLOCKED_SQL = (
+    "SELECT p.signal_id, p.bot_id, p.side, p.reason, b.name, "  # noqa: S608 - model columns, values bound
+    "EXISTS (SELECT 1 FROM core_notification n WHERE n.user_id = p.user_id "
+    "AND n.dedup_key = 'blocked:' || p.signal_id || ':' || p.bot_id), "
+    f"{model_select(BlockedExecution, 'x')} "
+    "FROM trading_executionplan p "
+    "JOIN trading_bot b ON b.id = p.bot_id "
+    "LEFT JOIN trading_blockedexecution x ON x.signal_id = p.signal_id AND x.bot_id = p.bot_id "
+    "WHERE p.id = %s"
+)
+
+
+def blocked_notify_batch(refs: list[tuple[int, int]]) -> int:
+    """`services.blocked_notify` for a chunk: each plan read and its notification written as its owner."""
+    told = 0
+    payloads: list[dict] = []
+    built: list[tuple[int, Notification, list[NotificationDelivery]]] = []
+    with transaction.atomic():
+        pipe = TenantPipeline()
+        reads = [(ref, pipe.execute(_BLOCKED_SQL, [ref[0]], user_id=ref[1])) for ref in refs]
+        choices = {
+            user_id: pipe.execute(
+                "SELECT kind, channel, enabled FROM core_notificationpreference WHERE user_id = %s AND kind = %s",
+                [user_id, services.NOTIFY_BLOCKED], user_id=user_id,
+            )
+            for user_id in {user_id for _, user_id in refs}
+        }
+        pipe.sync()
+        preferences = {user_id: _choices(pending.rows()).get(services.NOTIFY_BLOCKED, {}) for user_id, pending in choices.items()}
+        for (_, user_id), pending in reads:
+            rows = pending.rows()
+            if not rows:
+                continue
+            signal_id, bot_id, side, reason, bot_name, already_told = rows[0][:6]
+            told += 1
+            if rows[0][6] is not None:  # the gatekeeper's record (LEFT JOIN)
+                payloads.append(services.blocked_payload(instance_from_row(BlockedExecution, rows[0][6:])))
+            if already_told:
+                continue
+            notification, deliveries = notification_build(
+                user=User(pk=user_id), kind=services.NOTIFY_BLOCKED,
+                message=services.blocked_message(bot_name=bot_name, side=side, reason=reason),
+                link=services.BLOCKED_LINK, dedup_key=f"blocked:{signal_id}:{bot_id}", choices=preferences[user_id],
+            )
+            built.append((user_id, notification, deliveries))
+        deliveries = [delivery for _, _, group in built for delivery in group]
+        ids = pipe.reserve_ids_many({Notification: len(built), NotificationDelivery: len(deliveries)})
+        for (_, notification, _), pk in zip(built, ids[Notification], strict=True):
+            notification.pk = pk
+        for delivery, pk in zip(deliveries, ids[NotificationDelivery], strict=True):
+            delivery.pk = pk
+        for user_id, notification, group in built:
+            with pipe.together(user_id=user_id):
+                pipe.insert(notification, user_id=user_id)
+                for delivery in group:
+                    pipe.insert(delivery, user_id=user_id)
+        pipe.close()
+        transaction.on_commit(lambda: _after_blocked(deliveries, payloads))
+    return told
+
+
+def _after_blocked(deliveries, payloads) -> None:
+    for step, run in (
+        ("notifications", lambda: notifications_dispatch(deliveries)),
+        ("executions_blocked", lambda: services.executions_blocked_send(payloads)),
+    ):
+        try:
+            run()
+        except Exception:
+            logger.exception("trading.blocked_after_commit_failed", step=step)

@@ -73,6 +73,7 @@ TIMEFRAME_SECONDS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "4h": 14400, "
 NOTIFY_FILLED = "trading.order_filled"
 NOTIFY_BLOCKED = "trading.execution_blocked"
 FILLED_LINK = "/trading/orders/history/"
+BLOCKED_LINK = "/trading/blocked/"
 
 
 class IllegalOrderTransition(DomainError):
@@ -1217,29 +1218,58 @@ def plans_execute(*, plans: Iterable[tuple[int, int]], symbol: str | None = None
 
 
 def blocked_notify(*, plans: Iterable[tuple[int, int]]) -> int:
-    """Tell each trader about their blocked executions (once per plan, by dedup key) and send the signal."""
-    from trading.signals import execution_blocked
+    """Tell each trader about their blocked executions (once per plan, by dedup key) and send the signal.
 
-    told = 0
-    for plan_id, user_id in plans:
-        with tenant(user_id):
-            plan = ExecutionPlan.objects.select_related("bot", "signal", "user").filter(pk=plan_id).first()
-            if plan is None:
-                continue
-            blocked = BlockedExecution.objects.filter(signal_id=plan.signal_id, bot_id=plan.bot_id).first()
-            _notify(
-                user=plan.user, kind=NOTIFY_BLOCKED,
-                message=f"Bot {plan.bot.name}: {plan.side} blocked by the regime gatekeeper. {plan.reason}",
-                link="/trading/blocked/", dedup_key=f"blocked:{plan.signal_id}:{plan.bot_id}",
-            )
-            if blocked is not None:
-                payload = {
-                    "blocked_id": blocked.pk, "user_id": user_id, "bot_id": plan.bot_id, "signal_id": plan.signal_id,
-                    "regime": blocked.regime, "reason": blocked.reason,
-                }
-                transaction.on_commit(lambda payload=payload: execution_blocked.send_robust(sender=BlockedExecution, **payload))
-            told += 1
-    return told
+    In one batch (trading.execution), or one by one if the batch fails for a reason other than an outage.
+    """
+    from trading.execution import blocked_notify_batch
+
+    refs = [(int(plan_id), int(user_id)) for plan_id, user_id in plans]
+    if not refs:
+        return 0
+    try:
+        return blocked_notify_batch(refs)
+    except (OperationalError, InterfaceError):
+        raise
+    except Exception:
+        logger.exception("trading.blocked_batch_failed", plans=len(refs))
+    return sum(_blocked_notify_one(plan_id=plan_id, user_id=user_id) for plan_id, user_id in refs)
+
+
+def blocked_message(*, bot_name: str, side: str, reason: str) -> str:
+    return f"Bot {bot_name}: {side} blocked by the regime gatekeeper. {reason}"
+
+
+def blocked_payload(blocked: BlockedExecution) -> dict:
+    """One entry of the `executions_blocked` signal (trading.signals)."""
+    return {
+        "blocked_id": blocked.pk, "user_id": blocked.user_id, "bot_id": blocked.bot_id,
+        "signal_id": blocked.signal_id, "regime": blocked.regime, "reason": blocked.reason,
+    }
+
+
+def executions_blocked_send(payloads: list[dict]) -> None:
+    from trading.signals import executions_blocked
+
+    if payloads:
+        executions_blocked.send_robust(sender=BlockedExecution, blocks=payloads)
+
+
+def _blocked_notify_one(*, plan_id: int, user_id: int) -> int:
+    with tenant(user_id):
+        plan = ExecutionPlan.objects.select_related("bot", "user").filter(pk=plan_id).first()
+        if plan is None:
+            return 0
+        blocked = BlockedExecution.objects.filter(signal_id=plan.signal_id, bot_id=plan.bot_id).first()
+        _notify(
+            user=plan.user, kind=NOTIFY_BLOCKED,
+            message=blocked_message(bot_name=plan.bot.name, side=plan.side, reason=plan.reason),
+            link=BLOCKED_LINK, dedup_key=f"blocked:{plan.signal_id}:{plan.bot_id}",
+        )
+        if blocked is not None:
+            payloads = [blocked_payload(blocked)]
+            transaction.on_commit(lambda: executions_blocked_send(payloads))
+    return 1
 
 
 # --- the sweeper (Celery beat) ------------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 
 - `orders_filled(fills)`: orders became fully filled; `fills` is a list of dicts with order_id, user_id,
   symbol, side, quantity and price (one per order; a fan-out chunk sends all of its orders at once).
-- `execution_blocked(blocked_id, user_id, bot_id, signal_id, regime, reason)`: the regime gatekeeper
-  stopped a bot's execution.
+- `executions_blocked(blocks)`: the regime gatekeeper stopped bots' executions; `blocks` is a list of
+  dicts with blocked_id, user_id, bot_id, signal_id, regime and reason (one per bot).
 - `venue_degraded(venue, retry_after_seconds)`: a venue's circuit breaker opened.
 
 All are sent after the writing transaction commits.
@@ -12,5 +12,5 @@ All are sent after the writing transaction commits.
 from django.dispatch import Signal
 
 orders_filled = Signal()
-execution_blocked = Signal()
+executions_blocked = Signal()
 venue_degraded = Signal()

@@ -10,7 +10,7 @@ from alerts.models import Alert, AlertFiring
 from alerts.services import alert_create
 from core.models import Notification
 from core.rls import system_context, tenant
-from trading.signals import execution_blocked, orders_filled, venue_degraded
+from trading.signals import executions_blocked, orders_filled, venue_degraded
 
 
 def _firings() -> list[tuple[int, str]]:
@@ -61,14 +61,18 @@ def test_order_filled_fires_the_traders_alert_once_even_if_the_signal_repeats(us
 def test_a_one_shot_event_alert_fires_for_the_next_event_only(user_a, db):
     alert_create(user=user_a, kind=AlertKind.BOT_BLOCKED)
     for blocked_id in (1, 2):
-        execution_blocked.send(
+        executions_blocked.send(
             sender=None,
-            blocked_id=blocked_id,
-            user_id=user_a.pk,
-            bot_id=3,
-            signal_id=9,
-            regime="bearish",
-            reason="Buying is blocked in a bearish regime.",
+            blocks=[
+                {
+                    "blocked_id": blocked_id,
+                    "user_id": user_a.pk,
+                    "bot_id": 3,
+                    "signal_id": 9,
+                    "regime": "bearish",
+                    "reason": "Buying is blocked in a bearish regime.",
+                }
+            ],
         )
     assert _firings() == [
         (

@@ -234,3 +234,27 @@ def test_two_plans_of_one_bot_in_a_chunk_both_count_on_the_bot(user_a, btc_quote
         bot = Bot.objects.get()
         assert bot.position_quantity == Decimal("0.010") == sum(o.quantity for o in Order.objects.all())
         assert Position.objects.get().quantity == Decimal("0.010")
+
+
+def test_blocked_plans_are_told_once_each_in_one_batch(user_a, user_b, btc_quote, django_capture_on_commit_callbacks):
+    from trading.signals import executions_blocked
+
+    for user in (user_a, user_b):
+        make_bot(user, paper_setup(user))
+    fan_out = services.signal_plan(signal_id=make_signal(regime="bearish").pk)
+    assert len(fan_out.blocked) == 2
+    received = []
+    executions_blocked.connect(lambda sender, blocks, **kwargs: received.append(blocks), weak=False, dispatch_uid="t")
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            assert execution.blocked_notify_batch(fan_out.blocked) == 2
+        with django_capture_on_commit_callbacks(execute=True):
+            assert execution.blocked_notify_batch(fan_out.blocked) == 2, "a redelivered chunk is told again..."
+    finally:
+        executions_blocked.disconnect(dispatch_uid="t")
+    for user in (user_a, user_b):
+        with tenant(user.pk):
+            notification = Notification.objects.get()  # ...but notifies nobody twice
+            assert notification.message.startswith("Bot DCA: buy blocked by the regime gatekeeper. Dollar-cost averaging")
+            assert list(notification.deliveries.values_list("channel", "status")) == [("in_app", "sent")]
+    assert [sorted(block["user_id"] for block in blocks) for blocks in received] == [sorted([user_a.pk, user_b.pk])] * 2
