@@ -9,17 +9,19 @@ a statement queued for user A cannot see or write user B's rows.
 
     with transaction.atomic():
         pipe = TenantPipeline()
-        plan = pipe.select_one(ExecutionPlan, "id = %s FOR UPDATE", [plan_id], user_id=owner)
-        pipe.sync()                      # one round trip for everything queued
-        row = plan.instance()            # an ExecutionPlan (or None)
-        pipe.insert(order, user_id=owner)
-        pipe.update(plan_row, ["status"], user_id=owner)
-        pipe.sync()
+        found = pipe.select(ExecutionPlan, "id = %s FOR UPDATE", [plan_id], user_id=owner)
+        pipe.sync()                      # one round trip for everything queued so far
+        plan = found.instance()          # an ExecutionPlan, or None
+        with pipe.together(user_id=owner):   # several writes sent as one statement
+            pipe.insert(order, user_id=owner)
+            pipe.update(plan, ["status", "order"], user_id=owner)
+        pipe.close()                     # act as nobody again, send the rest
 
 Every statement is a prepared statement of the connection (the same few statements repeat for every
-user of a batch, so PostgreSQL parses and plans each once). Rows are built and read with the models' own fields (columns, defaults, `auto_now`, database
-preparation and converters), so the SQL follows the models. Any error aborts the transaction: callers
-run a pipeline inside a savepoint and fall back to their ordinary path if it raises.
+user of a batch, so PostgreSQL parses and plans each once). Rows are built and read with the models'
+own fields (columns, defaults, `auto_now`, database preparation and converters), so the SQL follows the
+models. Any error aborts the transaction (raised as Django's database errors): callers run a pipeline in
+a transaction of its own and fall back to their ordinary path, or retry, if it raises.
 """
 
 from __future__ import annotations
@@ -84,6 +86,8 @@ def _update_sql(model: type[models.Model], names: tuple[str, ...]) -> tuple[str,
 @cache
 def _native(sql: str, start: int = 1) -> str:
     """`sql` with psycopg's `%s` placeholders numbered as PostgreSQL's own `$n`, from `start`."""
+    if "%%" in sql:
+        raise ValueError("statements sent with native placeholders cannot hold a literal %")
     parts = sql.split("%s")
     out = [parts[0]]
     for number, part in enumerate(parts[1:], start):
@@ -143,13 +147,16 @@ class Pending:
         self._cursor = cursor
         self._model = model
         self._using = using
+        self._rows: list[tuple] | None = None
 
     def rows(self) -> list[tuple]:
-        return self._cursor.fetchall()
+        if self._rows is None:
+            self._rows = self._cursor.fetchall()
+        return self._rows
 
     def scalar(self):
-        row = self._cursor.fetchone()
-        return row[0] if row else None
+        rows = self.rows()
+        return rows[0][0] if rows else None
 
     def instances(self) -> list[models.Model]:
         return [instance_from_row(self._model, row, self._using) for row in self.rows()]
@@ -213,6 +220,8 @@ class TenantPipeline:
         self, sql: str, params: Sequence[Any] = (), *, user_id: int | None, model: type[models.Model] | None = None
     ) -> Pending:
         """Queue a statement whose result is read after the next sync (each gets a cursor of its own)."""
+        if self._group is not None:
+            raise RuntimeError("a together() block holds writes only")
         self.as_user(user_id)
         cursor = psycopg.Cursor(self._connection)
         with self._errors:
