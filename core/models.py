@@ -21,6 +21,7 @@ class AuditLog(models.Model):
         blank=True,
         related_name="+",
         help_text="The tenant whose data changed; empty for platform-wide actions.",
+        db_index=False,  # (user, -created_at) below leads with it: one index fewer to write per row
     )
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
@@ -60,6 +61,8 @@ class Notification(TenantModel):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     read_at = models.DateTimeField(null=True, blank=True)
+    # No index of its own: (user, -created_at), (user, read_at) and the unique (user, dedup_key) lead with it.
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -79,7 +82,8 @@ class Notification(TenantModel):
 class NotificationDelivery(TenantModel):
     """One notification on one channel. At most one row per (notification, channel), sent at most once."""
 
-    notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="deliveries")
+    # No index of its own: the unique (notification, channel) leads with it.
+    notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="deliveries", db_index=False)
     channel = models.CharField(max_length=32)
     status = models.CharField(max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)

@@ -48,7 +48,8 @@ class Portfolio(TenantModel):
 
 
 class Transaction(TenantModel):
-    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="transactions")
+    # No index of its own: (portfolio, executed_at, id) and the unique (portfolio, external_id) lead with it.
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="transactions", db_index=False)
     kind = models.CharField(max_length=16, choices=TransactionKind.choices)
     instrument = models.ForeignKey(
         "marketdata.Instrument", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
@@ -150,7 +151,8 @@ class Lot(TenantModel):
     """One FIFO lot: the units one transaction opened, and what is left of them and of their cost."""
 
     portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="+")
-    position = models.ForeignKey(Position, on_delete=models.CASCADE, related_name="lots")
+    # No index of its own: (position, closed_at, opened_at) leads with it.
+    position = models.ForeignKey(Position, on_delete=models.CASCADE, related_name="lots", db_index=False)
     opening_transaction = models.ForeignKey(Transaction, on_delete=models.CASCADE, related_name="+")
     opened_at = models.DateTimeField()
     quantity = models.DecimalField(**QUANTITY, help_text="Units opened; negative for a short lot.")

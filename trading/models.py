@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
@@ -165,8 +166,9 @@ class Signal(models.Model):
 class ExecutionPlan(TenantModel):
     """What one bot should do about one signal. Unique per (signal, bot): a retried fan-out adds nothing."""
 
-    signal = models.ForeignKey(Signal, on_delete=models.CASCADE, related_name="plans")
-    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="plans")
+    # No indexes of their own: (signal, status), the unique (signal, bot) and (bot, -created_at) lead with them.
+    signal = models.ForeignKey(Signal, on_delete=models.CASCADE, related_name="plans", db_index=False)
+    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="plans", db_index=False)
     side = models.CharField(max_length=8, choices=OrderSide.choices)
     quantity = models.DecimalField(**QUANTITY, default=ZERO)
     reference_price = models.DecimalField(**PRICE)
@@ -206,6 +208,8 @@ class Order(TenantModel):
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # No index of its own: (user, status, -created_at) leads with it (one index fewer to write per order).
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False)
     connection = models.ForeignKey(ExchangeConnection, on_delete=models.PROTECT, related_name="orders")
     portfolio = models.ForeignKey("portfolios.Portfolio", on_delete=models.PROTECT, related_name="+")
     instrument = models.ForeignKey("marketdata.Instrument", on_delete=models.PROTECT, related_name="+")
@@ -260,7 +264,8 @@ class Order(TenantModel):
 class Fill(TenantModel):
     """One execution of an order. Unique per (order, fill id): a fill reported twice is stored once."""
 
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="fills")
+    # No index of its own: the unique (order, fill_id) leads with it (one index fewer to write per fill).
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="fills", db_index=False)
     fill_id = models.CharField(max_length=128)
     quantity = models.DecimalField(**QUANTITY)
     price = models.DecimalField(**PRICE)
