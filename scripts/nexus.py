@@ -92,6 +92,7 @@ def embedded_redis() -> str:
 
 def resolve_services() -> dict[str, str]:
     env = dict(os.environ)
+    DATA.mkdir(exist_ok=True)  # local state (beat's schedule, embedded servers), also with external services
     if env.get("DATABASE_URL"):
         say("PostgreSQL: using DATABASE_URL from the environment")
     else:
