@@ -10,6 +10,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
 from core.errors import DomainError
+from marketdata.annotations import market_annotations
 from marketdata.selectors import (
     TIMEFRAMES,
     candle_list,
@@ -40,12 +41,14 @@ def market_list(request: HttpRequest) -> HttpResponse:
     instruments = list(instrument_list())
     payloads = {p["symbol"]: p for p in live_payloads(instruments=instruments)}
     closes = recent_closes(instruments=instruments)
+    annotations = market_annotations(i.symbol for i in instruments)
     rows = [
         {
             "instrument": i,
             "q": payloads.get(i.symbol),
             "spark": sparkline_points(closes.get(i.pk, [])),
             "closes": ",".join(str(c) for c in closes.get(i.pk, [])),
+            "annotations": [values.get(i.symbol) for _, values in annotations],
         }
         for i in instruments
     ]
@@ -54,6 +57,7 @@ def market_list(request: HttpRequest) -> HttpResponse:
         "marketdata/market_list.html",
         {
             "rows": rows,
+            "annotation_columns": [column for column, _ in annotations],
             "slugs": ",".join(i.slug for i in instruments),
             "spark_size": (SPARK_WIDTH, SPARK_HEIGHT),
         },
@@ -76,11 +80,13 @@ def market_detail(request: HttpRequest, slug: str) -> HttpResponse:
         timeframe = "1m"
     bars = candle_list(symbol=instrument.symbol, timeframe=timeframe, limit=500)
     payload = next(iter(live_payloads(instruments=[instrument])), None)
+    facts = [(column, values.get(instrument.symbol)) for column, values in market_annotations([instrument.symbol])]
     return render(
         request,
         "marketdata/market_detail.html",
         {
             "instrument": instrument,
+            "facts": facts,
             "q": payload,
             "timeframe": timeframe,
             "timeframes": list(TIMEFRAMES),

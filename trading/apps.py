@@ -13,6 +13,7 @@ class TradingConfig(AppConfig):
         candle_closed.connect(receivers.on_candle_closed, dispatch_uid="trading.on_candle_closed")
         receivers.notification_kinds_register()
         receivers.billing_counters_register()
+        receivers.market_annotations_register()
 
     def seed_demo(self, *, trader, stdout) -> None:
         from trading.demo import trading_demo_seed

@@ -57,3 +57,29 @@ def billing_counters_register() -> None:
         .exclude(venue="paper")
         .count(),
     )
+
+
+def market_annotations_register() -> None:
+    """Put the regime gatekeeper's latest reading of each pair on the public market pages."""
+    from marketdata.annotations import register_market_annotation
+
+    register_market_annotation("regime", label="Regime", provider=regime_annotations)
+
+
+def regime_annotations(symbols: list[str]):
+    from marketdata.annotations import Annotation
+    from trading.selectors import regime_latest_map
+
+    readings = regime_latest_map()
+    return {
+        symbol: Annotation(
+            text=reading.get_regime_display(),
+            css=f"regime-{reading.regime}",
+            title=(
+                f"SMA slope {reading.sma_slope_pct:+.2f}%, ADX {reading.adx:.1f} "
+                f"({reading.timeframe} candles to {reading.as_of:%Y-%m-%d %H:%M} UTC)"
+            ),
+        )
+        for symbol, reading in readings.items()
+        if symbol in symbols
+    }

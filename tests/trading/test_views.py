@@ -173,6 +173,22 @@ def test_the_markets_page_shows_each_pairs_regime(trader, user_a, paper_a):
     assert "regime-bearish" in body and "-3.78%" in body
 
 
+def test_the_public_market_pages_show_the_regime_too(client, instruments):
+    from trading.models import RegimeReading
+
+    RegimeReading.objects.create(instrument=instruments["BTC/USDT"], timeframe="1h",
+                                 as_of="2023-03-10T11:00:00Z", regime="bearish", sma_slope_pct="-3.78", adx="72")
+    listing = client.get("/markets").content.decode()
+    row = listing[listing.index('id="market-BTC-USDT"'):]
+    row = row[: row.index("</tr>")]
+    assert '<th scope="col">Regime</th>' in listing
+    assert 'class="badge regime-bearish"' in row and ">Bearish</span>" in row
+    other = listing[listing.index('id="market-BTC-USDC"'):]
+    assert '<span class="muted">—</span>' in other[: other.index("</tr>")], "a pair not classified yet"
+    detail = client.get("/markets/BTC-USDT").content.decode()
+    assert "<dt>Regime</dt>" in detail and "SMA slope -3.78%, ADX 72.0 (1h candles to 2023-03-10 11:00 UTC)" in detail
+
+
 def test_the_nav_links_to_trading(trader):
     body = trader.get("/trading/bots/").content.decode()
     assert 'href="/trading/"' in body and 'aria-current="page">Bots</a>' in body
