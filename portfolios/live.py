@@ -235,7 +235,7 @@ class Revaluer:
                 symbols, self._pending = self._pending, set()
             if not symbols:
                 continue
-            close_old_connections()
+            _close_connections()
             try:
                 result = portfolios_revalue(symbols=symbols)
                 logger.debug(
@@ -248,7 +248,16 @@ class Revaluer:
             except Exception:
                 logger.exception("portfolios.revalue_failed", symbols=sorted(symbols))
             finally:
-                close_old_connections()
+                _close_connections()
+
+
+def _close_connections() -> None:
+    """Drop this thread's connections if they are broken or old; a failure here must not end the thread
+    (the database may be down, or out of reach as in tests that do not use it)."""
+    try:
+        close_old_connections()
+    except Exception:
+        logger.warning("portfolios.revaluer_close_failed", exc_info=True)
 
 
 revaluer = Revaluer()

@@ -169,6 +169,31 @@ def test_ticks_arriving_during_a_slow_round_coalesce_into_one_batch(monkeypatch)
     assert batches == [{"BTC/USDT"}, {"ETH/USDT", "BTC/USDT", "SOL/USDT"}]
 
 
+def test_the_revaluer_thread_survives_when_closing_its_connection_fails(monkeypatch):
+    """Closing a broken connection can raise (the database is down); the thread must keep serving."""
+    batches = []
+    done = threading.Event()
+
+    def revalue(*, symbols):
+        batches.append(set(symbols))
+        done.set()
+
+    def close_fails():
+        raise RuntimeError("the database is unreachable")
+
+    monkeypatch.setattr(live, "portfolios_revalue", revalue)
+    monkeypatch.setattr(live, "close_old_connections", close_fails)
+    revaluer = live.Revaluer()
+    revaluer.submit({"BTC/USDT"})
+    assert done.wait(5)
+    thread = revaluer._thread
+    done.clear()
+    revaluer.submit({"ETH/USDT"})
+    assert done.wait(5), "the same thread took the next batch"
+    assert revaluer._thread is thread and thread.is_alive()
+    assert batches == [{"BTC/USDT"}, {"ETH/USDT"}]
+
+
 @pytest.mark.django_db(transaction=True, databases=["default", "owner"])
 def test_a_large_batch_is_rendered_on_several_threads_each_user_in_their_tenant(instruments):
     from tests.factories import UserFactory
