@@ -164,7 +164,10 @@ def paper_plans_execute(refs: list[tuple[int, int]], *, quote, now: datetime | N
                     [user_id, kinds], user_id=user_id,
                 )
             batchable.append(item)
-        pipe.sync()
+        # Sent, and the transaction back to acting as nobody while we decide: anything that might query
+        # the database on the way (a notification channel's `available`, say) sees nothing rather than the
+        # last owner's rows.
+        pipe.close()
         preferences = {user_id: _choices(pending.rows()) for user_id, pending in choices.items()}
 
         done: list[_Item] = []
@@ -355,7 +358,7 @@ def blocked_notify_batch(refs: list[tuple[int, int]]) -> int:
             )
             for user_id in {user_id for _, user_id in refs}
         }
-        pipe.sync()
+        pipe.close()  # act as nobody while building (see paper_plans_execute)
         preferences = {user_id: _choices(pending.rows()).get(services.NOTIFY_BLOCKED, {}) for user_id, pending in choices.items()}
         for (_, user_id), pending in reads:
             rows = pending.rows()

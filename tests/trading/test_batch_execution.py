@@ -258,3 +258,26 @@ def test_blocked_plans_are_told_once_each_in_one_batch(user_a, user_b, btc_quote
             assert notification.message.startswith("Bot DCA: buy blocked by the regime gatekeeper. Dollar-cost averaging")
             assert list(notification.deliveries.values_list("channel", "status")) == [("in_app", "sent")]
     assert [sorted(block["user_id"] for block in blocks) for blocks in received] == [sorted([user_a.pk, user_b.pk])] * 2
+
+
+def test_deciding_runs_as_nobody_so_a_stray_query_sees_no_ones_rows(user_a, user_b, btc_quote):
+    """A notification channel's `available(user)` may query the database while the batch decides: it must
+    not run as whichever owner the pipeline set last."""
+    from core import notifications
+    from core.rls import current_tenant_id
+
+    seen = []
+
+    def available(user):
+        seen.append(current_tenant_id())
+        return False
+
+    notifications.register_channel("probe", lambda notification: None, label="Probe", available=available)
+    try:
+        for user in (user_a, user_b):
+            make_bot(user, paper_setup(user))
+        outcome = execution.paper_plans_execute(list(_signal_refs(make_signal()).values()), quote=_quote())
+    finally:
+        notifications._channels.pop("probe")
+    assert outcome.counts == {"executed": 2}
+    assert seen == [None, None]
