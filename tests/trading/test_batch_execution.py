@@ -276,6 +276,9 @@ def test_deciding_runs_as_nobody_so_a_stray_query_sees_no_ones_rows(user_a, user
     try:
         for user in (user_a, user_b):
             make_bot(user, paper_setup(user))
+            notifications.notification_preference_set(
+                user=user, kind="trading.order_filled", channel="probe", enabled=True
+            )
         outcome = execution.paper_plans_execute(list(_signal_refs(make_signal()).values()), quote=_quote())
     finally:
         notifications._channels.pop("probe")
