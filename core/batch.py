@@ -38,6 +38,7 @@ from core.rls import USER_SETTING
 
 SET_TENANT = "SELECT set_config(%s, %s, true)"
 _UNKNOWN = object()  # what the transaction acts as before the pipeline's first set_config
+EXPLICIT_PREPARE_ONLY = 2**31 - 1
 
 
 @cache
@@ -176,6 +177,11 @@ class TenantPipeline:
             raise RuntimeError("TenantPipeline needs a transaction (transaction.atomic())")
         wrapper.ensure_connection()
         self._connection: psycopg.Connection = wrapper.connection
+        if self._connection.prepare_threshold is None:
+            # Django turns psycopg's prepared statements off (threshold None), which also ignores an explicit
+            # prepare=True. A threshold no query reaches keeps the ORM's queries unprepared, as Django
+            # wants, and lets ours be prepared.
+            self._connection.prepare_threshold = EXPLICIT_PREPARE_ONLY
         # psycopg's errors raised as Django's (IntegrityError, OperationalError...), as for ORM queries.
         self._errors = wrapper.wrap_database_errors
         self._context = None  # psycopg's pipeline() context manager while statements are queued

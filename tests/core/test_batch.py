@@ -75,3 +75,20 @@ def test_a_nested_tenant_block_for_the_same_user_costs_no_round_trip_to_set_it(u
                 assert current_tenant_id() == user_a.pk
             assert current_tenant_id() == user_b.pk
         assert current_tenant_id() == user_a.pk
+
+
+def test_pipeline_statements_are_prepared_and_the_orms_are_not(user_a):
+    """Django switches psycopg's prepared statements off; the pipeline's repeat for every user of a batch
+    and are worth preparing (PostgreSQL otherwise plans a six-table join for each of them)."""
+    with transaction.atomic():
+        for _ in range(2):
+            pipe = TenantPipeline()
+            pipe.select(Notification, "kind = %s", ["test.kind"], user_id=user_a.pk)
+            pipe.close()
+        list(Notification.objects.filter(kind="orm.kind"))
+        list(Notification.objects.filter(kind="orm.kind"))
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT statement FROM pg_prepared_statements")
+            prepared = [row[0] for row in cursor.fetchall()]
+    assert any('FROM "core_notification" WHERE kind = $1' in sql for sql in prepared)
+    assert not any("orm.kind" in sql or '"core_notification"."kind" =' in sql for sql in prepared)
