@@ -34,7 +34,7 @@ from typing import Any
 import psycopg
 from django.db import connections, models
 
-from core.rls import USER_SETTING
+from core.rls import USER_SETTING, _tenant_stack
 
 SET_TENANT = "SELECT set_config(%s, %s, true)"
 _UNKNOWN = object()  # what the transaction acts as before the pipeline's first set_config
@@ -175,6 +175,9 @@ class TenantPipeline:
         wrapper = connections[using]
         if not wrapper.in_atomic_block:
             raise RuntimeError("TenantPipeline needs a transaction (transaction.atomic())")
+        if _tenant_stack(using):
+            # It sets the tenant itself and ends acting as nobody, which the enclosing block would not expect.
+            raise RuntimeError("run a TenantPipeline outside tenant() blocks")
         wrapper.ensure_connection()
         self._connection: psycopg.Connection = wrapper.connection
         if self._connection.prepare_threshold is None:

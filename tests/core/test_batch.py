@@ -92,3 +92,8 @@ def test_pipeline_statements_are_prepared_and_the_orms_are_not(user_a):
             prepared = [row[0] for row in cursor.fetchall()]
     assert any('FROM "core_notification" WHERE kind = $1' in sql for sql in prepared)
     assert not any("orm.kind" in sql or '"core_notification"."kind" =' in sql for sql in prepared)
+
+
+def test_a_pipeline_refuses_to_run_inside_a_tenant_block(user_a):
+    with tenant(user_a.pk), pytest.raises(RuntimeError, match="outside tenant"):
+        TenantPipeline()
