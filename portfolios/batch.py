@@ -3,7 +3,8 @@
 Trading's fan-out fills thousands of bot orders in one chunk; recording each through `transaction_record`
 costs some twenty round trips. `LedgerBatch` does the same work on a `core.batch.TenantPipeline`:
 
-1. `load(portfolio, instrument)` queues the reads of that part of the ledger (as the owner);
+1. `load(portfolio_id=, user_id=, instrument=)` queues the lock of the portfolio row (FOR UPDATE, as
+   `transaction_record` takes it) and the reads of that part of its ledger, as the owner;
 2. after the pipeline's sync, `record(...)` checks the transaction with `transaction_build` and applies it
    to the same in-memory FIFO `Ledger` that `transaction_record` uses, so the figures cannot differ;
 3. `prepare()` reserves the primary keys and builds every row (transactions, positions, lots, cash,
@@ -45,12 +46,13 @@ class NeedsReplay(Exception):
 
 @dataclass
 class _Loaded:
-    portfolio: Portfolio
+    locked: Pending
     instrument: object
     positions: Pending
     lots: Pending
     cash: Pending
     latest: Pending
+    portfolio: Portfolio | None = None
     ledger: Ledger | None = None
     latest_at: datetime | None = None
     recorded: list[tuple[Transaction, str]] = field(default_factory=list)  # (transaction, actor label)
@@ -72,15 +74,15 @@ class LedgerBatch:
         self.pipe = pipe
         self._portfolios: dict[int, _Loaded] = {}
 
-    def load(self, *, portfolio: Portfolio, instrument) -> None:
-        """Queue the reads of `portfolio`'s ledger for `instrument` (once per portfolio in a batch)."""
-        if portfolio.pk in self._portfolios:
-            if self._portfolios[portfolio.pk].instrument.pk != instrument.pk:
+    def load(self, *, portfolio_id: int, user_id: int, instrument) -> None:
+        """Queue the lock and the ledger reads of a portfolio for `instrument` (once per portfolio)."""
+        if portfolio_id in self._portfolios:
+            if self._portfolios[portfolio_id].instrument.pk != instrument.pk:
                 raise ValueError("a LedgerBatch records one instrument per portfolio")
             return
-        user_id, pk = portfolio.user_id, portfolio.pk
+        pk = portfolio_id
         self._portfolios[pk] = _Loaded(
-            portfolio=portfolio,
+            locked=self.pipe.select(Portfolio, "id = %s FOR UPDATE", [pk], user_id=user_id),
             instrument=instrument,
             positions=self.pipe.select(
                 Position, "portfolio_id = %s AND instrument_id = %s", [pk, instrument.pk], user_id=user_id
@@ -99,9 +101,17 @@ class LedgerBatch:
             ),
         )
 
+    def portfolio(self, portfolio_id: int) -> Portfolio | None:
+        """The locked portfolio (after the sync); None if its owner cannot see it."""
+        loaded = self._portfolios[portfolio_id]
+        if loaded.portfolio is None:
+            loaded.portfolio = loaded.locked.instance()
+        return loaded.portfolio
+
     def _state(self, portfolio: Portfolio) -> _Loaded:
         loaded = self._portfolios[portfolio.pk]
         if loaded.ledger is None:
+            portfolio = self.portfolio(portfolio.pk)
             positions = loaded.positions.instances()
             for position in positions:
                 position.instrument = loaded.instrument

@@ -7,8 +7,9 @@ database transaction on a `core.batch.TenantPipeline`, which sends the statement
 while each plan's own statements still run as its owner (`app.user_id` set before them, so RLS checks
 every row read and written):
 
-1. lock each plan with its bot, connection and portfolio (FOR UPDATE, as the owner);
-2. read each portfolio's ledger for the pair, its open orders and the owner's notification choices;
+1. lock each plan with its bot and read its connection (FOR UPDATE, as the owner);
+2. lock each portfolio and read its ledger for the pair (portfolios' `LedgerBatch`, through
+   trading/ledger.py), its open orders and the owner's notification choices;
 3. decide in memory with the functions the single path uses: `order_validate` (precision, minimum
    notional, balance), `paper_match` (the matching engine), `LedgerBatch.record` (`transaction_build` and
    the FIFO `Ledger`), `order_transition`, `bot_fill_account`, `notification_build`, `audit_entry`;
@@ -38,21 +39,17 @@ from decimal import Decimal
 
 import structlog
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
-from accounts.models import User
 from core.audit import audit_entry
 from core.batch import Pending, TenantPipeline, instance_from_row, instances_from_row, model_select
 from core.errors import DomainError
 from core.models import AuditLog, Notification, NotificationDelivery
 from core.notifications import notification_build, notifications_dispatch
-from marketdata.models import Instrument
-from portfolios.batch import LedgerBatch, NeedsReplay
-from portfolios.choices import TransactionSource
-from portfolios.live import portfolios_push
-from portfolios.models import Portfolio
-from trading import services
+from marketdata.selectors import instrument_list
+from trading import ledger, services
 from trading.choices import (
     OPEN_ORDER_STATUSES,
     BotStatus,
@@ -63,6 +60,7 @@ from trading.choices import (
     PlanStatus,
 )
 from trading.exchanges.paper import PaperQuote, paper_match
+from trading.ledger import LedgerBatch, NeedsReplay
 from trading.models import BlockedExecution, Bot, ExchangeConnection, ExecutionPlan, Fill, Order
 
 logger = structlog.get_logger(__name__)
@@ -73,15 +71,13 @@ PLAN_FIELDS = ["status", "reason", "order", "quantity", "executed_at"]
 
 _PLAN_SQL = (
     f"SELECT {model_select(ExecutionPlan, 'p')}, {model_select(Bot, 'b')}, "  # noqa: S608 - model columns
-    f"{model_select(ExchangeConnection, 'c')}, "
-    f"{model_select(Portfolio, 'f')}, s.closed_at, u.email "
+    f"{model_select(ExchangeConnection, 'c')}, s.closed_at, u.email "
     "FROM trading_executionplan p "
     "JOIN trading_bot b ON b.id = p.bot_id "
     "JOIN trading_exchangeconnection c ON c.id = b.connection_id "
-    "JOIN portfolios_portfolio f ON f.id = b.portfolio_id "
     "JOIN trading_signal s ON s.id = p.signal_id "
     "JOIN accounts_user u ON u.id = p.user_id "
-    "WHERE p.id = %s FOR UPDATE OF p, b, f"
+    "WHERE p.id = %s FOR UPDATE OF p, b"
 )
 
 
@@ -91,10 +87,10 @@ class _Item:
     plan: ExecutionPlan
     bot: Bot
     connection: ExchangeConnection
-    portfolio: Portfolio
-    instrument: Instrument
+    instrument: object  # marketdata.Instrument
     owner_email: str
     signal_closed_at: datetime
+    portfolio: object = None  # portfolios.Portfolio, locked by the ledger batch
     open_orders: Pending | None = None
     order: Order | None = None
     fill: Fill | None = None
@@ -112,7 +108,7 @@ class BatchOutcome:
 def paper_plans_execute(refs: list[tuple[int, int]], *, quote, now: datetime | None = None) -> BatchOutcome:
     """Execute the paper plans among `refs` [(plan id, owner id)] in one transaction (see the module)."""
     now = now or timezone.now()
-    instruments = Instrument.objects.in_bulk()
+    instruments = {instrument.pk: instrument for instrument in instrument_list(active=None)}
     counts: Counter = Counter()
     leftovers: list[tuple[int, int]] = []
     with transaction.atomic():
@@ -126,8 +122,8 @@ def paper_plans_execute(refs: list[tuple[int, int]], *, quote, now: datetime | N
             if not rows:
                 counts["missing"] += 1
                 continue
-            plan, bot, connection, portfolio, (closed_at, email) = instances_from_row(
-                rows[0], ExecutionPlan, Bot, ExchangeConnection, Portfolio
+            plan, bot, connection, (closed_at, email) = instances_from_row(
+                rows[0], ExecutionPlan, Bot, ExchangeConnection
             )
             if plan.status != PlanStatus.PENDING:
                 counts[plan.status] += 1
@@ -139,24 +135,24 @@ def paper_plans_execute(refs: list[tuple[int, int]], *, quote, now: datetime | N
             else:
                 bots.add(bot.pk)
                 items.append(_Item(
-                    ref=ref, plan=plan, bot=bot, connection=connection, portfolio=portfolio,
+                    ref=ref, plan=plan, bot=bot, connection=connection,
                     instrument=instruments[bot.instrument_id], owner_email=email, signal_closed_at=closed_at,
                 ))
 
-        ledgers = LedgerBatch(pipe)
+        ledgers = ledger.ledger_batch(pipe)
         choices: dict[int, Pending] = {}
         kinds = [services.NOTIFY_FILLED, services.NOTIFY_BLOCKED]
         batchable = []
         for item in items:
             user_id = item.plan.user_id
             try:
-                ledgers.load(portfolio=item.portfolio, instrument=item.instrument)
+                ledgers.load(portfolio_id=item.bot.portfolio_id, user_id=user_id, instrument=item.instrument)
             except ValueError:  # a second pair on the same portfolio in this chunk: the single path
                 leftovers.append(item.ref)
                 continue
             item.open_orders = pipe.select(
                 Order, "portfolio_id = %s AND connection_id = %s AND status = ANY(%s)",
-                [item.portfolio.pk, item.connection.pk, list(OPEN_ORDER_STATUSES)], user_id=user_id,
+                [item.bot.portfolio_id, item.connection.pk, list(OPEN_ORDER_STATUSES)], user_id=user_id,
             )
             if user_id not in choices:
                 choices[user_id] = pipe.execute(
@@ -172,6 +168,10 @@ def paper_plans_execute(refs: list[tuple[int, int]], *, quote, now: datetime | N
 
         done: list[_Item] = []
         for item in batchable:
+            item.portfolio = ledgers.portfolio(item.bot.portfolio_id)
+            if item.portfolio is None:  # the bot's portfolio is not its owner's: the single path refuses it
+                leftovers.append(item.ref)
+                continue
             try:
                 _decide(
                     item, ledgers=ledgers, quote=quote, now=now, preferences=preferences[item.plan.user_id],
@@ -210,7 +210,7 @@ def _decide(item: _Item, *, ledgers: LedgerBatch, quote, now: datetime, preferen
     if bot.status != BotStatus.ENABLED:
         plan.status, plan.reason = PlanStatus.SKIPPED, "The bot was paused before it could act."
         return
-    owner = User(pk=plan.user_id, email=item.owner_email)
+    owner = get_user_model()(pk=plan.user_id, email=item.owner_email)
     open_orders = item.open_orders.instances()
     fee_rate = item.connection.taker_fee or ZERO
     quantity, available, held = plan.quantity, None, None
@@ -250,11 +250,10 @@ def _decide(item: _Item, *, ledgers: LedgerBatch, quote, now: datetime, preferen
             price_precision=instrument.price_precision, at=timezone.now(),
         )
         [reported] = update.fills
-        ledgers.record(
-            portfolio=item.portfolio, owner_email=item.owner_email, kind=plan.side, instrument=instrument,
+        ledger.fill_record_in(
+            ledgers, portfolio=item.portfolio, owner_email=item.owner_email, side=plan.side, instrument=instrument,
             quantity=reported.quantity, price=reported.price, fee=reported.fee, fee_currency=reported.fee_currency,
-            executed_at=reported.executed_at, external_id=reported.fill_id, note=f"Order {order.pk}",
-            source=TransactionSource.EXCHANGE,
+            executed_at=reported.executed_at, fill_id=reported.fill_id, note=f"Order {order.pk}",
         )
     except DomainError as error:
         plan.status, plan.reason = PlanStatus.SKIPPED, str(error)[:300]
@@ -321,7 +320,7 @@ def _after_commit(deliveries, filled, portfolios) -> None:
     for step, run in (
         ("notifications", lambda: notifications_dispatch(deliveries)),
         ("orders_filled", lambda: services.orders_filled_send(filled)),
-        ("portfolios_push", lambda: portfolios_push(portfolios=portfolios)),
+        ("portfolios_push", lambda: ledger.portfolios_push(portfolios=portfolios)),
     ):
         try:
             run()
@@ -371,7 +370,7 @@ def blocked_notify_batch(refs: list[tuple[int, int]]) -> int:
             if already_told:
                 continue
             notification, deliveries = notification_build(
-                user=User(pk=user_id), kind=services.NOTIFY_BLOCKED,
+                user=get_user_model()(pk=user_id), kind=services.NOTIFY_BLOCKED,
                 message=services.blocked_message(bot_name=bot_name, side=side, reason=reason),
                 link=services.BLOCKED_LINK, dedup_key=f"blocked:{signal_id}:{bot_id}", choices=preferences[user_id],
             )

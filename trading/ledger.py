@@ -2,7 +2,8 @@
 
 Fills go through `portfolios.services.transaction_record` in the caller's database transaction (the
 same one that moves the order's state), with the fill's id as external id, so a fill reported twice is
-recorded once.
+recorded once. The fan-out's batch executor records its fills through `portfolios.batch.LedgerBatch`
+(`ledger_batch`, `fill_record_in`), which applies the same ledger to many portfolios at once.
 """
 
 from __future__ import annotations
@@ -12,7 +13,11 @@ from decimal import Decimal
 
 from portfolios import selectors as portfolio_selectors
 from portfolios import services as portfolio_services
+from portfolios.batch import LedgerBatch, NeedsReplay
 from portfolios.choices import PortfolioKind, TransactionSource
+from portfolios.live import portfolios_push
+
+__all__ = ["LedgerBatch", "NeedsReplay", "fill_record_in", "ledger_batch", "portfolios_push"]
 
 
 def is_paper_portfolio(portfolio) -> bool:
@@ -45,6 +50,43 @@ def fill_record(
     return portfolio_services.transaction_record(
         user=user,
         portfolio=portfolio,
+        kind=side,
+        instrument=instrument,
+        quantity=quantity,
+        price=price,
+        fee=fee,
+        fee_currency=fee_currency,
+        executed_at=executed_at,
+        external_id=fill_id,
+        note=note,
+        source=TransactionSource.EXCHANGE,
+    )
+
+
+def ledger_batch(pipe) -> LedgerBatch:
+    """A batch of fills recorded into many portfolios, each as its owner, on `pipe` (core.batch)."""
+    return LedgerBatch(pipe)
+
+
+def fill_record_in(
+    batch: LedgerBatch,
+    *,
+    portfolio,
+    owner_email: str,
+    side: str,
+    instrument,
+    quantity: Decimal,
+    price: Decimal,
+    fee: Decimal,
+    fee_currency: str,
+    executed_at: datetime,
+    fill_id: str,
+    note: str,
+):
+    """`fill_record` inside a LedgerBatch (raises NeedsReplay when the fill must go through fill_record)."""
+    return batch.record(
+        portfolio=portfolio,
+        owner_email=owner_email,
         kind=side,
         instrument=instrument,
         quantity=quantity,
