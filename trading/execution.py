@@ -215,15 +215,15 @@ def _decide(item: _Item, *, ledgers: LedgerBatch, quote, now: datetime, preferen
     fee_rate = item.connection.taker_fee or ZERO
     quantity, available, held = plan.quantity, None, None
     if plan.side == OrderSide.BUY:
-        price = quote.ask or quote.price
-        fee = fee_rate + Decimal(settings.TRADING_PAPER_SLIPPAGE_RATE)
         reserved = services.reserved_total(
             [o for o in open_orders if o.side == OrderSide.BUY and instruments[o.instrument_id].quote == instrument.quote],
             side=OrderSide.BUY, fee_rate=fee_rate,
         )
         available = ledgers.cash(portfolio=item.portfolio, currency=instrument.quote) - reserved
-        affordable = available / (price * (1 + fee))
-        quantity = services._quantize_down(min(quantity, affordable), instrument.quantity_precision)
+        quantity = services.paper_buy_quantity(
+            wanted=quantity, price=quote.ask or quote.price, taker_fee=item.connection.taker_fee,
+            available=available, precision=instrument.quantity_precision,
+        )
     else:
         reserved = services.reserved_total(
             [o for o in open_orders if o.side == OrderSide.SELL and o.instrument_id == instrument.pk],
@@ -232,7 +232,7 @@ def _decide(item: _Item, *, ledgers: LedgerBatch, quote, now: datetime, preferen
         held = ledgers.holding(portfolio=item.portfolio, instrument=instrument) - reserved
     try:
         if quantity <= 0:
-            raise DomainError("Insufficient balance for this trade.")
+            raise DomainError(services.INSUFFICIENT_FOR_PLAN)
         check = services.order_validate(
             user=owner, portfolio=item.portfolio, connection=item.connection, symbol=instrument.symbol,
             side=plan.side, type=OrderType.MARKET, quantity=quantity, quote=quote, available=available, held=held,
@@ -251,15 +251,13 @@ def _decide(item: _Item, *, ledgers: LedgerBatch, quote, now: datetime, preferen
         )
         [reported] = update.fills
         ledger.fill_record_in(
-            ledgers, portfolio=item.portfolio, owner_email=item.owner_email, side=plan.side, instrument=instrument,
-            quantity=reported.quantity, price=reported.price, fee=reported.fee, fee_currency=reported.fee_currency,
-            executed_at=reported.executed_at, fill_id=reported.fill_id, note=f"Order {order.pk}",
+            ledgers, portfolio=item.portfolio, owner_email=item.owner_email,
+            fill=ledger.fill_entry(order=order, fill=reported),
         )
     except DomainError as error:
         plan.status, plan.reason = PlanStatus.SKIPPED, str(error)[:300]
         item.notification, item.deliveries = notification_build(
-            user=owner, kind=services.NOTIFY_BLOCKED, message=f"Bot {bot.name} did not {plan.side}: {error}",
-            link=f"/trading/bots/{bot.pk}/", dedup_key=f"plan-skipped:{plan.pk}",
+            user=owner, **services.plan_skipped_notice(plan=plan, bot_name=bot.name, error=error),
             choices=preferences.get(services.NOTIFY_BLOCKED, {}),
         )
         return

@@ -8,6 +8,7 @@ recorded once. The fan-out's batch executor records its fills through `portfolio
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -17,7 +18,7 @@ from portfolios.batch import LedgerBatch, NeedsReplay
 from portfolios.choices import PortfolioKind, TransactionSource
 from portfolios.live import portfolios_push
 
-__all__ = ["LedgerBatch", "NeedsReplay", "fill_record_in", "ledger_batch", "portfolios_push"]
+__all__ = ["FillEntry", "LedgerBatch", "NeedsReplay", "fill_record_in", "ledger_batch", "portfolios_push"]
 
 
 def is_paper_portfolio(portfolio) -> bool:
@@ -33,34 +34,53 @@ def holding(*, portfolio, instrument) -> Decimal:
     return position.quantity if position is not None else Decimal("0")
 
 
-def fill_record(
-    *,
-    user,
-    portfolio,
-    side: str,
-    instrument,
-    quantity: Decimal,
-    price: Decimal,
-    fee: Decimal,
-    fee_currency: str,
-    executed_at: datetime,
-    fill_id: str,
-    note: str,
-):
-    return portfolio_services.transaction_record(
-        user=user,
-        portfolio=portfolio,
-        kind=side,
-        instrument=instrument,
-        quantity=quantity,
-        price=price,
-        fee=fee,
-        fee_currency=fee_currency,
-        executed_at=executed_at,
-        external_id=fill_id,
-        note=note,
-        source=TransactionSource.EXCHANGE,
+@dataclass(frozen=True)
+class FillEntry:
+    """One exchange fill as the portfolio ledger records it (a buy or sell transaction, the fill's id as
+    external id, so a fill reported twice is recorded once)."""
+
+    side: str
+    instrument: object
+    quantity: Decimal
+    price: Decimal
+    fee: Decimal
+    fee_currency: str
+    executed_at: datetime
+    fill_id: str
+    note: str
+
+    def transaction_fields(self) -> dict:
+        return {
+            "kind": self.side,
+            "instrument": self.instrument,
+            "quantity": self.quantity,
+            "price": self.price,
+            "fee": self.fee,
+            "fee_currency": self.fee_currency,
+            "executed_at": self.executed_at,
+            "external_id": self.fill_id,
+            "note": self.note,
+            "source": TransactionSource.EXCHANGE,
+        }
+
+
+def fill_entry(*, order, fill) -> FillEntry:
+    """The ledger entry of one fill (an `ExchangeFill` or a stored `Fill`) of `order`."""
+    return FillEntry(
+        side=order.side,
+        instrument=order.instrument,
+        quantity=fill.quantity,
+        price=fill.price,
+        fee=fill.fee,
+        fee_currency=fill.fee_currency,
+        executed_at=fill.executed_at,
+        fill_id=fill.fill_id,
+        note=f"Order {order.pk}",
     )
+
+
+def fill_record(*, user, portfolio, fill: FillEntry):
+    return portfolio_services.transaction_record(user=user, portfolio=portfolio, **fill.transaction_fields())
 
 
 def ledger_batch(pipe) -> LedgerBatch:
@@ -68,36 +88,9 @@ def ledger_batch(pipe) -> LedgerBatch:
     return LedgerBatch(pipe)
 
 
-def fill_record_in(
-    batch: LedgerBatch,
-    *,
-    portfolio,
-    owner_email: str,
-    side: str,
-    instrument,
-    quantity: Decimal,
-    price: Decimal,
-    fee: Decimal,
-    fee_currency: str,
-    executed_at: datetime,
-    fill_id: str,
-    note: str,
-):
+def fill_record_in(batch: LedgerBatch, *, portfolio, owner_email: str, fill: FillEntry):
     """`fill_record` inside a LedgerBatch (raises NeedsReplay when the fill must go through fill_record)."""
-    return batch.record(
-        portfolio=portfolio,
-        owner_email=owner_email,
-        kind=side,
-        instrument=instrument,
-        quantity=quantity,
-        price=price,
-        fee=fee,
-        fee_currency=fee_currency,
-        executed_at=executed_at,
-        external_id=fill_id,
-        note=note,
-        source=TransactionSource.EXCHANGE,
-    )
+    return batch.record(portfolio=portfolio, owner_email=owner_email, **fill.transaction_fields())
 
 
 def portfolio_get(*, user, pk: int):

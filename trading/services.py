@@ -633,9 +633,7 @@ def order_apply_exchange(*, order: Order, update: ExchangeOrder, audit: bool = T
             known[fill.fill_id] = stored
             new_fills.append(stored)
             ledger.fill_record(
-                user=order.user, portfolio=order.portfolio, side=order.side, instrument=order.instrument,
-                quantity=fill.quantity, price=fill.price, fee=fill.fee, fee_currency=fill.fee_currency,
-                executed_at=fill.executed_at, fill_id=fill.fill_id, note=f"Order {order.pk}",
+                user=order.user, portfolio=order.portfolio, fill=ledger.fill_entry(order=order, fill=fill)
             )
             cost = order.average_price * order.filled_quantity if order.average_price else ZERO
             order.filled_quantity += fill.quantity
@@ -1153,17 +1151,17 @@ def plan_execute(*, plan_id: int, user_id: int, quote=None) -> str:
         else:
             quantity, available = plan.quantity, None
             if plan.side == OrderSide.BUY and bot.connection.is_paper:
-                # Size by the balance at execution time, which may have changed since planning.
-                price = (quote.ask or quote.price) if quote else plan.reference_price
-                fee = (bot.connection.taker_fee or ZERO) + Decimal(settings.TRADING_PAPER_SLIPPAGE_RATE)
                 available = available_balance(
                     user=plan.user, portfolio=bot.portfolio, connection=bot.connection, currency=bot.instrument.quote
                 )
-                affordable = available / (price * (1 + fee))
-                quantity = _quantize_down(min(quantity, affordable), bot.instrument.quantity_precision)
+                quantity = paper_buy_quantity(
+                    wanted=quantity, price=(quote.ask or quote.price) if quote else plan.reference_price,
+                    taker_fee=bot.connection.taker_fee, available=available,
+                    precision=bot.instrument.quantity_precision,
+                )
             try:
                 if quantity <= 0:
-                    raise DomainError("Insufficient balance for this trade.")
+                    raise DomainError(INSUFFICIENT_FOR_PLAN)
                 with transaction.atomic():
                     order = order_place(
                         user=plan.user, portfolio=bot.portfolio, connection=bot.connection,
@@ -1174,14 +1172,30 @@ def plan_execute(*, plan_id: int, user_id: int, quote=None) -> str:
                 plan.status, plan.order, plan.quantity = PlanStatus.EXECUTED, order, quantity
             except DomainError as error:
                 plan.status, plan.reason = PlanStatus.SKIPPED, str(error)[:300]
-                _notify(
-                    user=plan.user, kind=NOTIFY_BLOCKED,
-                    message=f"Bot {bot.name} did not {plan.side}: {error}", link=f"/trading/bots/{bot.pk}/",
-                    dedup_key=f"plan-skipped:{plan.pk}",
-                )
+                _notify(user=plan.user, **plan_skipped_notice(plan=plan, bot_name=bot.name, error=error))
         plan.executed_at = timezone.now()
         plan.save(update_fields=["status", "reason", "order", "quantity", "executed_at"])
         return plan.status
+
+
+INSUFFICIENT_FOR_PLAN = "Insufficient balance for this trade."
+
+
+def paper_buy_quantity(*, wanted: Decimal, price: Decimal, taker_fee, available: Decimal, precision: int) -> Decimal:
+    """A bot's paper buy at execution: its planned quantity, cut to what the cash available now pays for at
+    `price` with the taker fee and the paper slippage (the balance may have changed since planning)."""
+    fee = (taker_fee or ZERO) + Decimal(settings.TRADING_PAPER_SLIPPAGE_RATE)
+    return _quantize_down(min(wanted, available / (price * (1 + fee))), precision)
+
+
+def plan_skipped_notice(*, plan: ExecutionPlan, bot_name: str, error) -> dict:
+    """What the trader is told when their bot's plan could not execute (kind, message, link, dedup key)."""
+    return {
+        "kind": NOTIFY_BLOCKED,
+        "message": f"Bot {bot_name} did not {plan.side}: {error}",
+        "link": f"/trading/bots/{plan.bot_id}/",
+        "dedup_key": f"plan-skipped:{plan.pk}",
+    }
 
 
 def plans_execute(*, plans: Iterable[tuple[int, int]], symbol: str | None = None) -> dict[str, int]:
