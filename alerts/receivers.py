@@ -23,35 +23,36 @@ def _plain(value) -> str:
     return format(Decimal(value).normalize(), "f")
 
 
+def _fire_for_owners(kind: str, events: list[dict], *, occurrence, detail, link: str) -> None:
+    """Fire the armed `kind` alerts of the owners among `events` (one dict per event, with user_id).
+
+    A fan-out chunk reports thousands of fills or blocks at once; one query finds the few owners who
+    have such an alert, and only their events go further."""
+    owners = event_alert_owners(kind=kind, user_ids={event["user_id"] for event in events})
+    for event in events:
+        if event["user_id"] in owners:
+            event_alerts_fire(
+                kind=kind, user_id=event["user_id"], occurrence_key=occurrence(event), detail=detail(event), link=link
+            )
+
+
 def on_orders_filled(sender, *, fills, **kwargs) -> None:
-    # A fan-out chunk fills thousands of orders; one query finds the few owners with an armed alert.
-    owners = event_alert_owners(kind=AlertKind.ORDER_FILLED, user_ids={fill["user_id"] for fill in fills})
-    for fill in fills:
-        if fill["user_id"] not in owners:
-            continue
+    def detail(fill: dict) -> str:
         verb = "bought" if fill["side"] == "buy" else "sold"
-        event_alerts_fire(
-            kind=AlertKind.ORDER_FILLED,
-            user_id=fill["user_id"],
-            occurrence_key=f"order:{fill['order_id']}",
-            detail=f"Order filled: {verb} {_plain(fill['quantity'])} {fill['symbol']} at {_plain(fill['price'])}.",
-            link=reverse("trading:order_history"),
-        )
+        return f"Order filled: {verb} {_plain(fill['quantity'])} {fill['symbol']} at {_plain(fill['price'])}."
+
+    _fire_for_owners(
+        AlertKind.ORDER_FILLED, fills, occurrence=lambda fill: f"order:{fill['order_id']}", detail=detail,
+        link=reverse("trading:order_history"),
+    )
 
 
 def on_executions_blocked(sender, *, blocks, **kwargs) -> None:
-    # A bearish signal can block every subscriber's bot at once; one query finds the few with an alert.
-    owners = event_alert_owners(kind=AlertKind.BOT_BLOCKED, user_ids={block["user_id"] for block in blocks})
-    for block in blocks:
-        if block["user_id"] not in owners:
-            continue
-        event_alerts_fire(
-            kind=AlertKind.BOT_BLOCKED,
-            user_id=block["user_id"],
-            occurrence_key=f"blocked:{block['blocked_id']}",
-            detail=f"A bot was blocked by the regime gatekeeper ({block['regime']}): {block['reason']}",
-            link=reverse("trading:blocked"),
-        )
+    _fire_for_owners(
+        AlertKind.BOT_BLOCKED, blocks, occurrence=lambda block: f"blocked:{block['blocked_id']}",
+        detail=lambda block: f"A bot was blocked by the regime gatekeeper ({block['regime']}): {block['reason']}",
+        link=reverse("trading:blocked"),
+    )
 
 
 def on_venue_degraded(sender, *, venue, retry_after_seconds, **kwargs) -> None:
