@@ -70,6 +70,8 @@ class _Rows:
 
 
 class LedgerBatch:
+    """Fills recorded into many portfolios on one `TenantPipeline`, each portfolio as its owner (see above)."""
+
     def __init__(self, pipe: TenantPipeline) -> None:
         self.pipe = pipe
         self._portfolios: dict[int, _Loaded] = {}
@@ -80,7 +82,7 @@ class LedgerBatch:
             if self._portfolios[portfolio_id].instrument.pk != instrument.pk:
                 raise ValueError("a LedgerBatch records one instrument per portfolio")
             return
-        pk = portfolio_id
+        pk = portfolio_id  # the statements below read better with the short name
         self._portfolios[pk] = _Loaded(
             locked=self.pipe.select(Portfolio, "id = %s FOR UPDATE", [pk], user_id=user_id),
             instrument=instrument,
