@@ -82,24 +82,23 @@ class LedgerBatch:
             if self._portfolios[portfolio_id].instrument.pk != instrument.pk:
                 raise ValueError("a LedgerBatch records one instrument per portfolio")
             return
-        pk = portfolio_id  # the statements below read better with the short name
-        self._portfolios[pk] = _Loaded(
-            locked=self.pipe.select(Portfolio, "id = %s FOR UPDATE", [pk], user_id=user_id),
+        self._portfolios[portfolio_id] = _Loaded(
+            locked=self.pipe.select(Portfolio, "id = %s FOR UPDATE", [portfolio_id], user_id=user_id),
             instrument=instrument,
             positions=self.pipe.select(
-                Position, "portfolio_id = %s AND instrument_id = %s", [pk, instrument.pk], user_id=user_id
+                Position, "portfolio_id = %s AND instrument_id = %s", [portfolio_id, instrument.pk], user_id=user_id
             ),
             lots=self.pipe.select(
                 Lot,
                 "portfolio_id = %s AND closed_at IS NULL AND position_id IN "
                 "(SELECT id FROM portfolios_position WHERE portfolio_id = %s AND instrument_id = %s) "
                 "ORDER BY opened_at, id",
-                [pk, pk, instrument.pk],
+                [portfolio_id, portfolio_id, instrument.pk],
                 user_id=user_id,
             ),
-            cash=self.pipe.select(CashBalance, "portfolio_id = %s", [pk], user_id=user_id),
+            cash=self.pipe.select(CashBalance, "portfolio_id = %s", [portfolio_id], user_id=user_id),
             latest=self.pipe.execute(
-                "SELECT max(executed_at) FROM portfolios_transaction WHERE portfolio_id = %s", [pk], user_id=user_id
+                "SELECT max(executed_at) FROM portfolios_transaction WHERE portfolio_id = %s", [portfolio_id], user_id=user_id
             ),
         )
 
