@@ -79,3 +79,11 @@ def billing_counter_register() -> None:
     from billing.services import entitlement_counter_register
 
     entitlement_counter_register(feature="alerts", counter=lambda user: alert_active_count(user=user))
+
+
+def market_action_register() -> None:
+    """A "Set an alert" link on each instrument's market page, with the pair filled in."""
+    from alerts.templatetags.alerts_tags import alert_create_url
+    from marketdata.annotations import register_market_action
+
+    register_market_action("alert", label="Set an alert", url=lambda symbol: alert_create_url(symbol=symbol))

@@ -1,4 +1,4 @@
-"""Facts other apps add to the market pages, without marketdata knowing them.
+"""Facts and actions other apps add to the market pages, without marketdata knowing them.
 
 The market pages belong to marketdata, which imports no other domain; trading's regime gatekeeper still
 has something to say about every pair. An app registers a provider in its AppConfig.ready():
@@ -8,6 +8,10 @@ has something to say about every pair. An app registers a provider in its AppCon
 A provider takes the symbols on the page and returns {symbol: Annotation} for those it knows (one query
 for the page, not one per row). `/markets` shows each provider as a column and `/markets/<pair>` as a
 line of the instrument's facts; a symbol a provider says nothing about shows "—".
+
+Actions are links on the instrument page (alerts registers "Set an alert" with the pair filled in):
+
+    register_market_action("alert", label="Set an alert", url=lambda symbol: ...)
 """
 
 from __future__ import annotations
@@ -56,3 +60,22 @@ def market_annotations(symbols: Iterable[str]) -> list[tuple[AnnotationColumn, d
             continue
         out.append((column, values))
     return out
+
+
+@dataclass(frozen=True)
+class MarketAction:
+    key: str
+    label: str
+    url: Callable[[str], str]
+
+
+_actions: dict[str, MarketAction] = {}
+
+
+def register_market_action(key: str, *, label: str, url: Callable[[str], str]) -> None:
+    _actions[key] = MarketAction(key=key, label=label, url=url)
+
+
+def market_actions(symbol: str) -> list[tuple[str, str]]:
+    """(label, link) of every registered action for `symbol`, in registration order."""
+    return [(action.label, action.url(symbol)) for action in _actions.values()]

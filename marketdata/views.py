@@ -10,7 +10,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
 from core.errors import DomainError
-from marketdata.annotations import market_annotations
+from marketdata.annotations import market_actions, market_annotations
 from marketdata.selectors import (
     TIMEFRAMES,
     candle_list,
@@ -87,6 +87,7 @@ def market_detail(request: HttpRequest, slug: str) -> HttpResponse:
         {
             "instrument": instrument,
             "facts": facts,
+            "actions": market_actions(instrument.symbol),
             "q": payload,
             "timeframe": timeframe,
             "timeframes": list(TIMEFRAMES),

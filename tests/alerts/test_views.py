@@ -206,3 +206,14 @@ def test_prices_now_link_to_a_prefilled_form(client_a, btc):
     assert '<a href="/alerts/?symbol=BTC-USDT&amp;threshold=20398.24000000">BTC/USDT</a>' in html
     prefilled = client_a.get("/alerts/?symbol=BTC-USDT&threshold=20398.24000000").content.decode()
     assert 'value="20398.24000000"' in prefilled
+
+
+def test_an_instruments_market_page_links_to_the_alert_form_for_that_pair(client, client_a, btc):
+    """Alerts adds the link through marketdata's action registry (marketdata imports no other app)."""
+    html = client.get("/markets/BTC-USDT").content.decode()
+    assert '<a class="button" href="/alerts/?symbol=BTC%2FUSDT">Set an alert</a>' in html
+    form = client.get("/alerts/?symbol=BTC%2FUSDT")
+    assert form.status_code == 302 and "/accounts/login/" in form["Location"], "a visitor signs in first"
+    prefilled = client_a.get("/alerts/?symbol=BTC%2FUSDT").content.decode()
+    [symbol_input] = re.findall(r'<input[^>]*name="symbol"[^>]*>', prefilled)
+    assert 'value="BTC/USDT"' in symbol_input
