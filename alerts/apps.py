@@ -14,7 +14,7 @@ class AlertsConfig(AppConfig):
             register_kind(name, label=label, default_channels=default_channels)
         receivers.connect()
         receivers.billing_counter_register()
-        receivers.market_action_register()
+        receivers.page_actions_register()
 
     def seed_demo(self, *, trader, stdout) -> None:
         from alerts.demo import seed_alerts

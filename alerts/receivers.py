@@ -81,9 +81,18 @@ def billing_counter_register() -> None:
     entitlement_counter_register(feature="alerts", counter=lambda user: alert_active_count(user=user))
 
 
-def market_action_register() -> None:
-    """A "Set an alert" link on each instrument's market page, with the pair filled in."""
+def page_actions_register() -> None:
+    """Links to the alert form, filled in: "Set an alert" on each instrument's market page, and "Alert" on
+    each position row of the dashboard (a loss alert on that position, in percent)."""
     from alerts.templatetags.alerts_tags import alert_create_url
     from marketdata.annotations import register_market_action
+    from portfolios.actions import register_position_action
 
     register_market_action("alert", label="Set an alert", url=lambda symbol: alert_create_url(symbol=symbol))
+    register_position_action(
+        "alert",
+        label="Alert",
+        url=lambda *, symbol, portfolio_id: alert_create_url(
+            symbol=symbol, kind="position_pnl_below", portfolio=portfolio_id, pnl_unit="percent"
+        ),
+    )

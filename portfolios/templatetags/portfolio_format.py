@@ -92,3 +92,11 @@ def bar_width(value) -> str:
         return "0"
     value = min(max(Decimal(value), Decimal(0)), Decimal(100))
     return f"{value:.2f}"
+
+
+@register.inclusion_tag("portfolios/partials/position_actions.html")
+def position_action_links(symbol: str, portfolio_id: int) -> dict:
+    """The links other apps register for a position row (portfolios.actions)."""
+    from portfolios.actions import position_actions
+
+    return {"symbol": symbol, "actions": position_actions(symbol=symbol, portfolio_id=portfolio_id)}

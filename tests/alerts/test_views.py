@@ -217,3 +217,24 @@ def test_an_instruments_market_page_links_to_the_alert_form_for_that_pair(client
     prefilled = client_a.get("/alerts/?symbol=BTC%2FUSDT").content.decode()
     [symbol_input] = re.findall(r'<input[^>]*name="symbol"[^>]*>', prefilled)
     assert 'value="BTC/USDT"' in symbol_input
+
+
+def test_each_position_row_links_to_a_loss_alert_on_that_position(client_a, user_a, btc):
+    """Alerts adds the link through portfolios' action registry (portfolios imports no alerts)."""
+    from datetime import UTC, datetime
+
+    from portfolios.services import portfolio_create, transaction_record
+
+    with tenant(user_a.pk):
+        portfolio = portfolio_create(user=user_a, name="Main", base_currency="USDT")
+        transaction_record(
+            user=user_a, portfolio=portfolio, kind="buy", instrument=btc, quantity=Decimal("0.5"),
+            price=Decimal("20000"), executed_at=datetime(2026, 1, 2, tzinfo=UTC),
+        )
+    html = client_a.get("/dashboard/").content.decode()
+    link = (
+        f"/alerts/?symbol=BTC%2FUSDT&amp;kind=position_pnl_below&amp;portfolio={portfolio.pk}&amp;pnl_unit=percent"
+    )
+    assert f'<a class="row-action" href="{link}" aria-label="Alert: BTC/USDT">Alert</a>' in html
+    form = client_a.get(link.replace("&amp;", "&")).content.decode()
+    assert '<option value="position_pnl_below" selected>' in form
