@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from datetime import timedelta
 
@@ -227,3 +228,65 @@ def test_beat_runs_the_alert_and_delivery_sweeps(db):
     for task in ("alerts.maintenance", "core.notifications.sweep", "core.notifications.deliver"):
         assert task in app.tasks
     assert {"alerts.maintenance", "core.notifications.sweep"} <= scheduled
+
+
+def _built(user, message: str):
+    """A notification and its deliveries as a batch writer stores them (notification_build, then saved)."""
+    notification, deliveries = notifications.notification_build(
+        user=user, kind="trading.order_filled", message=message, link="/trading/orders/history/", choices={}
+    )
+    with tenant(user.pk):
+        notification.save()
+        for delivery in deliveries:
+            delivery.notification = notification
+            delivery.save()
+    return deliveries
+
+
+def test_a_batch_of_toasts_reaches_each_trader_once_with_their_own_unread_count(user_a, user_b, monkeypatch):
+    layer = get_channel_layer()
+    inboxes = {}
+    for user in (user_a, user_b):
+        inboxes[user.pk] = async_to_sync(layer.new_channel)()
+        async_to_sync(layer.group_add)(user_group(user.pk), inboxes[user.pk])
+    in_app = notifications._channels["in_app"]
+    sent = []
+
+    def send_many(batch):
+        sent.append(sorted(notification.message for notification in batch))
+        in_app.send_many(batch)
+
+    monkeypatch.setitem(notifications._channels, "in_app", dataclasses.replace(in_app, send_many=send_many))
+    deliveries = _built(user_a, "Bought 0.005 BTC") + _built(user_a, "Bought 0.010 BTC") + _built(user_b, "Sold")
+    assert [d.channel for d in deliveries] == ["in_app"] * 3, "order fills are in-app only by default"
+    notifications.notifications_dispatch(deliveries)
+    notifications.notifications_dispatch(deliveries)  # delivered again: already sent, nothing more
+    assert sent == [["Bought 0.005 BTC", "Bought 0.010 BTC", "Sold"]]
+    frame_a = async_to_sync(layer.receive)(inboxes[user_a.pk])["html"]
+    frame_b = async_to_sync(layer.receive)(inboxes[user_b.pk])["html"]
+    assert "Bought 0.005 BTC" in frame_a and "Bought 0.010 BTC" in frame_a and "Sold" not in frame_a
+    assert '<span id="notification-unread" class="badge" hx-swap-oob="true">2</span>' in frame_a
+    assert "Sold" in frame_b and '<span id="notification-unread" class="badge" hx-swap-oob="true">1</span>' in frame_b
+    for user in (user_a, user_b):
+        with tenant(user.pk):
+            assert set(NotificationDelivery.objects.values_list("status", "attempts")) == {("sent", 1)}
+        async_to_sync(layer.group_discard)(user_group(user.pk), inboxes[user.pk])
+
+
+def test_a_batch_whose_toasts_fail_goes_back_to_the_queue(user_a, monkeypatch):
+    deliveries = _built(user_a, "Bought 0.005 BTC")
+    queued = []
+
+    def down(notifications_):
+        raise ConnectionError("redis is down")
+
+    monkeypatch.setitem(
+        notifications._channels, "in_app", dataclasses.replace(notifications._channels["in_app"], send_many=down)
+    )
+    monkeypatch.setattr(
+        notifications, "_enqueue", lambda delivery_id, *, user_id, countdown=None: queued.append(delivery_id)
+    )
+    notifications.notifications_dispatch(deliveries)
+    delivery = _deliveries(user_a)["in_app"]
+    assert (delivery.status, delivery.attempts, delivery.last_error) == ("pending", 1, "ConnectionError: redis is down")
+    assert queued == [delivery.pk], "retried by the queue (notification_deliver), not lost"
