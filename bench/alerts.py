@@ -35,30 +35,13 @@ import urllib.request
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchenv import bench_environment  # noqa: E402 - bench/ is on the path when a bench runs
 
-def bench_environment() -> dict[str, str]:
-    env = dict(os.environ)
-    if not env.get("DATABASE_URL") or not env.get("REDIS_URL"):
-        sys.exit(
-            "Set DATABASE_URL and REDIS_URL (the bench uses <database>_bench_alerts and its own key prefix)."
-        )
-    url = urlsplit(env["DATABASE_URL"])
-    name = url.path.lstrip("/") or "nexus"
-    if not name.endswith("_bench_alerts"):
-        env["DATABASE_URL"] = urlunsplit(url._replace(path=f"/{name}_bench_alerts"))
-    env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
-    env["DJANGO_DEBUG"] = "false"  # DEBUG keeps every query in memory
-    env["REDIS_KEY_PREFIX"] = "nexus-bench-alerts"
-    env["LOG_LEVEL"] = "WARNING"
-    return env
-
-
-ENV = bench_environment()
+ENV = bench_environment("bench_alerts")
 os.environ.update(ENV)
 
 import django  # noqa: E402

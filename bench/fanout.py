@@ -29,11 +29,12 @@ import time
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 LOG_DIR = ROOT / ".data"
 sys.path.insert(0, str(ROOT))
+
+from benchenv import bench_environment  # noqa: E402 - bench/ is on the path when a bench runs
 
 
 def private_redis() -> str:
@@ -66,26 +67,10 @@ def private_redis() -> str:
 PROCESSES: list[subprocess.Popen] = []
 
 
-def bench_environment() -> dict[str, str]:
-    env = dict(os.environ)
-    if not env.get("DATABASE_URL"):
-        sys.exit("Set DATABASE_URL (the bench uses <database>_bench, recreated).")
-    env["REDIS_URL"] = private_redis()
-    env["CELERY_BROKER_URL"] = env["REDIS_URL"]
-    url = urlsplit(env["DATABASE_URL"])
-    name = url.path.lstrip("/") or "nexus"
-    if not name.endswith("_bench"):
-        env["DATABASE_URL"] = urlunsplit(url._replace(path=f"/{name}_bench"))
-    env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
-    env["DJANGO_DEBUG"] = "false"  # DEBUG keeps every query in memory
-    env["REDIS_KEY_PREFIX"] = "nexus-bench"
-    env["LOG_LEVEL"] = "WARNING"
-    # Throughput is measured here, not staleness: plans must not expire while a slow machine works through them.
-    env["TRADING_SIGNAL_MAX_LAG_SECONDS"] = "7200"
-    return env
-
-
-ENV = bench_environment()
+ENV = bench_environment("bench", redis_url=private_redis())
+ENV["CELERY_BROKER_URL"] = ENV["REDIS_URL"]
+# Throughput is measured here, not staleness: plans must not expire while a slow machine works through them.
+ENV["TRADING_SIGNAL_MAX_LAG_SECONDS"] = "7200"
 os.environ.update(ENV)
 
 import django  # noqa: E402

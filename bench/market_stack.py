@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing as mp
-import os
 import re
 import resource
 import socket
@@ -16,29 +15,16 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
+import benchenv  # noqa: E402 - bench/ is on the path when a bench runs
+
 TICK_AT = re.compile(rb'data-tick-at="([0-9.]+)"')
 
 
 def bench_environment(suffix: str) -> dict[str, str]:
-    env = dict(os.environ)
-    if not env.get("DATABASE_URL") or not env.get("REDIS_URL"):
-        sys.exit(
-            f"Set DATABASE_URL and REDIS_URL (the bench uses <database>_{suffix} and its own key prefix)."
-        )
-    url = urlsplit(env["DATABASE_URL"])
-    name = url.path.lstrip("/") or "nexus"
-    if not name.endswith(f"_{suffix}"):
-        env["DATABASE_URL"] = urlunsplit(url._replace(path=f"/{name}_{suffix}"))
-    env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
-    env["DJANGO_DEBUG"] = "false"
-    env["REDIS_KEY_PREFIX"] = f"nexus-{suffix}"
-    env["LOG_LEVEL"] = "WARNING"
-    env["MARKET_METRICS_PORT"] = "0"
-    return env
+    return benchenv.bench_environment(suffix, MARKET_METRICS_PORT="0")
 
 
 def raise_fd_limit() -> None:

@@ -28,31 +28,18 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchenv import bench_environment  # noqa: E402 - bench/ is on the path when a bench runs
 
-def bench_environment() -> dict[str, str]:
-    env = dict(os.environ)
-    if not env.get("DATABASE_URL") or not env.get("REDIS_URL"):
-        sys.exit(
-            "Set DATABASE_URL and REDIS_URL (the bench uses <database>_bench_revaluation and its own key prefix)."
-        )
-    url = urlsplit(env["DATABASE_URL"])
-    name = url.path.lstrip("/") or "nexus"
-    if not name.endswith("_bench_revaluation"):
-        env["DATABASE_URL"] = urlunsplit(url._replace(path=f"/{name}_bench_revaluation"))
-    env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
-    env.setdefault("DJANGO_SECRET_KEY", "bench-only-insecure-key-0123456789-abcdefghijklmnop")
-    env["DJANGO_DEBUG"] = "false"
-    env["REDIS_KEY_PREFIX"] = "nexus-bench-revaluation"
-    env["LOG_LEVEL"] = "WARNING"
-    return env
-
-
-os.environ.update(bench_environment())
+os.environ.update(
+    bench_environment(
+        "bench_revaluation",
+        DJANGO_SECRET_KEY=os.environ.get("DJANGO_SECRET_KEY", "bench-only-insecure-key-0123456789-abcdefghijklmnop"),
+    )
+)
 
 import django  # noqa: E402
 

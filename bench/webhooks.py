@@ -31,31 +31,13 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchenv import bench_environment  # noqa: E402 - bench/ is on the path when a bench runs
 
-def bench_environment() -> dict[str, str]:
-    env = dict(os.environ)
-    if not env.get("DATABASE_URL") or not env.get("REDIS_URL"):
-        sys.exit(
-            "Set DATABASE_URL and REDIS_URL (the bench uses <database>_bench_billing and its own key prefix)."
-        )
-    url = urlsplit(env["DATABASE_URL"])
-    name = url.path.lstrip("/") or "nexus"
-    if not name.endswith("_bench_billing"):
-        env["DATABASE_URL"] = urlunsplit(url._replace(path=f"/{name}_bench_billing"))
-    env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
-    env["DJANGO_DEBUG"] = "false"  # DEBUG keeps every query in memory
-    env["REDIS_KEY_PREFIX"] = "nexus-bench-billing"
-    env["LOG_LEVEL"] = "WARNING"
-    env["DB_CONN_MAX_AGE"] = "0"  # daphne: one thread per request, see config/settings/base.py
-    return env
-
-
-ENV = bench_environment()
+ENV = bench_environment("bench_billing")
 os.environ.update(ENV)
 
 import django  # noqa: E402
