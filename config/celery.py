@@ -29,5 +29,6 @@ def keep_worker_connections() -> None:
     from django.db import connections
 
     age = int(os.environ.get("WORKER_DB_CONN_MAX_AGE", "300"))
-    settings.DATABASES["default"]["CONN_MAX_AGE"] = age
-    connections["default"].settings_dict["CONN_MAX_AGE"] = age
+    for alias in ("default", "system"):
+        settings.DATABASES[alias]["CONN_MAX_AGE"] = age
+        connections[alias].settings_dict["CONN_MAX_AGE"] = age

@@ -1,13 +1,18 @@
-"""Three PostgreSQL identities, derived from one server address.
+"""Four PostgreSQL identities, derived from one server address (docs/security.md).
 
 - admin (DATABASE_URL): a superuser or CREATEROLE/CREATEDB role; used only by `manage.py db_bootstrap`
   to create the roles, the database and the grants.
 - owner (`owner` alias): owns the schema and runs migrations.
-- app (`default` alias): what web, workers, consumers and the bot use. NOSUPERUSER NOBYPASSRLS, owns
-  nothing, so row-level security applies to it.
+- app (`default` alias): what web, workers, consumers, the feed and the bot use. NOSUPERUSER
+  NOBYPASSRLS, owns nothing, member of no role: row-level security and the grants of core/tables.py
+  apply to every statement it sends.
+- system (`system` alias): BYPASSRLS, logs in on a connection of its own. Code reaches it only through
+  `core.rls.system_context(reason=...)`, so no statement sent on a runtime connection can.
+- auth (`auth` alias): the identity tables only, for sign-in before anyone is signed in; reached only
+  through `core.rls.auth_context(reason=...)`.
 
-In production the owner and app connections may be given in full (DATABASE_OWNER_URL,
-DATABASE_APP_URL); otherwise they reuse DATABASE_URL's host, port and database with their own role.
+In production each may be given in full (DATABASE_APP_URL, DATABASE_OWNER_URL, DATABASE_SYSTEM_URL,
+DATABASE_AUTH_URL); otherwise they reuse DATABASE_URL's host, port and database with their own role.
 """
 
 from __future__ import annotations
@@ -15,6 +20,9 @@ from __future__ import annotations
 from typing import Any
 
 from psycopg.conninfo import conninfo_to_dict
+
+# Runtime aliases (everything but the owner, which only migrates).
+RUNTIME_ALIASES = ("default", "system", "auth")
 
 
 def _from_url(url: str) -> dict[str, Any]:
@@ -32,24 +40,17 @@ def _from_url(url: str) -> dict[str, Any]:
 def database_settings(
     *,
     admin_url: str,
-    app_url: str | None,
-    owner_url: str | None,
-    app_role: str,
-    app_password: str,
-    owner_role: str,
-    owner_password: str,
-    name_suffix: str = "",
+    identities: dict[str, tuple[str | None, str, str]],
 ) -> dict[str, dict[str, Any]]:
+    """`identities`: alias -> (full URL or None, role, password)."""
     base = _from_url(admin_url)
-    base["NAME"] = f"{base['NAME']}{name_suffix}"
-    default = _from_url(app_url) if app_url else {**base, "USER": app_role, "PASSWORD": app_password}
-    owner = _from_url(owner_url) if owner_url else {**base, "USER": owner_role, "PASSWORD": owner_password}
-    # 0: under ASGI each request runs in its own thread, so a kept connection is never reused (Django's advice).
-    default.update({"CONN_MAX_AGE": 0, "CONN_HEALTH_CHECKS": True})
-    return {"default": default, "owner": owner}
-
-
-def admin_conninfo(admin_url: str, *, dbname: str) -> dict[str, Any]:
-    params = conninfo_to_dict(admin_url)
-    params["dbname"] = dbname
-    return params
+    databases = {}
+    for alias, (url, role, password) in identities.items():
+        databases[alias] = _from_url(url) if url else {**base, "USER": role, "PASSWORD": password}
+    for alias in RUNTIME_ALIASES:
+        # 0: under ASGI each request runs in its own thread, so a kept connection is never reused (Django's
+        # advice). A wait on a lock held by this same thread's other connection must end, not hang.
+        databases[alias].update(
+            {"CONN_MAX_AGE": 0, "CONN_HEALTH_CHECKS": True, "OPTIONS": {"options": "-c lock_timeout=15s"}}
+        )
+    return databases

@@ -1,15 +1,23 @@
-"""Tenant isolation through PostgreSQL row-level security.
+"""Tenant isolation through PostgreSQL row-level security (docs/security.md).
 
-Every tenant table carries `user_id`, has RLS enabled and forced, and one policy that compares it with the
-transaction-local setting `app.user_id`. Nothing here filters rows: the database does. The pieces:
+Every tenant table carries its owner's id, has RLS enabled and forced, and one policy that compares it
+with the transaction-local setting `app.user_id`. Nothing here filters rows: the database does. The pieces:
 
 - `TenantMiddleware`: each request runs inside `transaction.atomic()` with `app.user_id` set for the
-  logged-in user (ATOMIC_REQUESTS would open its transaction after middleware, too late to set it).
+  signed-in user (ATOMIC_REQUESTS would open its transaction after middleware, too late to set it).
 - `tenant(user_id)`: the same for Celery tasks, Channels consumers and the Discord bot.
 - `system_context(reason=...)`: the one reviewed path for work that must cross tenants (fan-out planning,
-  Stripe webhooks before the customer is resolved, staff in the admin). It switches the transaction to
-  the BYPASSRLS system role with SET LOCAL ROLE, logs the reason, and ends with the transaction.
-- `EnableRLS`: the migration operation that puts a table under the policy.
+  Stripe webhooks before the customer is resolved, staff in the admin, the feed's writes of shared
+  market data). The block runs on a connection of its own that logs in as the BYPASSRLS system role; the
+  runtime role is a member of no other role, so no statement sent on a runtime connection can get there.
+- `auth_context(reason=...)`: the same shape for sign-in before anyone is signed in (login by email,
+  sign-up, password reset, the 2FA step, social login, API token lookup), on the auth role's connection,
+  which reaches the identity tables and nothing else.
+- `EnableRLS` / `identity_rls_sql`: the migration pieces that put a table under its policies.
+
+Both contexts swap the thread's `default` connection for their own until the block ends, so the ORM,
+`transaction.atomic()` and `transaction.on_commit()` inside work unchanged; the block is one transaction
+on that connection and commits when it ends, independently of the caller's transaction.
 """
 
 from __future__ import annotations
@@ -19,16 +27,18 @@ from contextlib import contextmanager
 
 import structlog
 from django.conf import settings
-from django.db import connections, transaction
+from django.contrib.auth import SESSION_KEY
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.migrations.operations.base import Operation
 from django.http import HttpRequest, HttpResponse
-from psycopg import sql
+
+from core.tables import AUTH_POLICY, TENANT_POLICY, owner_expression
 
 logger = structlog.get_logger(__name__)
 
 USER_SETTING = "app.user_id"
-POLICY_NAME = "tenant_isolation"
-POLICY_EXPRESSION = "user_id = nullif(current_setting('app.user_id', true), '')::bigint"
+SYSTEM_ALIAS = "system"
+AUTH_ALIAS = "auth"
 
 
 def _current_user_setting(cursor) -> str:
@@ -104,25 +114,47 @@ def activate_tenant(user_id: int, *, using: str = "default") -> None:
 
 
 @contextmanager
-def system_context(*, reason: str, using: str = "default") -> Iterator[None]:
-    """Cross-tenant work, named and logged. Lasts until the block ends (SET LOCAL ROLE)."""
+def _on_connection(alias: str) -> Iterator[None]:
+    """Run the block as one transaction on `alias`'s connection, seen by the ORM as `default`."""
+    outer = connections[DEFAULT_DB_ALIAS]
+    inner = connections[alias]
+    if outer is inner:
+        with transaction.atomic():
+            yield
+        return
+    connections[DEFAULT_DB_ALIAS] = inner
+    try:
+        with transaction.atomic():
+            yield
+    finally:
+        connections[DEFAULT_DB_ALIAS] = outer
+
+
+@contextmanager
+def system_context(*, reason: str) -> Iterator[None]:
+    """Cross-tenant work, named and logged, on the system role's own connection."""
     if not reason:
         raise ValueError("system_context() needs a reason, it is logged")
-    role = settings.DB_SYSTEM_ROLE
-    with transaction.atomic(using=using):
-        with connections[using].cursor() as cursor:
-            cursor.execute("SELECT current_user, session_user")
-            previous_role, session_role = cursor.fetchone()
-            cursor.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
-        logger.info("rls.system_context", reason=reason)
+    logger.info("rls.system_context", reason=reason)
+    with _on_connection(SYSTEM_ALIAS):
         yield
-        if connections[using].needs_rollback:
-            return
-        with connections[using].cursor() as cursor:
-            if previous_role == session_role:
-                cursor.execute("SET LOCAL ROLE NONE")
-            else:
-                cursor.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(previous_role)))
+
+
+@contextmanager
+def auth_context(*, reason: str, user_id: int | None = None) -> Iterator[None]:
+    """Identity lookups for sign-in, named and logged, on the auth role's own connection.
+
+    `user_id`: the signed-in user the flow acts for (changing a password, managing 2FA), so that the
+    audit rows it writes land in that user's tenant."""
+    if not reason:
+        raise ValueError("auth_context() needs a reason, it is logged")
+    logger.info("rls.auth_context", reason=reason, user_id=user_id)
+    with _on_connection(AUTH_ALIAS):
+        if user_id is None:
+            yield
+        else:
+            with tenant(user_id):
+                yield
 
 
 def is_staff_admin_request(request: HttpRequest) -> bool:
@@ -131,20 +163,61 @@ def is_staff_admin_request(request: HttpRequest) -> bool:
     return request.path.startswith("/admin/") and user_may_use_admin(user=request.user)
 
 
+def needs_auth_context(request: HttpRequest) -> bool:
+    """allauth's pages (sign-in, sign-up, reset, email addresses, 2FA, social accounts) read identity rows
+    of users who are not signed in yet, or secrets of the signed-in one: they run in the auth context."""
+    return request.path.startswith(settings.AUTH_CONTEXT_PATH_PREFIXES)
+
+
+def session_user_id(session) -> int | None:
+    """The user id a session claims (Django checks it against the user's session hash when loading)."""
+    value = session.get(SESSION_KEY) if session is not None else None
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def session_user(session):
+    """The user a session authenticates, loaded under that user's own row-level security, or anonymous."""
+    from django.contrib.auth import get_user
+    from django.contrib.auth.models import AnonymousUser
+
+    user_id = session_user_id(session)
+    if user_id is None:
+        return AnonymousUser()
+    holder = HttpRequest()
+    holder.session = session
+    with tenant(user_id):
+        return get_user(holder)
+
+
 class TenantMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        user = getattr(request, "user", None)
-        if user is not None and user.is_authenticated:
-            if is_staff_admin_request(request):
-                with system_context(reason=f"staff {user.pk} in admin: {request.method} {request.path}"):
-                    return self._respond(request)
-            with tenant(user.pk):
+        user_id = session_user_id(getattr(request, "session", None))
+        if user_id is not None:
+            with tenant(user_id):
+                # The user row is only visible to its owner: load it as that user.
+                if request.user.is_authenticated and request.user.pk == user_id:
+                    return self._as_user(request)
+        if needs_auth_context(request):
+            with auth_context(reason=f"sign-in: {request.method} {request.path}"):
                 return self._respond(request)
         with transaction.atomic():
             return self._respond(request)
+
+    def _as_user(self, request: HttpRequest) -> HttpResponse:
+        user = request.user
+        if is_staff_admin_request(request):
+            with system_context(reason=f"staff {user.pk} in admin: {request.method} {request.path}"):
+                return self._respond(request)
+        if needs_auth_context(request):
+            with auth_context(reason=f"account: {request.method} {request.path}", user_id=user.pk):
+                return self._respond(request)
+        return self._respond(request)
 
     def _respond(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
@@ -177,19 +250,12 @@ class EnableRLS(Operation):
         return state.apps.get_model(app_label, self.model_name)._meta.db_table
 
     def database_forwards(self, app_label, schema_editor, from_state, to_state) -> None:
-        table = schema_editor.quote_name(self._table(app_label, to_state))
-        schema_editor.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
-        schema_editor.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
-        schema_editor.execute(
-            f"CREATE POLICY {POLICY_NAME} ON {table} FOR ALL "
-            f"USING ({POLICY_EXPRESSION}) WITH CHECK ({POLICY_EXPRESSION})"
-        )
+        for statement in rls_enable_sql(table=self._table(app_label, to_state), owner_column="user_id"):
+            schema_editor.execute(statement)
 
     def database_backwards(self, app_label, schema_editor, from_state, to_state) -> None:
-        table = schema_editor.quote_name(self._table(app_label, from_state))
-        schema_editor.execute(f"DROP POLICY IF EXISTS {POLICY_NAME} ON {table}")
-        schema_editor.execute(f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY")
-        schema_editor.execute(f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY")
+        for statement in rls_disable_sql(table=self._table(app_label, from_state)):
+            schema_editor.execute(statement)
 
     def describe(self) -> str:
         return f"Enable row-level security on {self.model_name}"
@@ -197,3 +263,34 @@ class EnableRLS(Operation):
     @property
     def migration_name_fragment(self) -> str:
         return f"rls_{self.model_name.lower()}"
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def rls_enable_sql(*, table: str, owner_column: str, auth_role: str | None = None) -> list[str]:
+    """RLS enabled and forced on `table`; the tenant policy on `owner_column` ("" for none); for an
+    identity table, the auth role's policy (it looks users up before anyone is signed in)."""
+    quoted = _quoted(table)
+    statements = [f"ALTER TABLE {quoted} ENABLE ROW LEVEL SECURITY", f"ALTER TABLE {quoted} FORCE ROW LEVEL SECURITY"]
+    if owner_column:
+        expression = owner_expression(owner_column)
+        statements.append(
+            f"CREATE POLICY {TENANT_POLICY} ON {quoted} FOR ALL USING ({expression}) WITH CHECK ({expression})"
+        )
+    if auth_role:
+        statements.append(
+            f"CREATE POLICY {AUTH_POLICY} ON {quoted} FOR ALL TO {_quoted(auth_role)} USING (true) WITH CHECK (true)"
+        )
+    return statements
+
+
+def rls_disable_sql(*, table: str) -> list[str]:
+    quoted = _quoted(table)
+    return [
+        f"DROP POLICY IF EXISTS {TENANT_POLICY} ON {quoted}",
+        f"DROP POLICY IF EXISTS {AUTH_POLICY} ON {quoted}",
+        f"ALTER TABLE {quoted} NO FORCE ROW LEVEL SECURITY",
+        f"ALTER TABLE {quoted} DISABLE ROW LEVEL SECURITY",
+    ]

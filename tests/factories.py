@@ -4,28 +4,37 @@ import factory
 from allauth.account.models import EmailAddress
 
 from accounts.models import User
+from core.rls import system_context
 
 DEFAULT_PASSWORD = "correct-horse-battery-9"
 
 
 class UserFactory(factory.django.DjangoModelFactory):
+    """A signed-up user with a verified primary email. Users are identity rows: the runtime role cannot
+    create them, so the factory writes them on the system connection, as the admin would."""
+
     class Meta:
         model = User
         django_get_or_create = ("email",)
-        skip_postgeneration_save = True
 
     email = factory.Sequence(lambda n: f"trader{n}@example.com")
     display_name = factory.Faker("name")
+    password = DEFAULT_PASSWORD
+    verified = True
 
-    @factory.post_generation
-    def password(self, create, extracted, **kwargs):
-        self.set_password(extracted or DEFAULT_PASSWORD)
-        if create:
-            self.save(update_fields=["password"])
-
-    @factory.post_generation
-    def verified(self, create, extracted, **kwargs):
-        if create:
+    @classmethod
+    def _create(cls, model_class, *args, password=None, verified=True, **kwargs):
+        with system_context(reason="tests: a user signs up"):
+            user = super()._create(model_class, *args, **kwargs)
+            user.set_password(password or DEFAULT_PASSWORD)
+            user.save(update_fields=["password"])
             EmailAddress.objects.get_or_create(
-                user=self, email=self.email, defaults={"verified": extracted is not False, "primary": True}
+                user=user, email=user.email, defaults={"verified": verified is not False, "primary": True}
             )
+        return user
+
+    @classmethod
+    def _build(cls, model_class, *args, password=None, verified=True, **kwargs):
+        user = super()._build(model_class, *args, **kwargs)
+        user.set_password(password or DEFAULT_PASSWORD)
+        return user

@@ -95,40 +95,33 @@ TEMPLATES = [
     },
 ]
 
-# --- Database: see config/database.py for the three identities -----------------------------------------
+# --- Database: see config/database.py for the four identities and docs/security.md -----------------------
 DB_APP_ROLE = env("DB_APP_ROLE", default="nexus_app")
 DB_OWNER_ROLE = env("DB_OWNER_ROLE", default="nexus_owner")
-# NOLOGIN, BYPASSRLS; the app role may SET ROLE to it inside core.rls.system_context() only.
+# BYPASSRLS, its own login and connection: only code inside core.rls.system_context() reaches it.
 DB_SYSTEM_ROLE = env("DB_SYSTEM_ROLE", default="nexus_system")
+# The identity tables for sign-in before anyone is signed in: core.rls.auth_context() only.
+DB_AUTH_ROLE = env("DB_AUTH_ROLE", default="nexus_auth")
 DATABASE_URL = env("DATABASE_URL")
 DATABASE_NAME_SUFFIX = ""
 DATABASES = database_settings(
     admin_url=DATABASE_URL,
-    app_url=env("DATABASE_APP_URL", default=None),
-    owner_url=env("DATABASE_OWNER_URL", default=None),
-    app_role=DB_APP_ROLE,
-    app_password=env("DB_APP_PASSWORD", default=""),
-    owner_role=DB_OWNER_ROLE,
-    owner_password=env("DB_OWNER_PASSWORD", default=""),
+    identities={
+        "default": (env("DATABASE_APP_URL", default=None), DB_APP_ROLE, env("DB_APP_PASSWORD", default="")),
+        "owner": (env("DATABASE_OWNER_URL", default=None), DB_OWNER_ROLE, env("DB_OWNER_PASSWORD", default="")),
+        "system": (
+            env("DATABASE_SYSTEM_URL", default=None), DB_SYSTEM_ROLE, env("DB_SYSTEM_PASSWORD", default="")
+        ),
+        "auth": (env("DATABASE_AUTH_URL", default=None), DB_AUTH_ROLE, env("DB_AUTH_PASSWORD", default="")),
+    },
 )
 # Under ASGI each request runs in a thread of its own, so a persistent connection is never reused and
 # stays open until garbage-collected: a busy daphne can exhaust max_connections. Django's advice for
 # ASGI is 0 (bench/webhooks.py runs its daphne with DB_CONN_MAX_AGE=0).
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=DATABASES["default"]["CONN_MAX_AGE"])
+for _alias in ("default", "system", "auth"):
+    DATABASES[_alias]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=DATABASES[_alias]["CONN_MAX_AGE"])
 DATABASE_ROUTERS = ["core.db_router.OwnerMigratesRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-
-# Tables with a user_id column that deliberately have no row-level security, with the reason.
-# `manage.py rls_audit` fails on any other user_id table without enabled + forced RLS and a policy.
-RLS_EXEMPT_TABLES = {
-    "account_emailaddress": "allauth looks addresses up by email before anyone is logged in",
-    "socialaccount_socialaccount": "OAuth sign-in resolves the account before the user is known",
-    "mfa_authenticator": "the 2FA login stage reads it before the session is authenticated",
-    "authtoken_token": "API tokens are resolved to a user before the tenant is known",
-    "accounts_user_groups": "access control read by the auth backend, not tenant data",
-    "accounts_user_user_permissions": "access control read by the auth backend, not tenant data",
-    "django_admin_log": "staff actions in the admin, read only by staff",
-}
 
 # --- Redis: cache, channel layer, Celery broker -------------------------------------------------------
 REDIS_URL = env("REDIS_URL")
@@ -183,6 +176,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "account_login"
+# allauth's pages run in core.rls.auth_context (identity lookups before sign-in, secrets after).
+AUTH_CONTEXT_PATH_PREFIXES = ("/accounts/",)
 LOGIN_REDIRECT_URL = "dashboard"
 ACCOUNT_LOGOUT_REDIRECT_URL = "account_login"
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None

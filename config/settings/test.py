@@ -41,5 +41,3 @@ ACCOUNT_RATE_LIMITS = {"login_failed": "5/5m/key"}
 STATIC_ROOT = None
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
-
-DATABASE_ROUTERS = ["core.db_router.TestSuiteRouter"]

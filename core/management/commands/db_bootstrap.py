@@ -1,11 +1,15 @@
 """Create the roles, the database and the grants from the admin connection (DATABASE_URL). Idempotent.
 
-Roles:
+Roles (docs/security.md):
 - owner  (LOGIN, NOSUPERUSER, NOBYPASSRLS): owns the schema, runs migrations;
-- app    (LOGIN, NOSUPERUSER, NOBYPASSRLS, owns nothing): web, workers, consumers, the bot;
-- system (NOLOGIN, BYPASSRLS): only reachable by the app role through `SET LOCAL ROLE` in
-  core.rls.system_context(), the one reviewed path for cross-tenant work.
-Attributes are re-asserted on every run, so a role someone widened by hand is narrowed again.
+- app    (LOGIN, NOSUPERUSER, NOBYPASSRLS, owns nothing, member of no role): web, workers, consumers,
+  the feed, the bot;
+- system (LOGIN, BYPASSRLS, owns nothing): its own connection, entered only by core.rls.system_context();
+- auth   (LOGIN, NOBYPASSRLS, owns nothing): its own connection, the identity tables only, entered only
+  by core.rls.auth_context().
+Attributes are re-asserted on every run and role memberships of the runtime roles revoked, so a role
+someone widened by hand is narrowed again. Table grants come from core/tables.py (grants_apply), here and
+after every migrate; no default privileges, so a new table is reachable by nobody until it is classified.
 """
 
 from __future__ import annotations
@@ -13,9 +17,16 @@ from __future__ import annotations
 import psycopg
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connections
 from psycopg import sql
 
-from config.database import admin_conninfo
+from core.tables import grants_apply
+
+
+def admin_conninfo(admin_url: str, *, dbname: str) -> dict:
+    params = psycopg.conninfo.conninfo_to_dict(admin_url)
+    params["dbname"] = dbname
+    return params
 
 
 class Command(BaseCommand):
@@ -23,87 +34,85 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--recreate", action="store_true", help="Drop and recreate the database first.")
-        parser.add_argument(
-            "--test-grants",
-            action="store_true",
-            help="Also grant TRUNCATE to the app role, which the test suite's flush between tests needs. "
-            "Never in production: TRUNCATE ignores row-level security.",
-        )
 
-    def handle(self, *args, recreate: bool = False, test_grants: bool = False, **options):
+    def handle(self, *args, recreate: bool = False, **options):
         database = settings.DATABASES["default"]["NAME"]
-        owner, app, system = settings.DB_OWNER_ROLE, settings.DB_APP_ROLE, settings.DB_SYSTEM_ROLE
-        passwords = {
-            owner: settings.DATABASES["owner"]["PASSWORD"] or None,
-            app: settings.DATABASES["default"]["PASSWORD"] or None,
+        roles = {
+            settings.DB_OWNER_ROLE: ("owner", "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS"),
+            settings.DB_APP_ROLE: ("default", "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS NOINHERIT"),
+            settings.DB_SYSTEM_ROLE: ("system", "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE BYPASSRLS NOINHERIT"),
+            settings.DB_AUTH_ROLE: ("auth", "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS NOINHERIT"),
         }
         try:
             maintenance = psycopg.connect(**admin_conninfo(settings.DATABASE_URL, dbname="postgres"), autocommit=True)
         except psycopg.OperationalError as exc:
             raise CommandError(f"Cannot reach PostgreSQL with DATABASE_URL: {exc}") from exc
         with maintenance:
-            self._roles(maintenance, owner=owner, app=app, system=system, passwords=passwords)
+            self._roles(maintenance, roles)
             exists = maintenance.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone()
             if exists and recreate:
                 maintenance.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(database)))
                 exists = None
             if not exists:
                 maintenance.execute(
-                    sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(database), sql.Identifier(owner))
+                    sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                        sql.Identifier(database), sql.Identifier(settings.DB_OWNER_ROLE)
+                    )
                 )
                 self.stdout.write(f"created database {database}")
         with psycopg.connect(**admin_conninfo(settings.DATABASE_URL, dbname=database), autocommit=True) as conn:
-            self._grants(conn, database=database, owner=owner, app=app, system=system, test_grants=test_grants)
-        self.stdout.write(self.style.SUCCESS(f"database {database} ready: owner {owner}, runtime {app}"))
+            self._database_grants(conn, database=database)
+        unclassified = grants_apply(connections["owner"])
+        connections["owner"].close()
+        if unclassified:
+            self.stdout.write(self.style.WARNING(
+                f"{len(unclassified)} table(s) not classified in core/tables.py (no runtime access): "
+                + ", ".join(unclassified)
+            ))
+        self.stdout.write(self.style.SUCCESS(f"database {database} ready: owner {settings.DB_OWNER_ROLE}, "
+                                             f"runtime {settings.DB_APP_ROLE}"))
 
-    def _roles(self, conn, *, owner: str, app: str, system: str, passwords: dict) -> None:
-        wanted = {
-            owner: "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS",
-            app: "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS NOINHERIT",
-            system: "NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE BYPASSRLS",
-        }
-        for role, attributes in wanted.items():
+    def _roles(self, conn, roles: dict[str, tuple[str, str]]) -> None:
+        for role, (alias, attributes) in roles.items():
             if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]).fetchone():
                 conn.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(role)))
                 self.stdout.write(f"created role {role}")
             conn.execute(sql.SQL("ALTER ROLE {} " + attributes).format(sql.Identifier(role)))
-            if passwords.get(role):
-                conn.execute(
-                    sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(passwords[role]))
-                )
-        conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(system), sql.Identifier(app)))
+            password = settings.DATABASES[alias]["PASSWORD"]
+            if password:
+                conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
+        runtime = [settings.DB_APP_ROLE, settings.DB_SYSTEM_ROLE, settings.DB_AUTH_ROLE]
+        memberships = conn.execute(
+            """SELECT r.rolname, m.rolname FROM pg_auth_members am
+                 JOIN pg_roles r ON r.oid = am.roleid JOIN pg_roles m ON m.oid = am.member
+                WHERE m.rolname = ANY(%s)""",
+            [runtime],
+        ).fetchall()
+        for granted, member in memberships:
+            conn.execute(sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(granted), sql.Identifier(member)))
+            self.stdout.write(f"revoked membership of {member} in {granted}")
 
-    def _grants(self, conn, *, database: str, owner: str, app: str, system: str, test_grants: bool) -> None:
+    def _database_grants(self, conn, *, database: str) -> None:
         ident = sql.Identifier
+        owner = settings.DB_OWNER_ROLE
+        runtime = sql.SQL(", ").join(ident(r) for r in (settings.DB_APP_ROLE, settings.DB_SYSTEM_ROLE, settings.DB_AUTH_ROLE))
         statements = [
             sql.SQL("ALTER DATABASE {} OWNER TO {}").format(ident(database), ident(owner)),
             sql.SQL("ALTER SCHEMA public OWNER TO {}").format(ident(owner)),
-            sql.SQL("REVOKE CREATE ON SCHEMA public FROM PUBLIC"),
-            sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(ident(database), ident(app)),
-            sql.SQL("GRANT USAGE ON SCHEMA public TO {}, {}").format(ident(app), ident(system)),
-            sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {}, {}").format(
-                ident(app), ident(system)
+            sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(ident(database)),
+            sql.SQL("REVOKE ALL ON SCHEMA public FROM PUBLIC"),
+            sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(ident(database), runtime),
+            sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(runtime),
+            # Earlier versions granted future tables to the runtime roles by default: no longer.
+            sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA public REVOKE ALL ON TABLES FROM {}").format(
+                ident(owner), runtime
             ),
-            sql.SQL("GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {}, {}").format(
-                ident(app), ident(system)
+            sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA public REVOKE ALL ON SEQUENCES FROM {}").format(
+                ident(owner), runtime
             ),
-            sql.SQL(
-                "ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA public "
-                "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {}, {}"
-            ).format(ident(owner), ident(app), ident(system)),
-            sql.SQL(
-                "ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA public GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO {}, {}"
-            ).format(ident(owner), ident(app), ident(system)),
-            sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA public GRANT EXECUTE ON FUNCTIONS TO {}, {}").format(
-                ident(owner), ident(app), ident(system)
+            sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA public REVOKE ALL ON FUNCTIONS FROM {}").format(
+                ident(owner), runtime
             ),
         ]
-        if test_grants:
-            statements += [
-                sql.SQL("GRANT TRUNCATE ON ALL TABLES IN SCHEMA public TO {}").format(ident(app)),
-                sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA public GRANT TRUNCATE ON TABLES TO {}").format(
-                    ident(owner), ident(app)
-                ),
-            ]
         for statement in statements:
             conn.execute(statement)

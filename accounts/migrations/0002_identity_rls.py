@@ -1,0 +1,56 @@
+"""Identity tables under row-level security (docs/security.md).
+
+The runtime role sees only the signed-in user's own rows (and never the secret columns: core/tables.py
+grants by column); the auth role, reached only through core.rls.auth_context, reads them for sign-in.
+Sessions are now signed with a per-user salt instead of the password hash: everyone signs in once more.
+"""
+
+from django.conf import settings
+from django.db import migrations, models
+
+import accounts.models
+from core.rls import rls_disable_sql, rls_enable_sql
+
+# table -> the column its tenant policy compares with app.user_id ("" : auth context only)
+IDENTITY_TABLES = {
+    "accounts_user": "id",
+    "account_emailaddress": "user_id",
+    "account_emailconfirmation": "",
+    "mfa_authenticator": "user_id",
+    "socialaccount_socialaccount": "user_id",
+    "socialaccount_socialtoken": "",
+    "socialaccount_socialapp": "",
+    "accounts_user_groups": "user_id",
+    "accounts_user_user_permissions": "user_id",
+}
+
+
+def _forwards():
+    return [
+        statement
+        for table, owner_column in IDENTITY_TABLES.items()
+        for statement in rls_enable_sql(table=table, owner_column=owner_column, auth_role=settings.DB_AUTH_ROLE)
+    ]
+
+
+def _backwards():
+    return [statement for table in IDENTITY_TABLES for statement in rls_disable_sql(table=table)]
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("accounts", "0001_initial"),
+        ("account", "0009_emailaddress_unique_primary_email"),
+        ("mfa", "0003_authenticator_type_uniq"),
+        ("socialaccount", "0006_alter_socialaccount_extra_data"),
+    ]
+
+    operations = [
+        migrations.AddField(
+            model_name="user",
+            name="session_salt",
+            field=models.CharField(default=accounts.models.new_session_salt, editable=False, max_length=32),
+        ),
+        migrations.RunSQL("UPDATE accounts_user SET session_salt = md5(random()::text || id::text)", migrations.RunSQL.noop),
+        migrations.RunSQL(_forwards(), _backwards()),
+    ]
