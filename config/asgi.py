@@ -10,12 +10,13 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.sessions import SessionMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
 from config.routing import public_websocket_urlpatterns, websocket_urlpatterns  # noqa: E402
+from core.rls import SessionUserMiddleware  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
@@ -24,7 +25,7 @@ application = ProtocolTypeRouter(
             URLRouter(
                 [
                     *public_websocket_urlpatterns,
-                    re_path(r"", AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+                    re_path(r"", SessionMiddlewareStack(SessionUserMiddleware(URLRouter(websocket_urlpatterns)))),
                 ]
             )
         ),

@@ -26,6 +26,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import structlog
+from channels.auth import AuthMiddleware
+from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
@@ -190,6 +192,13 @@ def session_user(session):
     holder.session = session
     with tenant(user_id):
         return get_user(holder)
+
+
+class SessionUserMiddleware(AuthMiddleware):
+    """Channels' AuthMiddleware, loading the session's user under that user's own row-level security."""
+
+    async def resolve_scope(self, scope) -> None:
+        scope["user"]._wrapped = await database_sync_to_async(session_user)(scope["session"])
 
 
 class TenantMiddleware:

@@ -106,17 +106,7 @@ def _system(name: str, why: str) -> Table:
 
 _AUDIT_ON_SIGN_IN = frozenset({"SELECT", "INSERT"})
 
-_DJSTRIPE = (
-    "account accountv2 activeentitlement apikey applicationfee applicationfeerefund balancetransaction "
-    "bankaccount card charge countryspec coupon customer discount dispute djstripeinvoicedefaulttaxrate "
-    "djstripeinvoiceitemtaxrate djstripepaymentmethod djstripesubscriptionitemtaxrate earlyfraudwarning event "
-    "feature file filelink idempotencykey invoice invoiceitem issuing_authorization issuing_card "
-    "issuing_cardholder issuing_dispute issuing_transaction lineitem mandate paymentintent paymentmethod payout "
-    "price product productfeature promotioncode refund review scheduledqueryrun session setupintent "
-    "shippingrate source sourcetransaction subscription subscriptionitem subscriptionschedule taxcode taxid "
-    "taxrate transfer transferreversal upcominginvoice verificationreport verificationsession webhookendpoint "
-    "webhookeventtrigger"
-).split()
+_DJSTRIPE = ["account", "accountv2", "activeentitlement", "apikey", "applicationfee", "applicationfeerefund", "balancetransaction", "bankaccount", "card", "charge", "countryspec", "coupon", "customer", "discount", "dispute", "djstripeinvoicedefaulttaxrate", "djstripeinvoiceitemtaxrate", "djstripepaymentmethod", "djstripesubscriptionitemtaxrate", "earlyfraudwarning", "event", "feature", "file", "filelink", "idempotencykey", "invoice", "invoiceitem", "issuing_authorization", "issuing_card", "issuing_cardholder", "issuing_dispute", "issuing_transaction", "lineitem", "mandate", "paymentintent", "paymentmethod", "payout", "price", "product", "productfeature", "promotioncode", "refund", "review", "scheduledqueryrun", "session", "setupintent", "shippingrate", "source", "sourcetransaction", "subscription", "subscriptionitem", "subscriptionschedule", "taxcode", "taxid", "taxrate", "transfer", "transferreversal", "upcominginvoice", "verificationreport", "verificationsession", "webhookendpoint", "webhookeventtrigger"]
 
 TABLES: dict[str, Table] = {
     t.name: t

@@ -1,4 +1,7 @@
-"""Writes of market data. Only the feed process writes quotes, ticks and candles."""
+"""Writes of market data. Only the feed process writes quotes, ticks and candles.
+
+Market data is shared reference data (core/tables.py): the runtime role reads it, and only its owning
+process writes it, on the system connection (docs/security.md)."""
 
 from __future__ import annotations
 
@@ -7,23 +10,24 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from django.db import connection, transaction
+from django.db import connection
 
+from core.rls import system_context
 from marketdata.models import Candle, Instrument, Quote, Tick
 from marketdata.registry import DEFAULT_INSTRUMENTS
 from marketdata.types import CandleBar
 
 
-@transaction.atomic
 def instruments_seed() -> list[Instrument]:
     """Create the default instruments that are missing; existing rows (and admin edits) are left alone."""
     instruments = []
-    for spec in DEFAULT_INSTRUMENTS:
-        base, quote = spec["symbol"].split("/")
-        instrument, _ = Instrument.objects.get_or_create(
-            symbol=spec["symbol"], defaults={**spec, "base": base, "quote": quote}
-        )
-        instruments.append(instrument)
+    with system_context(reason="market data: seed the default instruments"):
+        for spec in DEFAULT_INSTRUMENTS:
+            base, quote = spec["symbol"].split("/")
+            instrument, _ = Instrument.objects.get_or_create(
+                symbol=spec["symbol"], defaults={**spec, "base": base, "quote": quote}
+            )
+            instruments.append(instrument)
     return instruments
 
 
@@ -48,41 +52,44 @@ def candles_store(*, rows: Iterable[tuple[int, CandleBar]]) -> int:
         )
         for instrument_id, bar in _dedupe_latest(rows)
     ]
-    Candle.objects.bulk_create(
-        candles,
-        batch_size=2000,
-        update_conflicts=True,
-        unique_fields=["instrument", "open_time"],
-        update_fields=["open", "high", "low", "close", "volume"],
-    )
+    with system_context(reason="market feed: store candles"):
+        Candle.objects.bulk_create(
+            candles,
+            batch_size=2000,
+            update_conflicts=True,
+            unique_fields=["instrument", "open_time"],
+            update_fields=["open", "high", "low", "close", "volume"],
+        )
     return len(candles)
 
 
 def ticks_store(*, rows: Iterable[tuple[int, Decimal, Decimal, datetime]]) -> None:
-    Tick.objects.bulk_create(
-        [Tick(instrument_id=i, price=price, volume=volume, at=at) for i, price, volume, at in rows],
-        batch_size=2000,
-    )
+    with system_context(reason="market feed: store ticks"):
+        Tick.objects.bulk_create(
+            [Tick(instrument_id=i, price=price, volume=volume, at=at) for i, price, volume, at in rows],
+            batch_size=2000,
+        )
 
 
 def quotes_store(*, quotes: Iterable[Quote]) -> None:
-    Quote.objects.bulk_create(
-        list(quotes),
-        update_conflicts=True,
-        unique_fields=["instrument"],
-        update_fields=[
-            "price",
-            "bid",
-            "ask",
-            "open_24h",
-            "high_24h",
-            "low_24h",
-            "volume_24h",
-            "source",
-            "at",
-            "updated_at",
-        ],
-    )
+    with system_context(reason="market feed: store quotes"):
+        Quote.objects.bulk_create(
+            list(quotes),
+            update_conflicts=True,
+            unique_fields=["instrument"],
+            update_fields=[
+                "price",
+                "bid",
+                "ask",
+                "open_24h",
+                "high_24h",
+                "low_24h",
+                "volume_24h",
+                "source",
+                "at",
+                "updated_at",
+            ],
+        )
 
 
 @dataclass(frozen=True)
@@ -110,5 +117,6 @@ def window_stats(*, instrument_id: int, start: datetime, end: datetime) -> Windo
 
 def ticks_trim(*, older_than: datetime) -> int:
     """Delete ticks before `older_than` (the retention task); returns how many went."""
-    deleted, _ = Tick.objects.filter(at__lt=older_than).delete()
+    with system_context(reason="market data: trim old ticks"):
+        deleted, _ = Tick.objects.filter(at__lt=older_than).delete()
     return deleted

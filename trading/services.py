@@ -986,6 +986,12 @@ def signals_compute(*, symbol: str, candle_open_time, published_at=None) -> list
     if not due:
         return []
     closed_at = published_at or timezone.now()
+    # Signals and regime readings are shared reference rows, written by the signal engine only.
+    with system_context(reason=f"signal engine: decisions on {symbol}"):
+        return _signals_decide(instrument=instrument, symbol=symbol, due=due, closed_at=closed_at)
+
+
+def _signals_decide(*, instrument, symbol: str, due: dict, closed_at) -> list[Signal]:
     regime = regime_current(instrument=instrument)
     actionable = []
     for (strategy_key, params_key, timeframe), params in sorted(due.items()):

@@ -145,7 +145,8 @@ CHANNEL_LAYERS = {
         },
     }
 }
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# Sessions live in Redis, out of the database runtime role's reach (docs/security.md).
+SESSION_ENGINE = "django.contrib.sessions.backends.cache"
 
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_RESULT_BACKEND = None

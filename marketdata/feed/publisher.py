@@ -15,8 +15,9 @@ from decimal import Decimal
 
 import structlog
 from asgiref.sync import sync_to_async
-from django.db import close_old_connections, connection, transaction
+from django.db import close_old_connections, connection
 
+from core.rls import system_context
 from marketdata import metrics, services
 from marketdata.feed.candles import CandleBuilder
 from marketdata.feed.sources.base import RawTick
@@ -227,7 +228,7 @@ class Publisher:
 
     def _store_candles(self, closed, history) -> None:
         self._fresh_connection()
-        with transaction.atomic():
+        with system_context(reason="market feed: store closed candles"):
             services.candles_store(
                 rows=[(self.states[s].instrument_id, bar) for s, bar in [*history, *closed]]
             )
@@ -287,7 +288,7 @@ class Publisher:
     def _store_live(self, batch, quotes: list[Quote]) -> None:
         """Quotes, the ticks and the live candles of this publish: one transaction."""
         self._fresh_connection()
-        with transaction.atomic():
+        with system_context(reason="market feed: store candles, ticks and quotes"):
             services.candles_store(rows=[(st.instrument_id, candle) for st, *_, candle in batch if candle])
             services.ticks_store(
                 rows=[

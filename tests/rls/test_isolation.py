@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth import SESSION_KEY
-from django.core.management import CommandError, call_command
-from django.db import DatabaseError, connection, connections, transaction
+from django.db import DatabaseError, connection, transaction
 from django.http import HttpResponse
 from django.test import RequestFactory
 

@@ -111,7 +111,7 @@ def _check_tenant(name: str, owner_column: str, a, b) -> list[str]:
             columns = [(c, t) for c, t, identity in _columns(name) if not (identity or c == pk == "id")]
             select = ", ".join(
                 "%s" if c == owner_column else ("gen_random_uuid()" if c == pk and t == "uuid" else _q(c))
-                for c, _ in columns
+                for c, t in columns
             )
             error = _refused(
                 f"INSERT INTO {_q(name)} ({', '.join(_q(c) for c, _ in columns)}) "
@@ -196,6 +196,9 @@ def test_runtime_roles_cannot_switch_role(alias):
     for role in roles:
         if role == me:
             continue
-        with pytest.raises(DatabaseError, match="permission denied"):
-            with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
-                cursor.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+        with (
+            pytest.raises(DatabaseError, match="permission denied"),
+            transaction.atomic(using=alias),
+            connections[alias].cursor() as cursor,
+        ):
+            cursor.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
