@@ -1,8 +1,14 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
+from knox.models import AbstractAuthToken
+from knox.settings import CONSTANTS as KNOX
 
 from accounts.choices import TIME_ZONE_CHOICES, BaseCurrency
 
@@ -38,6 +44,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_staff = models.BooleanField(default=False, help_text="May open the admin (with two-factor authentication).")
     is_active = models.BooleanField(default=True)
     date_joined = models.DateTimeField(default=timezone.now)
+    session_generation = models.PositiveIntegerField(
+        default=0, help_text="Part of every session's auth hash: raising it logs the user out everywhere."
+    )
 
     objects = UserManager()
 
@@ -54,3 +63,44 @@ class User(AbstractBaseUser, PermissionsMixin):
     @property
     def label(self) -> str:
         return self.display_name or self.email.split("@", 1)[0]
+
+    # Django keeps this hash in the session at login and compares it on every request; a mismatch ends the
+    # session. Django's own covers the password only; adding the generation lets "log out everywhere" end
+    # every session without finding them in the session store.
+    def get_session_auth_hash(self) -> str:
+        return self._session_auth_hash(secret=None)
+
+    def get_session_auth_fallback_hash(self) -> Iterator[str]:
+        for fallback_secret in settings.SECRET_KEY_FALLBACKS:
+            yield self._session_auth_hash(secret=fallback_secret)
+
+    def _session_auth_hash(self, *, secret: str | None) -> str:
+        return salted_hmac(
+            "accounts.User.session_auth_hash",
+            f"{self.password}:{self.session_generation}",
+            secret=secret,
+            algorithm="sha256",
+        ).hexdigest()
+
+
+class ApiToken(AbstractAuthToken):
+    """A personal API token (django-rest-knox). Only the SHA-512 digest of the token is stored, with its
+    first characters (`token_key`) to find the row; the token itself is shown once, when it is created."""
+
+    # A plain id for URLs and the audit log; knox's primary key would be the digest.
+    id = models.BigAutoField(primary_key=True)
+    digest = models.CharField(max_length=KNOX.DIGEST_LENGTH, unique=True)
+    name = models.CharField(max_length=80)
+    expiry = models.DateTimeField(help_text="The token stops working at this moment (UTC).")
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.token_key}…)"
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expiry <= timezone.now()

@@ -23,7 +23,6 @@ DJANGO_APPS = [
     "core.apps.NexusAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
-    "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
@@ -35,7 +34,7 @@ THIRD_PARTY_APPS = [
     "django_structlog",
     "csp",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "allauth",
@@ -124,7 +123,6 @@ RLS_EXEMPT_TABLES = {
     "account_emailaddress": "allauth looks addresses up by email before anyone is logged in",
     "socialaccount_socialaccount": "OAuth sign-in resolves the account before the user is known",
     "mfa_authenticator": "the 2FA login stage reads it before the session is authenticated",
-    "authtoken_token": "API tokens are resolved to a user before the tenant is known",
     "accounts_user_groups": "access control read by the auth backend, not tenant data",
     "accounts_user_user_permissions": "access control read by the auth backend, not tenant data",
     "django_admin_log": "staff actions in the admin, read only by staff",
@@ -152,7 +150,10 @@ CHANNEL_LAYERS = {
         },
     }
 }
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# Sessions live only in Redis: the database runtime role cannot read or forge them (there is no
+# django_session table). "Log out everywhere" does not need to find them: it changes the user's session
+# auth hash (accounts.models.User.session_generation), which Django checks on every request.
+SESSION_ENGINE = "django.contrib.sessions.backends.cache"
 
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_RESULT_BACKEND = None
@@ -237,6 +238,12 @@ REST_FRAMEWORK = {
     # Per-plan requests per minute (docs/billing.md).
     "DEFAULT_THROTTLE_CLASSES": ["billing.api.PlanRateThrottle"],
 }
+# API tokens (docs/api.md): django-rest-knox stores only a SHA-512 digest; our model adds a name and the
+# last use, and lives in accounts under row-level security.
+KNOX_TOKEN_MODEL = "accounts.ApiToken"  # noqa: S105 - a model name, not a secret
+REST_KNOX = {"TOKEN_PREFIX": "nexus_"}
+# knox's own migrations create its default token table even when the model is swapped out; we never use it.
+MIGRATION_MODULES = {"knox": None}
 SPECTACULAR_SETTINGS = {
     "TITLE": "Nexus API",
     "DESCRIPTION": "Portfolios, orders, bots, alerts and market data for Nexus traders.",
