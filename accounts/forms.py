@@ -23,7 +23,9 @@ def _in_ninety_days():
 
 class ApiTokenForm(forms.Form):
     name = forms.CharField(
-        max_length=80, help_text="What will use it, e.g. “tax export script”. Shown in the list below."
+        max_length=80,
+        help_text="What will use it, e.g. “tax export script”. Shown in the list below.",
+        error_messages={"required": "Give the token a name, such as the script or app that will use it."},
     )
     expires_on = forms.DateField(
         label="Expires on",

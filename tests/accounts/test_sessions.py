@@ -1,0 +1,81 @@
+"""Sessions live in Redis only; "log out everywhere" and a password change end the other sessions."""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import settings
+from django.core.cache import caches
+from django.db import connection
+from django.test import Client
+from django.urls import reverse
+
+from core.models import AuditLog
+from core.rls import tenant
+from tests.factories import DEFAULT_PASSWORD, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+NEW_PASSWORD = "a-brand-new-pass-2026"
+
+
+def _logged_in_client(email: str, password: str = DEFAULT_PASSWORD) -> Client:
+    client = Client()
+    response = client.post(reverse("account_login"), {"login": email, "password": password})
+    assert response.status_code == 302 and "_auth_user_id" in client.session
+    return client
+
+
+def _signed_in(client: Client) -> bool:
+    response = client.get(reverse("account_settings"))
+    if response.status_code == 302:
+        assert response.url.startswith(reverse("account_login"))
+        return False
+    assert response.status_code == 200
+    return True
+
+
+def test_the_session_is_kept_in_redis_and_not_in_the_database():
+    user = UserFactory(email="redis@example.com")
+    client = _logged_in_client(user.email)
+    key = client.cookies[settings.SESSION_COOKIE_NAME].value
+    stored = caches[settings.SESSION_CACHE_ALIAS].get(f"django.contrib.sessions.cache{key}")
+    assert stored["_auth_user_id"] == str(user.pk)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass('django_session')")
+        assert cursor.fetchone()[0] is None, "no session table the runtime role could read"
+
+
+def test_log_out_everywhere_ends_every_session_and_the_user_can_log_in_again():
+    user = UserFactory(email="lost-phone@example.com")
+    laptop, phone = _logged_in_client(user.email), _logged_in_client(user.email)
+    assert _signed_in(laptop) and _signed_in(phone)
+    assert b"Log out everywhere" in laptop.get(reverse("account_settings")).content
+
+    response = laptop.post(reverse("account_log_out_everywhere"))
+    assert response.status_code == 302 and response.url == reverse("account_login")
+    assert not _signed_in(phone), "the other device is logged out"
+    assert not _signed_in(laptop)
+    with tenant(user.pk):
+        assert AuditLog.objects.filter(user=user, action="account.logged_out_everywhere").count() == 1
+
+    assert _signed_in(_logged_in_client(user.email)), "logging in again works"
+
+
+def test_log_out_everywhere_needs_a_post():
+    user = UserFactory(email="get@example.com")
+    client = _logged_in_client(user.email)
+    assert client.get(reverse("account_log_out_everywhere")).status_code == 405
+    assert _signed_in(client)
+
+
+def test_a_password_change_logs_out_the_other_sessions_but_not_this_one():
+    user = UserFactory(email="rotate@example.com")
+    laptop, phone = _logged_in_client(user.email), _logged_in_client(user.email)
+    response = laptop.post(
+        reverse("account_change_password"),
+        {"oldpassword": DEFAULT_PASSWORD, "password1": NEW_PASSWORD, "password2": NEW_PASSWORD},
+    )
+    assert response.status_code == 302
+    assert _signed_in(laptop), "the session that changed the password stays logged in"
+    assert not _signed_in(phone)
+    assert _signed_in(_logged_in_client(user.email, NEW_PASSWORD))
