@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from hmac import compare_digest
 
 from django.utils import timezone
+from drf_spectacular.contrib.knox_auth_token import KnoxTokenScheme
 from knox.auth import TokenAuthentication
 from knox.crypto import hash_token
 from knox.models import AbstractAuthToken, get_token_model
@@ -60,3 +61,10 @@ class TenantTokenAuthentication(TokenAuthentication):
         activate_tenant(api_token.user_id)
         _record_use(api_token, now=now)
         return api_token.user, api_token
+
+
+class TenantTokenScheme(KnoxTokenScheme):
+    """The header in the OpenAPI schema: `Authorization: Token <token>`."""
+
+    target_class = "core.api_auth.TenantTokenAuthentication"
+    name = "apiToken"

@@ -210,3 +210,13 @@ def test_plain_text_drf_tokens_are_revoked_with_a_notice_and_their_table_dropped
     assert entry.before == {"kind": "plain-text token", "prefix": "01234567"} and entry.actor_label == "system"
     with system_context(reason="test: nothing else was notified"):
         assert Notification.objects.count() == 1
+
+
+def test_the_openapi_schema_documents_the_token_header(client):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    assert schema["components"]["securitySchemes"]["apiToken"] == {
+        "type": "apiKey",
+        "in": "header",
+        "name": "Authorization",
+        "description": 'Token-based authentication with required prefix "Token"',
+    }
