@@ -12,6 +12,7 @@ from knox.settings import CONSTANTS as KNOX
 from accounts.choices import NOTIFY_ACCOUNT_SECURITY
 from accounts.models import ApiToken, User
 from core.audit import audit_record
+from core.consumers import user_sockets_reauthenticate
 from core.errors import DomainError
 from core.notifications import notify
 from core.rls import tenant
@@ -45,6 +46,7 @@ def user_log_out_everywhere(*, user: User, request: HttpRequest | None = None) -
         user.refresh_from_db(fields=["session_generation"])
         audit_record(action="account.logged_out_everywhere", user=user, actor=user, target=user,
                      after={"session_generation": user.session_generation}, request=request)
+        transaction.on_commit(lambda: user_sockets_reauthenticate(user.pk))
     return user
 
 
