@@ -7,3 +7,7 @@ class AccountsConfig(AppConfig):
 
     def ready(self) -> None:
         from accounts import signals  # noqa: F401
+        from accounts.choices import NOTIFY_ACCOUNT_SECURITY
+        from core.notifications import register_kind
+
+        register_kind(NOTIFY_ACCOUNT_SECURITY, label="Account security", default_channels={"in_app", "email"})

@@ -15,3 +15,6 @@ class BaseCurrency(models.TextChoices):
 
 
 TIME_ZONE_CHOICES = [(name, name) for name in sorted(zoneinfo.available_timezones())]
+
+# Notification kind for changes to a user's access that they did not make themselves (core.notifications).
+NOTIFY_ACCOUNT_SECURITY = "account.security"

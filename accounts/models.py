@@ -1,11 +1,15 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
+from knox.models import AbstractAuthToken
+from knox.settings import CONSTANTS as KNOX
 
 from accounts.choices import TIME_ZONE_CHOICES, BaseCurrency
 
@@ -50,8 +54,12 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_staff = models.BooleanField(default=False, help_text="May open the admin (with two-factor authentication).")
     is_active = models.BooleanField(default=True)
     date_joined = models.DateTimeField(default=timezone.now)
-    # Signs this user's sessions (see _get_session_auth_hash); a new one ends every other session.
+    # Both sign this user's sessions (see _session_auth_hash): a password change renews the salt, "log out
+    # everywhere" raises the generation, and either ends every other session.
     session_salt = models.CharField(max_length=32, default=new_session_salt, editable=False)
+    session_generation = models.PositiveIntegerField(
+        default=0, help_text="Part of every session's auth hash: raising it logs the user out everywhere."
+    )
 
     objects = UserManager()
 
@@ -75,12 +83,48 @@ class User(AbstractBaseUser, PermissionsMixin):
         super().set_password(raw_password)
         self.session_salt = new_session_salt()
 
-    def _get_session_auth_hash(self, secret: str | None = None) -> str:
-        """Django signs a session with a hash of the password; ours signs it with `session_salt`, which
-        a password change renews, so sessions are checked without the runtime role reading the hash."""
-        return salted_hmac("nexus.accounts.User.session", self.session_salt, secret=secret,
-                           algorithm="sha256").hexdigest()
-
     @property
     def label(self) -> str:
         return self.display_name or self.email.split("@", 1)[0]
+
+    # Django keeps this hash in the session at login and compares it on every request; a mismatch ends the
+    # session. Django's own is a hash of the password, which the runtime database role may not read; ours
+    # signs the salt a password change renews and the generation "log out everywhere" raises, so either
+    # ends every session without finding them in the session store.
+    def get_session_auth_hash(self) -> str:
+        return self._session_auth_hash(secret=None)
+
+    def get_session_auth_fallback_hash(self) -> Iterator[str]:
+        for fallback_secret in settings.SECRET_KEY_FALLBACKS:
+            yield self._session_auth_hash(secret=fallback_secret)
+
+    def _session_auth_hash(self, *, secret: str | None) -> str:
+        return salted_hmac(
+            "accounts.User.session_auth_hash",
+            f"{self.session_salt}:{self.session_generation}",
+            secret=secret,
+            algorithm="sha256",
+        ).hexdigest()
+
+
+class ApiToken(AbstractAuthToken):
+    """A personal API token (django-rest-knox). Only the SHA-512 digest of the token is stored, with its
+    first characters (`token_key`) to find the row; the token itself is shown once, when it is created."""
+
+    # A plain id for URLs and the audit log; knox's primary key would be the digest.
+    id = models.BigAutoField(primary_key=True)
+    digest = models.CharField(max_length=KNOX.DIGEST_LENGTH, unique=True)
+    name = models.CharField(max_length=80)
+    expiry = models.DateTimeField(help_text="The token stops working at this moment (UTC).")
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.token_key}…)"
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expiry <= timezone.now()

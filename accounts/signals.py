@@ -2,9 +2,11 @@
 
 from allauth.account.signals import email_changed, password_changed, password_reset, user_signed_up
 from allauth.mfa.signals import authenticator_added, authenticator_removed
+from django.db import transaction
 from django.dispatch import receiver
 
 from core.audit import audit_record
+from core.consumers import user_sockets_reauthenticate
 
 
 @receiver(user_signed_up)
@@ -15,11 +17,14 @@ def _signed_up(sender, request, user, **kwargs):
 @receiver(password_changed)
 def _password_changed(sender, request, user, **kwargs):
     audit_record(action="account.password_changed", user=user, actor=user, target=user, request=request)
+    # The new password ends the other sessions (their auth hash no longer matches); their open pages too.
+    transaction.on_commit(lambda: user_sockets_reauthenticate(user.pk))
 
 
 @receiver(password_reset)
 def _password_reset(sender, request, user, **kwargs):
     audit_record(action="account.password_reset", user=user, actor=user, target=user, request=request)
+    transaction.on_commit(lambda: user_sockets_reauthenticate(user.pk))
 
 
 @receiver(email_changed)

@@ -4,5 +4,8 @@ from accounts import views
 
 urlpatterns = [
     path("", views.settings_view, name="account_settings"),
+    path("log-out-everywhere/", views.log_out_everywhere_view, name="account_log_out_everywhere"),
+    path("tokens/", views.api_tokens_view, name="account_api_tokens"),
+    path("tokens/<int:token_id>/revoke/", views.api_token_revoke_view, name="account_api_token_revoke"),
     path("security-log/", views.security_log_view, name="account_security_log"),
 ]

@@ -1,11 +1,16 @@
 from django.contrib import messages
+from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
 
-from accounts.forms import ProfileForm
-from accounts.services import user_update_profile
+from accounts.forms import ApiTokenForm, ProfileForm
+from accounts.selectors import api_token_get, api_token_list
+from accounts.services import api_token_create, api_token_revoke, user_log_out_everywhere, user_update_profile
+from core.errors import DomainError
 from core.selectors import audit_list_for_user
 
 
@@ -21,6 +26,51 @@ def settings_view(request: HttpRequest) -> HttpResponse:
             messages.success(request, "Settings saved.")
             return redirect("account_settings")
     return render(request, "accounts/settings.html", {"form": form})
+
+
+@login_required
+@require_POST
+def log_out_everywhere_view(request: HttpRequest) -> HttpResponse:
+    user_log_out_everywhere(user=request.user, request=request)
+    logout(request)
+    messages.success(request, "You are logged out on every device and browser. Log in again to continue.")
+    return redirect("account_login")
+
+
+def _api_tokens_page(request: HttpRequest, *, form: ApiTokenForm, created=None, secret: str | None = None,
+                     status: int = 200) -> HttpResponse:
+    context = {"form": form, "tokens": api_token_list(user=request.user), "created": created, "secret": secret}
+    if request.htmx:
+        # 200 even with errors: htmx swaps only 2xx answers, and the errors belong in the form.
+        return render(request, "accounts/partials/api_tokens_panel.html", context)
+    return render(request, "accounts/api_tokens.html", context, status=status)
+
+
+@never_cache  # the answer to a create holds the new token, once; no cache may keep it
+@login_required
+def api_tokens_view(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        return _api_tokens_page(request, form=ApiTokenForm())
+    form = ApiTokenForm(request.POST)
+    if form.is_valid():
+        try:
+            created, secret = api_token_create(user=request.user, request=request, **form.cleaned_data)
+        except DomainError as exc:
+            form.add_domain_error(exc)
+        else:
+            return _api_tokens_page(request, form=ApiTokenForm(), created=created, secret=secret)
+    return _api_tokens_page(request, form=form, status=422)
+
+
+@login_required
+@require_POST
+def api_token_revoke_view(request: HttpRequest, token_id: int) -> HttpResponse:
+    token = api_token_get(user=request.user, token_id=token_id)
+    api_token_revoke(user=request.user, token=token, request=request)
+    if request.htmx:
+        return _api_tokens_page(request, form=ApiTokenForm())
+    messages.success(request, f"Token “{token.name}” revoked.")
+    return redirect("account_api_tokens")
 
 
 @login_required

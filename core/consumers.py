@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from asgiref.sync import async_to_sync
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
+
+# "Service restart": the pages' WebSocket extension reconnects after it (and not after a normal close).
+CLOSE_RECONNECT = 1012
 
 
 def user_group(user_id: int) -> str:
     return f"user.{user_id}"
+
+
+def user_sockets_reauthenticate(user_id: int) -> None:
+    """Close every open WebSocket of the user. The pages reconnect by themselves, and a connection checks
+    its session again: after "log out everywhere" or a password change only still-valid sessions get in."""
+    async_to_sync(get_channel_layer().group_send)(user_group(user_id), {"type": "user.reauthenticate"})
 
 
 class UserEventsConsumer(AsyncWebsocketConsumer):
@@ -22,6 +33,9 @@ class UserEventsConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def user_reauthenticate(self, event: dict) -> None:
+        await self.close(code=CLOSE_RECONNECT)
 
     async def user_html(self, event: dict) -> None:
         """An HTML fragment (HTMX out-of-band swap) rendered once by the sender."""

@@ -58,8 +58,10 @@ class Table:
     owner_column: str = "user_id"
     # IDENTITY: columns the runtime role may not read (password hashes, secrets, tokens).
     secret_columns: tuple[str, ...] = ()
-    # IDENTITY: what the runtime role may do with its own row beyond reading it.
+    # IDENTITY: what the runtime role may do with its own row beyond reading it: update these columns,
+    # and insert or delete whole rows.
     runtime_updates: tuple[str, ...] = ()
+    runtime_rows: frozenset[str] = field(default=NONE)
     # TENANT: what the auth role may do with the rows of the user it acts for (sign-in writes audit rows).
     auth_privileges: frozenset[str] = field(default=NONE)
 
@@ -69,7 +71,7 @@ class Table:
         if self.kind is TableClass.REFERENCE:
             return READ
         if self.kind is TableClass.IDENTITY and self.owner_column:
-            return READ | ({"UPDATE"} if self.runtime_updates else set())
+            return READ | ({"UPDATE"} if self.runtime_updates else set()) | self.runtime_rows
         return NONE
 
     def auth_role_privileges(self) -> frozenset[str]:
@@ -152,7 +154,10 @@ TABLES: dict[str, Table] = {
         _reference("django_migrations", "applied migrations; read by the readiness check"),
         # --- identity ------------------------------------------------------------------------------------
         Table("accounts_user", TableClass.IDENTITY, "accounts; the email is the login", owner_column="id",
-              secret_columns=("password",), runtime_updates=("display_name", "time_zone", "base_currency", "session_salt", "last_login")),
+              secret_columns=("password",), runtime_updates=("display_name", "time_zone", "base_currency", "session_salt", "session_generation",
+                               "last_login")),
+        Table("accounts_apitoken", TableClass.IDENTITY, "API tokens (SHA-512 digests; the token is shown once)",
+              runtime_updates=("last_used_at",), runtime_rows=frozenset({"INSERT", "DELETE"})),
         Table("account_emailaddress", TableClass.IDENTITY, "a user's email addresses (sign-in looks them up)"),
         Table("account_emailconfirmation", TableClass.IDENTITY, "email confirmation keys",
               owner_column=""),
@@ -169,8 +174,6 @@ TABLES: dict[str, Table] = {
         # --- system-only: the runtime role has no privilege at all ---------------------------------------
         _system("billing_webhookevent", "raw Stripe event payloads, processed by the billing worker"),
         _system("django_admin_log", "staff actions in the admin (the admin runs on the system connection)"),
-        _system("django_session", "unused (sessions live in Redis); would hold every live session"),
-        _system("authtoken_token", "legacy plain-text API tokens, revoked"),
         *[_system(f"djstripe_{name}", "dj-stripe's mirror of Stripe, written by the billing worker")
           for name in _DJSTRIPE],
     ]
@@ -252,6 +255,10 @@ def table_statements(cursor, table: Table | None, name: str, roles: Roles) -> li
         statements.append(_grant("SELECT", name, roles.app, readable))
         if table.runtime_updates:
             statements.append(_grant("UPDATE", name, roles.app, list(table.runtime_updates)))
+        if table.runtime_rows:
+            statements.append(_grant(table.runtime_rows, name, roles.app))
+            if "INSERT" in table.runtime_rows:
+                inserters.append(roles.app)
     elif runtime:
         statements.append(_grant(runtime, name, roles.app))
         if "INSERT" in runtime:

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, timedelta
+
 import factory
 from allauth.account.models import EmailAddress
 
 from accounts.models import User
+from accounts.services import api_token_create
 from core.rls import system_context
 
 DEFAULT_PASSWORD = "correct-horse-battery-9"
@@ -38,3 +41,10 @@ class UserFactory(factory.django.DjangoModelFactory):
         user = super()._build(model_class, *args, **kwargs)
         user.set_password(password or DEFAULT_PASSWORD)
         return user
+
+
+def api_token_for(user: User, *, name: str = "test client", expires_on: date | None = None) -> str:
+    """A new working API token of `user`: the text a client sends as `Authorization: Token <it>`."""
+    expires_on = expires_on or datetime.now(UTC).date() + timedelta(days=30)
+    _, secret = api_token_create(user=user, name=name, expires_on=expires_on)
+    return secret

@@ -23,7 +23,6 @@ DJANGO_APPS = [
     "core.apps.NexusAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
-    "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
@@ -35,7 +34,7 @@ THIRD_PARTY_APPS = [
     "django_structlog",
     "csp",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "allauth",
@@ -145,7 +144,9 @@ CHANNEL_LAYERS = {
         },
     }
 }
-# Sessions live in Redis, out of the database runtime role's reach (docs/security.md).
+# Sessions live only in Redis: the database runtime role cannot read or forge them (there is no
+# django_session table). "Log out everywhere" does not need to find them: it changes the user's session
+# auth hash (accounts.models.User.session_generation), which Django checks on every request.
 SESSION_ENGINE = "django.contrib.sessions.backends.cache"
 
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
@@ -233,6 +234,12 @@ REST_FRAMEWORK = {
     # Per-plan requests per minute (docs/billing.md).
     "DEFAULT_THROTTLE_CLASSES": ["billing.api.PlanRateThrottle"],
 }
+# API tokens (docs/api.md): django-rest-knox stores only a SHA-512 digest; our model adds a name and the
+# last use, and lives in accounts under row-level security.
+KNOX_TOKEN_MODEL = "accounts.ApiToken"  # noqa: S105 - a model name, not a secret
+REST_KNOX = {"TOKEN_PREFIX": "nexus_"}
+# knox's own migrations create its default token table even when the model is swapped out; we never use it.
+MIGRATION_MODULES = {"knox": None}
 SPECTACULAR_SETTINGS = {
     "TITLE": "Nexus API",
     "DESCRIPTION": "Portfolios, orders, bots, alerts and market data for Nexus traders.",

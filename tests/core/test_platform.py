@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 from django.urls import reverse
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from tests.factories import UserFactory
+from tests.factories import UserFactory, api_token_for
 
 pytestmark = pytest.mark.django_db
 
@@ -60,7 +59,7 @@ def test_api_requires_authentication_with_a_problem_document():
 def test_api_bad_input_is_a_400_problem_with_field_errors():
     user = UserFactory()
     api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    api.credentials(HTTP_AUTHORIZATION=f"Token {api_token_for(user)}")
     response = api.patch("/api/v1/accounts/me/", {"time_zone": "Nowhere/Land"}, format="json")
     assert response.status_code == 400
     problem = response.json()
@@ -73,7 +72,7 @@ def test_api_bad_input_is_a_400_problem_with_field_errors():
 def test_api_updates_the_profile_with_a_token():
     user = UserFactory()
     api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    api.credentials(HTTP_AUTHORIZATION=f"Token {api_token_for(user)}")
     response = api.patch("/api/v1/accounts/me/", {"base_currency": "EUR"}, format="json")
     assert response.status_code == 200 and response.json()["base_currency"] == "EUR"
 

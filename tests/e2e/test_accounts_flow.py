@@ -32,3 +32,31 @@ def test_log_in_lands_on_the_dashboard_shell(page):
     expect(page.get_by_role("navigation", name="Primary").get_by_role("link", name="Dashboard")).to_have_attribute(
         "aria-current", "page"
     )
+
+
+def test_api_tokens_page_creates_shows_once_and_revokes_then_log_out_everywhere(page):
+    UserFactory(email="integrator@example.com")
+    page.set_viewport_size({"width": 375, "height": 800})
+    page.goto("/settings/tokens/")
+    page.get_by_label("Email").fill("integrator@example.com")
+    page.locator("#id_password").fill(DEFAULT_PASSWORD)
+    page.get_by_role("button", name="Sign In").click()
+    expect(page.get_by_role("heading", name="API tokens")).to_be_visible()
+
+    page.get_by_label("Name").fill("tax export")
+    page.get_by_role("button", name="Create token").click()
+    shown = page.get_by_label("Your new token “tax export”")
+    expect(shown).to_have_value(re.compile(r"^nexus_[0-9a-f]{64}$"))
+    expect(page.get_by_role("cell", name="tax export", exact=True)).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), "no sideways scroll"
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Revoke tax export").click()
+    expect(page.get_by_text("No tokens yet.")).to_be_visible()
+    expect(shown).to_have_count(0)
+
+    page.goto("/settings/")
+    page.get_by_role("button", name="Log out everywhere").click()
+    expect(page).to_have_url(re.compile(r"/accounts/login/"))
+    page.goto("/settings/")
+    expect(page).to_have_url(re.compile(r"/accounts/login/"))

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from rest_framework.authtoken.models import Token
 
+from tests.factories import api_token_for
 from tests.portfolios.conftest import set_quote
 
 pytestmark = pytest.mark.django_db
@@ -12,8 +12,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def api(client, user_a, instruments):
-    token = Token.objects.create(user=user_a)
-    client.defaults["HTTP_AUTHORIZATION"] = f"Token {token.key}"
+    client.defaults["HTTP_AUTHORIZATION"] = f"Token {api_token_for(user_a)}"
     return client
 
 

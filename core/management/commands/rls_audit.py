@@ -94,6 +94,8 @@ def expected_privileges(table: Table, role: str, roles: Roles, columns: list[str
         expected["SELECT"] = {c for c in columns if c not in table.secret_columns}
         if table.runtime_updates:
             expected["UPDATE"] = set(table.runtime_updates)
+        for privilege in table.runtime_rows:
+            expected[privilege] = {"*"} if privilege in TABLE_ONLY_PRIVILEGES else set(columns)
     return expected
 
 

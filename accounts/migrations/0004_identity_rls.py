@@ -37,9 +37,14 @@ def _backwards():
     return [statement for table in IDENTITY_TABLES for statement in rls_disable_sql(table=table)]
 
 
+# API tokens are already under the tenant policy (0002); sign-in looks them up by prefix too.
+_API_TOKENS_FORWARDS = rls_enable_sql(table="accounts_apitoken", owner_column="", auth_role=settings.DB_AUTH_ROLE)[2:]
+_API_TOKENS_BACKWARDS = ['DROP POLICY IF EXISTS auth_context ON "accounts_apitoken"']
+
+
 class Migration(migrations.Migration):
     dependencies = [
-        ("accounts", "0001_initial"),
+        ("accounts", "0003_drop_plain_text_tokens_and_db_sessions"),
         ("account", "0009_emailaddress_unique_primary_email"),
         ("mfa", "0003_authenticator_type_uniq"),
         ("socialaccount", "0006_alter_socialaccount_extra_data"),
@@ -53,4 +58,5 @@ class Migration(migrations.Migration):
         ),
         migrations.RunSQL("UPDATE accounts_user SET session_salt = md5(random()::text || id::text)", migrations.RunSQL.noop),
         migrations.RunSQL(_forwards(), _backwards()),
+        migrations.RunSQL(_API_TOKENS_FORWARDS, _API_TOKENS_BACKWARDS),
     ]
