@@ -181,6 +181,17 @@ def test_entitlements_and_template_tags_read_no_system_only_tables(billing_histo
     assert seen.system_reasons == []
 
 
+def test_the_stripe_secret_key_is_never_stored_in_the_database(billing_history, user_b):
+    """The key comes from the environment: syncing plans, Checkout and webhooks write no dj-stripe APIKey."""
+    from djstripe.models import APIKey
+
+    client = Client()
+    assert client.login(email=user_b.email, password=DEFAULT_PASSWORD)
+    assert client.post("/billing/checkout/", {"plan": "pro"}).status_code == 303
+    with system_context(reason="test: look for a stored API key"):
+        assert not APIKey.objects.exists()
+
+
 def test_a_worker_that_dies_after_applying_an_event_does_not_apply_it_twice(
     webhooks, client, user_a, clock, monkeypatch
 ):
