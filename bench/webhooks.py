@@ -202,14 +202,16 @@ def main() -> None:
         deadline = time.monotonic() + 600
         processed = 0
         while time.monotonic() < deadline:
-            processed = WebhookEvent.objects.filter(stripe_id__in=ids, processed_at__isnull=False).count()
+            with system_context(reason="bench: count processed Stripe events"):
+                processed = WebhookEvent.objects.filter(stripe_id__in=ids, processed_at__isnull=False).count()
             if processed >= len(ids):
                 break
             time.sleep(0.2)
         all_done = time.perf_counter() - began
 
-        stored = WebhookEvent.objects.filter(stripe_id__in=ids).count()
-        processed_more_than_once = WebhookEvent.objects.filter(stripe_id__in=ids, attempts__gt=1).count()
+        with system_context(reason="bench: count stored Stripe events"):
+            stored = WebhookEvent.objects.filter(stripe_id__in=ids).count()
+            processed_more_than_once = WebhookEvent.objects.filter(stripe_id__in=ids, attempts__gt=1).count()
         right = 0
         with system_context(reason="bench: check final states"):
             for user_id in lifecycles:

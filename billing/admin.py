@@ -1,6 +1,14 @@
 from django.contrib import admin
 
-from billing.models import CheckoutSession, Invoice, MeterReport, Subscription, UsageRecord, WebhookEvent
+from billing.models import (
+    CheckoutSession,
+    Invoice,
+    MeterReport,
+    StripePrice,
+    Subscription,
+    UsageRecord,
+    WebhookEvent,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -58,3 +66,9 @@ class UsageRecordAdmin(ReadOnlyAdmin):
 class CheckoutSessionAdmin(ReadOnlyAdmin):
     list_display = ("user", "plan", "status", "stripe_session_id", "created_at", "completed_at")
     list_filter = ("status", "plan")
+
+
+@admin.register(StripePrice)
+class StripePriceAdmin(ReadOnlyAdmin):
+    list_display = ("lookup_key", "stripe_price_id", "plan", "active", "livemode", "synced_at")
+    list_filter = ("plan", "active", "livemode")

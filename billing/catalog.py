@@ -3,8 +3,10 @@
 Products have our own ids (`nexus_pro`), prices our lookup keys (`nexus_pro_monthly`, `nexus_pro_ai_queries`)
 and a digest of their terms in metadata. A run reads what exists and creates only what is missing or
 changed (Stripe prices are immutable: a changed price is a new price that takes over the lookup key).
-Every create's idempotency key contains that digest, so a retried run cannot create twice. What Stripe
-returns is mirrored into dj-stripe's Product and Price tables, where Checkout finds the price ids.
+Every create's idempotency key contains that digest, so a retried run cannot create twice. The prices
+Stripe returns are recorded in billing's StripePrice table (shared reference: the runtime role reads it,
+only this sync writes it, in system context), where pages and Checkout find the price ids. dj-stripe's
+Product and Price tables are not used.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
+from django.utils import timezone
 
 from billing import stripe_gateway
 from billing.choices import AI_QUERY_METER_EVENT
+from billing.models import StripePrice
 from billing.plans import CURRENCY, Plan, paid_plan_list
+from core.rls import system_context
 
 
 def _digest(params: dict[str, Any]) -> str:
@@ -128,14 +132,35 @@ def _price(
     return price
 
 
-def plans_sync() -> SyncReport:
-    """Create or update the meter, products and prices for every paid plan; mirror them in dj-stripe."""
-    from djstripe.models import Price, Product
+def _prices_record(plan: Plan, prices: list[dict]) -> None:
+    """Make StripePrice say which price holds each of the plan's lookup keys now."""
+    now = timezone.now()
+    for price in prices:
+        livemode = bool(price.get("livemode"))
+        # A price that lost its lookup key to a newer one is no longer offered.
+        StripePrice.objects.filter(lookup_key=price["lookup_key"], livemode=livemode, active=True).exclude(
+            stripe_price_id=price["id"]
+        ).update(active=False, synced_at=now)
+        StripePrice.objects.update_or_create(
+            stripe_price_id=price["id"],
+            defaults={
+                "stripe_product_id": plan.stripe_product_id,
+                "plan": plan.code,
+                "lookup_key": price["lookup_key"],
+                "livemode": livemode,
+                "active": True,
+                "synced_at": now,
+            },
+        )
 
+
+def plans_sync() -> SyncReport:
+    """Create or update the meter, products and prices for every paid plan; record the prices."""
     report = SyncReport()
     meter = _meter(report)
+    synced: list[tuple[Plan, list[dict]]] = []
     for plan in paid_plan_list():
-        product = _product(plan, report)
+        _product(plan, report)
         keys = [plan.flat_price_lookup_key, plan.metered_price_lookup_key]
         existing = {
             price.get("lookup_key"): price
@@ -151,13 +176,8 @@ def plans_sync() -> SyncReport:
             )
             for key in keys
         ]
-        api_key = stripe_gateway.secret_key()
-        with transaction.atomic():
-            Product.sync_from_stripe_data(product, api_key=api_key)
-            for price in prices:
-                Price.sync_from_stripe_data(price, api_key=api_key)
-            # A price that lost its lookup key to a newer one is no longer offered.
-            Price.objects.filter(product_id=product["id"], lookup_key__in=keys).exclude(
-                id__in=[price["id"] for price in prices]
-            ).update(lookup_key=None, active=False)
+        synced.append((plan, prices))
+    with system_context(reason="billing_sync_plans: record our Stripe prices"):
+        for plan, prices in synced:
+            _prices_record(plan, prices)
     return report

@@ -1,7 +1,9 @@
-"""Billing state per user (row-level security) and the webhook de-duplication table.
+"""Billing state per user (row-level security), our synced Stripe prices, and the webhook event store.
 
 Stripe is the authority on subscriptions and invoices; these rows are what Nexus has learned from its
 webhooks, applied in Stripe's order (see billing/webhooks.py), so entitlements never need a Stripe call.
+Pages and entitlements read only the tenant tables and StripePrice (shared reference); WebhookEvent and
+dj-stripe's tables are system-only (docs/billing.md, "Tables").
 """
 
 from __future__ import annotations
@@ -193,11 +195,56 @@ class UsageRecord(TenantModel):
         return f"{self.user_id} {self.feature} x{self.quantity}"
 
 
+class AppliedEvent(TenantModel):
+    """A Stripe event applied to this user's billing state, written in the transaction that applied it.
+
+    The event store (WebhookEvent) is system-only and lives in another transaction than the user's rows,
+    so this row is what makes applying an event happen once: a second worker's insert waits for the
+    first one's transaction and then finds the row.
+    """
+
+    stripe_event_id = models.CharField(max_length=255, unique=True)
+    outcome = models.CharField(max_length=200)
+    applied_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.stripe_event_id}: {self.outcome}"
+
+
+class StripePrice(models.Model):
+    """One of our prices in Stripe, as `billing_sync_plans` created or found it (shared reference).
+
+    Pages and Checkout find the price ids here, never in dj-stripe's tables. A price that lost its lookup
+    key to a newer one stays, inactive.
+    """
+
+    stripe_price_id = models.CharField(max_length=255, unique=True)
+    stripe_product_id = models.CharField(max_length=255)
+    plan = models.CharField(max_length=20, choices=PlanCode.choices)
+    lookup_key = models.CharField(max_length=200)
+    livemode = models.BooleanField()
+    active = models.BooleanField(default=True)
+    synced_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["lookup_key", "livemode"],
+                condition=models.Q(active=True),
+                name="billing_stripeprice_one_active_per_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.lookup_key}: {self.stripe_price_id}{'' if self.active else ' (inactive)'}"
+
+
 class WebhookEvent(models.Model):
     """Every distinct Stripe event, stored once (unique event id) and processed exactly once.
 
     No user_id: the endpoint stores events before anyone knows whose they are. Processing resolves the
-    customer to a user and acts in that user's tenant context.
+    customer to a user and acts in that user's tenant context. System-only: raw Stripe payloads, read
+    and written inside `system_context` only.
     """
 
     stripe_id = models.CharField(max_length=255, unique=True)

@@ -23,7 +23,7 @@ from billing.choices import (
     PlanCode,
     SubscriptionStatus,
 )
-from billing.models import CheckoutSession, Invoice, Subscription, UsageRecord
+from billing.models import CheckoutSession, Invoice, StripePrice, Subscription, UsageRecord
 from billing.plans import Plan, paid_plan_list, plan_get, plan_list
 from core.rls import tenant
 
@@ -109,24 +109,28 @@ def entitlement_summary(*, user, now: datetime | None = None) -> list[FeatureUsa
     return rows
 
 
+def stripe_prices() -> dict[str, str]:
+    """Our active Stripe price ids by lookup key in the current mode, as `billing_sync_plans` recorded them.
+
+    Read from billing's own StripePrice table (shared reference), never from dj-stripe's system-only tables.
+    """
+    return dict(
+        StripePrice.objects.filter(active=True, livemode=settings.STRIPE_LIVE_MODE).values_list(
+            "lookup_key", "stripe_price_id"
+        )
+    )
+
+
 def payments_configured() -> bool:
-    """A secret key is set and `billing_sync_plans` has put our prices in dj-stripe's tables."""
+    """A secret key is set and `billing_sync_plans` has recorded both prices of every paid plan."""
     from billing import stripe_gateway
 
     if not stripe_gateway.secret_key():
         return False
-    return all(stripe_price_id(lookup_key=plan.flat_price_lookup_key) for plan in paid_plan_list())
-
-
-def stripe_price_id(*, lookup_key: str) -> str | None:
-    """Our synced Stripe price for a lookup key, from dj-stripe's mirror of Stripe's prices."""
-    from djstripe.models import Price
-
-    return (
-        Price.objects.filter(lookup_key=lookup_key, active=True, livemode=settings.STRIPE_LIVE_MODE)
-        .order_by("-created")
-        .values_list("id", flat=True)
-        .first()
+    prices = stripe_prices()
+    return all(
+        plan.flat_price_lookup_key in prices and plan.metered_price_lookup_key in prices
+        for plan in paid_plan_list()
     )
 
 

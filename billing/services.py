@@ -17,7 +17,7 @@ from uuid import NAMESPACE_URL, uuid5
 import stripe
 import structlog
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
@@ -41,8 +41,7 @@ from billing.selectors import (
     checkout_open_for,
     entitlement_remaining,
     entitlement_usage,
-    payments_configured,
-    stripe_price_id,
+    stripe_prices,
     usage_counters,
     user_plan,
 )
@@ -229,11 +228,10 @@ def checkout_session_start(
     plan = PLANS.get(plan_code)
     if plan is None or not plan.is_paid:
         raise DomainError("Choose Pro or Enterprise on the pricing page.", field="plan")
-    if not payments_configured():
-        raise PaymentsNotConfigured()
-    flat_price = stripe_price_id(lookup_key=plan.flat_price_lookup_key)
-    metered_price = stripe_price_id(lookup_key=plan.metered_price_lookup_key)
-    if not flat_price or not metered_price:
+    prices = stripe_prices()
+    flat_price = prices.get(plan.flat_price_lookup_key)
+    metered_price = prices.get(plan.metered_price_lookup_key)
+    if not stripe_gateway.secret_key() or not flat_price or not metered_price:
         raise PaymentsNotConfigured()
     now = now or timezone.now()
     customer_id = _ensure_customer(user=user)
@@ -448,12 +446,12 @@ def subscription_downgrade_for_nonpayment(*, subscription: Subscription, user, n
 # --- Webhook endpoint for local use ---------------------------------------------------------------------
 
 
-@transaction.atomic
 def webhook_endpoint_ensure_local(*, secret: str, base_url: str):
     """A dj-stripe WebhookEndpoint signed with `secret`, for `stripe listen`, tests and benchmarks.
 
     Endpoints that Stripe itself calls are created from the dj-stripe admin, which registers them with
     Stripe and stores the secret Stripe returns. The UUID is derived from the secret, so the URL is stable.
+    dj-stripe's tables are system-only (the endpoint row holds the signing secret).
     """
     from djstripe.enums import WebhookEndpointStatus
     from djstripe.models import WebhookEndpoint
@@ -467,16 +465,17 @@ def webhook_endpoint_ensure_local(*, secret: str, base_url: str):
         )
     endpoint_uuid = uuid5(NAMESPACE_URL, f"nexus-local-webhook:{secret}")
     path = reverse("djstripe:djstripe_webhook_by_uuid", kwargs={"uuid": endpoint_uuid})
-    endpoint, _ = WebhookEndpoint.objects.update_or_create(
-        id=f"nexus_local_{endpoint_uuid.hex}",
-        defaults={
-            "api_version": djstripe_settings.STRIPE_API_VERSION,
-            "enabled_events": ["*"],
-            "secret": secret,
-            "status": WebhookEndpointStatus.enabled,
-            "url": base_url.rstrip("/") + path,
-            "djstripe_uuid": endpoint_uuid,
-            "livemode": settings.STRIPE_LIVE_MODE,
-        },
-    )
+    with system_context(reason="billing: register the local Stripe webhook endpoint"):
+        endpoint, _ = WebhookEndpoint.objects.update_or_create(
+            id=f"nexus_local_{endpoint_uuid.hex}",
+            defaults={
+                "api_version": djstripe_settings.STRIPE_API_VERSION,
+                "enabled_events": ["*"],
+                "secret": secret,
+                "status": WebhookEndpointStatus.enabled,
+                "url": base_url.rstrip("/") + path,
+                "djstripe_uuid": endpoint_uuid,
+                "livemode": settings.STRIPE_LIVE_MODE,
+            },
+        )
     return endpoint

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -15,16 +14,33 @@ from billing.plans import plan_list
 from billing.selectors import billing_overview, payments_configured, user_plan
 from billing.services import checkout_session_start, portal_session_start
 from core.errors import DomainError
+from core.rls import system_context
 
 _djstripe_webhook = ProcessWebhookView.as_view()
 
 
+class _RefusedDelivery(Exception):
+    """Carries dj-stripe's 4xx answer out of the system block, which its exit rolls back."""
+
+    def __init__(self, response: HttpResponse) -> None:
+        self.response = response
+
+
 @csrf_exempt
 def stripe_webhook_view(request: HttpRequest, uuid) -> HttpResponse:
-    """dj-stripe's endpoint; a refused delivery (bad signature, unknown endpoint) leaves no row behind."""
-    response = _djstripe_webhook(request, uuid=uuid)
-    if response.status_code >= 400:
-        transaction.set_rollback(True)
+    """dj-stripe's endpoint, in system context: it reads the endpoint's signing secret and logs the
+    delivery in dj-stripe's tables, and our callback stores the event, all of them system-only.
+
+    A refused delivery (bad signature, unknown endpoint) leaves no row behind: the system block is rolled
+    back by leaving it with an exception.
+    """
+    try:
+        with system_context(reason=f"stripe webhook delivery to endpoint {uuid}"):
+            response = _djstripe_webhook(request, uuid=uuid)
+            if response.status_code >= 400:
+                raise _RefusedDelivery(response)
+    except _RefusedDelivery as refused:
+        return refused.response
     return response
 
 

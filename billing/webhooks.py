@@ -1,17 +1,21 @@
 """Stripe webhooks: stored once, processed exactly once, in Stripe's order whatever order they arrive in.
 
-Receiving (in the web process, fast): dj-stripe's endpoint (`/stripe/webhook/<uuid>/`) verifies the
-signature against the WebhookEndpoint's secret and logs the delivery (WebhookEventTrigger), then calls
-`webhook_event_receive` (DJSTRIPE_WEBHOOK_EVENT_CALLBACK). That inserts the event into WebhookEvent with
+Receiving (in the web process, fast): dj-stripe's endpoint (`/stripe/webhook/<uuid>/`, run in system
+context by billing.views.stripe_webhook_view) verifies the signature against the WebhookEndpoint's secret
+and logs the delivery (WebhookEventTrigger), then calls `webhook_event_receive`
+(DJSTRIPE_WEBHOOK_EVENT_CALLBACK). That inserts the event into WebhookEvent with
 `ON CONFLICT (stripe_id) DO NOTHING`: a repeated delivery inserts nothing and enqueues nothing. The
-Celery task is enqueued after the request's transaction commits.
+Celery task is enqueued after the system block's transaction commits.
 
-Processing (Celery, `billing.process_webhook_event`): one transaction locks the event row, skips it if
-already processed, resolves the Stripe customer to our user (system_context, the reviewed cross-tenant
-path), applies the state change inside `tenant(user.pk)`, and marks the event processed. Side effects
-(audit rows, notifications) are rows written in that same transaction, so they commit together with
-the "processed" mark or not at all; a concurrent duplicate waits on the row lock and then finds the
-event processed.
+Processing (Celery, `billing.process_webhook_event`), in three transactions, because the event store is
+system-only and the user's billing rows are tenant rows:
+1. system context: lock the stored event, skip it if already processed, resolve the Stripe customer to
+   our user (an event nobody owns is marked processed here);
+2. `tenant(user.pk)`: claim the event for that user (an AppliedEvent row, unique by event id), apply the
+   state change and write its side effects (audit rows, notifications); they commit together with the
+   claim or not at all, and a concurrent duplicate waits on the claim and then finds it taken;
+3. system context: mark the stored event processed with the outcome. If a worker dies between 2 and 3,
+   the retry finds the claim and only marks the event.
 
 Order: every state we keep remembers the Stripe time of the state it came from (the event's `created`,
 with the status breaking same-second ties), and an older state arriving later is skipped. Payment
@@ -30,7 +34,7 @@ import structlog
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.contrib.auth import get_user_model
-from django.db import connection, transaction
+from django.db import connections, router, transaction
 from django.db.models import F
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -50,7 +54,7 @@ from billing.choices import (
     PlanCode,
     SubscriptionStatus,
 )
-from billing.models import CheckoutSession, Invoice, Subscription, WebhookEvent
+from billing.models import AppliedEvent, CheckoutSession, Invoice, Subscription, WebhookEvent
 from billing.plans import plan_for_stripe_price, plan_get
 from billing.services import subscription_downgrade_for_nonpayment
 from core.audit import audit_record
@@ -82,12 +86,16 @@ def _stripe_id(value: Any) -> str | None:
 
 
 def webhook_event_receive(trigger, api_key: str | None = None) -> None:
-    """dj-stripe's callback for a verified delivery: store the event once and queue its processing."""
+    """dj-stripe's callback for a verified delivery: store the event once and queue its processing.
+
+    Runs inside the endpoint's system context (billing.views.stripe_webhook_view).
+    """
     body = trigger.json_body
     event_id = str(body["id"])
     now = timezone.now()
-    table = connection.ops.quote_name(WebhookEvent._meta.db_table)
-    with connection.cursor() as cursor:
+    using = router.db_for_write(WebhookEvent)
+    table = connections[using].ops.quote_name(WebhookEvent._meta.db_table)
+    with connections[using].cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (stripe_id, type, livemode, api_version, event_created, payload, "  # noqa: S608 - table name from the model
             "received_at, outcome, stripe_customer_id, attempts, last_error) "
@@ -111,7 +119,7 @@ def webhook_event_receive(trigger, api_key: str | None = None) -> None:
             return
     # robust: the event is stored, so a broker hiccup must not turn Stripe's delivery into a 500;
     # the sweeper enqueues it again.
-    transaction.on_commit(lambda: webhook_event_enqueue(event_id=event_id), robust=True)
+    transaction.on_commit(lambda: webhook_event_enqueue(event_id=event_id), using=using, robust=True)
 
 
 def webhook_event_enqueue(*, event_id: str) -> None:
@@ -123,11 +131,12 @@ def webhook_event_enqueue(*, event_id: str) -> None:
 def webhook_events_requeue_stale(*, now: datetime | None = None) -> int:
     """Enqueue events that arrived but were never processed (lost queue message, crashed worker)."""
     now = now or timezone.now()
-    event_ids = list(
-        WebhookEvent.objects.filter(
-            processed_at__isnull=True, received_at__lt=now - REQUEUE_AFTER, attempts__lt=MAX_ATTEMPTS
-        ).values_list("stripe_id", flat=True)[:1000]
-    )
+    with system_context(reason="billing: requeue Stripe events left unprocessed"):
+        event_ids = list(
+            WebhookEvent.objects.filter(
+                processed_at__isnull=True, received_at__lt=now - REQUEUE_AFTER, attempts__lt=MAX_ATTEMPTS
+            ).values_list("stripe_id", flat=True)[:1000]
+        )
     for event_id in event_ids:
         webhook_event_enqueue(event_id=event_id)
     return len(event_ids)
@@ -153,29 +162,48 @@ def webhook_event_process(*, event_id: str, now: datetime | None = None) -> str:
     """Apply one stored event exactly once; returns what it did (also stored as the event's outcome)."""
     now = now or timezone.now()
     try:
-        with transaction.atomic():
+        with system_context(reason=f"stripe webhook {event_id}: load the event and find the customer's user"):
             event = WebhookEvent.objects.select_for_update().filter(stripe_id=event_id).first()
             if event is None:
                 return "unknown event"
             if event.processed_at is not None:
                 return "duplicate: already processed"
-            outcome, customer_id = _dispatch(event, now=now)
-            event.processed_at = timezone.now()
-            event.outcome = outcome[:200]
-            event.stripe_customer_id = customer_id or ""
-            event.attempts = F("attempts") + 1
-            event.last_error = ""
-            event.save(
-                update_fields=["processed_at", "outcome", "stripe_customer_id", "attempts", "last_error"]
-            )
+            handler = HANDLERS.get(event.type)
+            customer_id = _customer_of(event.data_object)
+            user = None if handler is None else _resolve_user(event.data_object, customer_id)
+            if user is None:
+                outcome = (
+                    "ignored: not an event billing uses"
+                    if handler is None
+                    else "ignored: customer not linked to a Nexus user"
+                )
+                _mark_processed(event_id=event_id, outcome=outcome, customer_id=customer_id)
+        if user is not None:
+            outcome, applied_now = _apply(event, handler=handler, user=user, now=now)
+            with system_context(reason=f"stripe webhook {event_id}: mark the event processed"):
+                _mark_processed(event_id=event_id, outcome=outcome, customer_id=customer_id)
+            if not applied_now:
+                return "duplicate: already applied"
     except Exception as exc:
-        WebhookEvent.objects.filter(stripe_id=event_id, processed_at__isnull=True).update(
-            attempts=F("attempts") + 1, last_error=f"{exc.__class__.__name__}: {exc}"[:2000]
-        )
+        with system_context(reason=f"stripe webhook {event_id}: record a failed attempt"):
+            WebhookEvent.objects.filter(stripe_id=event_id, processed_at__isnull=True).update(
+                attempts=F("attempts") + 1, last_error=f"{exc.__class__.__name__}: {exc}"[:2000]
+            )
         logger.exception("billing.webhook_failed", event_id=event_id)
         raise
     logger.info("billing.webhook_processed", event_id=event_id, type=event.type, outcome=outcome)
     return outcome
+
+
+def _mark_processed(*, event_id: str, outcome: str, customer_id: str | None) -> None:
+    """Inside system context. Once: a duplicate that finds the event already marked changes nothing."""
+    WebhookEvent.objects.filter(stripe_id=event_id, processed_at__isnull=True).update(
+        processed_at=timezone.now(),
+        outcome=outcome[:200],
+        stripe_customer_id=customer_id or "",
+        attempts=F("attempts") + 1,
+        last_error="",
+    )
 
 
 def _customer_of(obj: dict) -> str | None:
@@ -194,23 +222,23 @@ def _metadata_user_ids(obj: dict) -> Iterable[str]:
     yield ((obj.get("subscription_details") or {}).get("metadata") or {}).get("nexus_user_id")
 
 
-def _resolve_user(event: WebhookEvent, obj: dict, customer_id: str | None):
-    """The user a Stripe object belongs to: by our stored customer id, else by the metadata we set."""
+def _resolve_user(obj: dict, customer_id: str | None):
+    """Inside system context: the user a Stripe object belongs to, by our stored customer id, else by
+    the metadata we set."""
     user_model = get_user_model()
-    with system_context(reason=f"stripe webhook {event.stripe_id}: find the customer's user"):
-        if customer_id:
-            user_id = (
-                Subscription.objects.filter(stripe_customer_id=customer_id)
-                .values_list("user_id", flat=True)
-                .first()
-            )
-            if user_id is not None:
-                return user_model.objects.get(pk=user_id)
-        for candidate in _metadata_user_ids(obj):
-            if candidate and str(candidate).isdigit():
-                user = user_model.objects.filter(pk=int(candidate)).first()
-                if user is not None:
-                    return user
+    if customer_id:
+        user_id = (
+            Subscription.objects.filter(stripe_customer_id=customer_id)
+            .values_list("user_id", flat=True)
+            .first()
+        )
+        if user_id is not None:
+            return user_model.objects.get(pk=user_id)
+    for candidate in _metadata_user_ids(obj):
+        if candidate and str(candidate).isdigit():
+            user = user_model.objects.filter(pk=int(candidate)).first()
+            if user is not None:
+                return user
     return None
 
 
@@ -222,29 +250,46 @@ def _snapshot(subscription: Subscription, *, now: datetime) -> dict[str, str]:
     }
 
 
-def _dispatch(event: WebhookEvent, *, now: datetime) -> tuple[str, str | None]:
-    handler = HANDLERS.get(event.type)
-    obj = event.data_object
-    customer_id = _customer_of(obj)
-    if handler is None:
-        return "ignored: not an event billing uses", customer_id
-    user = _resolve_user(event, obj, customer_id)
-    if user is None:
-        return "ignored: customer not linked to a Nexus user", customer_id
+def _apply(event: WebhookEvent, *, handler: Handler, user, now: datetime) -> tuple[str, bool]:
+    """Claim the event for `user` and apply it, in one tenant transaction.
+
+    Returns the outcome and whether it was applied now; an event applied before (a concurrent duplicate,
+    or a retry after the worker died before marking it processed) returns the outcome recorded then.
+    """
     with tenant(user.pk):
+        using = router.db_for_write(AppliedEvent)
+        table = connections[using].ops.quote_name(AppliedEvent._meta.db_table)
+        with connections[using].cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (user_id, stripe_event_id, outcome, applied_at) "  # noqa: S608 - table name from the model
+                "VALUES (%s, %s, '', %s) ON CONFLICT (stripe_event_id) DO NOTHING RETURNING id",
+                [user.pk, event.stripe_id, timezone.now()],
+            )
+            claim = cursor.fetchone()
+        if claim is None:
+            earlier = AppliedEvent.objects.filter(stripe_event_id=event.stripe_id).values_list(
+                "outcome", flat=True
+            )
+            return earlier.first() or "applied before", False
         Subscription.objects.get_or_create(user=user)
         subscription = Subscription.objects.select_for_update().get(user_id=user.pk)
         before = _snapshot(subscription, now=now)
         context = EventContext(
-            event=event, obj=obj, at=event.event_created, user=user, subscription=subscription, now=now
+            event=event,
+            obj=event.data_object,
+            at=event.event_created,
+            user=user,
+            subscription=subscription,
+            now=now,
         )
-        outcome = handler(context)
+        outcome = handler(context)[:200]
         subscription.refresh_from_db()
         after = _snapshot(subscription, now=now)
         if before != after:
             _record_change(context, before=before, after=after)
-        transaction.on_commit(lambda: push_billing_status(user=user), robust=True)
-    return outcome, customer_id
+        AppliedEvent.objects.filter(pk=claim[0]).update(outcome=outcome)
+        transaction.on_commit(lambda: push_billing_status(user=user), using=using, robust=True)
+    return outcome, True
 
 
 def _record_change(context: EventContext, *, before: dict, after: dict) -> None:

@@ -75,6 +75,11 @@ class FakeStripe(stripe.HTTPClient):
     def posts(self, path_prefix: str = "") -> list[Request]:
         return [r for r in self.requests if r.method == "POST" and r.path.startswith(path_prefix)]
 
+    def price_id(self, lookup_key: str) -> str:
+        """The id of the price that holds `lookup_key` in Stripe now."""
+        [price_id] = [p["id"] for p in self.prices.values() if p["lookup_key"] == lookup_key]
+        return price_id
+
     def metered_total(self, customer_id: str) -> int:
         return sum(
             int(e["payload"]["value"])
