@@ -116,6 +116,7 @@ TABLES: dict[str, Table] = {
         # --- tenant: a user's own data ---------------------------------------------------------------
         _tenant("alerts_alert", "a trader's price and portfolio alerts"),
         _tenant("alerts_alertfiring", "when a trader's alert fired"),
+        _tenant("billing_appliedevent", "the Stripe events already applied to a trader's billing state"),
         _tenant("billing_checkoutsession", "a trader's Stripe checkout sessions"),
         _tenant("billing_invoice", "a trader's invoices, copied from Stripe for the billing page"),
         _tenant("billing_meterreport", "a trader's metered usage sent to Stripe"),
@@ -147,6 +148,7 @@ TABLES: dict[str, Table] = {
         _reference("marketdata_candle", "one-minute candles, written by the market feed"),
         _reference("trading_signal", "one decision per strategy and bar, written by the signal engine"),
         _reference("trading_regimereading", "the regime gatekeeper's readings, written by the signal engine"),
+        _reference("billing_stripeprice", "our Stripe prices for the pricing page, written by billing_sync_plans"),
         _reference("django_content_type", "Django's model registry, written by migrate"),
         _reference("auth_permission", "Django's permission names, written by migrate"),
         _reference("auth_group", "staff groups, edited in the admin"),

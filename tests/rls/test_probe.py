@@ -121,7 +121,7 @@ def _check_tenant(name: str, owner_column: str, a, b) -> list[str]:
             if "row-level security" not in error and "permission denied" not in error:
                 problems.append(f"A inserted a row for B ({error or 'accepted'})")
         # Writing A's own rows stays possible (the probe must not pass because everything is refused).
-        if a_rows and TABLES[name].runtime_privileges() >= {"UPDATE"} and owner_column != "id":
+        if a_rows and TABLES[name].kind is TableClass.TENANT:
             with connection.cursor() as cursor:
                 cursor.execute(f"UPDATE {_q(name)} SET {_q(owner_column)} = {_q(owner_column)}")
                 if cursor.rowcount != a_rows:
