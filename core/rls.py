@@ -24,15 +24,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 
 import structlog
+from asgiref.sync import sync_to_async
 from channels.auth import AuthMiddleware
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
+from django.contrib.auth.middleware import AuthenticationMiddleware as DjangoAuthenticationMiddleware
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.migrations.operations.base import Operation
 from django.http import HttpRequest, HttpResponse
+from django.utils.functional import SimpleLazyObject
 
 from core.tables import AUTH_POLICY, TENANT_POLICY, owner_expression
 
@@ -194,6 +198,21 @@ def session_user(session):
         return get_user(holder)
 
 
+def _request_user(request: HttpRequest):
+    if not hasattr(request, "_cached_user"):
+        request._cached_user = session_user(request.session)
+    return request._cached_user
+
+
+class AuthenticationMiddleware(DjangoAuthenticationMiddleware):
+    """Django's, loading the session's user under that user's own row-level security: the user row is
+    visible to its owner only, so the plain lookup would find no one."""
+
+    def process_request(self, request: HttpRequest) -> None:
+        request.user = SimpleLazyObject(lambda: _request_user(request))
+        request.auser = partial(sync_to_async(_request_user), request)
+
+
 class SessionUserMiddleware(AuthMiddleware):
     """Channels' AuthMiddleware, loading the session's user under that user's own row-level security."""
 
@@ -207,11 +226,9 @@ class TenantMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         user_id = session_user_id(getattr(request, "session", None))
-        if user_id is not None:
+        if user_id is not None and request.user.is_authenticated and request.user.pk == user_id:
             with tenant(user_id):
-                # The user row is only visible to its owner: load it as that user.
-                if request.user.is_authenticated and request.user.pk == user_id:
-                    return self._as_user(request)
+                return self._as_user(request)
         if needs_auth_context(request):
             with auth_context(reason=f"sign-in: {request.method} {request.path}"):
                 return self._respond(request)

@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from accounts.models import User
 from core.models import AuditLog
-from core.rls import tenant
+from core.rls import system_context, tenant
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -34,7 +34,8 @@ def test_sign_up_sends_a_verification_mail_and_the_link_logs_in(client):
         {"email": "New.Trader@Example.com", "password1": "a-strong-pass-2026", "password2": "a-strong-pass-2026"},
     )
     assert response.status_code == 302
-    user = User.objects.get(email="new.trader@example.com")
+    with system_context(reason="tests: read the new account back"):
+        user = User.objects.get(email="new.trader@example.com")
     assert len(mail.outbox) == 1 and "new.trader@example.com" in mail.outbox[0].to
 
     dashboard = client.get(reverse("dashboard"))
@@ -94,7 +95,8 @@ def test_enable_two_factor_then_log_in_with_a_code(client, django_capture_on_com
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(reverse("mfa_activate_totp"), {"code": totp_code(secret)})
     assert response.status_code == 302
-    assert Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()
+    with tenant(user.pk):
+        assert Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()
     client.post(reverse("account_logout"))
 
     response = _log_in(client, user.email)
@@ -117,7 +119,8 @@ def test_password_reset_by_email(client):
     mismatch = client.post(form_url, {"password1": "brand-new-pass-2026", "password2": "different-pass-2026"})
     assert mismatch.context["form"].errors
     client.post(form_url, {"password1": "brand-new-pass-2026", "password2": "brand-new-pass-2026"})
-    user.refresh_from_db()
+    with system_context(reason="tests: read the stored password hash"):
+        user.refresh_from_db()
     assert user.check_password("brand-new-pass-2026")
 
 
@@ -128,7 +131,8 @@ def test_settings_page_saves_and_audits(client):
         reverse("account_settings"), {"display_name": "Sam", "time_zone": "Europe/Paris", "base_currency": "EUR"}
     )
     assert response.status_code == 302
-    user.refresh_from_db()
+    with tenant(user.pk):
+        user.refresh_from_db(fields=["display_name", "time_zone", "base_currency"])
     assert (user.display_name, user.time_zone, user.base_currency) == ("Sam", "Europe/Paris", "EUR")
     with tenant(user.pk):
         entry = AuditLog.objects.get(user=user, action="account.profile_updated")
@@ -145,7 +149,8 @@ def test_settings_page_shows_field_errors_for_bad_input(client):
     )
     assert response.status_code == 200
     assert set(response.context["form"].errors) == {"time_zone", "base_currency"}
-    user.refresh_from_db()
+    with tenant(user.pk):
+        user.refresh_from_db(fields=["time_zone"])
     assert user.time_zone == "UTC"
 
 
@@ -166,7 +171,8 @@ def test_staff_with_two_factor_sees_every_tenants_audit_rows(client, user_a, use
     audit_record(action="test.a", user=user_a, actor=user_a)
     audit_record(action="test.b", user=user_b, actor=user_b)
     staff = UserFactory(email="staff@example.com", is_staff=True, is_superuser=True)
-    TOTP.activate(staff, "JBSWY3DPEHPK3PXP")
+    with system_context(reason="tests: staff turned on 2FA"):
+        TOTP.activate(staff, "JBSWY3DPEHPK3PXP")
     client.force_login(staff)
     response = client.get("/admin/core/auditlog/")
     assert response.status_code == 200
