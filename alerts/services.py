@@ -345,6 +345,7 @@ def alert_fire(
         alert = (
             Alert.objects.select_for_update(of=("self",))
             .select_related("instrument", "user", "portfolio")
+            .defer("user__password")
             .filter(pk=alert_id)
             .first()
         )

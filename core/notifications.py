@@ -318,6 +318,7 @@ def notification_deliver(*, delivery_id: int, user_id: int) -> DeliveryOutcome:
         )
         delivery = (
             NotificationDelivery.objects.select_related("notification", "notification__user")
+            .defer("notification__user__password")
             .filter(pk=delivery_id)
             .first()
         )

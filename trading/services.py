@@ -799,6 +799,7 @@ def paper_order_match(*, order_id: str, user_id: int, price: Decimal) -> Order |
         order = (
             Order.objects.select_for_update()
             .select_related("instrument", "connection", "portfolio", "user")
+            .defer("user__password")
             .filter(pk=order_id, status__in=[OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED])
             .first()
         )
@@ -992,6 +993,8 @@ def signals_compute(*, symbol: str, candle_open_time, published_at=None) -> list
 
 
 def _signals_decide(*, instrument, symbol: str, due: dict, closed_at) -> list[Signal]:
+    from marketdata.selectors import candle_list
+
     regime = regime_current(instrument=instrument)
     actionable = []
     for (strategy_key, params_key, timeframe), params in sorted(due.items()):
@@ -1141,6 +1144,7 @@ def plan_execute(*, plan_id: int, user_id: int, quote=None) -> str:
         plan = (
             ExecutionPlan.objects.select_for_update(of=("self",))
             .select_related("bot", "bot__connection", "bot__portfolio", "bot__instrument", "signal", "user")
+            .defer("user__password")
             .filter(pk=plan_id)
             .first()
         )
@@ -1277,7 +1281,7 @@ def executions_blocked_send(payloads: list[dict]) -> None:
 
 def _blocked_notify_one(*, plan_id: int, user_id: int) -> int:
     with tenant(user_id):
-        plan = ExecutionPlan.objects.select_related("bot", "user").filter(pk=plan_id).first()
+        plan = ExecutionPlan.objects.select_related("bot", "user").defer("user__password").filter(pk=plan_id).first()
         if plan is None:
             return 0
         blocked = BlockedExecution.objects.filter(signal_id=plan.signal_id, bot_id=plan.bot_id).first()

@@ -6,6 +6,7 @@ from decimal import Decimal
 import pytest
 
 from alerts.changes import _client, stream_key
+from core.rls import system_context
 from marketdata.models import Instrument
 from marketdata.types import TickEvent
 
@@ -22,16 +23,18 @@ def _empty_change_stream():
 
 @pytest.fixture
 def btc(db):
-    return Instrument.objects.get_or_create(
-        symbol="BTC/USDT", defaults={"base": "BTC", "quote": "USDT", "price_precision": 2}
-    )[0]
+    with system_context(reason="tests: the market feed's and signal engine's shared data"):
+        return Instrument.objects.get_or_create(
+            symbol="BTC/USDT", defaults={"base": "BTC", "quote": "USDT", "price_precision": 2}
+        )[0]
 
 
 @pytest.fixture
 def eth(db):
-    return Instrument.objects.get_or_create(
-        symbol="ETH/USDT", defaults={"base": "ETH", "quote": "USDT", "price_precision": 2}
-    )[0]
+    with system_context(reason="tests: the market feed's and signal engine's shared data"):
+        return Instrument.objects.get_or_create(
+            symbol="ETH/USDT", defaults={"base": "ETH", "quote": "USDT", "price_precision": 2}
+        )[0]
 
 
 class Ticker:

@@ -106,7 +106,8 @@ def test_two_evaluators_racing_on_one_tick_fire_once():
     from marketdata.models import Instrument
 
     user = UserFactory()
-    btc = Instrument.objects.create(symbol="BTC/USDT", base="BTC", quote="USDT")
+    with system_context(reason="tests: the market feed's and signal engine's shared data"):
+        btc = Instrument.objects.create(symbol="BTC/USDT", base="BTC", quote="USDT")
     alerts = [_alert(user, btc, threshold=str(100 + n)) for n in range(1, 21)]
     repeating = _alert(user, btc, threshold="110.5", repeat=True, cooldown=timedelta(0))
     ticker = Ticker("BTC/USDT", "100")

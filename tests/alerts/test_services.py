@@ -19,7 +19,7 @@ from alerts.services import (
 from billing.plans import FREE
 from billing.services import PlanLimitExceeded
 from core.errors import DomainError
-from core.rls import tenant
+from core.rls import system_context, tenant
 from marketdata.models import Quote
 
 FREE_ALERTS = FREE.limit("alerts")
@@ -93,7 +93,8 @@ def test_symbol_accepts_the_url_form_and_levels_are_kept_exactly(user_a, btc):
 
 def test_a_level_the_price_is_already_past_is_refused(user_a, btc):
     now = timezone.now()
-    Quote.objects.create(instrument=btc, price=Decimal("23000"), source="replay", at=now, updated_at=now)
+    with system_context(reason="tests: the market feed's and signal engine's shared data"):
+        Quote.objects.create(instrument=btc, price=Decimal("23000"), source="replay", at=now, updated_at=now)
     with pytest.raises(
         DomainError, match=r"BTC/USDT is already at 23,000.00; an alert above needs a higher level"
     ):

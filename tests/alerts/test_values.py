@@ -21,10 +21,11 @@ from tests.alerts.conftest import Ticker
 
 def _quote(instrument, price) -> None:
     now = timezone.now()
-    Quote.objects.update_or_create(
-        instrument=instrument,
-        defaults={"price": Decimal(price), "source": "test", "at": now, "updated_at": now},
-    )
+    with system_context(reason="tests: the market feed's and signal engine's shared data"):
+        Quote.objects.update_or_create(
+            instrument=instrument,
+            defaults={"price": Decimal(price), "source": "test", "at": now, "updated_at": now},
+        )
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from alerts.services import alert_create
 from billing.plans import FREE
 from core.models import Notification, NotificationPreference
 from core.notifications import notify
-from core.rls import tenant
+from core.rls import system_context, tenant
 
 
 @pytest.fixture
@@ -201,7 +201,8 @@ def test_prices_now_link_to_a_prefilled_form(client_a, btc):
     from marketdata.models import Quote
 
     now = timezone.now()
-    Quote.objects.create(instrument=btc, price=Decimal("20398.24"), source="replay", at=now, updated_at=now)
+    with system_context(reason="tests: the market feed's and signal engine's shared data"):
+        Quote.objects.create(instrument=btc, price=Decimal("20398.24"), source="replay", at=now, updated_at=now)
     html = client_a.get("/alerts/").content.decode()
     assert '<a href="/alerts/?symbol=BTC-USDT&amp;threshold=20398.24000000">BTC/USDT</a>' in html
     prefilled = client_a.get("/alerts/?symbol=BTC-USDT&threshold=20398.24000000").content.decode()

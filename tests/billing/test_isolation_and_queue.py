@@ -8,7 +8,7 @@ import time
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, connections
 from django.test import Client
 
 from billing.models import Invoice, Subscription, UsageRecord, WebhookEvent
@@ -36,20 +36,23 @@ def test_billing_rows_are_invisible_to_other_tenants(user_a, user_b):
         assert Subscription.objects.get().stripe_customer_id == "cus_secret"
 
 
-@pytest.mark.django_db(databases=["default", "owner"])
-def test_rls_audit_covers_billing_tables():
-    from core.management.commands.rls_audit import rls_table_states
+def test_billing_tables_are_classified_and_stripe_data_is_system_only():
+    from core.tables import TABLES, TableClass
 
-    states = {state.table: state for state in rls_table_states()}
     for table in (
         "billing_subscription",
         "billing_invoice",
         "billing_usagerecord",
         "billing_meterreport",
         "billing_checkoutsession",
+        "billing_appliedevent",
     ):
-        assert states[table].enabled and states[table].forced and states[table].has_policy, table
-    assert not [t for t in states if t.startswith("djstripe_")]  # dj-stripe keeps no user_id column
+        assert TABLES[table].kind is TableClass.TENANT, table
+    assert TABLES["billing_webhookevent"].kind is TableClass.SYSTEM
+    with connections["owner"].cursor() as cursor:
+        cursor.execute("SELECT relname FROM pg_class WHERE relname LIKE 'djstripe%%' AND relkind = 'r'")
+        djstripe = [name for (name,) in cursor.fetchall()]
+    assert djstripe and all(TABLES[name].kind is TableClass.SYSTEM for name in djstripe)
     call_command("rls_audit", verbosity=0)
 
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from alerts.evaluator import runner
+from core.rls import system_context
 from marketdata.models import Instrument, Quote
 from marketdata.signals import ticks_published
 from marketdata.types import TickEvent
@@ -38,9 +39,11 @@ def _wait_for_websocket(page, timeout: float = 10.0) -> None:
 
 def test_price_alert_created_on_the_page_arrives_as_a_toast_when_the_price_crosses(page):
     user = UserFactory(email="alerts-e2e@example.com")
-    btc = Instrument.objects.create(symbol="BTC/USDT", base="BTC", quote="USDT", price_precision=2)
+    with system_context(reason="tests: the market feed's and signal engine's shared data"):
+        btc = Instrument.objects.create(symbol="BTC/USDT", base="BTC", quote="USDT", price_precision=2)
     now = timezone.now()
-    Quote.objects.create(instrument=btc, price=Decimal("23140.00"), source="replay", at=now, updated_at=now)
+    with system_context(reason="tests: the market feed's and signal engine's shared data"):
+        Quote.objects.create(instrument=btc, price=Decimal("23140.00"), source="replay", at=now, updated_at=now)
     runner.reset()
     page.add_init_script(
         "document.addEventListener('htmx:wsOpen', function () { window.nexusWsOpen = true; });"
@@ -85,7 +88,8 @@ def test_price_alert_created_on_the_page_arrives_as_a_toast_when_the_price_cross
 
 def test_bad_alert_input_shows_the_error_next_to_the_field(page):
     user = UserFactory(email="alerts-e2e-bad@example.com")
-    Instrument.objects.create(symbol="BTC/USDT", base="BTC", quote="USDT")
+    with system_context(reason="tests: the market feed's and signal engine's shared data"):
+        Instrument.objects.create(symbol="BTC/USDT", base="BTC", quote="USDT")
     _log_in(page, user.email)
     page.goto("/alerts/?symbol=BTC-USDT")
     expect(page.get_by_label("Market")).to_have_value("BTC/USDT")

@@ -16,7 +16,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from core.rls import tenant
+from core.rls import system_context, tenant
 from marketdata.models import Quote
 from marketdata.services import instruments_seed
 from marketdata.signals import ticks_published
@@ -28,10 +28,11 @@ from tests.factories import DEFAULT_PASSWORD, UserFactory
 def _publish(instrument, price: str) -> None:
     now = timezone.now()
     previous = Quote.objects.filter(instrument=instrument).values_list("price", flat=True).first()
-    Quote.objects.update_or_create(
-        instrument=instrument,
-        defaults={"price": Decimal(price), "source": "test", "at": now, "updated_at": now},
-    )
+    with system_context(reason="tests: the market feed's and signal engine's shared data"):
+        Quote.objects.update_or_create(
+            instrument=instrument,
+            defaults={"price": Decimal(price), "source": "test", "at": now, "updated_at": now},
+        )
     ticks_published.send_robust(
         sender=None,
         ticks=[TickEvent(symbol=instrument.symbol, price=Decimal(price), previous_price=previous, at=now)],

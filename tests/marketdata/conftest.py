@@ -11,16 +11,12 @@ from marketdata.services import instruments_seed
 
 @pytest.fixture
 def instruments(db):
-    """The default instruments and no market rows: other suites' committed rows must not leak in."""
-    from marketdata.models import Candle, Quote, Tick
-
-    for model in (Quote, Tick, Candle):
-        model.objects.all().delete()
+    """The default instruments and no market rows (every test starts from an empty database)."""
     return {i.symbol: i for i in instruments_seed()}
 
 
 @pytest.fixture(autouse=True)
-def _fresh_market_state(request):
+def _fresh_market_state():
     """The hub is per process and the channel layer is shared Redis: each test starts from nothing."""
     hub.latest.clear()
     hub.subscribers.clear()
@@ -29,29 +25,11 @@ def _fresh_market_state(request):
     hub._task = None
     # A layer per test: each test runs its own event loop (async_to_sync) and Redis pools are per loop.
     channel_layers.backends.clear()
-    transactional = "transactional_db" in request.fixturenames or any(
-        m.kwargs.get("transaction") for m in request.node.iter_markers("django_db")
-    )
-    if transactional:
-        _truncate_market_tables(request)
     yield
-    if transactional:
-        _truncate_market_tables(request)
     hub.latest.clear()
     hub.subscribers.clear()
     hub._pending.clear()
     hub._task = None
-
-
-def _truncate_market_tables(request) -> None:
-    """Committed market rows from transactional tests (and the browser test's feed) are removed here:
-    the suite's flush between transactional tests runs on the `default` alias, where the migration
-    router reports no models, so it truncates nothing."""
-    from django.db import connection
-
-    request.getfixturevalue("transactional_db")
-    with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE marketdata_quote, marketdata_tick, marketdata_candle")
 
 
 class Listener:

@@ -11,6 +11,7 @@ import pytest
 from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 
+from core.rls import system_context
 from marketdata.hub import hub
 from marketdata.models import Quote
 from tests.marketdata.conftest import run_async
@@ -30,16 +31,17 @@ def application():
 
 def quote(instrument, price: str, *, age_seconds: float = 0) -> Quote:
     updated = timezone.now() - timedelta(seconds=age_seconds)
-    return Quote.objects.update_or_create(
-        instrument=instrument,
-        defaults={
-            "price": Decimal(price),
-            "open_24h": Decimal(price),
-            "source": "replay",
-            "at": updated,
-            "updated_at": updated,
-        },
-    )[0]
+    with system_context(reason="tests: the market feed's and signal engine's shared data"):
+        return Quote.objects.update_or_create(
+            instrument=instrument,
+            defaults={
+                "price": Decimal(price),
+                "open_24h": Decimal(price),
+                "source": "replay",
+                "at": updated,
+                "updated_at": updated,
+            },
+        )[0]
 
 
 def test_anonymous_html_client_gets_snapshot_then_live_fragments(instruments):

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from django.utils import timezone
 
+from core.rls import system_context
 from marketdata.models import Candle, Quote, Tick
 from marketdata.tasks import trim_ticks
 from tests.factories import UserFactory
@@ -15,15 +16,16 @@ from tests.factories import UserFactory
 
 def _quote(instrument, price: str, *, age: int = 0) -> None:
     at = timezone.now() - timedelta(seconds=age)
-    Quote.objects.create(
-        instrument=instrument,
-        price=Decimal(price),
-        open_24h=Decimal(price) * Decimal("0.98"),
-        source="replay",
-        volume_24h=Decimal("1234.5"),
-        at=at,
-        updated_at=at,
-    )
+    with system_context(reason="tests: the market feed's and signal engine's shared data"):
+        Quote.objects.create(
+            instrument=instrument,
+            price=Decimal(price),
+            open_24h=Decimal(price) * Decimal("0.98"),
+            source="replay",
+            volume_24h=Decimal("1234.5"),
+            at=at,
+            updated_at=at,
+        )
 
 
 def test_markets_page_is_public_and_lists_live_prices(client, instruments):
@@ -54,18 +56,19 @@ def test_markets_page_looks_the_same_logged_in(client, instruments):
 def test_market_detail_has_chart_data_and_a_live_ticker(client, instruments):
     btc = instruments["BTC/USDT"]
     start = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-    Candle.objects.bulk_create(
-        Candle(
-            instrument=btc,
-            open_time=start + timedelta(minutes=i),
-            open=Decimal(100 + i),
-            high=Decimal(110 + i),
-            low=Decimal(90 + i),
-            close=Decimal(101 + i),
-            volume=Decimal(1),
+    with system_context(reason="tests: the market feed's and signal engine's shared data"):
+        Candle.objects.bulk_create(
+            Candle(
+                instrument=btc,
+                open_time=start + timedelta(minutes=i),
+                open=Decimal(100 + i),
+                high=Decimal(110 + i),
+                low=Decimal(90 + i),
+                close=Decimal(101 + i),
+                volume=Decimal(1),
+            )
+            for i in range(10)
         )
-        for i in range(10)
-    )
     _quote(btc, "110")
     response = client.get("/markets/BTC-USDT?tf=5m")
     assert response.status_code == 200
@@ -103,12 +106,13 @@ def test_tick_retention_trims_old_ticks_only(instruments, settings):
     settings.MARKET_TICK_RETENTION_HOURS = 24
     now = timezone.now()
     btc = instruments["BTC/USDT"]
-    Tick.objects.bulk_create(
-        [
-            Tick(instrument=btc, price=1, at=now - timedelta(hours=25)),
-            Tick(instrument=btc, price=2, at=now - timedelta(hours=1)),
-        ]
-    )
+    with system_context(reason="tests: the market feed's and signal engine's shared data"):
+        Tick.objects.bulk_create(
+            [
+                Tick(instrument=btc, price=1, at=now - timedelta(hours=25)),
+                Tick(instrument=btc, price=2, at=now - timedelta(hours=1)),
+            ]
+        )
     assert trim_ticks() == 1
     assert list(Tick.objects.values_list("price", flat=True)) == [Decimal(2)]
 

@@ -6,6 +6,7 @@ from django.db import connection
 from django.utils import timezone
 
 from core.errors import DomainError
+from core.rls import system_context
 from marketdata.models import Candle, Quote
 from marketdata.selectors import candle_list, instrument_get, instrument_list, quote_latest_map
 
@@ -29,21 +30,23 @@ def test_instrument_get_accepts_both_spellings_and_rejects_unknown(instruments):
 
 def test_quote_latest_map_marks_silent_symbols_stale(instruments):
     now = timezone.now()
-    Quote.objects.create(
-        instrument=instruments["BTC/USDT"],
-        price=Decimal("101"),
-        open_24h=Decimal("100"),
-        source="replay",
-        at=now,
-        updated_at=now,
-    )
-    Quote.objects.create(
-        instrument=instruments["ETH/USDT"],
-        price=Decimal("50"),
-        source="simulated",
-        at=now,
-        updated_at=now - timedelta(seconds=instruments["ETH/USDT"].stale_after_seconds + 1),
-    )
+    with system_context(reason="tests: the market feed's and signal engine's shared data"):
+        Quote.objects.create(
+            instrument=instruments["BTC/USDT"],
+            price=Decimal("101"),
+            open_24h=Decimal("100"),
+            source="replay",
+            at=now,
+            updated_at=now,
+        )
+    with system_context(reason="tests: the market feed's and signal engine's shared data"):
+        Quote.objects.create(
+            instrument=instruments["ETH/USDT"],
+            price=Decimal("50"),
+            source="simulated",
+            at=now,
+            updated_at=now - timedelta(seconds=instruments["ETH/USDT"].stale_after_seconds + 1),
+        )
     quotes = quote_latest_map(symbols=["BTC-USDT", "ETH/USDT", "SOL/USDT"])
     assert set(quotes) == {"BTC/USDT", "ETH/USDT"}
     assert quotes["BTC/USDT"].stale is False
@@ -56,18 +59,19 @@ def test_candle_list_derives_higher_timeframes_from_minutes(instruments):
     btc = instruments["BTC/USDT"]
     start = datetime(2023, 3, 1, 0, 0, tzinfo=UTC)
     # 12 minutes: open = 100 + i, high = open + 5, low = open - 5, close = open + 1, volume 1.
-    Candle.objects.bulk_create(
-        Candle(
-            instrument=btc,
-            open_time=start + timedelta(minutes=i),
-            open=Decimal(100 + i),
-            high=Decimal(105 + i),
-            low=Decimal(95 + i),
-            close=Decimal(101 + i),
-            volume=Decimal("1.5"),
+    with system_context(reason="tests: the market feed's and signal engine's shared data"):
+        Candle.objects.bulk_create(
+            Candle(
+                instrument=btc,
+                open_time=start + timedelta(minutes=i),
+                open=Decimal(100 + i),
+                high=Decimal(105 + i),
+                low=Decimal(95 + i),
+                close=Decimal(101 + i),
+                volume=Decimal("1.5"),
+            )
+            for i in range(12)
         )
-        for i in range(12)
-    )
     five = candle_list(symbol="BTC-USDT", timeframe="5m", limit=10)
     assert [b.open_time.minute for b in five] == [0, 5, 10]
     assert (five[0].open, five[0].high, five[0].low, five[0].close, five[0].volume) == (

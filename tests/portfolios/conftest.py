@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from core.rls import tenant
+from core.rls import system_context, tenant
 from marketdata.models import Quote
 from marketdata.services import instruments_seed
 from portfolios.choices import PortfolioKind
@@ -23,16 +23,17 @@ def D(value) -> Decimal:  # noqa: N802 - reads like the literal it stands for
 
 def set_quote(instrument, price, *, open_24h=None, updated_at=None) -> Quote:
     now = updated_at or timezone.now()
-    quote, _ = Quote.objects.update_or_create(
-        instrument=instrument,
-        defaults={
-            "price": D(price),
-            "open_24h": D(open_24h) if open_24h else None,
-            "source": "test",
-            "at": now,
-            "updated_at": now,
-        },
-    )
+    with system_context(reason="tests: the market feed's and signal engine's shared data"):
+        quote, _ = Quote.objects.update_or_create(
+            instrument=instrument,
+            defaults={
+                "price": D(price),
+                "open_24h": D(open_24h) if open_24h else None,
+                "source": "test",
+                "at": now,
+                "updated_at": now,
+            },
+        )
     return quote
 
 

@@ -9,7 +9,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from core.models import AuditLog
-from core.rls import tenant
+from core.rls import system_context, tenant
 from portfolios.importing import MAX_IMPORT_BYTES, RowStatus, import_preview, transactions_import
 from portfolios.models import Position, Transaction
 from portfolios.selectors import cash_balance
@@ -171,20 +171,22 @@ def test_an_import_draws_the_past_equity_curve_from_stored_candles(
     from portfolios.models import Snapshot
 
     btc = instruments["BTC/USDT"]
-    Candle.objects.filter(instrument=btc).delete()
+    with system_context(reason="tests: the market feed's and signal engine's shared data"):
+        Candle.objects.filter(instrument=btc).delete()
     today = timezone.now().date()
     days = [today - timedelta(days=n) for n in (3, 2, 1)]
     for day, close in zip(days, ("20000", "21000", "22000"), strict=True):
         price = D(close)
-        Candle.objects.create(
-            instrument=btc,
-            open_time=datetime(day.year, day.month, day.day, 23, 59, tzinfo=UTC),
-            open=price,
-            high=price,
-            low=price,
-            close=price,
-            volume=D(1),
-        )
+        with system_context(reason="tests: the market feed's and signal engine's shared data"):
+            Candle.objects.create(
+                instrument=btc,
+                open_time=datetime(day.year, day.month, day.day, 23, 59, tzinfo=UTC),
+                open=price,
+                high=price,
+                low=price,
+                close=price,
+                volume=D(1),
+            )
     content = (
         "date,type,symbol,currency,quantity,price\n"
         f"{days[0]}T08:00:00Z,deposit,,USDT,1000,\n"

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from config.celery import app as celery_app
+from core.rls import system_context
 from marketdata.types import QuoteSnapshot
 from portfolios.choices import Period
 from portfolios.models import Snapshot
@@ -170,15 +171,16 @@ def _candle(instrument, day: int, close: str, month: int = 3):
     from marketdata.models import Candle
 
     price = D(close)
-    Candle.objects.create(
-        instrument=instrument,
-        open_time=at(day, 23, month=month).replace(minute=59),
-        open=price,
-        high=price,
-        low=price,
-        close=price,
-        volume=D("1"),
-    )
+    with system_context(reason="tests: the market feed's and signal engine's shared data"):
+        Candle.objects.create(
+            instrument=instrument,
+            open_time=at(day, 23, month=month).replace(minute=59),
+            open=price,
+            high=price,
+            low=price,
+            close=price,
+            volume=D("1"),
+        )
 
 
 def test_backfill_draws_past_closes_from_the_stored_candles(portfolio, record, instruments):
@@ -190,7 +192,8 @@ def test_backfill_draws_past_closes_from_the_stored_candles(portfolio, record, i
     record(portfolio, "deposit", "USDT", "5000", when=at(3, 9))
     record(portfolio, "withdrawal", "USDT", "1000", when=at(4, 9))
     btc = instruments["BTC/USDT"]
-    Candle.objects.filter(instrument=btc).delete()  # only this test's candles
+    with system_context(reason="tests: the market feed's and signal engine's shared data"):
+        Candle.objects.filter(instrument=btc).delete()  # only this test's candles
     for day, close in ((1, "21000"), (3, "20000"), (4, "22000")):  # no candle on day 2
         _candle(btc, day, close)
 

@@ -9,6 +9,7 @@ from itertools import islice
 from django.conf import settings
 from django.utils import timezone
 
+from core.rls import system_context
 from marketdata.models import Quote
 from portfolios.selectors import portfolio_valuation
 from portfolios.services import portfolio_create
@@ -58,7 +59,8 @@ def test_stale_and_missing_quotes_are_flagged(portfolio, record, instruments):
     record(portfolio, "buy", "BTC/USDT", "1", "20000", when=at(1))
     record(portfolio, "buy", "SOL/USDT", "10", "22.45", when=at(1))
     set_quote(instruments["BTC/USDT"], "21000", updated_at=timezone.now() - timedelta(minutes=10))
-    Quote.objects.filter(instrument=instruments["SOL/USDT"]).delete()
+    with system_context(reason="tests: the market feed's and signal engine's shared data"):
+        Quote.objects.filter(instrument=instruments["SOL/USDT"]).delete()
     lines = {line.symbol: line for line in portfolio_valuation(portfolio=portfolio).lines}
     assert lines["BTC/USDT"].price_source == PriceSource.STALE
     # No quote at all: valued at the last trade's price, and said so.

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from core.rls import tenant
+from core.rls import system_context, tenant
 from marketdata.models import Instrument, Quote
 from marketdata.services import instruments_seed
 
@@ -21,17 +21,18 @@ def instruments(db):
 def set_quote(symbol: str, price, *, bid=None, ask=None, age_seconds: int = 0) -> None:
     instrument = Instrument.objects.get(symbol=symbol)
     now = timezone.now() - timedelta(seconds=age_seconds)
-    Quote.objects.update_or_create(
-        instrument=instrument,
-        defaults={
-            "price": Decimal(str(price)),
-            "bid": Decimal(str(bid)) if bid is not None else None,
-            "ask": Decimal(str(ask)) if ask is not None else None,
-            "source": "test",
-            "at": now,
-            "updated_at": now,
-        },
-    )
+    with system_context(reason="tests: the market feed's and signal engine's shared data"):
+        Quote.objects.update_or_create(
+            instrument=instrument,
+            defaults={
+                "price": Decimal(str(price)),
+                "bid": Decimal(str(bid)) if bid is not None else None,
+                "ask": Decimal(str(ask)) if ask is not None else None,
+                "source": "test",
+                "at": now,
+                "updated_at": now,
+            },
+        )
 
 
 @pytest.fixture
@@ -87,9 +88,10 @@ def make_signal(*, action="buy", regime="bullish", strategy="dca", params_key="e
     from trading.models import Signal
 
     closed_at = timezone.now() - timedelta(seconds=age_seconds)
-    return Signal.objects.create(
-        instrument=Instrument.objects.get(symbol="BTC/USDT"), strategy=strategy, params={"every": 1},
-        params_key=params_key, timeframe="1m", candle_open_time=candle_open_time or closed_at - timedelta(minutes=1),
-        closed_at=closed_at, action=action, price=Decimal(price), regime=regime, reason="test signal",
-        status="planned",
-    )
+    with system_context(reason="tests: the market feed's and signal engine's shared data"):
+        return Signal.objects.create(
+            instrument=Instrument.objects.get(symbol="BTC/USDT"), strategy=strategy, params={"every": 1},
+            params_key=params_key, timeframe="1m", candle_open_time=candle_open_time or closed_at - timedelta(minutes=1),
+            closed_at=closed_at, action=action, price=Decimal(price), regime=regime, reason="test signal",
+            status="planned",
+        )

@@ -47,11 +47,12 @@ def test_a_candle_close_runs_the_signal_engine_and_the_gatekeeper(
     make_bot(user_a, paper_a)
     instrument = Instrument.objects.get(symbol="BTC/USDT")
     start, end = datetime(2023, 3, 7, tzinfo=UTC), datetime(2023, 3, 10, 12, tzinfo=UTC)
-    Candle.objects.bulk_create(
-        Candle(instrument=instrument, open_time=b.open_time, open=b.open, high=b.high, low=b.low, close=b.close,
-               volume=b.volume)
-        for b in minute_bars() if start <= b.open_time < end
-    )
+    with system_context(reason="tests: the market feed's and signal engine's shared data"):
+        Candle.objects.bulk_create(
+            Candle(instrument=instrument, open_time=b.open_time, open=b.open, high=b.high, low=b.low, close=b.close,
+                   volume=b.volume)
+            for b in minute_bars() if start <= b.open_time < end
+        )
     last = Candle.objects.filter(instrument=instrument).order_by("-open_time").first()
     bar = CandleBar(open_time=last.open_time, open=last.open, high=last.high, low=last.low, close=last.close,
                     volume=last.volume)
