@@ -403,7 +403,7 @@ def grace_periods_enforce(*, now: datetime | None = None) -> int:
     for user_id in user_ids:
         with tenant(user_id):
             subscription = (
-                Subscription.objects.select_for_update().select_related("user").defer("user__password")
+                Subscription.objects.select_for_update(of=("self",)).select_related("user").defer("user__password")
                 .get(user_id=user_id)
             )
             if subscription.downgraded_at or subscription.plan == PlanCode.FREE:

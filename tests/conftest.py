@@ -17,7 +17,7 @@ from django.core.management import call_command
 from django.db import connections, transaction
 from django.test import Client, TransactionTestCase
 
-from core.rls import tenant
+from core.rls import auth_context, tenant
 from core.tables import TABLES
 from tests.factories import UserFactory
 
@@ -59,6 +59,16 @@ def _login_as_the_user(self, user, backend=None):
 
 
 Client._login = _login_as_the_user
+_client_login_with_credentials = Client.login
+
+
+def _login_in_the_auth_context(self, **credentials):
+    # The sign-in lookup by email is the auth context's, as on the login page.
+    with auth_context(reason="tests: Client.login"):
+        return _client_login_with_credentials(self, **credentials)
+
+
+Client.login = _login_in_the_auth_context
 
 
 @pytest.fixture(scope="session")

@@ -555,7 +555,7 @@ def order_submit(*, order_id) -> Order:
       and only placed again if the venue does not have it.
     """
     with transaction.atomic():
-        order = Order.objects.select_for_update().select_related("connection", "instrument").get(pk=order_id)
+        order = Order.objects.select_for_update(of=("self", "connection")).select_related("connection", "instrument").get(pk=order_id)
         if order.status != OrderStatus.NEW:
             return order
         adapter = adapter_for(order.connection)
@@ -574,7 +574,7 @@ def order_submit(*, order_id) -> Order:
         order.save(update_fields=["submit_attempts", "updated_at"])
     # The attempt is counted (committed) before the venue is called, so a crash mid-call is seen next time.
     with transaction.atomic():
-        order = Order.objects.select_for_update().select_related("connection", "instrument").get(pk=order_id)
+        order = Order.objects.select_for_update(of=("self", "connection")).select_related("connection", "instrument").get(pk=order_id)
         try:
             update = adapter.place_order(
                 OrderRequest(
@@ -734,7 +734,7 @@ def bot_fill_account(bot: Bot, *, side: str, fill: Fill, quote: str) -> None:
 
 @transaction.atomic
 def order_cancel(*, user, order: Order, request: HttpRequest | None = None) -> Order:
-    order = Order.objects.select_for_update().select_related("connection", "instrument").get(pk=order.pk)
+    order = Order.objects.select_for_update(of=("self", "connection")).select_related("connection", "instrument").get(pk=order.pk)
     if order.user_id != user.pk:
         raise DomainError("That order is not yours.")
     if order.status not in OPEN_ORDER_STATUSES:
@@ -797,7 +797,7 @@ def paper_order_match(*, order_id: str, user_id: int, price: Decimal) -> Order |
     """Match one resting paper order against a traded price, in its owner's tenant context."""
     with tenant(user_id):
         order = (
-            Order.objects.select_for_update()
+            Order.objects.select_for_update(of=("self", "connection", "portfolio"))
             .select_related("instrument", "connection", "portfolio", "user")
             .defer("user__password")
             .filter(pk=order_id, status__in=[OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED])
@@ -1050,7 +1050,7 @@ def signal_plan(*, signal_id: int, now=None) -> FanOut:
     """
     now = now or timezone.now()
     with system_context(reason=f"fan-out planning for signal {signal_id}"):
-        signal = Signal.objects.select_for_update().select_related("instrument").get(pk=signal_id)
+        signal = Signal.objects.select_for_update(of=("self",)).select_related("instrument").get(pk=signal_id)
         if signal.action == SignalAction.HOLD:
             return FanOut(signal_id=signal_id, stale=False, planned=0, pending=[], blocked=[])
         lag = (now - signal.closed_at).total_seconds()

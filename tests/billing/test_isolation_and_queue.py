@@ -36,6 +36,7 @@ def test_billing_rows_are_invisible_to_other_tenants(user_a, user_b):
         assert Subscription.objects.get().stripe_customer_id == "cus_secret"
 
 
+@pytest.mark.django_db
 def test_billing_tables_are_classified_and_stripe_data_is_system_only():
     from core.tables import TABLES, TableClass
 
