@@ -69,6 +69,8 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     class Meta:
         ordering = ["email"]
+        # Related lookups (order.user) go through the manager that leaves the password hash unread.
+        base_manager_name = "objects"
 
     def __str__(self) -> str:
         return self.display_name or self.email

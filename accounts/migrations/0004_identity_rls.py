@@ -51,6 +51,10 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.AlterModelOptions(
+            name="user",
+            options={"base_manager_name": "objects", "ordering": ["email"]},
+        ),
         migrations.AddField(
             model_name="user",
             name="session_salt",

@@ -10,7 +10,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.core import mail
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from core import notifications
@@ -73,7 +73,8 @@ def test_unknown_preference_is_refused(user_a):
 
 
 def test_the_same_dedup_key_notifies_once(user_a, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+    # One transaction around both, as in a request: the callbacks run at its commit, after being counted.
+    with transaction.atomic(), django_capture_on_commit_callbacks() as callbacks:
         first = notify(user=user_a, kind="alert.price", message="BTC up", dedup_key="firing:1")
         second = notify(user=user_a, kind="alert.price", message="BTC up", dedup_key="firing:1")
     assert first.pk == second.pk

@@ -6,6 +6,7 @@ import pytest
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+from core.rls import tenant
 from tests.factories import UserFactory, api_token_for
 
 pytestmark = pytest.mark.django_db
@@ -65,7 +66,8 @@ def test_api_bad_input_is_a_400_problem_with_field_errors():
     problem = response.json()
     assert response["Content-Type"] == "application/problem+json"
     assert problem["status"] == 400 and "time_zone" in problem["errors"]
-    user.refresh_from_db()
+    with tenant(user.pk):
+        user.refresh_from_db(fields=["time_zone"])
     assert user.time_zone == "UTC"
 
 

@@ -128,26 +128,28 @@ def test_a_snapshot_is_taken_once_per_day(portfolio, record):
     assert again.pk == first.pk and again.value == D("100")
 
 
-def test_the_beat_task_snapshots_every_portfolio_as_its_owner(portfolio, record, user_b, instruments):
+def test_the_beat_task_snapshots_every_portfolio_as_its_owner(user_a, user_b, instruments):
+    # Committed first (no test-wide tenant block): the task finds the portfolios on the system connection.
     from core.rls import tenant
     from portfolios.services import portfolio_create, transaction_record
 
-    record(portfolio, "deposit", "USDT", "100")
-    with tenant(user_b.pk):
-        other = portfolio_create(user=user_b, name="B", base_currency="USDT")
-        transaction_record(
-            user=user_b, portfolio=other, kind="deposit", currency="USDT", quantity=D("7"), executed_at=at(1)
-        )
+    portfolios = {}
+    for user, cash in ((user_a, "100"), (user_b, "7")):
+        with tenant(user.pk):
+            portfolios[user.pk] = portfolio_create(user=user, name="Main", base_currency="USDT")
+            transaction_record(user=user, portfolio=portfolios[user.pk], kind="deposit", currency="USDT",
+                               quantity=D(cash), executed_at=at(1))
     assert settings.CELERY_BEAT_SCHEDULE["portfolios-daily-snapshot"]["task"] == portfolio_snapshot_all.name
     yesterday = (timezone.now() - timedelta(days=1)).date()
     celery_app.conf.task_always_eager = True
     try:
-        assert portfolio_snapshot_all.delay().get() == len(portfolio_keys_all())
+        assert portfolio_snapshot_all.delay().get() == len(portfolio_keys_all()) == 2
     finally:
         celery_app.conf.task_always_eager = False
     # Cash only: every past day's value is known without a candle, so the year back is filled too.
-    assert Snapshot.objects.filter(portfolio=portfolio).latest("date").date == yesterday
-    assert set(Snapshot.objects.values_list("portfolio_id", flat=True)) == {portfolio.pk}  # A sees only A's
+    with tenant(user_a.pk):
+        assert Snapshot.objects.filter(portfolio=portfolios[user_a.pk]).latest("date").date == yesterday
+        assert set(Snapshot.objects.values_list("portfolio_id", flat=True)) == {portfolios[user_a.pk].pk}
     with tenant(user_b.pk):
         assert Snapshot.objects.latest("date").value == D("7")
 

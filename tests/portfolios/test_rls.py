@@ -131,6 +131,7 @@ def test_finding_holders_is_the_one_cross_tenant_read(user_a, user_b, a_portfoli
             price=D("20000"),
             executed_at=at(2),
         )
+    with tenant(user_b.pk):
         # Even inside B's tenant the holders query crosses tenants, on purpose and logged.
         holders = portfolio_holders(symbols=["BTC/USDT"])
         assert (holders[user_a.pk], holders[user_b.pk]) == ([a_portfolio.pk], [other.pk])
