@@ -120,7 +120,7 @@ def test_password_reset_by_email(client):
     assert mismatch.context["form"].errors
     client.post(form_url, {"password1": "brand-new-pass-2026", "password2": "brand-new-pass-2026"})
     with system_context(reason="tests: read the stored password hash"):
-        user.refresh_from_db()
+        user.refresh_from_db(fields=["password"])
     assert user.check_password("brand-new-pass-2026")
 
 
