@@ -10,9 +10,8 @@ from core.rls import system_context
 from marketdata.models import Instrument
 from marketdata.types import TickEvent
 
-# Transactional tests list the owner alias too: its flush (TRUNCATE as the table owner) is what empties the
-# tables afterwards; the runtime alias's flush truncates nothing because no model migrates there.
-COMMITTED = pytest.mark.django_db(transaction=True, databases=["default", "owner"])
+# Every database test commits and is emptied afterwards (tests/conftest.py); these say so where it matters.
+COMMITTED = pytest.mark.django_db(transaction=True, databases="__all__")
 
 
 @pytest.fixture(autouse=True)

@@ -99,7 +99,7 @@ def test_paid_usage_is_marked_billable_and_a_trial_counts_as_paid(user_a):
     assert user_plan(user=user_a).code == "pro"
 
 
-@pytest.mark.django_db(transaction=True, databases=["default", "owner"])
+@pytest.mark.django_db(transaction=True, databases="__all__")
 def test_concurrent_uses_at_the_limit_let_exactly_one_through():
     user = UserFactory()
     for n in range(24):

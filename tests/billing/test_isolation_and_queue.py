@@ -17,7 +17,7 @@ from core.rls import system_context, tenant
 from tests.billing import stripe_events
 from tests.factories import UserFactory
 
-COMMITTED = pytest.mark.django_db(transaction=True, databases=["default", "owner"])
+COMMITTED = pytest.mark.django_db(transaction=True, databases="__all__")
 
 
 @pytest.mark.django_db

@@ -174,7 +174,7 @@ def test_a_signed_event_is_stored_once_and_queued_once(
 # --- Exactly once under concurrent duplicate delivery ----------------------------------------------------
 
 
-@pytest.mark.django_db(transaction=True, databases=["default", "owner"])
+@pytest.mark.django_db(transaction=True, databases="__all__")
 def test_each_event_delivered_three_times_concurrently_is_processed_once(webhooks, clock):
     user = UserFactory()
     _linked(user, "cus_concurrent")

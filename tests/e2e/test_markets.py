@@ -57,8 +57,6 @@ def market_feed(transactional_db, asgi_server, tmp_path):
     feed.terminate()
     feed.wait(timeout=15)
     log.close()
-    with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE marketdata_quote, marketdata_tick, marketdata_candle")
 
 
 def test_markets_page_shows_prices_changing_without_reload(page, market_feed):

@@ -194,7 +194,7 @@ def test_the_revaluer_thread_survives_when_closing_its_connection_fails(monkeypa
     assert batches == [{"BTC/USDT"}, {"ETH/USDT"}]
 
 
-@pytest.mark.django_db(transaction=True, databases=["default", "owner"])
+@pytest.mark.django_db(transaction=True, databases="__all__")
 def test_a_large_batch_is_rendered_on_several_threads_each_user_in_their_tenant(instruments):
     from tests.factories import UserFactory
 
