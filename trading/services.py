@@ -989,34 +989,28 @@ def signals_compute(*, symbol: str, candle_open_time, published_at=None) -> list
     closed_at = published_at or timezone.now()
     # Signals and regime readings are shared reference rows, written by the signal engine only.
     with system_context(reason=f"signal engine: decisions on {symbol}"):
-        return _signals_decide(instrument=instrument, symbol=symbol, due=due, closed_at=closed_at)
-
-
-def _signals_decide(*, instrument, symbol: str, due: dict, closed_at) -> list[Signal]:
-    from marketdata.selectors import candle_list
-
-    regime = regime_current(instrument=instrument)
-    actionable = []
-    for (strategy_key, params_key, timeframe), params in sorted(due.items()):
-        strategy = strategy_get(strategy_key)
-        candles = candle_list(symbol=symbol, timeframe=timeframe, limit=strategy.candles_needed(params) + 1)
-        decision = strategy_decide(strategy_key, candles, params)
-        signal, created = Signal.objects.get_or_create(
-            instrument=instrument, strategy=strategy_key, params_key=params_key, timeframe=timeframe,
-            candle_open_time=candles[-1].open_time if candles else candle_open_time,
-            defaults={
-                "params": params, "closed_at": closed_at, "action": decision.action,
-                "price": candles[-1].close if candles else ZERO, "regime": regime.regime,
-                "reason": decision.reason[:300],
-                "status": SignalStatus.HOLD if decision.action == SignalAction.HOLD else SignalStatus.PLANNED,
-            },
-        )
-        if signal.action != SignalAction.HOLD:
-            actionable.append(signal)
-            if created:
-                signal_id = signal.pk
-                transaction.on_commit(lambda signal_id=signal_id: _enqueue_fan_out(signal_id))
-    return actionable
+        regime = regime_current(instrument=instrument)
+        actionable = []
+        for (strategy_key, params_key, timeframe), params in sorted(due.items()):
+            strategy = strategy_get(strategy_key)
+            candles = candle_list(symbol=symbol, timeframe=timeframe, limit=strategy.candles_needed(params) + 1)
+            decision = strategy_decide(strategy_key, candles, params)
+            signal, created = Signal.objects.get_or_create(
+                instrument=instrument, strategy=strategy_key, params_key=params_key, timeframe=timeframe,
+                candle_open_time=candles[-1].open_time if candles else candle_open_time,
+                defaults={
+                    "params": params, "closed_at": closed_at, "action": decision.action,
+                    "price": candles[-1].close if candles else ZERO, "regime": regime.regime,
+                    "reason": decision.reason[:300],
+                    "status": SignalStatus.HOLD if decision.action == SignalAction.HOLD else SignalStatus.PLANNED,
+                },
+            )
+            if signal.action != SignalAction.HOLD:
+                actionable.append(signal)
+                if created:
+                    signal_id = signal.pk
+                    transaction.on_commit(lambda signal_id=signal_id: _enqueue_fan_out(signal_id))
+        return actionable
 
 
 def _enqueue_fan_out(signal_id: int) -> None:
