@@ -207,10 +207,12 @@ def bench_toasts(samples: int) -> dict:
     from alerts.choices import AlertKind
     from alerts.evaluator import runner
     from alerts.services import alert_create
+    from core.rls import system_context, tenant
     from marketdata.signals import ticks_published
     from marketdata.types import TickEvent
 
-    trader = User.objects.create_user(email="toast@bench.local", password=None)
+    with system_context(reason="bench: a trader signs up"):
+        trader = User.objects.create_user(email="toast@bench.local", password=None)
     alert_create(
         user=trader,
         kind=AlertKind.PRICE_CROSS,
@@ -220,7 +222,8 @@ def bench_toasts(samples: int) -> dict:
         cooldown=timedelta(0),
     )
     client = Client()
-    client.force_login(trader)
+    with tenant(trader.pk):  # signing in updates last_login, a row only its owner may write
+        client.force_login(trader)
     session = client.cookies[settings.SESSION_COOKIE_NAME].value
 
     port = free_port()

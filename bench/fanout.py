@@ -151,10 +151,12 @@ def quote_refresh(instrument_id: int) -> None:
     from marketdata.models import Quote
 
     now = timezone.now()
-    Quote.objects.update_or_create(
-        instrument_id=instrument_id,
-        defaults={"price": PRICE, "bid": PRICE - 1, "ask": PRICE + 1, "source": "bench", "at": now, "updated_at": now},
-    )
+    with system_context(reason="bench: the feed keeps the quote fresh"):
+        Quote.objects.update_or_create(
+            instrument_id=instrument_id,
+            defaults={"price": PRICE, "bid": PRICE - 1, "ask": PRICE + 1, "source": "bench", "at": now,
+                      "updated_at": now},
+        )
 
 
 class QuoteKeeper(threading.Thread):
@@ -215,12 +217,13 @@ def new_signal(minute: int):
     from trading.models import Signal
 
     now = timezone.now()
-    return Signal.objects.create(
-        instrument=Instrument.objects.get(symbol="BTC/USDT"), strategy="dca", params={"every": 1},
-        params_key="every=1", timeframe="1m", candle_open_time=now.replace(second=0, microsecond=0)
-        - timedelta(minutes=minute), closed_at=now, action="buy", price=PRICE, regime="bullish",
-        reason="bench signal", status="planned",
-    )
+    with system_context(reason="bench: the signal engine decides"):
+        return Signal.objects.create(
+            instrument=Instrument.objects.get(symbol="BTC/USDT"), strategy="dca", params={"every": 1},
+            params_key="every=1", timeframe="1m", candle_open_time=now.replace(second=0, microsecond=0)
+            - timedelta(minutes=minute), closed_at=now, action="buy", price=PRICE, regime="bullish",
+            reason="bench signal", status="planned",
+        )
 
 
 def run_signal(bots: int, minute: int, *, on_progress=None, timeout: float = 3600) -> dict:
