@@ -88,17 +88,21 @@ def tenant(user_id: int, *, using: str = "default") -> Iterator[None]:
         with transaction.atomic(using=using):
             yield
         return
+    # The setting is transaction-local: an outermost block needs neither the previous value nor a restore.
+    outermost = not connections[using].in_atomic_block
     with transaction.atomic(using=using):
         with connections[using].cursor() as cursor:
-            previous = _current_user_setting(cursor)
-            _set_user_setting(cursor, str(user_id))
+            cursor.execute(
+                "SELECT current_setting(%s, true), set_config(%s, %s, true)", [USER_SETTING, USER_SETTING, str(user_id)]
+            )
+            previous = cursor.fetchone()[0] or ""
         stack.append(user_id)
         try:
             yield
         finally:
             stack.pop()
         # After an exception or set_rollback(), the rollback itself restores the setting.
-        if not connections[using].needs_rollback:
+        if not outermost and not connections[using].needs_rollback:
             with connections[using].cursor() as cursor:
                 _set_user_setting(cursor, previous)
 
