@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth.views import redirect_to_login
 from django.shortcuts import redirect
@@ -20,4 +21,7 @@ class NexusAdminSite(admin.AdminSite):
         if request.user.is_authenticated and request.user.is_staff:
             messages.error(request, "Staff must turn on two-factor authentication before using the admin.")
             return redirect("mfa_index")
+        if request.user.is_authenticated:
+            # A trader is signed in already: the login page would send them straight back here, forever.
+            return redirect(settings.LOGIN_REDIRECT_URL)
         return redirect_to_login(request.get_full_path(), reverse("account_login"))
