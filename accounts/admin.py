@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
 from accounts.models import ApiToken, User
+from core.admin import ReadOnlyAdmin
 
 
 @admin.register(User)
@@ -19,19 +20,10 @@ class UserAdmin(DjangoUserAdmin):
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(ReadOnlyAdmin):
     """Read-only: traders create and revoke their tokens under Settings → API tokens (audited there)."""
 
     list_display = ["name", "user", "token_key", "created", "expiry", "last_used_at"]
     search_fields = ["name", "token_key", "user__email"]
     fields = list_display
     readonly_fields = list_display
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

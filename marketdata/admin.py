@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 
+from core.admin import ReadOnlyAdmin
 from marketdata.models import Candle, Instrument, Quote
 
 
@@ -20,19 +21,8 @@ class InstrumentAdmin(admin.ModelAdmin):
     search_fields = ["symbol", "base", "quote"]
 
 
-class FeedOwnedAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-
 @admin.register(Quote)
-class QuoteAdmin(FeedOwnedAdmin):
+class QuoteAdmin(ReadOnlyAdmin):
     list_display = [
         "instrument",
         "price",
@@ -48,7 +38,7 @@ class QuoteAdmin(FeedOwnedAdmin):
 
 
 @admin.register(Candle)
-class CandleAdmin(FeedOwnedAdmin):
+class CandleAdmin(ReadOnlyAdmin):
     list_display = ["instrument", "open_time", "open", "high", "low", "close", "volume"]
     list_filter = ["instrument"]
     date_hierarchy = "open_time"
