@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.choices import BaseCurrency
+from core.api import BoundedLimitOffsetPagination
 from marketdata.selectors import instrument_get
 from portfolios.choices import DECIMAL_PLACES, Period, PortfolioKind, TransactionKind, TransactionSource
 from portfolios.selectors import (
@@ -173,7 +173,7 @@ class TransactionListApi(APIView):
     @extend_schema(responses=TransactionOutput(many=True))
     def get(self, request: Request, pk: int) -> Response:
         portfolio = portfolio_get(user=request.user, pk=pk)
-        paginator = LimitOffsetPagination()
+        paginator = BoundedLimitOffsetPagination()
         page = paginator.paginate_queryset(transaction_list(portfolio=portfolio), request, view=self)
         return paginator.get_paginated_response(TransactionOutput(page, many=True).data)
 
