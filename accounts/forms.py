@@ -1,6 +1,12 @@
+from allauth.account import forms as allauth_forms
 from django import forms
+from django.core.validators import MaxLengthValidator
 
 from accounts.models import User
+
+# 254, RFC 5321's limit and what accounts_user.email and account_emailaddress.email hold. Django's
+# EmailField (so allauth's forms) would take 320 and leave the difference to fail in the database.
+EMAIL_MAX_LENGTH = User._meta.get_field("email").max_length
 
 
 class ProfileForm(forms.ModelForm):
@@ -12,3 +18,20 @@ class ProfileForm(forms.ModelForm):
             "display_name": "Shown on your pages and in Discord replies. Leave empty to use your email.",
             "base_currency": "Portfolios are valued in this currency unless you choose another per portfolio.",
         }
+
+
+class _StorableEmailMixin:
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        email = self.fields["email"]
+        email.max_length = EMAIL_MAX_LENGTH
+        email.validators.append(MaxLengthValidator(EMAIL_MAX_LENGTH))
+        email.widget.attrs["maxlength"] = str(EMAIL_MAX_LENGTH)
+
+
+class SignupForm(_StorableEmailMixin, allauth_forms.SignupForm):
+    pass
+
+
+class AddEmailForm(_StorableEmailMixin, allauth_forms.AddEmailForm):
+    pass

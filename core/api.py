@@ -9,20 +9,23 @@ from rest_framework.parsers import JSONParser
 from rest_framework.views import exception_handler
 
 from core.errors import DomainError
-from core.inputs import MAX_JSON_DEPTH, json_depth_problem
+from core.inputs import MAX_JSON_DEPTH, json_problem
 
 MAX_PAGE_SIZE = 500
 
 
 class DepthLimitedJSONParser(JSONParser):
-    """JSON bodies nested deeper than MAX_JSON_DEPTH are a 400 (parse error), not a RecursionError."""
+    """JSON nested deeper than MAX_JSON_DEPTH, or holding lone surrogates, is a 400 (a parse error) rather
+    than a RecursionError or an error message that cannot be encoded."""
 
     def parse(self, stream, media_type=None, parser_context=None):
         try:
             data = super().parse(stream, media_type, parser_context)
         except RecursionError:
-            raise exceptions.ParseError(f"JSON parse error - nested deeper than {MAX_JSON_DEPTH} levels.") from None
-        problem = json_depth_problem(data)
+            raise exceptions.ParseError(
+                f"JSON parse error - nested deeper than {MAX_JSON_DEPTH} levels."
+            ) from None
+        problem = json_problem(data)
         if problem:
             raise exceptions.ParseError(f"JSON parse error - {problem}")
         return data

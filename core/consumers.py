@@ -4,9 +4,19 @@ from __future__ import annotations
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 
+CLOSE_NOT_FOUND = 4404
+
 
 def user_group(user_id: int) -> str:
     return f"user.{user_id}"
+
+
+class RouteNotFoundConsumer(AsyncWebsocketConsumer):
+    """A socket path no app serves: accepted only to be closed with 4404 (Channels' router would raise)."""
+
+    async def connect(self) -> None:
+        await self.accept()
+        await self.close(code=CLOSE_NOT_FOUND)
 
 
 class UserEventsConsumer(AsyncWebsocketConsumer):

@@ -15,6 +15,7 @@ from typing import Any
 
 MAX_JSON_DEPTH = 32
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def text_problem(value: str, *, max_length: int) -> str | None:
@@ -26,28 +27,31 @@ def text_problem(value: str, *, max_length: int) -> str | None:
     return None
 
 
-def json_depth_problem(data: Any, *, max_depth: int = MAX_JSON_DEPTH) -> str | None:
-    """A message when parsed JSON nests arrays and objects deeper than `max_depth`, else None."""
-    containers = [data] if isinstance(data, dict | list) else []
-    for _ in range(max_depth):
-        containers = [
-            child
-            for container in containers
-            for child in (container.values() if isinstance(container, dict) else container)
-            if isinstance(child, dict | list)
-        ]
-        if not containers:
-            return None
-    return f"JSON nested deeper than {max_depth} levels."
+def json_problem(data: Any, *, max_depth: int = MAX_JSON_DEPTH) -> str | None:
+    """Why parsed JSON cannot be taken, or None: arrays and objects nested deeper than `max_depth`, or a
+    string holding a lone surrogate (a "\\ud800" escape is valid JSON but not Unicode: nothing can
+    store it, and echoing it in an error message would fail too)."""
+    values = [data]
+    for depth in range(max_depth + 1):
+        children = []
+        for value in values:
+            if isinstance(value, str) and _SURROGATE.search(value):
+                return "a string holds a lone surrogate (such as \\ud800), which is not Unicode text."
+            if isinstance(value, dict | list):
+                if depth == max_depth:
+                    return f"nested deeper than {max_depth} levels."
+                children.extend([*value, *value.values()] if isinstance(value, dict) else value)
+        values = children
+    return None
 
 
 def json_loads_bounded(text: str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
-    """`json.loads`, but deep nesting is a ValueError like any other malformed JSON, never a RecursionError."""
+    """`json.loads`, but what `json_problem` finds (or a RecursionError) is a ValueError like other bad JSON."""
     try:
         data = json.loads(text)
     except RecursionError:
-        raise ValueError(f"JSON nested deeper than {max_depth} levels.") from None
-    problem = json_depth_problem(data, max_depth=max_depth)
+        raise ValueError(f"nested deeper than {max_depth} levels.") from None
+    problem = json_problem(data, max_depth=max_depth)
     if problem:
         raise ValueError(problem)
     return data

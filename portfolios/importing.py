@@ -158,7 +158,7 @@ def _records(text: str) -> list[tuple[int, list[str]]]:
             records.append((reader.line_num, cells))
     except csv.Error as exc:
         raise DomainError(
-            f"Line {reader.line_num}: the CSV is malformed ({exc}); check the quotes (\") around it.",
+            f'Line {reader.line_num}: the CSV is malformed ({exc}); check the quotes (") around it.',
             field="file",
         ) from None
     return records
@@ -266,7 +266,8 @@ def _nexus_row(cells: dict[str, str], instruments: _Instruments, seen: dict[str,
         "fee_currency": (cells.get("fee_currency") or "").strip(),
         "executed_at": _datetime(cells.get("date", "")),
         "note": _from_spreadsheet((cells.get("note") or "").strip()),
-        "external_id": _from_spreadsheet((cells.get("external_id") or "").strip()) or _row_id("csv", values, seen),
+        "external_id": _from_spreadsheet((cells.get("external_id") or "").strip())
+        or _row_id("csv", values, seen),
     }
 
 

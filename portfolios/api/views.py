@@ -158,12 +158,12 @@ class PerformanceApi(APIView):
 class TransactionListApi(APIView):
     class TransactionInputSerializer(serializers.Serializer):
         kind = serializers.ChoiceField(choices=TransactionKind.choices)
-        symbol = serializers.CharField(required=False, allow_blank=True, default="")
-        currency = serializers.CharField(required=False, allow_blank=True, default="")
+        symbol = serializers.CharField(required=False, allow_blank=True, default="", max_length=32)
+        currency = serializers.CharField(required=False, allow_blank=True, default="", max_length=16)
         quantity = _decimal(min_value=0)
         price = _decimal(min_value=0, required=False, allow_null=True, default=None)
         fee = _decimal(min_value=0, required=False, default=0)
-        fee_currency = serializers.CharField(required=False, allow_blank=True, default="")
+        fee_currency = serializers.CharField(required=False, allow_blank=True, default="", max_length=16)
         executed_at = serializers.DateTimeField()
         external_id = serializers.CharField(required=False, allow_null=True, default=None, max_length=128)
         note = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
