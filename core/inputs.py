@@ -1,5 +1,5 @@
 """Checks for values that arrive from outside where no form or serializer field guards them: CSV cells,
-socket messages and query strings, URL path segments.
+socket messages and query strings, URL path segments, dates with far-off UTC offsets.
 
 Django's and DRF's CharFields already refuse NUL and lone surrogates and enforce `max_length`; these
 checks are the same rules for the other ways text gets in, so that a bad value becomes a message the
@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from typing import Any
+
+from django.core.exceptions import ValidationError
 
 MAX_JSON_DEPTH = 32
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
@@ -25,6 +28,15 @@ def text_problem(value: str, *, max_length: int) -> str | None:
     if _UNSTORABLE.search(value):
         return "contains a NUL or an invalid Unicode character"
     return None
+
+
+def validate_utc_datetime(value: datetime) -> None:
+    """Form validator: the time must fall within years 1 to 9999 in UTC. 0001-01-01T00:00+14:00 does not,
+    and PostgreSQL would store it and then fail to read it back."""
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValidationError("Enter a date between the years 1 and 9999.", code="out_of_range") from None
 
 
 def json_problem(data: Any, *, max_depth: int = MAX_JSON_DEPTH) -> str | None:
