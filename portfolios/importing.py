@@ -149,8 +149,8 @@ def _decode(content: bytes) -> str:
 
 
 def _records(text: str) -> list[tuple[int, list[str]]]:
-    """Every CSV record with the line it ends on. A quote left open, or text after a closing quote, is an
-    error naming the line rather than a guess at where the cell was meant to end."""
+    """Every CSV record with the line it ends on. A quote left open, text after a closing quote, or a cell
+    past the csv module's limit (131,072 characters) is an error naming the line, not a guess."""
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     records = []
     try:
@@ -158,7 +158,8 @@ def _records(text: str) -> list[tuple[int, list[str]]]:
             records.append((reader.line_num, cells))
     except csv.Error as exc:
         raise DomainError(
-            f'Line {reader.line_num}: the CSV is malformed ({exc}); check the quotes (") around it.',
+            f"Line {reader.line_num}: this is not CSV Nexus can read ({exc}). A cell holds at most "
+            f'{MAX_CELL_CHARS:,} characters; look for a quote (") left open.',
             field="file",
         ) from None
     return records
