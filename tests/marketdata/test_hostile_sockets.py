@@ -100,3 +100,35 @@ def test_a_path_nothing_serves_is_closed_with_4404(db, rest):
         return connected, closed
 
     assert run_async(scenario) == (True, {"type": "websocket.close", "code": 4404})
+
+
+def test_the_reported_cases(instruments):
+    """?symbols=%00 (was a 500), a subscribe message with a NUL symbol (was close 1011), /ws/nonexistent/
+    (was a 500)."""
+    for path in ("/ws/market/?symbols=%00", "/ws/market/json/?symbols=%00"):
+        message, closed = _closed_with_an_error(path)
+        assert message == {
+            "type": "error",
+            "message": "The symbol contains a NUL or an invalid Unicode character.",
+        }
+        assert closed == {"type": "websocket.close", "code": 4400}
+
+    async def scenario():
+        market = WebsocketCommunicator(application(), "/ws/market/json/", headers=ORIGIN)
+        await market.connect()
+        await market.receive_json_from(timeout=5)
+        await market.send_json_to({"action": "subscribe", "symbols": ["BTC\x00USDT"]})
+        answer = await market.receive_json_from(timeout=5)
+        await market.disconnect()
+        nowhere = WebsocketCommunicator(application(), "/ws/nonexistent/", headers=ORIGIN)
+        connected, _ = await nowhere.connect()
+        closed = await nowhere.receive_output(timeout=5)
+        return answer, connected, closed
+
+    hub_reset()
+    answer, connected, closed = run_async(scenario)
+    assert answer == {
+        "type": "error",
+        "message": "The symbol contains a NUL or an invalid Unicode character.",
+    }
+    assert connected and closed == {"type": "websocket.close", "code": 4404}
