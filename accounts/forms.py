@@ -21,6 +21,8 @@ class ProfileForm(forms.ModelForm):
 
 
 class _StorableEmailMixin:
+    """allauth's form, with its email field held to EMAIL_MAX_LENGTH."""
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         email = self.fields["email"]

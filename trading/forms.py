@@ -32,8 +32,8 @@ class ConnectionForm(forms.Form):
                               help_text="Stored encrypted; only its last four characters are shown again.")
     api_secret = forms.CharField(required=False, label="API secret", max_length=KEY_MAX_LENGTH,
                                  widget=forms.PasswordInput(render_value=False))
-    passphrase = forms.CharField(required=False, label="Passphrase (OKX, KuCoin, Coinbase)", max_length=KEY_MAX_LENGTH,
-                                 widget=forms.PasswordInput(render_value=False))
+    passphrase = forms.CharField(required=False, label="Passphrase (OKX, KuCoin, Coinbase)",
+                                 max_length=KEY_MAX_LENGTH, widget=forms.PasswordInput(render_value=False))
     confirmed_no_withdrawal = forms.BooleanField(
         required=False, label="I confirm this key cannot withdraw funds",
         help_text="Needed for venues that do not report a key's permissions.",
