@@ -1,9 +1,15 @@
 from datetime import UTC, datetime, timedelta
 
+from allauth.account import forms as allauth_forms
 from django import forms
+from django.core.validators import MaxLengthValidator
 
 from accounts.models import User
 from core.errors import DomainError
+
+# 254, RFC 5321's limit and what accounts_user.email and account_emailaddress.email hold. Django's
+# EmailField (so allauth's forms) would take 320 and leave the difference to fail in the database.
+EMAIL_MAX_LENGTH = User._meta.get_field("email").max_length
 
 
 class ProfileForm(forms.ModelForm):
@@ -36,3 +42,21 @@ class ApiTokenForm(forms.Form):
 
     def add_domain_error(self, exc: DomainError) -> None:
         self.add_error(exc.field if exc.field in self.fields else None, str(exc))
+
+class _StorableEmailMixin:
+    """allauth's form, with its email field held to EMAIL_MAX_LENGTH."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        email = self.fields["email"]
+        email.max_length = EMAIL_MAX_LENGTH
+        email.validators.append(MaxLengthValidator(EMAIL_MAX_LENGTH))
+        email.widget.attrs["maxlength"] = str(EMAIL_MAX_LENGTH)
+
+
+class SignupForm(_StorableEmailMixin, allauth_forms.SignupForm):
+    pass
+
+
+class AddEmailForm(_StorableEmailMixin, allauth_forms.AddEmailForm):
+    pass

@@ -1,7 +1,10 @@
+from http import HTTPStatus
+
+from allauth.account import views as allauth_views
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
@@ -76,3 +79,14 @@ def api_token_revoke_view(request: HttpRequest, token_id: int) -> HttpResponse:
 @login_required
 def security_log_view(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/security_log.html", {"entries": audit_list_for_user(user=request.user)[:200]})
+
+
+class LoginView(allauth_views.LoginView):
+    """allauth's login, except that a locked-out login (too many failures) answers 429 Too Many Requests,
+    still showing the form and the error that says to wait."""
+
+    def form_invalid(self, form):
+        response = super().form_invalid(form)
+        if form.has_error(NON_FIELD_ERRORS, code="too_many_login_attempts"):
+            response.status_code = HTTPStatus.TOO_MANY_REQUESTS
+        return response

@@ -7,6 +7,7 @@ from django import forms
 from alerts.choices import WINDOW_CHOICES, AlertKind, PnlUnit
 from alerts.models import Alert
 from core.errors import DomainError
+from core.inputs import validate_utc_datetime
 from portfolios.selectors import portfolio_list
 
 # The service names fields as the model does; the form shows the cooldown in minutes.
@@ -61,6 +62,7 @@ class AlertForm(forms.Form):
         label="Expires (UTC)",
         required=False,
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        validators=[validate_utc_datetime],
     )
     note = forms.CharField(label="Note", required=False, max_length=200)
 

@@ -36,7 +36,9 @@ def _prefill(request: HttpRequest) -> dict:
         initial["kind"] = kind
     if threshold := request.GET.get("threshold"):
         initial["threshold"] = threshold
-    if (portfolio := request.GET.get("portfolio", "")).isdigit():
+    # isdecimal, not isdigit: "²" is a digit int() refuses; and an id has at most 19 digits (int() refuses
+    # more than 4,300).
+    if (portfolio := request.GET.get("portfolio", "")).isdecimal() and len(portfolio) <= 19:
         initial["portfolio"] = int(portfolio)
     if request.GET.get("pnl_unit") in ("absolute", "percent"):
         initial["pnl_unit"] = request.GET["pnl_unit"]

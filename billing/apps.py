@@ -6,13 +6,20 @@ class BillingConfig(AppConfig):
     verbose_name = "Billing"
 
     def ready(self) -> None:
+        from djstripe.signals import webhook_post_validate
+
         from billing.choices import (
             NOTIFY_PAYMENT_FAILED,
             NOTIFY_PAYMENT_RECOVERED,
             NOTIFY_PLAN_CHANGED,
             NOTIFY_TRIAL_ENDING,
         )
+        from billing.webhooks import webhook_refuse_future_signature
         from core.notifications import register_kind
+
+        webhook_post_validate.connect(
+            webhook_refuse_future_signature, dispatch_uid="billing.future_signature"
+        )
 
         register_kind(NOTIFY_PLAN_CHANGED, label="Plan changes")
         register_kind(NOTIFY_TRIAL_ENDING, label="Trial ending")

@@ -25,6 +25,7 @@ in any order. The event table in docs/billing.md lists what each event does.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -39,6 +40,7 @@ from django.db.models import F
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.datastructures import CaseInsensitiveMapping
 from djstripe.settings import djstripe_settings
 from psycopg.types.json import Jsonb
 
@@ -83,6 +85,22 @@ def _stripe_id(value: Any) -> str | None:
 
 
 # --- Receiving ------------------------------------------------------------------------------------------
+
+
+def webhook_refuse_future_signature(sender, instance, valid: bool, **kwargs) -> None:
+    """dj-stripe's `webhook_post_validate` receiver. Stripe's library refuses a signature older than the
+    endpoint's tolerance but not one from the future; a signed time further ahead than the tolerance is
+    refused too (dj-stripe then answers 400 and processes nothing)."""
+    if not valid:
+        return
+    header = CaseInsensitiveMapping(instance.headers).get("stripe-signature") or ""
+    # The first t=, as Stripe's verifier reads it: that is the time the signature covers.
+    signed_at = next(
+        int(value) for key, _, value in (item.partition("=") for item in header.split(",")) if key == "t"
+    )
+    if signed_at > time.time() + instance.webhook_endpoint.djstripe_tolerance:
+        logger.warning("billing.webhook_signed_in_the_future", signed_at=signed_at)
+        instance.valid = False
 
 
 def webhook_event_receive(trigger, api_key: str | None = None) -> None:

@@ -4,9 +4,38 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import exceptions, status
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.parsers import JSONParser
 from rest_framework.views import exception_handler
 
 from core.errors import DomainError
+from core.inputs import MAX_JSON_DEPTH, json_problem
+
+MAX_PAGE_SIZE = 500
+
+
+class DepthLimitedJSONParser(JSONParser):
+    """JSON nested deeper than MAX_JSON_DEPTH, or holding lone surrogates, is a 400 (a parse error) rather
+    than a RecursionError or an error message that cannot be encoded."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise exceptions.ParseError(
+                f"JSON parse error - nested deeper than {MAX_JSON_DEPTH} levels."
+            ) from None
+        problem = json_problem(data)
+        if problem:
+            raise exceptions.ParseError(f"JSON parse error - {problem}")
+        return data
+
+
+class BoundedLimitOffsetPagination(LimitOffsetPagination):
+    """?limit= above MAX_PAGE_SIZE is cut to it (a larger LIMIT would not even fit PostgreSQL's bigint)."""
+
+    max_limit = MAX_PAGE_SIZE
+    limit_query_description = f"Number of results to return per page (at most {MAX_PAGE_SIZE})."
 
 
 def problem_exception_handler(exc, context):

@@ -9,6 +9,8 @@ from channels.layers import get_channel_layer
 # "Service restart": the pages' WebSocket extension reconnects after it (and not after a normal close).
 CLOSE_RECONNECT = 1012
 
+CLOSE_NOT_FOUND = 4404
+
 
 def user_group(user_id: int) -> str:
     return f"user.{user_id}"
@@ -18,6 +20,13 @@ def user_sockets_reauthenticate(user_id: int) -> None:
     """Close every open WebSocket of the user. The pages reconnect by themselves, and a connection checks
     its session again: after "log out everywhere" or a password change only still-valid sessions get in."""
     async_to_sync(get_channel_layer().group_send)(user_group(user_id), {"type": "user.reauthenticate"})
+
+class RouteNotFoundConsumer(AsyncWebsocketConsumer):
+    """A socket path no app serves: accepted only to be closed with 4404 (Channels' router would raise)."""
+
+    async def connect(self) -> None:
+        await self.accept()
+        await self.close(code=CLOSE_NOT_FOUND)
 
 
 class UserEventsConsumer(AsyncWebsocketConsumer):

@@ -26,7 +26,8 @@ class AuditLog(models.Model):
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
-    actor_label = models.CharField(max_length=200, help_text="Who acted, kept after the actor is deleted.")
+    # Text, not a bounded column: labels such as "api for <email>" embed an email of up to 254 characters.
+    actor_label = models.TextField(help_text="Who acted, kept after the actor is deleted.")
     action = models.CharField(max_length=100, db_index=True)
     target_type = models.CharField(max_length=100, blank=True)
     target_id = models.CharField(max_length=64, blank=True)

@@ -15,17 +15,21 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from core.errors import DomainError
+from core.inputs import json_loads_bounded, text_problem
 from marketdata.hub import Subscriber, hub
 from marketdata.metrics import WS_MESSAGES_SENT
 from marketdata.render import VIEWS
 from marketdata.selectors import instrument_get
 
 MAX_SYMBOLS = 50
+# Room for MAX_SYMBOLS symbols and the JSON around them.
+MAX_MESSAGE_CHARS = 4096
 CLOSE_BAD_REQUEST = 4400
 
 
 def _query(scope) -> dict[str, str]:
-    return {k: v[-1] for k, v in parse_qs(scope.get("query_string", b"").decode()).items()}
+    # Not UTF-8: the replacement characters make an unknown symbol or view, answered like any other.
+    return {k: v[-1] for k, v in parse_qs(scope.get("query_string", b"").decode(errors="replace")).items()}
 
 
 @database_sync_to_async
@@ -118,8 +122,12 @@ class MarketJsonConsumer(_MarketConsumer):
         await self.send_frames([json.dumps({"type": "snapshot", "quotes": quotes})])
 
     async def receive(self, text_data=None, bytes_data=None) -> None:
+        problem = text_problem(text_data or "", max_length=MAX_MESSAGE_CHARS)
+        if problem:
+            await self.send_error(f"The message {problem}.")
+            return
         try:
-            request = json.loads(text_data or "")
+            request = json_loads_bounded(text_data or "")
             action, symbols = request["action"], request["symbols"]
             if action not in ("subscribe", "unsubscribe") or not isinstance(symbols, list):
                 raise ValueError

@@ -177,8 +177,10 @@ class MarketHub:
     async def _send(self, subscriber: Subscriber, frames: list[str]) -> None:
         try:
             await subscriber.send_frames(frames)
-        except Exception:  # a socket that broke while we wrote to it: forget it, serve the others
-            logger.warning("marketdata.hub_deliver_failed", exc_info=True)
+        except Exception as exc:
+            # The client closed while we wrote (its disconnect is still queued): routine when many leave
+            # at once, so one line without a traceback. Forget it, serve the others.
+            logger.info("marketdata.hub_socket_gone", error=repr(exc))
             self.unsubscribe(subscriber)
 
     async def _rejoin(self, layer, channel: str) -> None:

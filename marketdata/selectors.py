@@ -11,6 +11,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from core.errors import DomainError
+from core.inputs import text_problem
 from marketdata.models import Candle, Instrument, Quote
 from marketdata.types import CandleBar, QuoteSnapshot
 
@@ -21,6 +22,7 @@ TIMEFRAMES: dict[str, timedelta] = {
     "1d": timedelta(days=1),
 }
 CANDLE_LIMIT_MAX = 5000
+SYMBOL_MAX_LENGTH = Instrument._meta.get_field("symbol").max_length
 CHANGE_PCT_PLACES = Decimal("0.01")
 
 
@@ -38,6 +40,10 @@ def instrument_list(*, active: bool | None = True) -> QuerySet[Instrument]:
 
 def instrument_get(*, symbol: str) -> Instrument:
     """The instrument for "BTC/USDT" or "BTC-USDT"; DomainError when Nexus does not list it."""
+    symbol = str(symbol)
+    problem = text_problem(symbol, max_length=SYMBOL_MAX_LENGTH)
+    if problem:  # from a URL, a query string or a socket message: nothing a listed symbol could match
+        raise DomainError(f"The symbol {problem}.", field="symbol")
     try:
         return Instrument.objects.get(symbol=canonical_symbol(symbol))
     except Instrument.DoesNotExist:

@@ -5,6 +5,7 @@ from django.utils import timezone
 
 from accounts.choices import BaseCurrency
 from core.errors import DomainError
+from core.inputs import validate_utc_datetime
 from marketdata.selectors import instrument_get, instrument_list
 from portfolios.choices import DECIMAL_PLACES, PortfolioKind, TransactionKind
 
@@ -75,6 +76,7 @@ class TransactionForm(DomainErrorFormMixin, forms.Form):
             "%Y-%m-%d",
         ],
         help_text="In your time zone.",
+        validators=[validate_utc_datetime],
     )
     note = forms.CharField(label="Note", max_length=500, required=False)
 

@@ -22,6 +22,7 @@ from django.http import HttpRequest
 
 from core.audit import audit_record
 from core.errors import DomainError
+from core.inputs import text_problem
 from marketdata.selectors import instrument_list
 from portfolios.choices import TransactionKind, TransactionSource
 from portfolios.ledger import plain
@@ -29,6 +30,7 @@ from portfolios.models import Portfolio, Transaction
 from portfolios.selectors import external_ids_present
 from portfolios.services import (
     backfill_after_commit,
+    decimal_clean,
     ensure_owner,
     portfolio_lock,
     push_after_commit,
@@ -39,6 +41,8 @@ from portfolios.services import (
 
 MAX_IMPORT_BYTES = 2 * 1024 * 1024
 MAX_IMPORT_ROWS = 10_000
+# The longest field stored is a 500-character note; a longer cell is a mistake, not data to truncate.
+MAX_CELL_CHARS = 1_000
 
 NEXUS_COLUMNS = [
     "date",
@@ -68,6 +72,11 @@ TYPE_ALIASES = {
     "transfer out": TransactionKind.TRANSFER_OUT,
 }
 AMOUNT_WITH_UNIT = re.compile(r"^\s*([0-9][0-9,]*(?:\.[0-9]+)?|\.[0-9]+)\s*([A-Za-z0-9]*)\s*$")
+# Commas only between groups of three digits, and either a decimal point or two commas: "20,000.50" and
+# "1,000,000". "0,5", "20000,50" and "20,000" might be decimal commas, so they are refused, not guessed.
+THOUSANDS = re.compile(r"^[0-9]{1,3}(?:,[0-9]{3})+\.[0-9]+$|^[0-9]{1,3}(?:,[0-9]{3}){2,}$")
+# A cell a spreadsheet would run as a formula; the export writes such text behind a ' (see _spreadsheet_safe).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 class RowStatus:
@@ -115,6 +124,21 @@ class RowError(Exception):
 # --- parsing ------------------------------------------------------------------------------------------
 
 
+def _formula_like(text: str) -> bool:
+    """Would a spreadsheet run this cell as a formula (once the quotes it reads as "text" are gone)?"""
+    return text.lstrip("'").startswith(FORMULA_START)
+
+
+def _spreadsheet_safe(text: str) -> str:
+    """Text a spreadsheet shows instead of running: a ' before anything formula-like (=HYPERLINK(...))."""
+    return f"'{text}" if _formula_like(text) else text
+
+
+def _from_spreadsheet(text: str) -> str:
+    """The text `_spreadsheet_safe` was given, so an exported file imports back unchanged."""
+    return text[1:] if text.startswith("'") and _formula_like(text[1:]) else text
+
+
 def _decode(content: bytes) -> str:
     try:
         return content.decode("utf-8-sig")
@@ -124,17 +148,50 @@ def _decode(content: bytes) -> str:
         ) from None
 
 
+def _records(text: str) -> list[tuple[int, list[str]]]:
+    """Every CSV record with the line it ends on. A quote left open, text after a closing quote, or a cell
+    past the csv module's limit (131,072 characters) is an error naming the line, not a guess."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    records = []
+    try:
+        for cells in reader:
+            records.append((reader.line_num, cells))
+    except csv.Error as exc:
+        raise DomainError(
+            f"Line {reader.line_num}: this is not CSV Nexus can read ({exc}). A cell holds at most "
+            f'{MAX_CELL_CHARS:,} characters; look for a quote (") left open.',
+            field="file",
+        ) from None
+    return records
+
+
+def _cells_problem(columns: list[str], cells: list[str]) -> str | None:
+    """The first cell no field could hold (a NUL, or longer than MAX_CELL_CHARS), named by its column."""
+    for column, cell in zip(columns, cells, strict=False):
+        problem = text_problem(cell, max_length=MAX_CELL_CHARS)
+        if problem:
+            return f"The {column} cell {problem}."
+    return None
+
+
 def _number(text: str, what: str) -> Decimal | None:
-    text = (text or "").strip().replace(",", "")
+    text = (text or "").strip()
     if not text:
         return None
+    if "," in text:
+        if not THOUSANDS.match(text):
+            raise RowError(
+                f"{what} “{text}”: use a dot as the decimal separator (0.5), "
+                "and commas only to group thousands (20,000.50)."
+            )
+        text = text.replace(",", "")
     try:
         value = Decimal(text)
     except InvalidOperation:
         raise RowError(f"{what} “{text}” is not a number.") from None
     if not value.is_finite():
         raise RowError(f"{what} “{text}” is not a number.")
-    return value
+    return decimal_clean(value, field=what.lower())
 
 
 def _amount_with_unit(text: str, what: str) -> tuple[Decimal | None, str]:
@@ -145,7 +202,7 @@ def _amount_with_unit(text: str, what: str) -> tuple[Decimal | None, str]:
     match = AMOUNT_WITH_UNIT.match(text)
     if not match:
         raise RowError(f"{what} “{text}” is not an amount such as 0.001BTC.")
-    return Decimal(match.group(1).replace(",", "")), match.group(2).upper()
+    return _number(match.group(1), what), match.group(2).upper()
 
 
 def _datetime(text: str) -> datetime:
@@ -155,9 +212,9 @@ def _datetime(text: str) -> datetime:
     candidate = text.replace("Z", "+00:00")
     try:
         value = datetime.fromisoformat(candidate)
-    except ValueError:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: 0001-01-01T00:00+14:00 is before year 1 in UTC
         raise RowError(f"Date “{text}” is not a date such as 2023-03-01 10:00:00 (UTC).") from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _row_id(prefix: str, values: list[str], seen: dict[str, int]) -> str:
@@ -209,8 +266,9 @@ def _nexus_row(cells: dict[str, str], instruments: _Instruments, seen: dict[str,
         "fee": _number(cells.get("fee", ""), "Fee") or Decimal(0),
         "fee_currency": (cells.get("fee_currency") or "").strip(),
         "executed_at": _datetime(cells.get("date", "")),
-        "note": (cells.get("note") or "").strip(),
-        "external_id": (cells.get("external_id") or "").strip() or _row_id("csv", values, seen),
+        "note": _from_spreadsheet((cells.get("note") or "").strip()),
+        "external_id": _from_spreadsheet((cells.get("external_id") or "").strip())
+        or _row_id("csv", values, seen),
     }
 
 
@@ -270,14 +328,17 @@ def import_preview(*, portfolio: Portfolio, content: bytes) -> ImportPreview:
         preview.file_errors.append(size_message(len(content)))
         return preview
     try:
-        text = _decode(content)
+        records = _records(_decode(content))
     except DomainError as exc:
         preview.file_errors.append(str(exc))
         return preview
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, None)
-    if not header:
+    if not records or not records[0][1]:
         preview.file_errors.append("The file is empty.")
+        return preview
+    header = records[0][1]
+    problem = _cells_problem(["header"] * len(header), header)
+    if problem:
+        preview.file_errors.append(f"Line 1: {problem}")
         return preview
     columns = [c.strip().lower() for c in header]
     if columns[: len(BINANCE_COLUMNS)] == BINANCE_COLUMNS:
@@ -300,8 +361,7 @@ def import_preview(*, portfolio: Portfolio, content: bytes) -> ImportPreview:
     instruments = _Instruments()
     seen: dict[str, int] = {}
     ids_in_file: dict[str, int] = {}
-    for cells_list in reader:
-        line = reader.line_num
+    for line, cells_list in records[1:]:
         if not any(cell.strip() for cell in cells_list):
             continue
         if len(preview.rows) >= MAX_IMPORT_ROWS:
@@ -322,6 +382,9 @@ def import_preview(*, portfolio: Portfolio, content: bytes) -> ImportPreview:
         cells = dict(zip(columns, cells_list, strict=False))
         summary = ",".join(cells_list)[:120]
         try:
+            problem = _cells_problem(columns, cells_list)
+            if problem:
+                raise RowError(problem)
             if preview.format == "binance":
                 fields = _binance_row(cells, instruments, seen, legacy=legacy)
             else:
@@ -436,8 +499,8 @@ def transactions_csv(*, transactions) -> str:
                 plain(txn.price) if txn.price is not None else "",
                 plain(txn.fee) if txn.fee else "",
                 txn.fee_currency if txn.fee else "",
-                txn.note,
-                txn.external_id or f"nexus:{txn.pk}",
+                _spreadsheet_safe(txn.note),
+                _spreadsheet_safe(txn.external_id or f"nexus:{txn.pk}"),
             ]
         )
     return out.getvalue()

@@ -773,7 +773,7 @@ def decimal_clean(value, *, field: str, positive: bool = False) -> Decimal:
     if isinstance(value, float):
         raise TypeError("money and quantities are Decimal, never float")
     try:
-        number = value if isinstance(value, Decimal) else Decimal(str(value).strip().replace(",", ""))
+        number = value if isinstance(value, Decimal) else Decimal(str(value).strip())
     except (InvalidOperation, ValueError):
         raise DomainError("Enter a number, e.g. 0.25.", field=field) from None
     if not number.is_finite():
@@ -786,7 +786,7 @@ def decimal_clean(value, *, field: str, positive: bool = False) -> Decimal:
         Decimal(1).scaleb(-DECIMAL_PLACES)
     ):
         raise DomainError(f"Use at most {DECIMAL_PLACES} decimal places.", field=field)
-    if abs(number) >= Decimal(10) ** MAX_INTEGER_DIGITS:
+    if number.copy_abs() >= Decimal(10) ** MAX_INTEGER_DIGITS:  # abs() would round, and overflow at 1e999999
         raise DomainError("That number is too large.", field=field)
     return number
 

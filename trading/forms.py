@@ -8,6 +8,8 @@ from core.errors import DomainError
 from trading.choices import OrderSide, OrderSource, OrderStatus, OrderType, Timeframe, Venue
 from trading.strategies import STRATEGIES
 
+KEY_MAX_LENGTH = 1024
+
 
 def _instrument_choices():
     from marketdata.selectors import instrument_list
@@ -24,11 +26,14 @@ class ConnectionForm(forms.Form):
     label = forms.CharField(max_length=80, initial="My exchange")
     venue = forms.ChoiceField(choices=Venue.choices)
     sandbox = forms.BooleanField(required=False, label="Use the venue's testnet / sandbox")
-    api_key = forms.CharField(required=False, label="API key", widget=forms.PasswordInput(render_value=False),
+    # Room for the longest credentials venues issue (Coinbase's secrets are PEM-encoded EC keys).
+    api_key = forms.CharField(required=False, label="API key", max_length=KEY_MAX_LENGTH,
+                              widget=forms.PasswordInput(render_value=False),
                               help_text="Stored encrypted; only its last four characters are shown again.")
-    api_secret = forms.CharField(required=False, label="API secret", widget=forms.PasswordInput(render_value=False))
-    passphrase = forms.CharField(required=False, label="Passphrase (OKX, KuCoin, Coinbase)",
+    api_secret = forms.CharField(required=False, label="API secret", max_length=KEY_MAX_LENGTH,
                                  widget=forms.PasswordInput(render_value=False))
+    passphrase = forms.CharField(required=False, label="Passphrase (OKX, KuCoin, Coinbase)",
+                                 max_length=KEY_MAX_LENGTH, widget=forms.PasswordInput(render_value=False))
     confirmed_no_withdrawal = forms.BooleanField(
         required=False, label="I confirm this key cannot withdraw funds",
         help_text="Needed for venues that do not report a key's permissions.",

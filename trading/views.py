@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -149,7 +149,7 @@ def order_history_view(request: HttpRequest) -> HttpResponse:
         filters = {key: data[key] for key in ("status", "symbol", "side", "source") if data.get(key)}
         if data.get("since"):
             filters["since"] = datetime.combine(data["since"], time.min, tzinfo=UTC)
-        if data.get("until"):
+        if data.get("until") and data["until"] < date.max:  # no day follows 9999-12-31, and no order either
             filters["until"] = datetime.combine(data["until"] + timedelta(days=1), time.min, tzinfo=UTC)
     page = Paginator(selectors.order_list(user=request.user, **filters), 50).get_page(request.GET.get("page"))
     query = request.GET.copy()

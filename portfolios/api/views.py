@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.choices import BaseCurrency
+from core.api import BoundedLimitOffsetPagination
 from marketdata.selectors import instrument_get
 from portfolios.choices import DECIMAL_PLACES, Period, PortfolioKind, TransactionKind, TransactionSource
 from portfolios.selectors import (
@@ -158,12 +158,12 @@ class PerformanceApi(APIView):
 class TransactionListApi(APIView):
     class TransactionInputSerializer(serializers.Serializer):
         kind = serializers.ChoiceField(choices=TransactionKind.choices)
-        symbol = serializers.CharField(required=False, allow_blank=True, default="")
-        currency = serializers.CharField(required=False, allow_blank=True, default="")
+        symbol = serializers.CharField(required=False, allow_blank=True, default="", max_length=32)
+        currency = serializers.CharField(required=False, allow_blank=True, default="", max_length=16)
         quantity = _decimal(min_value=0)
         price = _decimal(min_value=0, required=False, allow_null=True, default=None)
         fee = _decimal(min_value=0, required=False, default=0)
-        fee_currency = serializers.CharField(required=False, allow_blank=True, default="")
+        fee_currency = serializers.CharField(required=False, allow_blank=True, default="", max_length=16)
         executed_at = serializers.DateTimeField()
         external_id = serializers.CharField(required=False, allow_null=True, default=None, max_length=128)
         note = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
@@ -173,7 +173,7 @@ class TransactionListApi(APIView):
     @extend_schema(responses=TransactionOutput(many=True))
     def get(self, request: Request, pk: int) -> Response:
         portfolio = portfolio_get(user=request.user, pk=pk)
-        paginator = LimitOffsetPagination()
+        paginator = BoundedLimitOffsetPagination()
         page = paginator.paginate_queryset(transaction_list(portfolio=portfolio), request, view=self)
         return paginator.get_paginated_response(TransactionOutput(page, many=True).data)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -117,6 +118,20 @@ def test_a_bad_signature_gets_400_and_stores_nothing(client, webhooks, clock):
     with system_context(reason="test"):
         assert WebhookEventTrigger.objects.count() == 0
         assert WebhookEvent.objects.count() == 0
+
+
+def test_a_signature_from_the_future_beyond_the_tolerance_is_refused(client, webhooks, clock):
+    """Stripe's library checks only that a signature is not too old; ten minutes ahead is as suspect."""
+    event = stripe_events.event(
+        type="customer.updated", obj=stripe_events.resource("customer"), created=clock.at(0)
+    )
+    now = int(time.time())
+    tolerance = webhooks.endpoint.djstripe_tolerance
+    assert webhooks.post(client, event, timestamp=now + 600).status_code == 400
+    assert WebhookEvent.objects.count() == 0
+    # A clock running a little ahead of Stripe's is fine.
+    assert webhooks.post(client, event, timestamp=now + tolerance - 30).status_code == 200
+    assert WebhookEvent.objects.filter(stripe_id=event["id"]).count() == 1
 
 
 def test_an_unknown_endpoint_is_404_and_stores_nothing(client, webhooks, clock):

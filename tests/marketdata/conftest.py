@@ -15,16 +15,21 @@ def instruments(db):
     return {i.symbol: i for i in instruments_seed()}
 
 
-@pytest.fixture(autouse=True)
-def _fresh_market_state():
-    """The hub is per process and the channel layer is shared Redis: each test starts from nothing."""
+def hub_reset() -> None:
+    """The hub is per process and the channel layer is shared Redis: forget both, as a new process would.
+    A layer per event loop: each scenario runs its own (async_to_sync), and Redis pools are per loop."""
     hub.latest.clear()
     hub.subscribers.clear()
     hub._pending.clear()
     hub._outbox.clear()
     hub._task = None
-    # A layer per test: each test runs its own event loop (async_to_sync) and Redis pools are per loop.
     channel_layers.backends.clear()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_market_state():
+    """Each test starts from nothing (the database is emptied after every test by tests/conftest.py)."""
+    hub_reset()
     yield
     hub.latest.clear()
     hub.subscribers.clear()

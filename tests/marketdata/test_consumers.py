@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -210,3 +211,50 @@ def test_symbols_published_together_reach_a_page_in_one_frame(instruments):
         and 'hx-swap-oob="outerHTML:.ticker-ETH-USDT"' in frame
     )
     assert alone
+
+
+def test_sockets_that_close_while_a_flush_writes_to_them_are_dropped_without_a_traceback(caplog):
+    """300 market sockets closing at once: some are written to after they closed but before their
+    disconnect reached the consumer. Each is dropped with one log line, not a traceback."""
+    from autobahn.exception import Disconnected  # what daphne raises for a socket already closing
+
+    from marketdata.hub import MarketHub, Subscriber
+
+    class Socket(Subscriber):
+        def __init__(self, closing: bool) -> None:
+            self.closing, self.received = closing, []
+
+        def frames(self, messages):
+            return [m["slug"] for m in messages]
+
+        async def send_frames(self, frames):
+            if self.closing:
+                raise Disconnected("Attempt to send on a closed protocol")
+            self.received.extend(frames)
+
+    message = {
+        "slug": "BTC-USDT",
+        "seq": 1,
+        "data": {"stale": False, "stale_after": 30, "display": {"updated_ts": datetime.now(tz=UTC).timestamp()}},
+    }
+    sockets = [Socket(closing=n % 3 == 0) for n in range(300)]
+
+    async def scenario():
+        local = MarketHub()
+        local._loaded.set()
+        local._loop = asyncio.get_running_loop()
+        local._task = local._loop.create_future()  # stands for the channel-layer reader, not needed here
+        for socket in sockets:
+            await local.subscribe(socket)
+            await local.ready(socket, sent=[])
+        await local.dispatch(message)
+        await local.flush()
+        return local.subscribers
+
+    with caplog.at_level(logging.INFO, logger="marketdata.hub"):
+        remaining = run_async(scenario)
+    assert remaining == {s for s in sockets if not s.closing}
+    assert all(s.received == ["BTC-USDT"] for s in remaining)
+    lines = [r.msg for r in caplog.records if r.name == "marketdata.hub"]
+    assert not [line for line in lines if "exception" in line or "exc_info" in line]
+    assert len(lines) == 100 and all(line["event"] == "marketdata.hub_socket_gone" for line in lines)

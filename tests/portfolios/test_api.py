@@ -121,3 +121,44 @@ def test_errors_are_problem_json_with_the_field(api):
     assert set(bad.json()["errors"]) == {"quantity", "price", "executed_at"}
     duplicate = _post(api, "/api/v1/portfolios/", {"name": "api", "base_currency": "USDT"})
     assert duplicate.status_code == 400 and "name" in duplicate.json()["errors"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("post", "/api/v1/portfolios/"),
+        ("post", "/api/v1/portfolios/{pk}/transactions/"),
+        ("patch", "/api/v1/accounts/me/"),
+        ("post", "/api/v1/trading/orders/"),
+    ],
+)
+def test_a_body_nested_5000_deep_is_a_400_on_every_write_endpoint(api, user_a, method, path):
+    from core.rls import tenant
+    from portfolios.services import portfolio_create
+
+    with tenant(user_a.pk):
+        pk = portfolio_create(user=user_a, name="Main", base_currency="USDT").pk
+    response = getattr(api, method)(
+        path.format(pk=pk), "[" * 5000 + "]" * 5000, content_type="application/json"
+    )
+    assert response.status_code == 400 and response["Content-Type"] == "application/problem+json"
+    assert response.json()["detail"] == "JSON parse error - nested deeper than 32 levels."
+
+
+def test_a_limit_of_two_to_the_63_is_cut_to_the_largest_page(api, user_a):
+    from core.rls import tenant
+    from portfolios.services import portfolio_create
+
+    with tenant(user_a.pk):
+        pk = portfolio_create(user=user_a, name="Main", base_currency="USDT").pk
+    for _ in range(3):
+        _post(
+            api,
+            f"/api/v1/portfolios/{pk}/transactions/",
+            {"kind": "deposit", "currency": "USDT", "quantity": "1", "executed_at": "2023-03-01T09:00:00Z"},
+        )
+    page = api.get(f"/api/v1/portfolios/{pk}/transactions/", {"limit": 2**63}).json()
+    assert page["count"] == 3 and len(page["results"]) == 3 and page["next"] is None
+    second = api.get(f"/api/v1/portfolios/{pk}/transactions/", {"limit": 2**63, "offset": 1}).json()
+    assert second["previous"].endswith("?limit=500")  # the limit it used, not the one asked for
+    assert api.get("/api/v1/trading/orders/", {"limit": 2**63}).json()["results"] == []

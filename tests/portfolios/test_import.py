@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 
 import pytest
@@ -13,8 +15,8 @@ from core.rls import system_context, tenant
 from portfolios.importing import MAX_IMPORT_BYTES, RowStatus, import_preview, transactions_import
 from portfolios.models import Position, Transaction
 from portfolios.selectors import cash_balance
-from portfolios.services import portfolio_create
-from tests.portfolios.conftest import D
+from portfolios.services import portfolio_create, transaction_record
+from tests.portfolios.conftest import D, at
 
 NEXUS_FILE = b"""date,type,symbol,currency,quantity,price,fee,fee_currency,note,external_id
 2023-03-01T09:00:00Z,deposit,,USDT,10000,,,,,
@@ -203,3 +205,115 @@ def test_an_import_draws_the_past_equity_curve_from_stored_candles(
         (days[1], D("1010")),
         (days[2], D("1020")),
     ]
+
+
+# --- Hostile files (each a case from the hostile-input run) ---------------------------------------------
+
+HEADER = b"date,type,symbol,currency,quantity,price,fee,fee_currency,note,external_id\n"
+
+
+def _row_errors(preview) -> dict[int, str]:
+    return {row.line: row.message for row in preview.rows if row.status == RowStatus.ERROR}
+
+
+def test_a_nul_in_a_note_or_an_external_id_is_a_row_error_and_nothing_is_written(portfolio, as_a):
+    content = HEADER + (
+        b"2023-03-01T09:00:00Z,deposit,,USDT,100,,,,a\x00b,\n"
+        b"2023-03-01T10:00:00Z,deposit,,USDT,100,,,,,ext\x001\n"
+    )
+    preview = transactions_import(user=as_a, portfolio=portfolio, content=content)
+    assert _row_errors(preview) == {
+        2: "The note cell contains a NUL or an invalid Unicode character.",
+        3: "The external_id cell contains a NUL or an invalid Unicode character.",
+    }
+    assert Transaction.objects.count() == 0
+
+
+def test_cells_longer_than_any_field_are_refused_with_the_line(portfolio):
+    long_note = HEADER + b"2023-03-01T09:00:00Z,deposit,,USDT,100,,,," + b"n" * 1_001 + b",\n"
+    assert _row_errors(import_preview(portfolio=portfolio, content=long_note)) == {
+        2: "The note cell is longer than 1,000 characters."
+    }
+    past_the_csv_limit = HEADER + b"2023-03-01T09:00:00Z,deposit,,USDT,100,,,," + b"n" * 140_000 + b",\n"
+    preview = import_preview(portfolio=portfolio, content=past_the_csv_limit)
+    assert preview.file_errors[0].startswith(
+        "Line 2: this is not CSV Nexus can read (field larger than field limit (131072))."
+    )
+
+
+def test_an_unterminated_quote_is_refused_not_read_to_the_end_of_the_file(portfolio):
+    content = (
+        HEADER
+        + b'2023-03-01T09:00:00Z,deposit,,USDT,100,,,,"open quote,\n2023-03-02T09:00:00Z,deposit,,USDT,5,,,,,\n'
+    )
+    preview = import_preview(portfolio=portfolio, content=content)
+    assert not preview.valid and not preview.rows
+    assert preview.file_errors == [
+        "Line 3: this is not CSV Nexus can read (unexpected end of data). A cell holds at most 1,000 "
+        'characters; look for a quote (") left open.'
+    ]
+
+
+@pytest.mark.parametrize("date", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:00:00-05:00"])
+def test_a_date_outside_what_utc_can_hold_is_a_row_error(portfolio, date):
+    content = HEADER + f"{date},deposit,,USDT,100,,,,,\n".encode()
+    assert _row_errors(import_preview(portfolio=portfolio, content=content)) == {
+        2: f"Date “{date}” is not a date such as 2023-03-01 10:00:00 (UTC)."
+    }
+
+
+@pytest.mark.parametrize("quantity", ["1e999999999", "99999999999999999"])
+def test_a_quantity_past_the_stored_precision_is_a_row_error(portfolio, quantity):
+    content = HEADER + f"2023-03-01T09:00:00Z,deposit,,USDT,{quantity},,,,,\n".encode()
+    assert _row_errors(import_preview(portfolio=portfolio, content=content)) == {
+        2: "Quantity: That number is too large."
+    }
+
+
+@pytest.mark.parametrize("quantity", ["0,5", "20000,50", "20,000", "1,5,0", ",5"])
+def test_a_comma_that_may_be_a_decimal_comma_is_refused_never_dropped(portfolio, quantity):
+    content = HEADER + f'2023-03-01T09:00:00Z,deposit,,USDT,"{quantity}",,,,,\n'.encode()
+    assert _row_errors(import_preview(portfolio=portfolio, content=content)) == {
+        2: f"Quantity “{quantity}”: use a dot as the decimal separator (0.5), and commas only to group "
+        "thousands (20,000.50)."
+    }
+
+
+def test_commas_that_can_only_group_thousands_are_read(portfolio, as_a):
+    content = HEADER + (
+        b'2023-03-01T09:00:00Z,deposit,,USDT,"20,000.50",,,,,\n'
+        b'2023-03-01T10:00:00Z,deposit,,USDT,"1,000,000",,,,,\n'
+    )
+    transactions_import(user=as_a, portfolio=portfolio, content=content)
+    assert cash_balance(portfolio=portfolio, currency="USDT") == D("1020000.50")
+
+
+def test_the_export_neutralises_formulas_and_imports_back_unchanged(client, as_a, instruments):
+    portfolio = portfolio_create(user=as_a, name="Main", base_currency="USDT")
+    notes = ['=HYPERLINK("http://x","y")', "+1", "-2+3", "@SUM(A1)", "'=quoted", "'plain", "plain"]
+    ids = ["=1", "+2", "-3", "@4", "'=5", "'6", "7"]
+    for note, external_id in zip(notes, ids, strict=True):
+        transaction_record(
+            user=as_a, portfolio=portfolio, kind="deposit", currency="USDT", quantity=D(1),
+            executed_at=at(1), note=note, external_id=external_id,
+        )  # fmt: skip
+
+    client.force_login(as_a)
+    exported = client.get(reverse("portfolio_export_transactions", args=[portfolio.pk])).content
+    cells = list(csv.DictReader(io.StringIO(exported.decode())))
+    assert [row["note"] for row in cells] == [
+        '\'=HYPERLINK("http://x","y")',
+        "'+1",
+        "'-2+3",
+        "'@SUM(A1)",
+        "''=quoted",
+        "'plain",
+        "plain",
+    ]
+    assert [row["external_id"] for row in cells] == ["'=1", "'+2", "'-3", "'@4", "''=5", "'6", "7"]
+
+    assert transactions_import(user=as_a, portfolio=portfolio, content=exported).duplicate_count == 7
+    copy = portfolio_create(user=as_a, name="Copy", base_currency="USDT")
+    transactions_import(user=as_a, portfolio=copy, content=exported)
+    stored = Transaction.objects.filter(portfolio=copy).values_list("note", "external_id")
+    assert sorted(stored) == sorted(zip(notes, ids, strict=True))

@@ -45,7 +45,7 @@ class OrderInput(serializers.Serializer):
 
 class OrderFilter(serializers.Serializer):
     status = serializers.ChoiceField(choices=OrderStatus.choices, required=False)
-    symbol = serializers.CharField(required=False)
+    symbol = serializers.CharField(required=False, max_length=32)
     side = serializers.ChoiceField(choices=OrderSide.choices, required=False)
     open = serializers.BooleanField(required=False, default=False)
 
