@@ -128,10 +128,12 @@ def test_a_signature_from_the_future_beyond_the_tolerance_is_refused(client, web
     now = int(time.time())
     tolerance = webhooks.endpoint.djstripe_tolerance
     assert webhooks.post(client, event, timestamp=now + 600).status_code == 400
-    assert WebhookEvent.objects.count() == 0
+    with system_context(reason="tests: the event store"):
+        assert WebhookEvent.objects.count() == 0
     # A clock running a little ahead of Stripe's is fine.
     assert webhooks.post(client, event, timestamp=now + tolerance - 30).status_code == 200
-    assert WebhookEvent.objects.filter(stripe_id=event["id"]).count() == 1
+    with system_context(reason="tests: the event store"):
+        assert WebhookEvent.objects.filter(stripe_id=event["id"]).count() == 1
 
 
 def test_an_unknown_endpoint_is_404_and_stores_nothing(client, webhooks, clock):

@@ -20,7 +20,6 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rest_framework.authtoken.models import Token
 
 from accounts.models import User
 from alerts.models import Alert
@@ -29,7 +28,7 @@ from core.rls import system_context, tenant
 from marketdata.services import instruments_seed
 from portfolios.models import Portfolio, Transaction, Watchlist, WatchlistItem
 from portfolios.services import portfolio_create, watchlist_create
-from tests.factories import DEFAULT_PASSWORD
+from tests.factories import DEFAULT_PASSWORD, api_token_for
 from tests.trading.conftest import paper_setup, set_quote
 from trading.models import Bot, ExchangeConnection, Order
 
@@ -131,7 +130,7 @@ def browser(client, user_a, ids):
 
 @pytest.fixture
 def api(client, user_a, ids):
-    client.defaults["HTTP_AUTHORIZATION"] = f"Token {Token.objects.create(user=user_a).key}"
+    client.defaults["HTTP_AUTHORIZATION"] = f"Token {api_token_for(user_a)}"
     return client
 
 
