@@ -254,10 +254,12 @@ def table_statements(cursor, table: Table | None, name: str, roles: Roles) -> li
     inserters = [roles.system]
     runtime = table.runtime_privileges()
     if table.kind is TableClass.IDENTITY and runtime:
-        readable = [c for c in table_columns(cursor, name) if c not in table.secret_columns]
-        statements.append(_grant("SELECT", name, roles.app, readable))
-        if table.runtime_updates:
-            statements.append(_grant("UPDATE", name, roles.app, list(table.runtime_updates)))
+        columns = table_columns(cursor, name)
+        statements.append(_grant("SELECT", name, roles.app, [c for c in columns if c not in table.secret_columns]))
+        # Before the migration that adds a column has run (db_bootstrap on an older schema), skip it.
+        updatable = [c for c in table.runtime_updates if c in columns]
+        if updatable:
+            statements.append(_grant("UPDATE", name, roles.app, updatable))
         if table.runtime_rows:
             statements.append(_grant(table.runtime_rows, name, roles.app))
             if "INSERT" in table.runtime_rows:

@@ -4,6 +4,7 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
+import accounts.models
 import core.rls
 
 
@@ -19,6 +20,13 @@ class Migration(migrations.Migration):
             name='session_generation',
             field=models.PositiveIntegerField(default=0, help_text="Part of every session's auth hash: raising it logs the user out everywhere."),
         ),
+        # Sessions are signed with a per-user salt instead of the password hash: everyone signs in once more.
+        migrations.AddField(
+            model_name="user",
+            name="session_salt",
+            field=models.CharField(default=accounts.models.new_session_salt, editable=False, max_length=32),
+        ),
+        migrations.RunSQL("UPDATE accounts_user SET session_salt = md5(random()::text || id::text)", migrations.RunSQL.noop),
         migrations.CreateModel(
             name='ApiToken',
             fields=[

@@ -11,6 +11,8 @@ after this change never had them). Not reversible in substance: the dropped rows
 
 from django.db import migrations
 
+from core.tables import grants_apply
+
 
 def revoke_plain_text_api_tokens(apps, schema_editor):
     with schema_editor.connection.cursor() as cursor:
@@ -19,6 +21,9 @@ def revoke_plain_text_api_tokens(apps, schema_editor):
             return
         cursor.execute("SELECT user_id, left(key, 8) FROM authtoken_token ORDER BY user_id")
         tokens = cursor.fetchall()
+    # The notices are written by the running application's own connection: give it the grants of the
+    # schema as it is now (new columns of 0002), committed before it looks (this migration is not atomic).
+    grants_apply(schema_editor.connection)
     # The notice goes through the app's service (core.notifications and the audit log as the user), so it
     # is the same notice and the same rows that the running application writes.
     from accounts.services import legacy_api_token_revoked_notify
@@ -31,6 +36,7 @@ def revoke_plain_text_api_tokens(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
+    atomic = False
 
     dependencies = [
         ("accounts", "0002_session_generation_api_tokens"),

@@ -2,13 +2,11 @@
 
 The runtime role sees only the signed-in user's own rows (and never the secret columns: core/tables.py
 grants by column); the auth role, reached only through core.rls.auth_context, reads them for sign-in.
-Sessions are now signed with a per-user salt instead of the password hash: everyone signs in once more.
 """
 
 from django.conf import settings
-from django.db import migrations, models
+from django.db import migrations
 
-import accounts.models
 from core.rls import rls_disable_sql, rls_enable_sql
 
 # table -> the column its tenant policy compares with app.user_id ("" : auth context only)
@@ -55,12 +53,6 @@ class Migration(migrations.Migration):
             name="user",
             options={"base_manager_name": "objects", "ordering": ["email"]},
         ),
-        migrations.AddField(
-            model_name="user",
-            name="session_salt",
-            field=models.CharField(default=accounts.models.new_session_salt, editable=False, max_length=32),
-        ),
-        migrations.RunSQL("UPDATE accounts_user SET session_salt = md5(random()::text || id::text)", migrations.RunSQL.noop),
         migrations.RunSQL(_forwards(), _backwards()),
         migrations.RunSQL(_API_TOKENS_FORWARDS, _API_TOKENS_BACKWARDS),
     ]
