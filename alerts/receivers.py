@@ -16,7 +16,7 @@ from alerts.choices import AlertKind
 from alerts.evaluator import on_ticks_published
 from alerts.services import event_alert_owners, event_alerts_fire
 from marketdata.signals import ticks_published
-from trading.signals import executions_blocked, orders_filled, venue_degraded
+from trading.events import executions_blocked, orders_filled, venue_degraded
 
 
 def _plain(value) -> str:

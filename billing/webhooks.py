@@ -61,6 +61,7 @@ from billing.plans import plan_for_stripe_price, plan_get
 from billing.services import subscription_downgrade_for_nonpayment
 from core.audit import audit_record
 from core.consumers import user_group
+from core.jobs import task_enqueue
 from core.notifications import notify
 from core.rls import system_context, tenant
 
@@ -141,9 +142,7 @@ def webhook_event_receive(trigger, api_key: str | None = None) -> None:
 
 
 def webhook_event_enqueue(*, event_id: str) -> None:
-    from billing.tasks import process_webhook_event_task
-
-    process_webhook_event_task.delay(event_id)
+    task_enqueue("billing.process_webhook_event", args=[event_id])
 
 
 def webhook_events_requeue_stale(*, now: datetime | None = None) -> int:

@@ -14,8 +14,7 @@ from decimal import Decimal
 from django.contrib.humanize.templatetags.humanize import intcomma
 from django.template.loader import render_to_string
 
-from marketdata.selectors import change_pct
-from marketdata.types import CandleBar
+from marketdata.types import CandleBar, change_pct
 
 # The fragment kinds a page can subscribe to (query `?view=`): the markets table's cells, and a
 # self-contained ticker any page can show any number of times.

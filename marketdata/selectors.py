@@ -13,7 +13,8 @@ from django.utils import timezone
 from core.errors import DomainError
 from core.inputs import text_problem
 from marketdata.models import Candle, Instrument, Quote
-from marketdata.types import CandleBar, QuoteSnapshot
+from marketdata.render import tick_payload
+from marketdata.types import CandleBar, QuoteSnapshot, change_pct
 
 TIMEFRAMES: dict[str, timedelta] = {
     "1m": timedelta(minutes=1),
@@ -23,7 +24,6 @@ TIMEFRAMES: dict[str, timedelta] = {
 }
 CANDLE_LIMIT_MAX = 5000
 SYMBOL_MAX_LENGTH = Instrument._meta.get_field("symbol").max_length
-CHANGE_PCT_PLACES = Decimal("0.01")
 
 
 def canonical_symbol(symbol: str) -> str:
@@ -51,12 +51,6 @@ def instrument_get(*, symbol: str) -> Instrument:
         raise DomainError(
             f"Unknown instrument {symbol!r}. Known instruments: {known}.", field="symbol"
         ) from None
-
-
-def change_pct(*, price: Decimal, reference: Decimal | None) -> Decimal | None:
-    if not reference:
-        return None
-    return ((price - reference) / reference * 100).quantize(CHANGE_PCT_PLACES)
 
 
 def quote_snapshot(*, quote: Quote, instrument: Instrument, now=None) -> QuoteSnapshot:
@@ -161,8 +155,6 @@ def recent_closes(*, instruments: Iterable[Instrument], points: int = 60) -> dic
 
 def live_payloads(*, instruments: Iterable[Instrument]) -> list[dict]:
     """The stored state of each instrument with a quote, in the shape the feed publishes (render.py)."""
-    from marketdata.render import tick_payload
-
     instruments = list(instruments)
     quotes = {q.instrument_id: q for q in Quote.objects.filter(instrument__in=instruments)}
     candles = latest_candles(instruments=instruments)

@@ -6,6 +6,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+CHANGE_PCT_PLACES = Decimal("0.01")
+
+
+def change_pct(*, price: Decimal, reference: Decimal | None) -> Decimal | None:
+    """The move from `reference` (the price 24 hours ago) to `price`, in percent."""
+    if not reference:
+        return None
+    return ((price - reference) / reference * 100).quantize(CHANGE_PCT_PLACES)
+
 
 @dataclass(frozen=True, slots=True)
 class QuoteSnapshot:

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from core.audit import audit_record
 from core.errors import DomainError
+from core.jobs import task_enqueue
 from portfolios.choices import (
     DECIMAL_PLACES,
     TRADE_KINDS,
@@ -808,10 +809,8 @@ def request_actor(user, request: HttpRequest | None):
 
 def backfill_after_commit(portfolio: Portfolio, *, countdown: int = 0) -> None:
     """Draw the past equity curve in the background once the transactions are committed."""
-    from portfolios.tasks import portfolio_backfill
-
     kwargs = {"portfolio_id": portfolio.pk, "user_id": portfolio.user_id}
-    transaction.on_commit(lambda: portfolio_backfill.apply_async(kwargs=kwargs, countdown=countdown))
+    transaction.on_commit(lambda: task_enqueue("portfolios.backfill", kwargs=kwargs, countdown=countdown))
 
 
 def push_after_commit(portfolio: Portfolio) -> None:

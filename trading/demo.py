@@ -8,8 +8,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.errors import DomainError
-from trading import ledger, services
+from portfolios.choices import PortfolioKind, TransactionKind
+from portfolios.services import portfolio_create, transaction_record
+from trading import ledger
+from trading.bots.services import bot_create
 from trading.choices import Timeframe, Venue
+from trading.connections.services import connection_create
 from trading.models import Bot, ExchangeConnection
 
 DEMO_PORTFOLIO = "Paper trading"
@@ -23,12 +27,9 @@ DEMO_BOTS = [
 
 
 def trading_demo_seed(*, trader, stdout) -> None:
-    from portfolios.choices import PortfolioKind, TransactionKind
-    from portfolios.services import portfolio_create, transaction_record
-
     connection = ExchangeConnection.objects.filter(user=trader, venue=Venue.PAPER).first()
     if connection is None:
-        connection = services.connection_create(user=trader, label="Paper exchange", venue=Venue.PAPER)
+        connection = connection_create(user=trader, label="Paper exchange", venue=Venue.PAPER)
     portfolio = ledger.portfolio_list(user=trader).filter(kind=PortfolioKind.PAPER).first()
     if portfolio is None:
         portfolio = portfolio_create(user=trader, name=DEMO_PORTFOLIO, base_currency="USDT", kind=PortfolioKind.PAPER)
@@ -42,7 +43,7 @@ def trading_demo_seed(*, trader, stdout) -> None:
             continue
         try:
             with transaction.atomic():
-                services.bot_create(
+                bot_create(
                     user=trader, portfolio=portfolio, connection=connection, symbol="BTC/USDT",
                     timeframe=Timeframe.M1, **spec,
                 )

@@ -6,7 +6,7 @@ from django import forms
 
 from core.errors import DomainError
 from trading.choices import OrderSide, OrderSource, OrderStatus, OrderType, Timeframe, Venue
-from trading.strategies import STRATEGIES
+from trading.decisions.strategies import STRATEGIES
 
 KEY_MAX_LENGTH = 1024
 

@@ -34,6 +34,16 @@ def holding(*, portfolio, instrument) -> Decimal:
     return position.quantity if position is not None else Decimal("0")
 
 
+def cash_balances(*, portfolio) -> list[tuple[str, Decimal]]:
+    """(currency, amount) of every cash balance of the portfolio."""
+    return [(row.currency, row.amount) for row in portfolio_selectors.cash_balance_list(portfolio=portfolio)]
+
+
+def holdings(*, portfolio) -> list[tuple[str, Decimal]]:
+    """(base currency, quantity) of every position of the portfolio."""
+    return [(position.instrument.base, position.quantity) for position in portfolio_selectors.position_list(portfolio=portfolio)]
+
+
 @dataclass(frozen=True)
 class FillEntry:
     """One exchange fill as the portfolio ledger records it (a buy or sell transaction, the fill's id as

@@ -63,10 +63,6 @@ class ExchangeConnection(TenantModel):
         return f"{self.label} ({self.get_venue_display()})"
 
     @property
-    def is_paper(self) -> bool:
-        return self.venue == Venue.PAPER
-
-    @property
     def masked_key(self) -> str:
         return f"••••{self.key_last_four}" if self.key_last_four else "—"
 

@@ -68,7 +68,7 @@ def market_annotations_register() -> None:
 
 def regime_annotations(symbols: list[str]):
     from marketdata.annotations import Annotation
-    from trading.selectors import regime_latest_map
+    from trading.decisions.selectors import regime_latest_map
 
     readings = regime_latest_map()
     return {

@@ -1,5 +1,8 @@
 """Celery tasks: thin, idempotent wrappers that take ids and call services.
 
+Tasks import services, never the other way: a service that starts a task after commit names it
+(core.jobs.task_enqueue).
+
 Every task here is safe to run twice (acks_late + reject_on_worker_lost are on in settings, so a task
 whose worker died is delivered again): plans are unique per (signal, bot), a plan executes only while
 pending under a row lock, and an order's client order id is derived from its plan. A task that fails on
@@ -16,7 +19,11 @@ from celery import shared_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from trading import services
+from core.rls import tenant
+from trading.decisions import services as decision_services
+from trading.exchanges.base import ExchangeUnavailable, OrderStatusUnknown
+from trading.fanout import services as fanout_services
+from trading.orders import services as order_services
 
 # Transient database failures: the fan-out tasks retry them (they are idempotent).
 DATABASE_OUTAGES = (OperationalError, InterfaceError)
@@ -25,7 +32,7 @@ RETRY = {"autoretry_for": DATABASE_OUTAGES, "retry_backoff": 1, "retry_backoff_m
 
 @shared_task(name="trading.signals_compute", **RETRY)
 def signals_compute_task(symbol: str, candle_open_time: str, published_at: str | None = None) -> int:
-    signals = services.signals_compute(
+    signals = decision_services.signals_compute(
         symbol=symbol,
         candle_open_time=datetime.fromisoformat(candle_open_time),
         published_at=datetime.fromisoformat(published_at) if published_at else None,
@@ -36,12 +43,10 @@ def signals_compute_task(symbol: str, candle_open_time: str, published_at: str |
 @shared_task(name="trading.signal_fan_out", **RETRY)
 def signal_fan_out_task(signal_id: int) -> dict:
     """Plan (cross-tenant, in bulk), then hand the plans to executors in chunks."""
-    fan_out = services.signal_plan(signal_id=signal_id)
+    fan_out = fanout_services.signal_plan(signal_id=signal_id)
     if fan_out.stale:
         return {"stale": True}
-    from trading.models import Signal
-
-    symbol = Signal.objects.select_related("instrument").get(pk=signal_id).instrument.symbol
+    symbol = fan_out.symbol
     size = settings.TRADING_FANOUT_CHUNK_SIZE
     for start in range(0, len(fan_out.pending), size):
         plans_execute_task.delay([list(ref) for ref in fan_out.pending[start : start + size]], symbol)
@@ -52,40 +57,35 @@ def signal_fan_out_task(signal_id: int) -> dict:
 
 @shared_task(name="trading.plans_execute", **RETRY)
 def plans_execute_task(plans: list[list[int]], symbol: str | None = None) -> dict:
-    return services.plans_execute(plans=[(plan_id, user_id) for plan_id, user_id in plans], symbol=symbol)
+    return fanout_services.plans_execute(plans=[(plan_id, user_id) for plan_id, user_id in plans], symbol=symbol)
 
 
 @shared_task(name="trading.blocked_notify", **RETRY)
 def blocked_notify_task(plans: list[list[int]]) -> int:
-    return services.blocked_notify(plans=[(plan_id, user_id) for plan_id, user_id in plans])
+    return fanout_services.blocked_notify(plans=[(plan_id, user_id) for plan_id, user_id in plans])
 
 
 @shared_task(name="trading.paper_match", **RETRY)
 def paper_match_task(symbol: str, price: str) -> int:
-    matched = 0
-    for order_id, user_id in services.paper_resting_matches(symbol=symbol, price=Decimal(price)):
-        if services.paper_order_match(order_id=order_id, user_id=user_id, price=Decimal(price)) is not None:
-            matched += 1
-    return matched
+    """A trade on `symbol`: match the resting orders it reaches on the venues that match in our database."""
+    return order_services.resting_orders_match(symbol=symbol, price=Decimal(price))
 
 
 @shared_task(
     name="trading.order_submit",
-    autoretry_for=(services.ExchangeUnavailable, services.OrderStatusUnknown, *DATABASE_OUTAGES),
+    autoretry_for=(ExchangeUnavailable, OrderStatusUnknown, *DATABASE_OUTAGES),
     retry_backoff=5,
     retry_backoff_max=120,
     max_retries=8,
 )
 def order_submit_task(order_id: str, user_id: int) -> str:
-    from core.rls import tenant
-
     with tenant(user_id):
-        return services.order_submit(order_id=order_id).status
+        return order_services.order_submit(order_id=order_id).status
 
 
 @shared_task(name="trading.sweep")
 def trading_sweep_task() -> dict:
-    sweep = services.trading_sweep()
+    sweep = fanout_services.trading_sweep()
     by_symbol: dict[str, list[list[int]]] = {}
     for plan_id, user_id, symbol in sweep.requeued_plans:
         by_symbol.setdefault(symbol, []).append([plan_id, user_id])

@@ -12,8 +12,21 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from core.errors import DomainError
-from trading import ledger, selectors, services
+from marketdata.selectors import quote_latest_map
+from trading import ledger
+from trading.bots.selectors import bot_get, bot_list
+from trading.bots.services import bot_create, bot_delete, bot_set_status
 from trading.choices import BotStatus
+from trading.connections.selectors import (
+    connection_get,
+    connection_list,
+    connection_trades_portfolio,
+    venue_health,
+)
+from trading.connections.services import connection_create, connection_delete
+from trading.decisions.selectors import regime_latest_map
+from trading.decisions.strategies import STRATEGIES
+from trading.fanout.selectors import blocked_execution_list, plan_list
 from trading.forms import (
     BotForm,
     ConnectionForm,
@@ -21,7 +34,9 @@ from trading.forms import (
     OrderTicketForm,
     domain_error_to_form,
 )
-from trading.strategies import STRATEGIES
+from trading.orders.selectors import order_get, order_list
+from trading.orders.services import order_cancel, order_place
+from trading.orders.validation import order_validate
 
 DEFAULT_SYMBOL = "BTC/USDT"
 IP_ADVICE = (
@@ -31,12 +46,12 @@ IP_ADVICE = (
 
 
 def _ticket_form(request: HttpRequest, data=None, initial=None) -> OrderTicketForm:
-    connections = list(selectors.connection_list(user=request.user).filter(status="active"))
+    connections = list(connection_list(user=request.user).filter(status="active"))
     portfolios = list(ledger.portfolio_list(user=request.user))
     if initial is None and connections:
         # Start on the first connection with a portfolio it can trade (paper with paper) and the main pair.
         connection = connections[0]
-        matching = [p for p in portfolios if ledger.is_paper_portfolio(p) == connection.is_paper]
+        matching = [p for p in portfolios if connection_trades_portfolio(connection=connection, portfolio=p)]
         initial = {"connection": connection.pk, "symbol": DEFAULT_SYMBOL}
         if matching:
             initial["portfolio"] = matching[0].pk
@@ -44,17 +59,15 @@ def _ticket_form(request: HttpRequest, data=None, initial=None) -> OrderTicketFo
 
 
 def _trade_context(request: HttpRequest, form: OrderTicketForm, **extra) -> dict:
-    from marketdata.selectors import quote_latest_map
-
-    connections = list(selectors.connection_list(user=request.user))
+    connections = list(connection_list(user=request.user))
     symbols = [choice for choice, _ in form.fields["symbol"].choices]
     return {
         "form": form,
-        "open_orders": list(selectors.order_list(user=request.user, open_only=True)[:100]),
+        "open_orders": list(order_list(user=request.user, open_only=True)[:100]),
         "connections": connections,
-        "venues": [selectors.venue_health(venue=v) for v in sorted({c.venue for c in connections})],
+        "venues": [venue_health(venue=v) for v in sorted({c.venue for c in connections})],
         "quotes": quote_latest_map(symbols=symbols),
-        "regimes": selectors.regime_latest_map(),
+        "regimes": regime_latest_map(),
         **extra,
     }
 
@@ -69,7 +82,7 @@ def _ticket_values(request: HttpRequest, form: OrderTicketForm) -> dict:
     data = form.cleaned_data
     return {
         "user": request.user,
-        "connection": selectors.connection_get(user=request.user, pk=data["connection"]),
+        "connection": connection_get(user=request.user, pk=data["connection"]),
         "portfolio": ledger.portfolio_get(user=request.user, pk=data["portfolio"]),
         "symbol": data["symbol"],
         "side": data["side"],
@@ -88,7 +101,7 @@ def order_check_view(request: HttpRequest) -> HttpResponse:
     check = None
     if form.is_valid():
         try:
-            check = services.order_validate(**_ticket_values(request, form))
+            check = order_validate(**_ticket_values(request, form))
         except DomainError as error:
             domain_error_to_form(form, error)
     return render(request, "trading/partials/ticket_check.html", {"form": form, "check": check})
@@ -101,7 +114,7 @@ def order_place_view(request: HttpRequest) -> HttpResponse:
     placed = None
     if form.is_valid():
         try:
-            placed = services.order_place(**_ticket_values(request, form), request=request)
+            placed = order_place(**_ticket_values(request, form), request=request)
         except DomainError as error:
             domain_error_to_form(form, error)
     if placed is not None:
@@ -121,17 +134,17 @@ def order_place_view(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def order_cancel_view(request: HttpRequest, pk) -> HttpResponse:
-    order = selectors.order_get(user=request.user, pk=pk)
+    order = order_get(user=request.user, pk=pk)
     error = None
     try:
-        services.order_cancel(user=request.user, order=order, request=request)
+        order_cancel(user=request.user, order=order, request=request)
     except DomainError as exc:
         error = str(exc)
     if request.htmx:
         return render(
             request,
             "trading/partials/open_orders.html",
-            {"open_orders": list(selectors.order_list(user=request.user, open_only=True)[:100]), "error": error},
+            {"open_orders": list(order_list(user=request.user, open_only=True)[:100]), "error": error},
         )
     if error:
         messages.error(request, error)
@@ -151,7 +164,7 @@ def order_history_view(request: HttpRequest) -> HttpResponse:
             filters["since"] = datetime.combine(data["since"], time.min, tzinfo=UTC)
         if data.get("until") and data["until"] < date.max:  # no day follows 9999-12-31, and no order either
             filters["until"] = datetime.combine(data["until"] + timedelta(days=1), time.min, tzinfo=UTC)
-    page = Paginator(selectors.order_list(user=request.user, **filters), 50).get_page(request.GET.get("page"))
+    page = Paginator(order_list(user=request.user, **filters), 50).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     context = {"form": form, "page": page, "query": query.urlencode()}
@@ -164,14 +177,14 @@ def connection_list_view(request: HttpRequest) -> HttpResponse:
     form = ConnectionForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            connection = services.connection_create(user=request.user, **form.cleaned_data, request=request)
+            connection = connection_create(user=request.user, **form.cleaned_data, request=request)
         except DomainError as error:
             domain_error_to_form(form, error)
         else:
             messages.success(request, f"Connected {connection}. The key is stored encrypted.")
             return redirect("trading:connections")
-    connections = list(selectors.connection_list(user=request.user))
-    health = {c.venue: selectors.venue_health(venue=c.venue) for c in connections}
+    connections = list(connection_list(user=request.user))
+    health = {c.venue: venue_health(venue=c.venue) for c in connections}
     rows = [(c, health[c.venue]) for c in connections]
     status = 422 if request.method == "POST" else 200
     return render(
@@ -182,9 +195,9 @@ def connection_list_view(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def connection_delete_view(request: HttpRequest, pk: int) -> HttpResponse:
-    connection = selectors.connection_get(user=request.user, pk=pk)
+    connection = connection_get(user=request.user, pk=pk)
     try:
-        services.connection_delete(user=request.user, connection=connection, request=request)
+        connection_delete(user=request.user, connection=connection, request=request)
     except DomainError as error:
         messages.error(request, str(error))
     else:
@@ -193,11 +206,11 @@ def connection_delete_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _bot_form(request: HttpRequest, data=None) -> BotForm:
-    connections = list(selectors.connection_list(user=request.user).filter(status="active"))
+    connections = list(connection_list(user=request.user).filter(status="active"))
     portfolios = list(ledger.portfolio_list(user=request.user))
     initial = {"symbol": DEFAULT_SYMBOL, "strategy": "dca"}
     if connections:
-        matching = [p for p in portfolios if ledger.is_paper_portfolio(p) == connections[0].is_paper]
+        matching = [p for p in portfolios if connection_trades_portfolio(connection=connections[0], portfolio=p)]
         initial["connection"] = connections[0].pk
         if matching:
             initial["portfolio"] = matching[0].pk
@@ -210,11 +223,11 @@ def bot_list_view(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            bot = services.bot_create(
+            bot = bot_create(
                 user=request.user,
                 name=data["name"],
                 portfolio=ledger.portfolio_get(user=request.user, pk=data["portfolio"]),
-                connection=selectors.connection_get(user=request.user, pk=data["connection"]),
+                connection=connection_get(user=request.user, pk=data["connection"]),
                 symbol=data["symbol"],
                 strategy=data["strategy"],
                 params=form.strategy_params(),
@@ -231,23 +244,23 @@ def bot_list_view(request: HttpRequest) -> HttpResponse:
             return redirect("trading:bot_detail", pk=bot.pk)
     context = {
         "form": form,
-        "bots": list(selectors.bot_list(user=request.user)),
+        "bots": list(bot_list(user=request.user)),
         "strategies": STRATEGIES.values(),
-        "regimes": selectors.regime_latest_map(),
+        "regimes": regime_latest_map(),
     }
     return render(request, "trading/bots.html", context, status=422 if request.method == "POST" else 200)
 
 
 @login_required
 def bot_detail_view(request: HttpRequest, pk: int) -> HttpResponse:
-    bot = selectors.bot_get(user=request.user, pk=pk)
+    bot = bot_get(user=request.user, pk=pk)
     context = {
         "bot": bot,
         "strategy": STRATEGIES.get(bot.strategy),
-        "plans": list(selectors.plan_list(user=request.user, bot=bot)[:50]),
-        "blocked": list(selectors.blocked_execution_list(user=request.user, bot=bot)[:50]),
-        "orders": list(selectors.order_list(user=request.user).filter(bot=bot)[:20]),
-        "regime": selectors.regime_latest_map().get(bot.instrument.symbol),
+        "plans": list(plan_list(user=request.user, bot=bot)[:50]),
+        "blocked": list(blocked_execution_list(user=request.user, bot=bot)[:50]),
+        "orders": list(order_list(user=request.user).filter(bot=bot)[:20]),
+        "regime": regime_latest_map().get(bot.instrument.symbol),
     }
     return render(request, "trading/bot_detail.html", context)
 
@@ -255,10 +268,10 @@ def bot_detail_view(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def bot_status_view(request: HttpRequest, pk: int) -> HttpResponse:
-    bot = selectors.bot_get(user=request.user, pk=pk)
+    bot = bot_get(user=request.user, pk=pk)
     status = BotStatus.PAUSED if bot.status == BotStatus.ENABLED else BotStatus.ENABLED
     try:
-        services.bot_set_status(user=request.user, bot=bot, status=status, request=request)
+        bot_set_status(user=request.user, bot=bot, status=status, request=request)
     except DomainError as error:
         messages.error(request, str(error))
     else:
@@ -269,15 +282,15 @@ def bot_status_view(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def bot_delete_view(request: HttpRequest, pk: int) -> HttpResponse:
-    bot = selectors.bot_get(user=request.user, pk=pk)
-    services.bot_delete(user=request.user, bot=bot, request=request)
+    bot = bot_get(user=request.user, pk=pk)
+    bot_delete(user=request.user, bot=bot, request=request)
     messages.success(request, f"Bot {bot.name} deleted.")
     return redirect("trading:bots")
 
 
 @login_required
 def blocked_list_view(request: HttpRequest) -> HttpResponse:
-    page = Paginator(selectors.blocked_execution_list(user=request.user), 50).get_page(request.GET.get("page"))
+    page = Paginator(blocked_execution_list(user=request.user), 50).get_page(request.GET.get("page"))
     return render(request, "trading/blocked.html", {"page": page})
 
 
@@ -287,6 +300,6 @@ def markets_view(request: HttpRequest) -> HttpResponse:
 
     instruments = list(instrument_list())
     quotes = quote_latest_map(symbols=[i.symbol for i in instruments])
-    regimes = selectors.regime_latest_map()
+    regimes = regime_latest_map()
     rows = [(i, quotes.get(i.symbol), regimes.get(i.symbol)) for i in instruments]
     return render(request, "trading/markets.html", {"rows": rows})

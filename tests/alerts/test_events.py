@@ -10,7 +10,7 @@ from alerts.models import Alert, AlertFiring
 from alerts.services import alert_create
 from core.models import Notification
 from core.rls import system_context, tenant
-from trading.signals import executions_blocked, orders_filled, venue_degraded
+from trading.events import executions_blocked, orders_filled, venue_degraded
 
 
 def _firings() -> list[tuple[int, str]]:

@@ -14,8 +14,8 @@ from core.rls import tenant
 from marketdata.services import instruments_seed
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 from tests.trading.conftest import paper_setup, set_quote
-from trading import services
 from trading.models import Order
+from trading.orders import services
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "owner"])
 
@@ -97,7 +97,7 @@ def test_place_a_limit_order_see_it_fill_live_and_cancel_another(page):
 
     # The market trades down through 19,000: the paper exchange fills the first order, and its row leaves
     # the open orders on the open page.
-    _off_loop(services.paper_order_match, order_id=str(first.pk), user_id=user.pk, price=Decimal("18990"))
+    _off_loop(services.order_match_resting, order_id=str(first.pk), user_id=user.pk, price=Decimal("18990"))
     expect(rows).to_have_count(1)
     expect(page.locator(f"#order-{first.pk}")).to_have_count(0)
 

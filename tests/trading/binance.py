@@ -212,7 +212,7 @@ def recorded_binance(monkeypatch, instruments):
 
 
 def binance_connection(user, label: str = "Binance"):
-    from trading.services import connection_create
+    from trading.connections.services import connection_create
 
     with tenant(user.pk):
         return connection_create(

@@ -44,7 +44,7 @@ def btc_quote(instruments):
 def paper_setup(user, *, cash="10000"):
     from portfolios.choices import PortfolioKind, TransactionKind
     from portfolios.services import portfolio_create, transaction_record
-    from trading.services import connection_create
+    from trading.connections.services import connection_create
 
     with tenant(user.pk):
         portfolio = portfolio_create(user=user, name="Paper", base_currency="USDT", kind=PortfolioKind.PAPER)
@@ -71,7 +71,7 @@ from tests.trading.binance import recorded_binance  # noqa: E402,F401  (fixture)
 
 
 def make_bot(user, paper, **fields):
-    from trading.services import bot_create
+    from trading.bots.services import bot_create
 
     portfolio, connection = paper
     values = {

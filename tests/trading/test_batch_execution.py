@@ -1,4 +1,4 @@
-"""The batch executor (trading.execution) against the single path (services.plan_execute).
+"""The batch executor (trading.fanout.batch) against the single path (services.plan_execute).
 
 The batch exists for speed only, so the proof is that it writes exactly what the single path writes, for
 each outcome a plan can have, and that it falls back to the single path (or is retried) whenever it cannot
@@ -20,7 +20,8 @@ from marketdata.selectors import quote_latest_map
 from portfolios.models import CashBalance, Lot, Position, Transaction
 from portfolios.services import transaction_record
 from tests.trading.conftest import make_bot, make_signal, paper_setup, set_quote
-from trading import execution, services
+from trading.fanout import batch as execution
+from trading.fanout import services
 from trading.models import Bot, ExecutionPlan, Fill, Order
 
 SYMBOL = "BTC/USDT"
@@ -202,7 +203,7 @@ def test_a_database_outage_in_the_batch_is_raised_for_the_task_to_retry(user_a, 
 def test_the_batch_notifies_each_trader_and_sends_one_filled_event_for_the_chunk(
     user_a, user_b, btc_quote, django_capture_on_commit_callbacks
 ):
-    from trading.signals import orders_filled
+    from trading.events import orders_filled
 
     received = []
     orders_filled.connect(lambda sender, fills, **kwargs: received.append(fills), weak=False, dispatch_uid="test")
@@ -237,7 +238,7 @@ def test_two_plans_of_one_bot_in_a_chunk_both_count_on_the_bot(user_a, btc_quote
 
 
 def test_blocked_plans_are_told_once_each_in_one_batch(user_a, user_b, btc_quote, django_capture_on_commit_callbacks):
-    from trading.signals import executions_blocked
+    from trading.events import executions_blocked
 
     for user in (user_a, user_b):
         make_bot(user, paper_setup(user))

@@ -7,16 +7,18 @@ from decimal import Decimal
 import pytest
 import requests
 
+from core.errors import DomainError
 from core.rls import tenant
 from portfolios.choices import PortfolioKind
 from portfolios.selectors import transaction_list
 from portfolios.services import portfolio_create
 from tests.trading.binance import binance_connection, order_body, query_order_body
 from tests.trading.conftest import set_quote
-from trading import services
-from trading.exchanges import ExchangeUnavailable, adapter_for
+from trading.connections.selectors import venue_health
+from trading.exchanges.base import ExchangeUnavailable, OrderStatusUnknown
+from trading.exchanges.registry import adapter_for
 from trading.models import Order
-from trading.selectors import venue_health
+from trading.orders import services
 
 
 @pytest.fixture
@@ -110,7 +112,7 @@ def test_a_retry_after_a_lost_attempt_fetches_first_and_places_with_the_same_id(
     recorded_binance.handlers[("GET", "/api/v3/order")] = query
     order = _place(user_a, connection, portfolio, type="limit", price=Decimal("19000"))
     with tenant(user_a.pk):
-        with pytest.raises(services.OrderStatusUnknown):
+        with pytest.raises(OrderStatusUnknown):
             services.order_submit(order_id=order.pk)  # the task retries this later
         services.order_submit(order_id=order.pk)
         order.refresh_from_db()
@@ -149,5 +151,5 @@ def test_an_ip_ban_opens_the_breaker_at_once(user_a, binance, recorded_binance):
 def test_insufficient_venue_balance_is_a_form_error(user_a, binance):
     connection, portfolio = binance
     set_quote("BTC/USDT", "24000")
-    with pytest.raises(services.DomainError, match="Insufficient balance"):
+    with pytest.raises(DomainError, match="Insufficient balance"):
         _place(user_a, connection, portfolio, quantity=Decimal("1"))

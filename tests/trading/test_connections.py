@@ -10,9 +10,9 @@ from django.db import connection as db
 from core.models import AuditLog
 from core.rls import system_context, tenant
 from tests.trading.binance import BINANCE_KEY, BINANCE_SECRET, binance_connection
+from trading.connections.services import connection_delete
 from trading.crypto import ExchangeKeyDecryptionError, secret_decrypt
 from trading.models import ExchangeConnection
-from trading.services import connection_delete
 
 
 def _raw_columns(pk: int) -> tuple[str, str]:

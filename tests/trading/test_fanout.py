@@ -14,7 +14,8 @@ from portfolios.selectors import transaction_list
 from tests.factories import UserFactory
 from tests.trading.conftest import make_bot, make_signal, paper_setup, set_quote
 from tests.trading.market_data import minute_bars
-from trading import services
+from trading.decisions.services import signals_compute
+from trading.fanout import services
 from trading.models import BlockedExecution, Bot, ExecutionPlan, Fill, Order, Signal
 from trading.tasks import plans_execute_task
 
@@ -151,9 +152,9 @@ def test_the_signal_engine_on_real_candles_blocks_a_dca_buy_in_the_march_10_cras
             for b in minute_bars() if start <= b.open_time < end
         )
     last_open = end - timedelta(minutes=1)
-    [signal] = services.signals_compute(symbol="BTC/USDT", candle_open_time=last_open)
+    [signal] = signals_compute(symbol="BTC/USDT", candle_open_time=last_open)
     assert (signal.action, signal.regime, signal.candle_open_time) == ("buy", "bearish", last_open)
-    assert services.signals_compute(symbol="BTC/USDT", candle_open_time=last_open) == [signal], "one decision"
+    assert signals_compute(symbol="BTC/USDT", candle_open_time=last_open) == [signal], "one decision"
     fan_out = services.signal_plan(signal_id=signal.pk, now=signal.closed_at + timedelta(seconds=1))
     assert len(fan_out.blocked) == 1
     with tenant(user_a.pk):

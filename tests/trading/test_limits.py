@@ -1,4 +1,4 @@
-"""Plan limits: the one call site in trading.services asks billing before a bot or a real connection is added."""
+"""Plan limits: the one call site in trading (trading.entitlements) asks billing before a bot or a real connection is added."""
 
 from __future__ import annotations
 

@@ -11,9 +11,10 @@ from core.models import AuditLog
 from core.rls import tenant
 from portfolios.selectors import cash_balance, position_list, transaction_list
 from tests.trading.conftest import set_quote
-from trading import services
-from trading.exchanges import ExchangeFill, ExchangeOrder
+from trading.exchanges.base import ExchangeFill, ExchangeOrder
+from trading.exchanges.paper import resting_orders_crossed
 from trading.models import Fill, Order
+from trading.orders import services
 
 
 def place(user, paper, **fields) -> Order:
@@ -83,10 +84,10 @@ def test_a_limit_order_rests_then_fills_at_its_price_when_crossed(user_a, paper_
     portfolio, _ = paper_a
     order = place(user_a, paper_a, type="limit", price=Decimal("19500"))
     assert order.status == "open" and holding(user_a, portfolio) == 0
-    assert services.paper_resting_matches(symbol="BTC/USDT", price=Decimal("19600")) == []
-    matches = services.paper_resting_matches(symbol="BTC/USDT", price=Decimal("19450"))
+    assert resting_orders_crossed(symbol="BTC/USDT", price=Decimal("19600")) == []
+    matches = resting_orders_crossed(symbol="BTC/USDT", price=Decimal("19450"))
     assert matches == [(str(order.pk), user_a.pk)]
-    services.paper_order_match(order_id=str(order.pk), user_id=user_a.pk, price=Decimal("19450"))
+    services.order_match_resting(order_id=str(order.pk), user_id=user_a.pk, price=Decimal("19450"))
     with tenant(user_a.pk):
         order.refresh_from_db()
     assert (order.status, order.average_price) == ("filled", Decimal("19500"))
@@ -103,8 +104,8 @@ def test_a_stop_market_sell_triggers_below_its_stop(user_a, paper_a):
     place(user_a, paper_a, quantity=Decimal("0.2"))
     stop = place(user_a, paper_a, side="sell", type="stop_market", stop_price=Decimal("19000"), quantity=Decimal("0.2"))
     assert stop.status == "open"
-    assert services.paper_resting_matches(symbol="BTC/USDT", price=Decimal("19100")) == []
-    services.paper_order_match(order_id=str(stop.pk), user_id=user_a.pk, price=Decimal("18950"))
+    assert resting_orders_crossed(symbol="BTC/USDT", price=Decimal("19100")) == []
+    services.order_match_resting(order_id=str(stop.pk), user_id=user_a.pk, price=Decimal("18950"))
     with tenant(user_a.pk):
         stop.refresh_from_db()
     # 18950 moved 0.05% against the seller
@@ -114,24 +115,24 @@ def test_a_stop_market_sell_triggers_below_its_stop(user_a, paper_a):
 
 def test_a_stop_limit_becomes_a_limit_when_triggered(user_a, paper_a):
     order = place(user_a, paper_a, type="stop_limit", stop_price=Decimal("21000"), price=Decimal("21100"))
-    services.paper_order_match(order_id=str(order.pk), user_id=user_a.pk, price=Decimal("21000"))
+    services.order_match_resting(order_id=str(order.pk), user_id=user_a.pk, price=Decimal("21000"))
     with tenant(user_a.pk):
         order.refresh_from_db()
     assert (order.status, order.average_price) == ("filled", Decimal("21000"))
     gap = place(user_a, paper_a, type="stop_limit", stop_price=Decimal("21000"), price=Decimal("21050"),
                 quantity=Decimal("0.01"))
-    services.paper_order_match(order_id=str(gap.pk), user_id=user_a.pk, price=Decimal("21200"))  # gapped past
+    services.order_match_resting(order_id=str(gap.pk), user_id=user_a.pk, price=Decimal("21200"))  # gapped past
     with tenant(user_a.pk):
         gap.refresh_from_db()
     assert gap.status == "open" and gap.triggered_at is not None, "triggered, now resting as a limit at 21050"
-    assert services.paper_resting_matches(symbol="BTC/USDT", price=Decimal("21040")) == [(str(gap.pk), user_a.pk)]
+    assert resting_orders_crossed(symbol="BTC/USDT", price=Decimal("21040")) == [(str(gap.pk), user_a.pk)]
 
 
 def test_a_take_profit_sell_fires_when_the_price_rises_to_it(user_a, paper_a):
     place(user_a, paper_a, quantity=Decimal("0.1"))
     tp = place(user_a, paper_a, side="sell", type="take_profit", stop_price=Decimal("22000"))
-    assert services.paper_resting_matches(symbol="BTC/USDT", price=Decimal("21900")) == []
-    services.paper_order_match(order_id=str(tp.pk), user_id=user_a.pk, price=Decimal("22010"))
+    assert resting_orders_crossed(symbol="BTC/USDT", price=Decimal("21900")) == []
+    services.order_match_resting(order_id=str(tp.pk), user_id=user_a.pk, price=Decimal("22010"))
     with tenant(user_a.pk):
         tp.refresh_from_db()
     assert tp.status == "filled" and tp.average_price == Decimal("21998.99")
@@ -163,7 +164,7 @@ def test_cancel_moves_an_open_order_to_cancelled_and_audits_it(user_a, paper_a):
         actions = set(AuditLog.objects.filter(target_id=str(order.pk)).values_list("action", flat=True))
     assert order.status == "cancelled" and order.closed_at is not None
     assert actions == {"trading.order_placed", "trading.order_cancelled"}
-    assert services.paper_resting_matches(symbol="BTC/USDT", price=Decimal("14000")) == []
+    assert resting_orders_crossed(symbol="BTC/USDT", price=Decimal("14000")) == []
 
 
 def test_a_fill_reported_twice_moves_the_portfolio_once(user_a, paper_a):

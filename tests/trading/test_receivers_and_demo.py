@@ -18,8 +18,8 @@ from marketdata.types import CandleBar, TickEvent
 from tests.factories import UserFactory
 from tests.trading.conftest import make_bot
 from tests.trading.market_data import minute_bars
-from trading import services
 from trading.models import BlockedExecution, Bot, ExchangeConnection, Order, Signal
+from trading.orders import services
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ import pytest
 
 from core.errors import DomainError
 from tests.trading.market_data import Bar, hourly_bars
-from trading.regime import RegimeParams, regime_classify
-from trading.strategies import dca, rsi_mean_reversion, sma_crossover, strategy_params_clean
+from trading.decisions.regime import RegimeParams, regime_classify
+from trading.decisions.strategies import dca, rsi_mean_reversion, sma_crossover, strategy_params_clean
 
 
 def _bars(closes, start=datetime(2024, 1, 1, tzinfo=UTC), step=timedelta(minutes=1)):

@@ -9,7 +9,7 @@ import pytest
 from core.rls import system_context, tenant
 from tests.trading.binance import BINANCE_KEY, BINANCE_SECRET
 from tests.trading.conftest import make_bot, make_signal
-from trading import services
+from trading.fanout import services
 from trading.models import Bot, ExchangeConnection, Order
 
 HTMX = {"HTTP_HX_REQUEST": "true"}

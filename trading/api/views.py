@@ -8,8 +8,11 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from trading import ledger, selectors, services
+from trading import ledger
 from trading.choices import OrderSide, OrderSource, OrderStatus, OrderType
+from trading.connections.selectors import connection_get
+from trading.orders.selectors import order_get, order_list
+from trading.orders.services import order_cancel, order_place
 
 
 class OrderOutput(serializers.Serializer):
@@ -58,7 +61,7 @@ class OrderListApi(GenericAPIView):
         filters = OrderFilter(data=request.query_params)
         filters.is_valid(raise_exception=True)
         data = filters.validated_data
-        orders = selectors.order_list(
+        orders = order_list(
             user=request.user, open_only=data["open"], status=data.get("status"), symbol=data.get("symbol"),
             side=data.get("side"),
         )
@@ -70,9 +73,9 @@ class OrderListApi(GenericAPIView):
         payload = OrderInput(data=request.data)
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
-        order = services.order_place(
+        order = order_place(
             user=request.user,
-            connection=selectors.connection_get(user=request.user, pk=data["connection"]),
+            connection=connection_get(user=request.user, pk=data["connection"]),
             portfolio=ledger.portfolio_get(user=request.user, pk=data["portfolio"]),
             symbol=data["symbol"], side=data["side"], type=data["type"], quantity=data["quantity"],
             price=data.get("price"), stop_price=data.get("stop_price"), source=OrderSource.API,
@@ -85,7 +88,7 @@ class OrderDetailApi(GenericAPIView):
     serializer_class = OrderOutput
 
     def get(self, request: Request, pk) -> Response:
-        return Response(OrderOutput(selectors.order_get(user=request.user, pk=pk)).data)
+        return Response(OrderOutput(order_get(user=request.user, pk=pk)).data)
 
 
 class OrderCancelApi(GenericAPIView):
@@ -93,6 +96,6 @@ class OrderCancelApi(GenericAPIView):
 
     @extend_schema(request=None, responses=OrderOutput)
     def post(self, request: Request, pk) -> Response:
-        order = services.order_cancel(user=request.user, order=selectors.order_get(user=request.user, pk=pk),
+        order = order_cancel(user=request.user, order=order_get(user=request.user, pk=pk),
                                       request=request)
         return Response(OrderOutput(order).data)

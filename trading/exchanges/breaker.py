@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.cache import cache
 
+from trading.events import venue_degraded
+
 
 @dataclass(frozen=True)
 class VenueHealth:
@@ -42,8 +44,6 @@ def breaker_record_failure(*, venue: str, http_status: int | None) -> bool:
     tripped = http_status == 418 or count >= settings.TRADING_BREAKER_THRESHOLD
     cooldown = settings.TRADING_BREAKER_COOLDOWN_SECONDS
     if tripped and cache.add(_open_key(venue), time.time() + cooldown, timeout=cooldown):
-        from trading.signals import venue_degraded
-
         venue_degraded.send_robust(sender=VenueHealth, venue=venue, retry_after_seconds=cooldown)
         return True
     return False

@@ -17,8 +17,11 @@ from decimal import Decimal
 import ccxt
 import requests
 
+from trading import ledger
+from trading.crypto import secret_decrypt
 from trading.exchanges.base import (
     Balance,
+    Credentials,
     ExchangeFill,
     ExchangeOrder,
     ExchangeRejected,
@@ -28,6 +31,7 @@ from trading.exchanges.base import (
     MarketRules,
     OrderRequest,
     OrderStatusUnknown,
+    RestingMatch,
 )
 from trading.exchanges.breaker import breaker_health, breaker_record_failure
 
@@ -55,7 +59,10 @@ def _precision_digits(value) -> int:
 
 
 class CcxtAdapter:
-    is_paper = False
+    needs_credentials = True
+    counts_against_plan = True
+    places_in_transaction = False
+    can_batch = False
 
     def __init__(
         self,
@@ -88,6 +95,22 @@ class CcxtAdapter:
         )
         if sandbox:
             self.exchange.set_sandbox_mode(True)
+
+    @classmethod
+    def for_connection(cls, connection, *, portfolio=None, credentials: Credentials | None = None) -> CcxtAdapter:
+        credentials = credentials or Credentials(
+            api_key=secret_decrypt(connection.api_key_encrypted),
+            secret=secret_decrypt(connection.api_secret_encrypted),
+            passphrase=secret_decrypt(connection.passphrase_encrypted),
+        )
+        return cls(
+            venue=connection.venue, api_key=credentials.api_key, secret=credentials.secret,
+            passphrase=credentials.passphrase, sandbox=connection.sandbox,
+        )
+
+    @classmethod
+    def trades_portfolio(cls, portfolio) -> bool:
+        return not ledger.is_paper_portfolio(portfolio)
 
     # --- plumbing -------------------------------------------------------------------------------------
     def _call(self, method: str, *args, **kwargs):
@@ -182,7 +205,20 @@ class CcxtAdapter:
                 result[currency] = Balance(currency=currency, free=_decimal(free), used=_decimal(used))
         return result
 
-    def place_order(self, request: OrderRequest) -> ExchangeOrder:
+    def spendable(self, *, currency: str) -> Decimal:
+        balance = self.balances().get(currency)
+        return balance.free if balance else Decimal("0")
+
+    def sellable(self, *, instrument) -> Decimal:
+        balance = self.balances().get(instrument.base)
+        return balance.free if balance else Decimal("0")
+
+    def buy_quantity_within(self, *, wanted: Decimal, price: Decimal, available: Decimal, precision: int) -> Decimal:
+        """The venue's own price and fees decide what a market buy costs: the order's validation checks the
+        balance, and the venue refuses what it cannot pay for."""
+        return wanted
+
+    def place_order(self, request: OrderRequest, *, quote=None, instrument=None) -> ExchangeOrder:
         self._market(request.symbol)
         params: dict = {"clientOrderId": request.client_order_id}
         ccxt_type = "limit" if request.type in {"limit", "stop_limit"} else "market"
@@ -200,6 +236,9 @@ class CcxtAdapter:
             params,
         )
         return self._order(raw, client_order_id=request.client_order_id)
+
+    def resting_match(self, *, order, price: Decimal) -> RestingMatch | None:
+        return None  # the venue matches its own orders; their fills arrive through fetch_order
 
     def cancel_order(self, *, client_order_id: str, exchange_order_id: str, symbol: str) -> ExchangeOrder:
         raw = self._call("cancel_order", exchange_order_id or None, symbol, self._by_client_id(client_order_id))

@@ -8,7 +8,10 @@
 - the fee is `TRADING_PAPER_FEE_RATE` (0.10% by default) of the notional, in the quote currency.
 
 Paper balances are the paper portfolio's own cash and positions (portfolios app), so a fill moves them
-exactly as a real fill would. Resting orders are matched by `paper_match_tick` from the tick receiver.
+exactly as a real fill would; open orders hold back what they may still need. The exchange's order book is
+trading's own order table: orders are placed in the transaction that writes them, and resting ones are
+matched against the feed's prices (`resting_orders_crossed` finds them across tenants, `resting_match`
+decides each as its owner; trading.orders.services applies the outcome).
 """
 
 from __future__ import annotations
@@ -18,11 +21,17 @@ from datetime import datetime
 from decimal import ROUND_DOWN, ROUND_UP, Decimal
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
-from trading.choices import OrderSide, OrderStatus, OrderType
+from core.rls import system_context
+from marketdata.selectors import instrument_get, quote_latest_map
+from trading import ledger
+from trading.choices import OPEN_ORDER_STATUSES, OrderSide, OrderStatus, OrderType, Venue
+from trading.common import ZERO, quantize_down
 from trading.exchanges.base import (
     Balance,
+    Credentials,
     ExchangeFill,
     ExchangeOrder,
     ExchangeRejected,
@@ -30,9 +39,12 @@ from trading.exchanges.base import (
     KeyPermissions,
     MarketRules,
     OrderRequest,
+    RestingMatch,
 )
+from trading.models import Order
 
 FEE_QUANTUM = Decimal("0.00000001")
+RESTING_STATUSES = [OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED]
 
 
 @dataclass(frozen=True)
@@ -130,39 +142,105 @@ def paper_match(
     return resting, True
 
 
+def reserved_total(orders, *, side: str, fee_rate: Decimal) -> Decimal:
+    """The quote (buys, with the taker fee) or base units (sells) that open `orders` of one side hold back."""
+    total = ZERO
+    for order in orders:
+        remaining = order.quantity - order.filled_quantity
+        if side == OrderSide.BUY:
+            total += remaining * (order.price or order.stop_price or order.average_price or ZERO) * (1 + fee_rate)
+        else:
+            total += remaining
+    return total
+
+
+def resting_orders_crossed(*, symbol: str, price: Decimal) -> list[tuple[str, int]]:
+    """(order id, user id) of resting paper orders this price may fill or trigger. Cross-tenant, read-only."""
+    stop_types = [OrderType.STOP_MARKET, OrderType.STOP_LIMIT]
+    waiting = Q(triggered_at__isnull=True)
+    crosses = (
+        Q(type=OrderType.LIMIT, side=OrderSide.BUY, price__gte=price)
+        | Q(type=OrderType.LIMIT, side=OrderSide.SELL, price__lte=price)
+        | (waiting & Q(type__in=stop_types, side=OrderSide.BUY, stop_price__lte=price))
+        | (waiting & Q(type__in=stop_types, side=OrderSide.SELL, stop_price__gte=price))
+        | (waiting & Q(type=OrderType.TAKE_PROFIT, side=OrderSide.BUY, stop_price__gte=price))
+        | (waiting & Q(type=OrderType.TAKE_PROFIT, side=OrderSide.SELL, stop_price__lte=price))
+        | Q(type=OrderType.STOP_LIMIT, triggered_at__isnull=False, side=OrderSide.BUY, price__gte=price)
+        | Q(type=OrderType.STOP_LIMIT, triggered_at__isnull=False, side=OrderSide.SELL, price__lte=price)
+    )
+    with system_context(reason=f"paper exchange: match resting orders on {symbol}"):
+        rows = Order.objects.filter(
+            crosses, status__in=RESTING_STATUSES, instrument__symbol=symbol, connection__venue=Venue.PAPER,
+        ).values_list("pk", "user_id")
+        return [(str(pk), user_id) for pk, user_id in rows]
+
+
 class PaperAdapter:
-    venue = "paper"
-    is_paper = True
+    venue = Venue.PAPER
+    needs_credentials = False
+    counts_against_plan = False
+    places_in_transaction = True
+    can_batch = True
 
     def __init__(self, *, connection, portfolio=None) -> None:
         self.connection = connection
         self.portfolio = portfolio
+
+    @classmethod
+    def for_connection(cls, connection, *, portfolio=None, credentials: Credentials | None = None) -> PaperAdapter:
+        return cls(connection=connection, portfolio=portfolio)
+
+    @classmethod
+    def trades_portfolio(cls, portfolio) -> bool:
+        return ledger.is_paper_portfolio(portfolio)
 
     def validate_credentials(self) -> KeyPermissions:
         return KeyPermissions(can_trade=True, can_withdraw=False, ip_restricted=True)
 
     def _quote(self, symbol: str) -> PaperQuote | None:
         """The live quote, or None when there is none or it is stale."""
-        from marketdata.selectors import quote_latest_map
-
         snapshot = quote_latest_map(symbols=[symbol]).get(symbol)
         if snapshot is None or snapshot.stale:
             return None
         return PaperQuote(price=snapshot.price, bid=snapshot.bid, ask=snapshot.ask)
 
-    def _instrument(self, symbol: str):
-        from marketdata.selectors import instrument_get
-
-        return instrument_get(symbol=symbol)
-
     def balances(self) -> dict[str, Balance]:
-        from trading.selectors import paper_balances
+        balances = {
+            currency: Balance(currency=currency, free=amount, used=ZERO)
+            for currency, amount in ledger.cash_balances(portfolio=self.portfolio)
+        }
+        for base, quantity in ledger.holdings(portfolio=self.portfolio):
+            balances[base] = Balance(currency=base, free=quantity, used=ZERO)
+        return balances
 
-        return paper_balances(portfolio=self.portfolio)
+    def _open_orders(self, *, side: str):
+        return Order.objects.filter(
+            portfolio=self.portfolio, connection=self.connection, side=side, status__in=OPEN_ORDER_STATUSES
+        )
 
-    def place_order(self, request: OrderRequest) -> ExchangeOrder:
-        instrument = self._instrument(request.symbol)
-        quote = self._quote(request.symbol)
+    def reserved(self, open_orders, *, side: str) -> Decimal:
+        return reserved_total(open_orders, side=side, fee_rate=self.connection.taker_fee or ZERO)
+
+    def spendable(self, *, currency: str) -> Decimal:
+        cash = ledger.cash(portfolio=self.portfolio, currency=currency)
+        return cash - self.reserved(self._open_orders(side=OrderSide.BUY).filter(instrument__quote=currency), side=OrderSide.BUY)
+
+    def sellable(self, *, instrument) -> Decimal:
+        held = ledger.holding(portfolio=self.portfolio, instrument=instrument)
+        return held - self.reserved(self._open_orders(side=OrderSide.SELL).filter(instrument=instrument), side=OrderSide.SELL)
+
+    def buy_quantity_within(self, *, wanted: Decimal, price: Decimal, available: Decimal, precision: int) -> Decimal:
+        """The taker fee and the paper slippage are known here: the buy is cut to what `available` pays for."""
+        fee = (self.connection.taker_fee or ZERO) + Decimal(settings.TRADING_PAPER_SLIPPAGE_RATE)
+        return quantize_down(min(wanted, available / (price * (1 + fee))), precision)
+
+    def place_order(self, request: OrderRequest, *, quote=None, instrument=None) -> ExchangeOrder:
+        if instrument is None or instrument.symbol != request.symbol:
+            instrument = instrument_get(symbol=request.symbol)
+        if quote is not None:
+            quote = PaperQuote(price=quote.price, bid=quote.bid, ask=quote.ask)
+        else:
+            quote = self._quote(request.symbol)
         if quote is None:
             if request.type == OrderType.MARKET:
                 raise ExchangeRejected(
@@ -189,16 +267,27 @@ class PaperAdapter:
         )
         return result
 
+    def resting_match(self, *, order, price: Decimal) -> RestingMatch:
+        update, triggered = paper_match(
+            client_order_id=order.client_order_id, side=order.side, order_type=order.type,
+            quantity=order.remaining_quantity, limit_price=order.price, stop_price=order.stop_price,
+            already_triggered=order.triggered_at is not None,
+            resting_limit=order.type == OrderType.LIMIT or order.triggered_at is not None,
+            quote=PaperQuote(price=price),
+            quote_currency=order.instrument.quote, price_precision=order.instrument.price_precision,
+            at=timezone.now(),
+        )
+        return RestingMatch(update=update, triggered=triggered)
+
     def cancel_order(self, *, client_order_id: str, exchange_order_id: str, symbol: str) -> ExchangeOrder:
         return ExchangeOrder(
             client_order_id=client_order_id,
             exchange_order_id=exchange_order_id or f"paper-{client_order_id}",
             status=OrderStatus.CANCELLED,
+            reason="Cancelled by you.",
         )
 
     def fetch_order(self, *, client_order_id: str, exchange_order_id: str, symbol: str) -> ExchangeOrder:
-        from trading.models import Order
-
         order = Order.objects.filter(pk=client_order_id).first()
         if order is None:
             raise ExchangeRejected(f"The paper exchange has no order {client_order_id}.")
@@ -211,9 +300,9 @@ class PaperAdapter:
         )
 
     def open_orders(self, *, symbol: str | None = None) -> list[ExchangeOrder]:
-        from trading.selectors import order_list
-
-        orders = order_list(user=self.connection.user, open_only=True).filter(connection=self.connection)
+        orders = Order.objects.filter(
+            user_id=self.connection.user_id, connection=self.connection, status__in=OPEN_ORDER_STATUSES
+        ).order_by("-created_at")
         if symbol:
             orders = orders.filter(instrument__symbol=symbol)
         return [
@@ -231,7 +320,7 @@ class PaperAdapter:
         return FeeSchedule(maker=_fee_rate(), taker=_fee_rate())
 
     def market_rules(self, *, symbol: str) -> MarketRules:
-        instrument = self._instrument(symbol)
+        instrument = instrument_get(symbol=symbol)
         return MarketRules(
             symbol=instrument.symbol,
             price_precision=instrument.price_precision,

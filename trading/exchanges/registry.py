@@ -1,21 +1,33 @@
-"""Which adapter serves a connection: the paper exchange, or ccxt with the connection's decrypted keys."""
+"""Which adapter serves a venue: the paper exchange, or ccxt with the connection's decrypted keys.
+
+The one place that names the venues' adapters; everything else asks the adapter it is given.
+"""
 
 from __future__ import annotations
 
-from trading.crypto import secret_decrypt
+from decimal import Decimal
+
+from trading.choices import Venue
+from trading.exchanges.base import Credentials, ExchangeAdapter
+from trading.exchanges.paper import PaperAdapter, resting_orders_crossed
 
 
-def adapter_for(connection, *, portfolio=None):
-    if connection.venue == "paper":
-        from trading.exchanges.paper import PaperAdapter
-
-        return PaperAdapter(connection=connection, portfolio=portfolio)
+def adapter_class(venue: str) -> type[ExchangeAdapter]:
+    if venue == Venue.PAPER:
+        return PaperAdapter
+    # ccxt takes about a second to import: only processes that reach a real venue load it.
     from trading.exchanges.ccxt_adapter import CcxtAdapter
 
-    return CcxtAdapter(
-        venue=connection.venue,
-        api_key=secret_decrypt(connection.api_key_encrypted),
-        secret=secret_decrypt(connection.api_secret_encrypted),
-        passphrase=secret_decrypt(connection.passphrase_encrypted),
-        sandbox=connection.sandbox,
-    )
+    return CcxtAdapter
+
+
+def adapter_for(connection, *, portfolio=None, credentials: Credentials | None = None) -> ExchangeAdapter:
+    """The adapter of `connection`; `portfolio` is the one its balances are kept in where the venue is ours,
+    `credentials` the key of a connection being created (otherwise the stored one, decrypted)."""
+    return adapter_class(connection.venue).for_connection(connection, portfolio=portfolio, credentials=credentials)
+
+
+def resting_orders_reached(*, symbol: str, price: Decimal) -> list[tuple[str, int]]:
+    """(order id, user id) of the resting orders a trade at `price` may fill or trigger, on the venues whose
+    order book is our database (the paper exchange). Cross-tenant, read-only."""
+    return resting_orders_crossed(symbol=symbol, price=price)

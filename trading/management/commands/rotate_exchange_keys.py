@@ -7,8 +7,8 @@ error and nothing is changed (one transaction).
 
 from django.core.management.base import BaseCommand, CommandError
 
+from trading.connections.services import connection_keys_rotate
 from trading.crypto import ExchangeKeyDecryptionError
-from trading.services import connection_keys_rotate
 
 
 class Command(BaseCommand):

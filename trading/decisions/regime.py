@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from trading.choices import Regime
-from trading.indicators import adx, sma
+from trading.decisions.indicators import adx, sma
 
 REGIME_TIMEFRAME = "1h"
 

@@ -1,8 +1,10 @@
-"""Executing a fan-out chunk on the paper exchange: every plan as its owner, a handful of round trips.
+"""Executing a fan-out chunk on a venue that can batch (the paper exchange): every plan as its owner, a
+handful of round trips.
 
-`services.plan_execute` executes one plan through the general order path (`order_place`, the paper
+`services.plan_execute` executes one plan through the general order path (`order_place`, the venue's
 adapter, `order_apply_exchange`, `transaction_record`, `notify`): some sixty statements, each a round trip,
-which caps one signal to 10,000 bots at minutes. A chunk of paper plans does the same work here in one
+which caps one signal to 10,000 bots at minutes. A chunk of plans whose venue's adapter says `can_batch`
+(market orders fill from the quote the chunk holds, without reading the database) does the same work in one
 database transaction on a `core.batch.TenantPipeline`, which sends the statements of every plan together
 while each plan's own statements still run as its owner (`app.user_id` set before them, so RLS checks
 every row read and written):
@@ -11,13 +13,14 @@ every row read and written):
 2. lock each portfolio and read its ledger for the pair (portfolios' `LedgerBatch`, through
    trading/ledger.py), its open orders and the owner's notification choices;
 3. decide in memory with the functions the single path uses: `order_validate` (precision, minimum
-   notional, balance), `paper_match` (the matching engine), `LedgerBatch.record` (`transaction_build` and
-   the FIFO `Ledger`), `order_transition`, `bot_fill_account`, `notification_build`, `audit_entry`;
+   notional, balance), the adapter's `reserved`, `buy_quantity_within` and `place_order` (the paper
+   matching engine), `LedgerBatch.record` (`transaction_build` and the FIFO `Ledger`), `order_transition`,
+   `bot_fill_account`, `notification_build`, `audit_entry`;
 4. write every row (order, fill, transaction, position, lots, cash, bot, audit, notification, plan).
 
 Idempotency is unchanged: a plan executes only while pending under its row lock, the order id derives
-from the plan, and the plan's new status commits with its order. Plans that are not for the paper
-exchange, and the rare fill dated before its portfolio's latest transaction (a replay), go through
+from the plan, and the plan's new status commits with its order. Plans on a venue that cannot batch, and
+the rare fill dated before its portfolio's latest transaction (a replay), go through
 `plan_execute` after the batch. If the batch fails for any other reason it is rolled back as a whole and
 every plan of the chunk goes through `plan_execute`, one by one; a database outage is raised for the
 task to retry.
@@ -35,7 +38,6 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
 
 import structlog
 from django.conf import settings
@@ -49,7 +51,8 @@ from core.errors import DomainError
 from core.models import AuditLog, Notification, NotificationDelivery
 from core.notifications import notification_build, notifications_dispatch
 from marketdata.selectors import instrument_list
-from trading import ledger, services
+from trading import ledger
+from trading.bots.services import BOT_FILL_FIELDS, bot_fill_account
 from trading.choices import (
     OPEN_ORDER_STATUSES,
     BotStatus,
@@ -59,13 +62,33 @@ from trading.choices import (
     OrderType,
     PlanStatus,
 )
-from trading.exchanges.paper import PaperQuote, paper_match
+from trading.exchanges.base import BatchAdapter, OrderRequest
+from trading.exchanges.registry import adapter_class, adapter_for
+from trading.fanout.plans import (
+    BLOCKED_LINK,
+    INSUFFICIENT_FOR_PLAN,
+    NOTIFY_BLOCKED,
+    blocked_message,
+    blocked_payload,
+    executions_blocked_send,
+    plan_order_id,
+    plan_skipped_notice,
+)
 from trading.ledger import LedgerBatch, NeedsReplay
 from trading.models import BlockedExecution, Bot, ExchangeConnection, ExecutionPlan, Fill, Order
+from trading.orders.services import (
+    FILLED_LINK,
+    NOTIFY_FILLED,
+    order_filled_message,
+    order_filled_payload,
+    order_summary,
+    order_transition,
+    orders_filled_send,
+)
+from trading.orders.validation import order_validate
 
 logger = structlog.get_logger(__name__)
 
-ZERO = Decimal("0")
 DATABASE_OUTAGES = (OperationalError, InterfaceError)
 PLAN_FIELDS = ["status", "reason", "order", "quantity", "executed_at"]
 
@@ -87,6 +110,7 @@ class _Item:
     plan: ExecutionPlan
     bot: Bot
     connection: ExchangeConnection
+    adapter: BatchAdapter
     instrument: object  # marketdata.Instrument
     owner_email: str
     signal_closed_at: datetime
@@ -106,7 +130,8 @@ class BatchOutcome:
 
 
 def paper_plans_execute(refs: list[tuple[int, int]], *, quote, now: datetime | None = None) -> BatchOutcome:
-    """Execute the paper plans among `refs` [(plan id, owner id)] in one transaction (see the module)."""
+    """Execute the plans among `refs` [(plan id, owner id)] whose venue can batch (the paper exchange) in
+    one transaction (see the module)."""
     now = now or timezone.now()
     instruments = {instrument.pk: instrument for instrument in instrument_list(active=None)}
     counts: Counter = Counter()
@@ -127,21 +152,25 @@ def paper_plans_execute(refs: list[tuple[int, int]], *, quote, now: datetime | N
             )
             if plan.status != PlanStatus.PENDING:
                 counts[plan.status] += 1
-            elif not connection.is_paper or bot.pk in bots or instruments[bot.instrument_id].symbol != quote.symbol:
-                # A real venue, a second plan of one bot (plans of two signals, from the sweeper), or another
+            elif (
+                not adapter_class(connection.venue).can_batch
+                or bot.pk in bots
+                or instruments[bot.instrument_id].symbol != quote.symbol
+            ):
+                # A venue that cannot batch, a second plan of one bot (plans of two signals, from the sweeper), or another
                 # pair than the chunk's quote: the single path, after this batch (so a second plan sees the
                 # first one's effect on the bot).
                 leftovers.append(ref)
             else:
                 bots.add(bot.pk)
                 items.append(_Item(
-                    ref=ref, plan=plan, bot=bot, connection=connection,
+                    ref=ref, plan=plan, bot=bot, connection=connection, adapter=adapter_for(connection),
                     instrument=instruments[bot.instrument_id], owner_email=email, signal_closed_at=closed_at,
                 ))
 
         ledgers = ledger.ledger_batch(pipe)
         choices: dict[int, Pending] = {}
-        kinds = [services.NOTIFY_FILLED, services.NOTIFY_BLOCKED]
+        kinds = [NOTIFY_FILLED, NOTIFY_BLOCKED]
         batchable = []
         for item in items:
             user_id = item.plan.user_id
@@ -186,7 +215,7 @@ def paper_plans_execute(refs: list[tuple[int, int]], *, quote, now: datetime | N
         _write(pipe, ledgers, done)
         pipe.close()
         deliveries = [delivery for item in done for delivery in item.deliveries]
-        filled = [services.order_filled_payload(item.order) for item in done if item.fill is not None]
+        filled = [order_filled_payload(item.order) for item in done if item.fill is not None]
         portfolios = sorted({(item.portfolio.pk, item.portfolio.user_id) for item in done if item.fill is not None})
         transaction.on_commit(lambda: _after_commit(deliveries, filled, portfolios))
     return BatchOutcome(counts=counts, leftovers=leftovers)
@@ -212,42 +241,43 @@ def _decide(item: _Item, *, ledgers: LedgerBatch, quote, now: datetime, preferen
         return
     owner = get_user_model()(pk=plan.user_id, email=item.owner_email)
     open_orders = item.open_orders.instances()
-    fee_rate = item.connection.taker_fee or ZERO
+    adapter = item.adapter
     quantity, available, held = plan.quantity, None, None
     if plan.side == OrderSide.BUY:
-        reserved = services.reserved_total(
+        reserved = adapter.reserved(
             [o for o in open_orders if o.side == OrderSide.BUY and instruments[o.instrument_id].quote == instrument.quote],
-            side=OrderSide.BUY, fee_rate=fee_rate,
+            side=OrderSide.BUY,
         )
         available = ledgers.cash(portfolio=item.portfolio, currency=instrument.quote) - reserved
-        quantity = services.paper_buy_quantity(
-            wanted=quantity, price=quote.ask or quote.price, taker_fee=item.connection.taker_fee,
-            available=available, precision=instrument.quantity_precision,
+        quantity = adapter.buy_quantity_within(
+            wanted=quantity, price=quote.ask or quote.price, available=available,
+            precision=instrument.quantity_precision,
         )
     else:
-        reserved = services.reserved_total(
+        reserved = adapter.reserved(
             [o for o in open_orders if o.side == OrderSide.SELL and o.instrument_id == instrument.pk],
-            side=OrderSide.SELL, fee_rate=fee_rate,
+            side=OrderSide.SELL,
         )
         held = ledgers.holding(portfolio=item.portfolio, instrument=instrument) - reserved
     try:
         if quantity <= 0:
-            raise DomainError(services.INSUFFICIENT_FOR_PLAN)
-        check = services.order_validate(
+            raise DomainError(INSUFFICIENT_FOR_PLAN)
+        check = order_validate(
             user=owner, portfolio=item.portfolio, connection=item.connection, symbol=instrument.symbol,
             side=plan.side, type=OrderType.MARKET, quantity=quantity, quote=quote, available=available, held=held,
             instrument=instrument,
         )
         order = Order(
-            id=services.plan_order_id(plan.pk), user_id=plan.user_id, connection=item.connection,
+            id=plan_order_id(plan.pk), user_id=plan.user_id, connection=item.connection,
             portfolio=item.portfolio, instrument=instrument, bot=bot, source=OrderSource.BOT, side=plan.side,
             type=OrderType.MARKET, quantity=check.quantity,
         )
-        update, _ = paper_match(
-            client_order_id=order.client_order_id, side=plan.side, order_type=OrderType.MARKET,
-            quantity=check.quantity, limit_price=None, stop_price=None, already_triggered=False,
-            quote=PaperQuote(price=quote.price, bid=quote.bid, ask=quote.ask), quote_currency=instrument.quote,
-            price_precision=instrument.price_precision, at=timezone.now(),
+        update = adapter.place_order(
+            OrderRequest(
+                client_order_id=order.client_order_id, symbol=instrument.symbol, side=plan.side,
+                type=OrderType.MARKET, quantity=check.quantity,
+            ),
+            quote=quote, instrument=instrument,
         )
         [reported] = update.fills
         ledger.fill_record_in(
@@ -257,8 +287,8 @@ def _decide(item: _Item, *, ledgers: LedgerBatch, quote, now: datetime, preferen
     except DomainError as error:
         plan.status, plan.reason = PlanStatus.SKIPPED, str(error)[:300]
         item.notification, item.deliveries = notification_build(
-            user=owner, **services.plan_skipped_notice(plan=plan, bot_name=bot.name, error=error),
-            choices=preferences.get(services.NOTIFY_BLOCKED, {}),
+            user=owner, **plan_skipped_notice(plan=plan, bot_name=bot.name, error=error),
+            choices=preferences.get(NOTIFY_BLOCKED, {}),
         )
         return
     item.fill = Fill(
@@ -270,18 +300,18 @@ def _decide(item: _Item, *, ledgers: LedgerBatch, quote, now: datetime, preferen
     if reported.fee_currency == instrument.quote:
         order.fees_paid = reported.fee
     order.exchange_order_id = update.exchange_order_id
-    services.order_transition(order, OrderStatus.FILLED, reason=update.reason)
-    services.bot_fill_account(bot, side=plan.side, fill=item.fill, quote=instrument.quote)
+    order_transition(order, OrderStatus.FILLED, reason=update.reason)
+    bot_fill_account(bot, side=plan.side, fill=item.fill, quote=instrument.quote)
     plan.status, plan.order, plan.quantity = PlanStatus.EXECUTED, order, quantity
     item.order = order
     item.audit = audit_entry(
         action="trading.order_placed", user=None, user_id=plan.user_id, target=order,
-        after=services._order_summary(order),
+        after=order_summary(order),
     )
     item.notification, item.deliveries = notification_build(
-        user=owner, kind=services.NOTIFY_FILLED, message=services.order_filled_message(order, bot_name=bot.name),
-        link=services.FILLED_LINK, dedup_key=f"order-filled:{order.pk}",
-        choices=preferences.get(services.NOTIFY_FILLED, {}),
+        user=owner, kind=NOTIFY_FILLED, message=order_filled_message(order, bot_name=bot.name),
+        link=FILLED_LINK, dedup_key=f"order-filled:{order.pk}",
+        choices=preferences.get(NOTIFY_FILLED, {}),
     )
 
 
@@ -305,7 +335,7 @@ def _write(pipe: TenantPipeline, ledgers: LedgerBatch, items: list[_Item]) -> No
                 pipe.insert(item.order, user_id=user_id)
                 pipe.insert(item.fill, user_id=user_id)
                 ledgers.queue(item.portfolio)
-                pipe.update(item.bot, services.BOT_FILL_FIELDS, user_id=user_id)
+                pipe.update(item.bot, BOT_FILL_FIELDS, user_id=user_id)
                 pipe.insert(item.audit, user_id=user_id)
             if item.notification is not None:
                 pipe.insert(item.notification, user_id=user_id)
@@ -317,7 +347,7 @@ def _write(pipe: TenantPipeline, ledgers: LedgerBatch, items: list[_Item]) -> No
 def _after_commit(deliveries, filled, portfolios) -> None:
     for step, run in (
         ("notifications", lambda: notifications_dispatch(deliveries)),
-        ("orders_filled", lambda: services.orders_filled_send(filled)),
+        ("orders_filled", lambda: orders_filled_send(filled)),
         ("portfolios_push", lambda: ledger.portfolios_push(portfolios=portfolios)),
     ):
         try:
@@ -351,12 +381,12 @@ def blocked_notify_batch(refs: list[tuple[int, int]]) -> int:
         choices = {
             user_id: pipe.execute(
                 "SELECT kind, channel, enabled FROM core_notificationpreference WHERE user_id = %s AND kind = %s",
-                [user_id, services.NOTIFY_BLOCKED], user_id=user_id,
+                [user_id, NOTIFY_BLOCKED], user_id=user_id,
             )
             for user_id in {user_id for _, user_id in refs}
         }
         pipe.close()  # act as nobody while building (see paper_plans_execute)
-        preferences = {user_id: _choices(pending.rows()).get(services.NOTIFY_BLOCKED, {}) for user_id, pending in choices.items()}
+        preferences = {user_id: _choices(pending.rows()).get(NOTIFY_BLOCKED, {}) for user_id, pending in choices.items()}
         for (_, user_id), pending in reads:
             rows = pending.rows()
             if not rows:
@@ -364,13 +394,13 @@ def blocked_notify_batch(refs: list[tuple[int, int]]) -> int:
             signal_id, bot_id, side, reason, bot_name, already_told = rows[0][:6]
             told += 1
             if rows[0][6] is not None:  # the gatekeeper's record (LEFT JOIN)
-                payloads.append(services.blocked_payload(instance_from_row(BlockedExecution, rows[0][6:])))
+                payloads.append(blocked_payload(instance_from_row(BlockedExecution, rows[0][6:])))
             if already_told:
                 continue
             notification, deliveries = notification_build(
-                user=get_user_model()(pk=user_id), kind=services.NOTIFY_BLOCKED,
-                message=services.blocked_message(bot_name=bot_name, side=side, reason=reason),
-                link=services.BLOCKED_LINK, dedup_key=f"blocked:{signal_id}:{bot_id}", choices=preferences[user_id],
+                user=get_user_model()(pk=user_id), kind=NOTIFY_BLOCKED,
+                message=blocked_message(bot_name=bot_name, side=side, reason=reason),
+                link=BLOCKED_LINK, dedup_key=f"blocked:{signal_id}:{bot_id}", choices=preferences[user_id],
             )
             built.append((user_id, notification, deliveries))
         deliveries = [delivery for _, _, group in built for delivery in group]
@@ -392,7 +422,7 @@ def blocked_notify_batch(refs: list[tuple[int, int]]) -> int:
 def _after_blocked(deliveries, payloads) -> None:
     for step, run in (
         ("notifications", lambda: notifications_dispatch(deliveries)),
-        ("executions_blocked", lambda: services.executions_blocked_send(payloads)),
+        ("executions_blocked", lambda: executions_blocked_send(payloads)),
     ):
         try:
             run()

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from core.errors import DomainError
 from trading.choices import Regime, SignalAction
-from trading.indicators import rsi, sma
+from trading.decisions.indicators import rsi, sma
 
 ALL_REGIMES = frozenset({Regime.BULLISH, Regime.BEARISH, Regime.SIDEWAYS})
 

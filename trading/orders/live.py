@@ -13,13 +13,12 @@ from django.template.loader import render_to_string
 
 from core.consumers import user_group
 from core.rls import tenant
+from trading.orders.selectors import order_list
 
 logger = structlog.get_logger(__name__)
 
 
 def open_orders_html(*, user_id: int, oob: bool) -> str:
-    from trading.selectors import order_list
-
     orders = list(order_list(user=user_id, open_only=True)[:100])
     return render_to_string("trading/partials/open_orders.html", {"open_orders": orders, "oob": oob})
 

@@ -1,0 +1,55 @@
+"""Small helpers every part of trading uses: who acted (for audit rows) and the Decimal inputs of the forms."""
+
+from __future__ import annotations
+
+from decimal import ROUND_DOWN, Decimal
+
+from django.http import HttpRequest
+
+from core.errors import DomainError
+
+ZERO = Decimal("0")
+
+
+def request_actor(request: HttpRequest | None, user):
+    """The signed-in user behind `request` (the audit row's actor), or None for work without a request."""
+    if request is not None and getattr(request, "user", None) is not None and request.user.is_authenticated:
+        return request.user
+    return None
+
+
+def user_id_of(user) -> int:
+    return user if isinstance(user, int) else user.pk
+
+
+def plain(value: Decimal) -> str:
+    return format(value.normalize(), "f")
+
+
+def places(value: Decimal) -> int:
+    exponent = value.normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
+
+
+def quantize_down(value: Decimal, decimal_places: int) -> Decimal:
+    return value.quantize(Decimal(1).scaleb(-decimal_places), rounding=ROUND_DOWN)
+
+
+def decimal_input(value, *, field: str, label: str) -> Decimal | None:
+    """A positive number from a form or API value; None when it is empty."""
+    if value in (None, ""):
+        return None
+    try:
+        number = Decimal(str(value).strip())
+    except ArithmeticError:
+        raise DomainError(f"{label} must be a number.", field=field) from None
+    if not number.is_finite() or number <= 0:
+        raise DomainError(f"{label} must be greater than zero.", field=field)
+    return number
+
+
+def positive_input(value, *, field: str, label: str) -> Decimal:
+    number = decimal_input(value, field=field, label=label)
+    if number is None:
+        raise DomainError(f"Enter the {label.lower()}.", field=field)
+    return number

@@ -1,0 +1,91 @@
+"""The signal engine: on each closed candle, one decision per (strategy, params, pair, timeframe) of enabled
+bots, with the pair's regime. Signals and regime readings are shared reference rows, written by the
+engine only (`system_context`); an actionable new signal is fanned out by the `trading.signal_fan_out` task.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from core.jobs import task_enqueue
+from core.rls import system_context
+from marketdata.selectors import candle_list, instrument_get
+from trading.choices import BotStatus, SignalAction, SignalStatus
+from trading.common import ZERO
+from trading.decisions.regime import REGIME_TIMEFRAME, RegimeParams, regime_classify
+from trading.decisions.strategies import strategy_decide, strategy_get
+from trading.models import Bot, RegimeReading, Signal
+
+TIMEFRAME_SECONDS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "4h": 14400, "1d": 86400}
+
+
+def _timeframe_closes(timeframe: str, candle_open_time) -> bool:
+    """Does the one-minute candle opening at `candle_open_time` close a `timeframe` bar?"""
+    close = candle_open_time + timedelta(minutes=1)
+    return int(close.timestamp()) % TIMEFRAME_SECONDS[timeframe] == 0
+
+
+def regime_current(*, instrument, as_of=None) -> RegimeReading:
+    """Classify the pair now from its hourly candles, storing one reading per hourly bar."""
+    params = RegimeParams()
+    candles = candle_list(symbol=instrument.symbol, timeframe=REGIME_TIMEFRAME, limit=params.candles_needed)
+    result = regime_classify(candles, params)
+    as_of = candles[-1].open_time if candles else (as_of or timezone.now())
+    reading, _ = RegimeReading.objects.get_or_create(
+        instrument=instrument, timeframe=REGIME_TIMEFRAME, as_of=as_of,
+        defaults={"regime": result.regime, "sma_slope_pct": result.sma_slope_pct, "adx": result.adx},
+    )
+    if reading.regime != result.regime:
+        # The hourly bar was still forming when it was last classified.
+        reading.regime, reading.sma_slope_pct, reading.adx = result.regime, result.sma_slope_pct, result.adx
+        reading.save(update_fields=["regime", "sma_slope_pct", "adx"])
+    return reading
+
+
+def signals_compute(*, symbol: str, candle_open_time, published_at=None) -> list[Signal]:
+    """On a one-minute candle close: one decision per distinct (strategy, params, timeframe) of enabled bots
+    on this pair whose bar just closed. Returns the signals that call for action (already planned or not).
+
+    `published_at` is the wall-clock time the feed reported the close (the replay feed's market time is in
+    the past); a signal's staleness is measured from it."""
+    instrument = instrument_get(symbol=symbol)
+    with system_context(reason=f"signal engine: which bot settings trade {symbol}"):
+        settings_in_use = {
+            (strategy, params_key, timeframe): params
+            for strategy, params_key, timeframe, params in Bot.objects.filter(
+                instrument=instrument, status=BotStatus.ENABLED
+            ).values_list("strategy", "params_key", "timeframe", "params")
+        }
+    due = {key: params for key, params in settings_in_use.items() if _timeframe_closes(key[2], candle_open_time)}
+    if not due:
+        return []
+    closed_at = published_at or timezone.now()
+    # Signals and regime readings are shared reference rows, written by the signal engine only.
+    with system_context(reason=f"signal engine: decisions on {symbol}"):
+        regime = regime_current(instrument=instrument)
+        actionable = []
+        for (strategy_key, params_key, timeframe), params in sorted(due.items()):
+            strategy = strategy_get(strategy_key)
+            candles = candle_list(symbol=symbol, timeframe=timeframe, limit=strategy.candles_needed(params) + 1)
+            decision = strategy_decide(strategy_key, candles, params)
+            signal, created = Signal.objects.get_or_create(
+                instrument=instrument, strategy=strategy_key, params_key=params_key, timeframe=timeframe,
+                candle_open_time=candles[-1].open_time if candles else candle_open_time,
+                defaults={
+                    "params": params, "closed_at": closed_at, "action": decision.action,
+                    "price": candles[-1].close if candles else ZERO, "regime": regime.regime,
+                    "reason": decision.reason[:300],
+                    "status": SignalStatus.HOLD if decision.action == SignalAction.HOLD else SignalStatus.PLANNED,
+                },
+            )
+            if signal.action != SignalAction.HOLD:
+                actionable.append(signal)
+                if created:
+                    signal_id = signal.pk
+                    transaction.on_commit(
+                        lambda signal_id=signal_id: task_enqueue("trading.signal_fan_out", args=[signal_id])
+                    )
+        return actionable
