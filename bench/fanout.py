@@ -26,6 +26,7 @@ Prints one JSON line.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import signal
@@ -72,6 +73,14 @@ def private_redis() -> str:
 
 
 PROCESSES: list[subprocess.Popen] = []
+
+
+@atexit.register
+def _stop_private_processes() -> None:
+    """However the bench ends (a bad argument exits before main's `finally`), its redis-server goes too."""
+    for process in PROCESSES:
+        if process.poll() is None:
+            process.terminate()
 
 
 ENV = bench_environment("bench", redis_url=private_redis())
