@@ -5,6 +5,7 @@ processes that time each frame from the tick reaching the feed (`data-tick-at`) 
 from __future__ import annotations
 
 import asyncio
+import json
 import multiprocessing as mp
 import re
 import resource
@@ -14,13 +15,19 @@ import subprocess
 import sys
 import time
 import urllib.request
+from bisect import bisect_left
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 import benchenv  # noqa: E402 - bench/ is on the path when a bench runs
 
 TICK_AT = re.compile(rb'data-tick-at="([0-9.]+)"')
+# Each symbol's price fragment in a row-view frame: its slug and the publish (seq) it shows.
+FRAGMENT = re.compile(rb'id="q-([A-Za-z0-9-]+)-price"[^>]*?data-seq="([0-9]+)"')
+# A tick that reached the feed this long before the end of the window may still be on its way: not judged.
+IN_FLIGHT_SECONDS = 1.0
 
 
 def bench_environment(suffix: str) -> dict[str, str]:
@@ -137,10 +144,48 @@ def histogram_quantiles(before: dict, after: dict) -> dict:
 
 
 # --- clients, in worker processes ---------------------------------------------------------------------
-async def _clients(url: str, origin: str, count: int, ready, go, done, results) -> None:
+def every_tick_latencies(
+    seen: list[dict[str, list[tuple[int, float]]]], stamps: Path, start: float, end: float, wanted
+) -> tuple[list[float], int]:
+    """Each tick's own latency, for each client: from the tick reaching the feed (every tick coalesced into a
+    publish is stamped, see bench/broadcast.py) to the first frame showing that publish or a newer one of its
+    symbol. Ticks of the window no client frame ever showed (lost) are counted, not timed."""
+    publishes = []
+    for line in stamps.read_text().splitlines():
+        try:
+            slug, seq, arrivals = json.loads(line)
+        except ValueError:
+            continue  # the line the feed was writing when we read
+        if wanted is None or slug in wanted:
+            publishes.append((slug, seq, [a for a in arrivals if start <= a <= end - IN_FLIGHT_SECONDS]))
+    latencies: list[float] = []
+    lost = 0
+    for frames in seen:
+        indexed = {}
+        for slug, got in frames.items():
+            ordered = sorted(got)
+            earliest = [at for _, at in ordered]
+            for position in range(len(earliest) - 2, -1, -1):  # the first frame showing this seq or a newer one
+                earliest[position] = min(earliest[position], earliest[position + 1])
+            indexed[slug] = ([seq for seq, _ in ordered], earliest)
+        for slug, seq, arrivals in publishes:
+            if not arrivals:
+                continue
+            seqs, times = indexed.get(slug, ([], []))
+            position = bisect_left(seqs, seq)
+            if position == len(seqs):
+                lost += len(arrivals)
+                continue
+            latencies.extend((times[position] - arrival) * 1000 for arrival in arrivals)
+    return latencies, lost
+
+
+async def _clients(url: str, origin: str, count: int, ready, go, done, results, stamps=None) -> None:
     import aiohttp
 
     latencies: list[float] = []
+    seen: list[dict[str, list[tuple[int, float]]]] = []  # per socket: slug -> (seq, arrival) in order
+    wanted = frozenset(filter(None, parse_qs(urlsplit(url).query).get("symbols", [""])[0].split(","))) or None
     frames = 0
     errors = 0
     measuring = False
@@ -169,6 +214,8 @@ async def _clients(url: str, origin: str, count: int, ready, go, done, results) 
 
     async def read(ws) -> None:
         nonlocal frames
+        shown: dict[str, list[tuple[int, float]]] = {}
+        seen.append(shown)
         async for message in ws:
             now = time.time()
             if not measuring:
@@ -176,25 +223,32 @@ async def _clients(url: str, origin: str, count: int, ready, go, done, results) 
             data = message.data.encode() if isinstance(message.data, str) else message.data
             for stamp in TICK_AT.findall(data):
                 latencies.append((now - float(stamp)) * 1000)
+            for slug, seq in FRAGMENT.findall(data):
+                shown.setdefault(slug.decode(), []).append((int(seq), now))
             frames += 1
 
     readers = [asyncio.create_task(read(ws)) for ws in sockets]
     ready.set()
     while not go.is_set():
         await asyncio.sleep(0.05)
-    measuring = True
+    measuring, window_start = True, time.time()
     while not done.is_set():
         await asyncio.sleep(0.05)
-    measuring = False
+    measuring, window_end = False, time.time()
     closed = sum(1 for ws in sockets if ws.closed)
     for task in readers:
         task.cancel()
     for ws in sockets:
         await ws.close()
     await session.close()
+    every, lost = (
+        every_tick_latencies(seen, Path(stamps), window_start, window_end, wanted) if stamps else ([], 0)
+    )
     results.put(
         {
             "latencies": latencies,
+            "every_tick": every,
+            "ticks_lost": lost,
             "frames": frames,
             "errors": errors,
             "connected": len(sockets),
@@ -204,7 +258,7 @@ async def _clients(url: str, origin: str, count: int, ready, go, done, results) 
     )
 
 
-def _client_process(url, origin, count, ready, go, done, results) -> None:
+def _client_process(url, origin, count, ready, go, done, results, stamps=None) -> None:
     raise_fd_limit()
     try:
         import uvloop
@@ -212,13 +266,16 @@ def _client_process(url, origin, count, ready, go, done, results) -> None:
         uvloop.install()
     except ImportError:
         pass
-    asyncio.run(_clients(url, origin, count, ready, go, done, results))
+    asyncio.run(_clients(url, origin, count, ready, go, done, results, stamps))
 
 
 class ClientFleet:
-    """`count` WebSocket clients spread over `procs` processes; measure between go() and finish()."""
+    """`count` WebSocket clients spread over `procs` processes; measure between go() and finish().
 
-    def __init__(self, *, url: str, origin: str, count: int, procs: int) -> None:
+    With `stamps` (the file a stamping feed writes, see bench/broadcast.py) each tick is timed too, not only
+    the last tick of each publish (`data-tick-at`)."""
+
+    def __init__(self, *, url: str, origin: str, count: int, procs: int, stamps: Path | None = None) -> None:
         ctx = mp.get_context("spawn")
         self.go_event, self.done_event, self.results = ctx.Event(), ctx.Event(), ctx.Queue()
         self.ready = []
@@ -228,7 +285,8 @@ class ClientFleet:
             ready = ctx.Event()
             process = ctx.Process(
                 target=_client_process,
-                args=(url, origin, n, ready, self.go_event, self.done_event, self.results),
+                args=(url, origin, n, ready, self.go_event, self.done_event, self.results,
+                      str(stamps) if stamps else None),
             )
             process.start()
             self.ready.append(ready)
@@ -261,8 +319,20 @@ class ClientFleet:
             process.join(timeout=30)
         latencies = [v for part in parts for v in part["latencies"]]
         frames = sum(part["frames"] for part in parts)
+        every = [v for part in parts for v in part["every_tick"]]
+        each_tick = {}
+        if every or any(part["ticks_lost"] for part in parts):
+            timed = summary(every, len(every), seconds)
+            each_tick = {
+                "every_tick": {
+                    **{key: timed[key] for key in ("p50_ms", "p95_ms", "p99_ms", "max_ms", "mean_ms")},
+                    "ticks_timed": len(every),  # ticks x clients
+                    "ticks_lost": sum(part["ticks_lost"] for part in parts),
+                }
+            }
         return {
             **summary(latencies, frames, seconds),
+            **each_tick,
             "connected": sum(part["connected"] for part in parts),
             "connect_errors": sum(part["errors"] for part in parts),
             "dropped_during_run": sum(part["closed_early"] for part in parts),

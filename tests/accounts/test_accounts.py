@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import UTC, datetime
 
 import pytest
+import time_machine
 from allauth.account.models import EmailAddress
 from allauth.mfa.models import Authenticator
 from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
@@ -21,7 +23,13 @@ pytestmark = pytest.mark.django_db
 
 
 def totp_code(secret: str) -> str:
+    """The code an authenticator app shows now (on the test's clock)."""
     return format_hotp_value(hotp_value(secret, int(time.time()) // 30))
+
+
+def start_of_a_totp_step() -> datetime:
+    """The first second of the next 30-second TOTP step: a clock frozen there keeps every code valid."""
+    return datetime.fromtimestamp((int(time.time()) // 30 + 1) * 30, tz=UTC)
 
 
 def last_link(path_fragment: str) -> str:
@@ -86,7 +94,14 @@ def _log_in(client, email: str, password: str = DEFAULT_PASSWORD):
     return client.post(reverse("account_login"), {"login": email, "password": password})
 
 
-def test_enable_two_factor_then_log_in_with_a_code(client, django_capture_on_commit_callbacks):
+@pytest.fixture
+def totp_clock():
+    """Time stands still at the start of a TOTP step, so no code expires between reading and typing it."""
+    with time_machine.travel(start_of_a_totp_step(), tick=False) as clock:
+        yield clock
+
+
+def test_enable_two_factor_then_log_in_with_a_code(totp_clock, client, django_capture_on_commit_callbacks):
     user = UserFactory(email="mfa@example.com")
     _log_in(client, user.email)
     reauth = client.get(reverse("mfa_activate_totp"))

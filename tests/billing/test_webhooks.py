@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -40,6 +41,15 @@ def _linked(user, customer_id: str, **fields) -> Subscription:
             user=user, defaults={"stripe_customer_id": customer_id, **fields}
         )
     return subscription
+
+
+def _checkout_opened(user, session_id: str) -> None:
+    """The trader pressed Subscribe: we opened this Checkout Session at Stripe and stored it (billing.services)."""
+    with tenant(user.pk):
+        CheckoutSession.objects.create(
+            user=user, plan=PlanCode.PRO, status="open", stripe_session_id=session_id,
+            url=f"https://checkout.stripe.com/c/pay/{session_id}", expires_at=timezone.now() + timedelta(days=1),
+        )
 
 
 def _subscription(user) -> Subscription:
@@ -332,11 +342,12 @@ def test_a_stale_subscriptions_events_do_not_touch_the_newer_one(client, webhook
     )
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_a_lifecycle_replayed_in_any_order_ends_in_the_same_right_state(client, webhooks, seed):
+def _replay_shuffled(client, webhooks, seed: int):
+    """A lifecycle delivered in Stripe's order to one trader, and three times over, shuffled, to another."""
     start = int(timezone.now().timestamp()) - 70 * DAY
     reference_user = UserFactory()
     _linked(reference_user, f"cus_ref{seed}")
+    _checkout_opened(reference_user, f"cs_test_ref{seed}")
     reference = lifecycle(
         user_id=reference_user.pk,
         email=reference_user.email,
@@ -348,12 +359,24 @@ def test_a_lifecycle_replayed_in_any_order_ends_in_the_same_right_state(client, 
 
     user = UserFactory()
     _linked(user, f"cus_shuf{seed}")
+    _checkout_opened(user, f"cs_test_shuf{seed}")
     scenario = lifecycle(
         user_id=user.pk, email=user.email, customer_id=f"cus_shuf{seed}", start=start, tag=f"shuf{seed}"
     )
     deliveries = scenario.events * 3
     random.Random(seed).shuffle(deliveries)
     outcomes = _deliver_and_process(client, webhooks, deliveries)
+    return user, reference_user, scenario, outcomes
+
+
+def _told(user) -> list[tuple[str, str]]:
+    with tenant(user.pk):
+        return sorted(Notification.objects.filter(user=user).values_list("kind", "message"))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_lifecycle_replayed_in_any_order_ends_in_the_same_right_state(client, webhooks, seed):
+    user, reference_user, scenario, outcomes = _replay_shuffled(client, webhooks, seed)
 
     assert sum(not o.startswith("duplicate") for o in outcomes) == len(scenario.events)
     with system_context(reason="test"):
@@ -366,15 +389,34 @@ def test_a_lifecycle_replayed_in_any_order_ends_in_the_same_right_state(client, 
     # Same state as Stripe's own order, apart from the ids that name each run.
     assert got["subscription"][1:9] == expected["subscription"][1:9]
     assert [i[1:] for i in got["invoices"]] == [i[1:] for i in expected["invoices"]]
-    assert [c[1] for c in got["checkouts"]] == [c[1] for c in expected["checkouts"]] or got["checkouts"] == []
+    assert expected["checkouts"] == [(f"cs_test_ref{seed}", "complete")], "Stripe's own order records the checkout"
+    assert got["checkouts"] == [(f"cs_test_shuf{seed}", "complete")], "whatever the order, the checkout is recorded"
     subscription = _subscription(user)
     assert subscription.status == SubscriptionStatus.CANCELED and subscription.plan == PlanCode.PRO
     assert subscription.payment_failed_at == _ts(scenario.failed + 1)
     assert [i[1] for i in got["invoices"]] == ["paid", "paid", "open"]
     assert user_plan(user=user).code == PlanCode.FREE
-    # Notifications are keyed so that no replay sends one twice.
-    kinds = _notifications(user)
-    assert kinds.count("billing.trial_ending") <= 1 and kinds.count("billing.payment_failed") <= 1
+    # Notifications are keyed so that no replay sends one twice: the failed payment is told exactly once
+    # (as in Stripe's order), and nothing is told more often than in Stripe's order.
+    kinds, reference_kinds = Counter(_notifications(user)), Counter(_notifications(reference_user))
+    assert kinds["billing.payment_failed"] == reference_kinds["billing.payment_failed"] == 1
+    assert kinds["billing.trial_ending"] == reference_kinds["billing.trial_ending"]
+    assert kinds <= reference_kinds, kinds
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "bug: what a trader is told depends on the order Stripe's events arrive in. In Stripe's order: Pro started, "
+    "payment failed 'update your card before <first failure + grace>', downgraded to Free's limits. Shuffled: "
+    "the Pro and downgrade notices can both be lost (seeds 2-5), and the payment-failed notice can name a "
+    "deadline 3 days late, from the retry's failure (seeds 0, 5), or none at all (seeds 1, 3, 4)"
+))
+@pytest.mark.parametrize("seed", range(6))
+def test_a_lifecycle_replayed_in_any_order_tells_the_trader_each_thing_once(client, webhooks, seed):
+    user, reference_user, _, _ = _replay_shuffled(client, webhooks, seed)
+    assert Counter(_notifications(user)) == Counter(_notifications(reference_user)), "each notice exactly once"
+    payment_failed = [message for kind, message in _told(user) if kind == "billing.payment_failed"]
+    assert payment_failed == [m for k, m in _told(reference_user) if k == "billing.payment_failed"]
+    assert (_subscription(user).downgraded_at is None) == (_subscription(reference_user).downgraded_at is None)
 
 
 # --- The lifecycle changes entitlements at each step ---------------------------------------------------

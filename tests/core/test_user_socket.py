@@ -61,10 +61,15 @@ def test_a_message_for_a_user_reaches_that_user_and_no_one_else(user_a, user_b):
             user_group(user_a.pk), {"type": "user.html", "html": '<div id="toasts" hx-swap-oob="beforeend">hi</div>'}
         )
         received = await a.receive_from(timeout=2)
-        bob_got_nothing = await b.receive_nothing(timeout=0.3)
+        # A message for Bob, sent after Alice's: had hers reached him too, it would come first.
+        await get_channel_layer().group_send(
+            user_group(user_b.pk), {"type": "user.html", "html": '<div id="toasts" hx-swap-oob="beforeend">bob</div>'}
+        )
+        bob_first = await b.receive_from(timeout=2)
         await a.disconnect()
         await b.disconnect()
-        return received, bob_got_nothing
+        return received, bob_first
 
-    received, bob_got_nothing = async_to_sync(scenario)()
-    assert "hi" in received and bob_got_nothing
+    received, bob_first = async_to_sync(scenario)()
+    assert "hi" in received
+    assert "bob" in bob_first and "hi" not in bob_first, "Alice's message reached Bob"

@@ -52,15 +52,21 @@ class Listener:
             await layer.group_add(group, channel)
         return cls(layer, channel)
 
-    async def drain(self, timeout: float = 0.3) -> list[dict]:
+    async def drain(self, timeout: float = 5.0) -> list[dict]:
+        """Every message the channel received until now. A marker sent to the channel now comes out after
+        all of them (a channel is first in, first out), so nothing is left to a fixed wait; `timeout` only
+        bounds the wait for the marker."""
         import asyncio
+        import uuid
 
+        marker = {"type": "test.marker", "marker": uuid.uuid4().hex}
+        await self.layer.send(self.channel, marker)
         messages = []
         while True:
-            try:
-                messages.append(await asyncio.wait_for(self.layer.receive(self.channel), timeout))
-            except TimeoutError:
+            message = await asyncio.wait_for(self.layer.receive(self.channel), timeout)
+            if message == marker:
                 return messages
+            messages.append(message)
 
 
 @pytest.fixture

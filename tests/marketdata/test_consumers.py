@@ -59,16 +59,19 @@ def test_anonymous_html_client_gets_snapshot_then_live_fragments(instruments):
         publisher.accept_tick(tick("BTC/USDT", "23050.5", 1))
         await publisher.publish_due()
         update = await client.receive_from(timeout=5)
-        nothing_else = await client.receive_nothing(timeout=0.3)
+        # The next BTC tick is the marker: had the ETH tick reached this page, it would come first.
+        publisher.accept_tick(tick("BTC/USDT", "23060", 2))
+        await publisher.publish_due()
+        following = await client.receive_from(timeout=5)
         await client.disconnect()
-        return snapshot, update, nothing_else
+        return snapshot, update, following
 
-    snapshot, update, nothing_else = run_async(scenario)
+    snapshot, update, following = run_async(scenario)
     # The snapshot: the stored quote of the symbol asked for, as out-of-band swaps; nothing about ETH.
     assert 'id="q-BTC-USDT-price"' in snapshot and 'hx-swap-oob="true"' in snapshot
     assert ">23,000.00<" in snapshot and "ETH" not in snapshot
     assert ">23,050.50<" in update and 'id="q-BTC-USDT-change"' in update
-    assert nothing_else  # the ETH tick went to nobody here
+    assert ">23,060.00<" in following and "ETH" not in following  # the ETH tick went to nobody here
     assert hub.subscribers == set()  # disconnect let go of the socket
 
 
@@ -93,11 +96,14 @@ def test_json_client_snapshot_subscribe_unsubscribe_and_errors(instruments):
         publisher.accept_tick(tick("SOL/USDT", "21.75", 1))
         await publisher.publish_due()
         frames.append(await client.receive_json_from(timeout=5))
-        assert await client.receive_nothing(timeout=0.3)
+        # The next SOL tick is the marker: had the unsubscribed BTC tick been sent, it would come first.
+        publisher.accept_tick(tick("SOL/USDT", "21.8", 2))
+        await publisher.publish_due()
+        frames.append(await client.receive_json_from(timeout=5))
         await client.disconnect()
         return frames
 
-    snapshot, added, unknown, garbage, after_unsubscribe, delta = run_async(scenario)
+    snapshot, added, unknown, garbage, after_unsubscribe, delta, following = run_async(scenario)
     assert snapshot["type"] == "snapshot"
     assert [(q["symbol"], q["price"], q["stale"]) for q in snapshot["quotes"]] == [
         ("BTC/USDT", "23000", False)
@@ -117,6 +123,7 @@ def test_json_client_snapshot_subscribe_unsubscribe_and_errors(instruments):
         None,
     )
     assert delta["candle"]["c"] == "21.75"
+    assert (following["type"], following["symbol"], following["price"]) == ("tick", "SOL/USDT", "21.8")
 
 
 def test_unknown_symbol_or_view_is_refused_with_a_reason(instruments):
@@ -201,16 +208,19 @@ def test_symbols_published_together_reach_a_page_in_one_frame(instruments):
         publisher.accept_tick(tick("ETH/USDT", "1601", 1))
         await publisher.publish_due()
         frame = await client.receive_from(timeout=5)
-        alone = await client.receive_nothing(timeout=0.3)
+        # The next publish is the marker: a second frame for the first publish would come before it.
+        publisher.accept_tick(tick("BTC/USDT", "23060", 2))
+        await publisher.publish_due()
+        following = await client.receive_from(timeout=5)
         await client.disconnect()
-        return frame, alone
+        return frame, following
 
-    frame, alone = run_async(scenario)
+    frame, following = run_async(scenario)
     assert (
         'hx-swap-oob="outerHTML:.ticker-BTC-USDT"' in frame
         and 'hx-swap-oob="outerHTML:.ticker-ETH-USDT"' in frame
     )
-    assert alone
+    assert "23,060" in following and "ETH-USDT" not in following, "both symbols came in the first frame alone"
 
 
 def test_sockets_that_close_while_a_flush_writes_to_them_are_dropped_without_a_traceback(caplog):

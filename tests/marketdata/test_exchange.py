@@ -302,6 +302,15 @@ def test_unknown_exchange_is_refused_clearly():
         CcxtSource(exchange_id="nope", symbols=["BTC/USDT"], config={})
 
 
+async def _until(condition, *, what: str, timeout: float = 15.0) -> None:
+    """Poll `condition` until it holds; fail (naming `what`) if it does not within `timeout` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
+
+
 def test_real_ccxt_client_against_binance_wire_format_survives_a_drop(instruments, received_signals):
     """The real ccxt.pro Binance client, over HTTP and WebSocket to a local server speaking Binance's
     formats: trades become quotes, a dropped stream reconnects and refills from REST."""
@@ -324,13 +333,18 @@ def test_real_ccxt_client_against_binance_wire_format_survives_a_drop(instrument
             source.run(emit_tick=publisher.accept_tick, emit_candles=publisher.accept_candles)
         )
         try:
-            await asyncio.sleep(1.0)
+            # Streaming on one connection, both symbols refilled from REST, trades flowing.
+            await _until(
+                lambda: mock.ws_connections == 1 and mock.requests["klines"] == 2 and mock.trades_sent > 10,
+                what="the first stream",
+            )
             before_drop = mock.trades_sent
             await mock.drop_connections()
-            for _ in range(100):
-                await asyncio.sleep(0.05)
-                if mock.ws_connections >= 2 and mock.trades_sent > before_drop + 10:
-                    break
+            await _until(
+                lambda: mock.ws_connections >= 2 and mock.requests["klines"] >= 4
+                and mock.trades_sent > before_drop + 10,
+                what="the reconnection and its refill",
+            )
         finally:
             src_task.cancel()
             await asyncio.gather(src_task, return_exceptions=True)

@@ -60,7 +60,7 @@ def test_one_coalesced_message_per_symbol_then_stored_and_signalled(instruments,
         await publisher.publish_due()
         waited = time.monotonic() - started
         messages = await listener.drain()
-        return messages[:2], messages[2:], waited, await eth_listener.drain(0.1)
+        return messages[:2], messages[2:], waited, await eth_listener.drain()
 
     first, second, waited, eth_messages = run_async(scenario)
 

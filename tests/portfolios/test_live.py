@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import uuid
 from decimal import Decimal
 
 import pytest
@@ -40,6 +41,18 @@ def _receive(channel: str, timeout: float = 2.0) -> dict | None:
             return None
 
     return async_to_sync(receive)()
+
+
+def _received_before_a_marker(channel: str, user_id: int) -> list[dict]:
+    """What `channel` got until now: a marker sent to the user's group now arrives after everything sent to
+    it before (a channel is first in, first out), so "nothing else" needs no fixed wait."""
+    marker = {"type": "test.marker", "marker": uuid.uuid4().hex}
+    async_to_sync(get_channel_layer().group_send)(user_group(user_id), marker)
+    messages = []
+    while (message := _receive(channel)) != marker:
+        assert message is not None, "the marker never arrived"
+        messages.append(message)
+    return messages
 
 
 @pytest.fixture
@@ -89,18 +102,18 @@ def test_a_tick_pushes_each_holder_one_message_with_every_affected_portfolio(
     assert f'<span id="pf-{main.pk}-total" data-total>21,000.00</span>' in html
     assert f'<span id="pf-{second.pk}-total" data-total>42,000.00</span>' in html
     assert html.count('hx-swap-oob="true"') == 8  # stats, positions, allocation, live point, per portfolio
-    assert _receive(channel_a, timeout=0.3) is None  # one message, not one per portfolio or per tick
-    assert _receive(channel_b, timeout=0.3) is None  # B holds no BTC
+    assert _received_before_a_marker(channel_a, user_a.pk) == []  # one message, not one per portfolio or tick
+    assert _received_before_a_marker(channel_b, user_b.pk) == []  # B holds no BTC
 
 
 def test_holders_without_a_dashboard_open_are_not_rendered(user_a, holders, instruments):
     channel = _listen(user_a.pk)
     set_quote(instruments["BTC/USDT"], "21000")
     assert live.portfolios_revalue(symbols={"BTC/USDT"}).users == 0
-    assert _receive(channel, timeout=0.3) is None
+    assert _received_before_a_marker(channel, user_a.pk) == []
 
     viewer_touch(user_id=user_a.pk)  # the dashboard renders, or its heartbeat arrives
-    channel = _listen(user_a.pk)  # a new one: the timed-out receive left the old one on its event loop
+    channel = _listen(user_a.pk)
     assert live.portfolios_revalue(symbols={"BTC/USDT"}).users == 1
     assert _receive(channel)["type"] == "user.html"
 
@@ -124,7 +137,7 @@ def test_a_recorded_transaction_is_pushed_after_commit_to_an_open_dashboard(
 
     channel = _listen(user_a.pk)
     deposit("1")
-    assert _receive(channel, timeout=0.3) is None  # no dashboard open: nothing rendered, nothing sent
+    assert _received_before_a_marker(channel, user_a.pk) == []  # no dashboard open: nothing rendered, nothing sent
 
     viewer_touch(user_id=user_a.pk)
     channel = _listen(user_a.pk)

@@ -14,12 +14,13 @@ import pytest
 from django.db import OperationalError
 from django.utils import timezone
 
-from core.models import AuditLog, Notification, NotificationDelivery
+from core.models import Notification
 from core.rls import system_context, tenant
 from marketdata.selectors import quote_latest_map
-from portfolios.models import CashBalance, Lot, Position, Transaction
+from portfolios.models import CashBalance, Position, Transaction
 from portfolios.services import transaction_record
 from tests.trading.conftest import make_bot, make_signal, paper_setup, set_quote
+from tests.trading.state import assert_bought_once, trader_state
 from trading.fanout import batch as execution
 from trading.fanout import services
 from trading.models import Bot, ExecutionPlan, Fill, Order
@@ -29,63 +30,6 @@ SYMBOL = "BTC/USDT"
 
 def _quote():
     return quote_latest_map(symbols=[SYMBOL])[SYMBOL]
-
-
-def _state(user) -> dict:
-    """Everything a plan's execution writes for `user`, without ids, times and the user's own email."""
-    with tenant(user.pk):
-        orders = list(Order.objects.order_by("created_at"))
-        return {
-            "orders": [
-                (o.side, o.type, o.source, o.quantity, o.status, o.filled_quantity, o.average_price, o.fees_paid,
-                 o.exchange_order_id == f"paper-{o.pk}", o.closed_at is not None, o.status_reason)
-                for o in orders
-            ],
-            "fills": [
-                (f.fill_id == f"paper:{f.order_id}", f.quantity, f.price, f.fee, f.fee_currency)
-                for f in Fill.objects.order_by("executed_at")
-            ],
-            "transactions": [
-                (t.kind, t.quantity, t.price, t.fee, t.fee_currency, t.realized_pnl, t.flow_amount, t.flow_currency,
-                 t.funding, t.fee_funding, t.source, t.note.startswith("Order "), t.external_id)
-                if t.kind == "deposit" else
-                (t.kind, t.quantity, t.price, t.fee, t.fee_currency, t.realized_pnl, t.flow_amount, t.flow_currency,
-                 t.funding, t.fee_funding, t.source, t.note.startswith("Order "), t.external_id.startswith("paper:"))
-                for t in Transaction.objects.order_by("executed_at", "id")
-            ],
-            "positions": [
-                (p.quantity, p.cost_basis, p.realized_pnl, p.fees_paid, p.last_price, p.opened_at is not None)
-                for p in Position.objects.all()
-            ],
-            "lots": [
-                (lot.quantity, lot.quantity_open, lot.cost_open, lot.closed_at is not None)
-                for lot in Lot.objects.order_by("opened_at", "id")
-            ],
-            "cash": sorted(CashBalance.objects.values_list("currency", "amount")),
-            "bots": [
-                (b.position_quantity, b.position_cost, b.realized_pnl, b.realized_pnl_day, b.pnl_day)
-                for b in Bot.objects.all()
-            ],
-            "plans": [
-                (p.side, p.status, p.reason, p.quantity, p.order_id == (services.plan_order_id(p.pk) if p.order_id else None),
-                 p.executed_at is not None)
-                for p in ExecutionPlan.objects.order_by("created_at", "id")
-            ],
-            "notifications": [
-                (n.kind, n.message, n.link.split("/")[2] if n.link.count("/") > 3 else n.link, n.dedup_key.split(":")[0])
-                for n in Notification.objects.order_by("created_at", "id")
-            ],
-            "deliveries": sorted(NotificationDelivery.objects.values_list("channel", "status", "attempts")),
-            "audit": sorted(
-                (a.action, a.actor_label.replace(user.email, "<owner>"), a.target_type, _summary(a.after))
-                for a in AuditLog.objects.exclude(action__in=["trading.connection_created", "portfolio.created"])
-            ),
-        }
-
-
-def _summary(after: dict | None) -> tuple:
-    ids = {"id", "portfolio", "external_id", "executed_at"}
-    return tuple(sorted((key, value) for key, value in (after or {}).items() if key not in ids))
 
 
 def _execute(path: str, refs: list[tuple[int, int]]) -> None:
@@ -123,7 +67,7 @@ def test_the_batch_writes_exactly_what_the_single_path_writes(
             _execute("single", [refs[single[0].pk]])
             _execute("batch", [refs[batch[0].pk]])
 
-    expected, got = _state(single[0]), _state(batch[0])
+    expected, got = trader_state(single[0]), trader_state(batch[0])
     assert got == expected
     outcome = {"buy": "executed", "buy_then_sell": "executed", "too_little_cash": "skipped", "paused": "skipped"}
     assert {plan[1] for plan in got["plans"]} == {outcome[scenario]}
@@ -140,12 +84,35 @@ def test_a_chunk_is_one_batch_and_a_redelivery_does_nothing(user_a, user_b, btc_
         make_bot(user, paper_setup(user))
     refs = list(_signal_refs(make_signal()).values())
     first = execution.paper_plans_execute(refs, quote=_quote())
+    after_one = [trader_state(user) for user in (user_a, user_b)]
     again = execution.paper_plans_execute(refs, quote=_quote())
     assert (first.counts, first.leftovers) == ({"executed": 2}, [])
     assert (again.counts, again.leftovers) == ({"executed": 2}, []), "executed plans are reported, not redone"
     with system_context(reason="test: count across tenants"):
         assert (Order.objects.count(), Fill.objects.count()) == (2, 2)
         assert Transaction.objects.filter(kind="buy").count() == 2
+    assert [trader_state(user) for user in (user_a, user_b)] == after_one, "the redelivery changed nobody's state"
+    for user in (user_a, user_b):
+        assert_bought_once(user, quantity=Decimal("0.005"))
+
+
+@pytest.mark.parametrize(("first", "again"), [("batch", "single"), ("single", "batch"), ("single", "single")])
+def test_a_plan_executed_on_one_path_is_not_executed_again_on_the_other(first, again, user_a, user_b, btc_quote):
+    """The sweeper's requeue and the batch's fallback run plans through the single path that a batch may
+    already have executed (and the other way round): each trader still pays for one buy."""
+    for user in (user_a, user_b):
+        make_bot(user, paper_setup(user))
+    refs = list(_signal_refs(make_signal()).values())
+    _execute(first, refs)
+    after_one = [trader_state(user) for user in (user_a, user_b)]
+    if again == "single":
+        assert [services.plan_execute(plan_id=p, user_id=u, quote=_quote()) for p, u in refs] == ["executed"] * 2
+    else:
+        outcome = execution.paper_plans_execute(refs, quote=_quote())
+        assert (outcome.counts, outcome.leftovers) == ({"executed": 2}, [])
+    assert [trader_state(user) for user in (user_a, user_b)] == after_one
+    for user in (user_a, user_b):
+        assert_bought_once(user, quantity=Decimal("0.005"))
 
 
 def test_a_fill_dated_before_the_portfolios_latest_transaction_takes_the_single_path(user_a, btc_quote):
@@ -184,6 +151,8 @@ def test_a_batch_that_fails_keeps_nothing_and_every_plan_runs_once_on_the_single
         assert (Order.objects.count(), Fill.objects.count()) == (2, 2)
         assert Transaction.objects.filter(kind="buy").count() == 2
         assert Notification.objects.filter(kind="trading.order_filled").count() == 2
+    for user in (user_a, user_b):
+        assert_bought_once(user, quantity=Decimal("0.005"))
 
 
 def test_a_database_outage_in_the_batch_is_raised_for_the_task_to_retry(user_a, btc_quote, monkeypatch):
@@ -235,6 +204,9 @@ def test_two_plans_of_one_bot_in_a_chunk_both_count_on_the_bot(user_a, btc_quote
         bot = Bot.objects.get()
         assert bot.position_quantity == Decimal("0.010") == sum(o.quantity for o in Order.objects.all())
         assert Position.objects.get().quantity == Decimal("0.010")
+        paid = sum(f.quantity * f.price + f.fee for f in Fill.objects.all())
+        assert Fill.objects.count() == 2 and bot.position_cost == paid
+        assert CashBalance.objects.get(currency="USDT").amount == Decimal("10000") - paid
 
 
 def test_blocked_plans_are_told_once_each_in_one_batch(user_a, user_b, btc_quote, django_capture_on_commit_callbacks):

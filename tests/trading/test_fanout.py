@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+import time_machine
 from django.db import connection as db
+from django.db import connections
+from django.utils import timezone
 
 from core.rls import system_context, tenant
 from marketdata.models import Candle, Instrument
+from marketdata.selectors import quote_latest_map
+from portfolios.models import CashBalance, Position
 from portfolios.selectors import transaction_list
 from tests.factories import UserFactory
 from tests.trading.conftest import make_bot, make_signal, paper_setup, set_quote
 from tests.trading.market_data import minute_bars
+from tests.trading.state import assert_bought_once, trader_state
 from trading.decisions.services import signals_compute
+from trading.fanout import batch as execution
 from trading.fanout import services
+from trading.fanout.plans import plan_order_id
 from trading.models import BlockedExecution, Bot, ExecutionPlan, Fill, Order, Signal
 from trading.tasks import plans_execute_task
 
@@ -54,6 +65,7 @@ def test_redelivering_a_chunk_or_replanning_creates_nothing_new(user_a, user_b, 
     fan_out = services.signal_plan(signal_id=signal.pk)
     chunk = [list(ref) for ref in fan_out.pending]
     plans_execute_task.apply(args=[chunk, "BTC/USDT"])
+    after_one = {user.pk: trader_state(user) for user in (user_a, user_b)}
     again = plans_execute_task.apply(args=[chunk, "BTC/USDT"]).get()
     assert again == {"executed": 2}, "already executed plans report their status and do nothing"
     replanned = services.signal_plan(signal_id=signal.pk)
@@ -62,6 +74,129 @@ def test_redelivering_a_chunk_or_replanning_creates_nothing_new(user_a, user_b, 
         assert ExecutionPlan.objects.count() == 2
         assert Order.objects.count() == 2
         assert Fill.objects.count() == 2
+    # What each trader sees: cash, position, lots and the bot's position moved by one execution only.
+    assert {user.pk: trader_state(user) for user in (user_a, user_b)} == after_one
+    assert_bought_once(user_a, quantity=Decimal("0.005"))
+    assert_bought_once(user_b, quantity=Decimal("0.015"))
+
+
+@pytest.mark.parametrize("redelivery", ["task", "single_path", "sweeper", "whole_fan_out"])
+def test_after_any_redelivery_each_trader_has_paid_for_one_buy(redelivery, user_a, user_b, two_bots):
+    signal = make_signal()
+    fan_out = services.signal_plan(signal_id=signal.pk)
+    chunk = [list(ref) for ref in fan_out.pending]
+    assert plans_execute_task.apply(args=[chunk, "BTC/USDT"]).get() == {"executed": 2}
+    after_one = {user.pk: trader_state(user) for user in (user_a, user_b)}
+    if redelivery == "task":
+        assert plans_execute_task.apply(args=[chunk, "BTC/USDT"]).get() == {"executed": 2}
+    elif redelivery == "single_path":  # the batch's fallback, or a sweeper chunk without a fresh quote
+        assert services.plans_execute(plans=fan_out.pending, symbol=None) == {"executed": 2}
+    elif redelivery == "sweeper":  # a minute later the sweeper looks for lost chunks: executed plans are not
+        sweep = services.trading_sweep(now=timezone.now() + timedelta(seconds=61))
+        assert (sweep.expired_plans, sweep.requeued_plans) == (0, [])
+    else:  # the planning task itself redelivered: nothing new to plan, the old chunk once more
+        again = services.signal_plan(signal_id=signal.pk)
+        assert (again.planned, again.pending) == (0, [])
+        assert services.plans_execute(plans=fan_out.pending, symbol="BTC/USDT") == {"executed": 2}
+    assert {user.pk: trader_state(user) for user in (user_a, user_b)} == after_one
+    assert_bought_once(user_a, quantity=Decimal("0.005"))
+    assert_bought_once(user_b, quantity=Decimal("0.015"))
+
+
+def test_a_redelivered_sell_chunk_sells_the_bots_position_once(user_a, paper_a):
+    make_bot(user_a, paper_a)
+    services.plans_execute(plans=services.signal_plan(signal_id=make_signal().pk).pending, symbol="BTC/USDT")
+    set_quote("BTC/USDT", "21000", bid="20999", ask="21001")
+    sell = make_signal(action="sell", candle_open_time=datetime(2024, 1, 1, tzinfo=UTC))
+    chunk = services.signal_plan(signal_id=sell.pk).pending
+    assert services.plans_execute(plans=chunk, symbol="BTC/USDT") == {"executed": 1}
+    after_one = trader_state(user_a)
+    assert services.plans_execute(plans=chunk, symbol="BTC/USDT") == {"executed": 1}
+    assert services.plans_execute(plans=chunk, symbol=None) == {"executed": 1}
+    assert trader_state(user_a) == after_one
+    with tenant(user_a.pk):
+        bot = Bot.objects.get()
+        bought, sold = Fill.objects.get(order__side="buy"), Fill.objects.get(order__side="sell")
+        cash = CashBalance.objects.get(currency="USDT").amount
+        position = Position.objects.get()
+    assert sold.quantity == bought.quantity == Decimal("0.005")
+    assert (bot.position_quantity, bot.position_cost, position.quantity) == (0, 0, 0)
+    proceeds = sold.quantity * sold.price - sold.fee
+    assert bot.realized_pnl == proceeds - (bought.quantity * bought.price + bought.fee), "realized once"
+    assert cash == Decimal("10000") - bought.quantity * bought.price - bought.fee + proceeds
+
+
+@pytest.mark.parametrize(("first", "second"), [("batch", "batch"), ("batch", "single"), ("single", "batch")])
+def test_two_workers_running_the_same_chunk_at_once_execute_each_plan_once(
+    first, second, user_a, user_b, two_bots, monkeypatch
+):
+    """A chunk redelivered while its first worker is still running it (the broker's visibility timeout ran
+    out, or the sweeper requeued it): the second worker starts while the first holds the plans' locks with
+    every row written but not committed, waits for it, and then does nothing."""
+    chunk = services.signal_plan(signal_id=make_signal().pk).pending
+    holding, release, lock = threading.Event(), threading.Event(), threading.Lock()
+
+    def hold_the_first(original):
+        def run(*args, **kwargs):
+            result = original(*args, **kwargs)
+            with lock:
+                first_caller = not holding.is_set()
+                holding.set()
+            if first_caller:
+                assert release.wait(30), "the test never let the first worker commit"
+            return result
+        return run
+
+    # The first worker stops once it has written its plans' rows, inside its transaction.
+    monkeypatch.setattr(execution, "_write", hold_the_first(execution._write))
+    monkeypatch.setattr(services, "order_place", hold_the_first(services.order_place))
+
+    def run_chunk(path):
+        if path == "batch":
+            return services.plans_execute(plans=chunk, symbol="BTC/USDT")
+        quote = quote_latest_map(symbols=["BTC/USDT"])["BTC/USDT"]
+        return Counter(services.plan_execute(plan_id=p, user_id=u, quote=quote) for p, u in chunk)
+
+    pids, results = {}, {}
+
+    def worker(name, path):
+        try:
+            with db.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                pids[name] = cursor.fetchone()[0]
+            results[name] = run_chunk(path)
+        except BaseException as error:  # reported by the assertions below
+            results[name] = error
+            holding.set()
+        finally:
+            connections.close_all()
+
+    one = threading.Thread(target=worker, args=("first", first))
+    two = threading.Thread(target=worker, args=("second", second))
+    one.start()
+    assert holding.wait(30), "the first worker never reached its writes"
+    two.start()
+    deadline = time.monotonic() + 30
+    while not _waits_for(pids.get("second"), pids.get("first")):
+        assert two.is_alive() and time.monotonic() < deadline, "the second worker never waited for the first"
+        time.sleep(0.01)
+    release.set()
+    one.join(60)
+    two.join(60)
+    assert not one.is_alive() and not two.is_alive()
+    assert dict(results["first"]) == {"executed": 2}, results["first"]
+    assert dict(results["second"]) == {"executed": 2}, "the second found them executed and did nothing"
+    assert_bought_once(user_a, quantity=Decimal("0.005"))
+    assert_bought_once(user_b, quantity=Decimal("0.015"))
+
+
+def _waits_for(waiter: int | None, holder: int | None) -> bool:
+    """Whether backend `waiter` is blocked on a lock that backend `holder` holds (asked from a third one)."""
+    if waiter is None or holder is None:
+        return False
+    with db.cursor() as cursor:
+        cursor.execute("SELECT %s = ANY(pg_blocking_pids(%s))", [holder, waiter])
+        return cursor.fetchone()[0]
 
 
 def test_a_plan_order_id_is_derived_from_the_plan(user_a, two_bots):
@@ -70,7 +205,7 @@ def test_a_plan_order_id_is_derived_from_the_plan(user_a, two_bots):
     services.plans_execute(plans=fan_out.pending, symbol="BTC/USDT")
     with tenant(user_a.pk):
         plan = ExecutionPlan.objects.get()
-        assert plan.order_id == services.plan_order_id(plan.pk)
+        assert plan.order_id == plan_order_id(plan.pk)
 
 
 def test_buys_are_sized_by_allocation_max_position_balance_and_loss_limit(user_a, user_b, paper_a, paper_b):
@@ -189,18 +324,41 @@ def test_a_third_user_without_bots_gets_no_plan(user_a, two_bots):
     assert outsider.pk not in {user for _, user in fan_out.pending}
 
 
-def test_a_chunk_delivered_after_the_signal_went_stale_executes_nothing(user_a, two_bots, settings):
-    fan_out = services.signal_plan(signal_id=make_signal().pk)
-    settings.TRADING_SIGNAL_MAX_LAG_SECONDS = 0
-    assert services.plans_execute(plans=fan_out.pending, symbol="BTC/USDT") == {"skipped": 2}
+def test_a_chunk_delivered_after_the_signal_went_stale_executes_nothing(user_a, user_b, two_bots, settings):
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        fan_out = services.signal_plan(signal_id=make_signal(age_seconds=5).pk)
+        clock.shift(settings.TRADING_SIGNAL_MAX_LAG_SECONDS - 5 + 1)  # the chunk waited in the queue
+        assert services.plans_execute(plans=fan_out.pending, symbol=None) == {"skipped": 2}
+    lag = settings.TRADING_SIGNAL_MAX_LAG_SECONDS + 1
     with system_context(reason="test"):
         assert not Order.objects.exists()
-        assert set(ExecutionPlan.objects.values_list("reason", flat=True)) == {"Not executed: the signal was 5s old (stale)."}
+        assert set(ExecutionPlan.objects.values_list("reason", flat=True)) == {
+            f"Not executed: the signal was {lag}s old (stale)."
+        }
+    for user in (user_a, user_b):
+        with tenant(user.pk):
+            assert CashBalance.objects.get(currency="USDT").amount == Decimal("10000")
+            assert not Position.objects.exists() and Bot.objects.get().position_quantity == 0
+
+
+def test_a_chunk_delivered_after_the_signal_went_stale_executes_nothing_in_the_batch_either(
+    user_a, two_bots, settings
+):
+    """The same on the batch path, which needs a fresh quote: the quote is renewed, the signal is not."""
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        fan_out = services.signal_plan(signal_id=make_signal(age_seconds=5).pk)
+        clock.shift(settings.TRADING_SIGNAL_MAX_LAG_SECONDS)
+        set_quote("BTC/USDT", "20000", bid="19999", ask="20001")
+        assert services.plans_execute(plans=fan_out.pending, symbol="BTC/USDT") == {"skipped": 2}
+    lag = settings.TRADING_SIGNAL_MAX_LAG_SECONDS + 5
+    with system_context(reason="test"):
+        assert not Order.objects.exists()
+        assert set(ExecutionPlan.objects.values_list("reason", flat=True)) == {
+            f"Not executed: the signal was {lag}s old (stale)."
+        }
 
 
 def test_the_sweeper_expires_stale_plans_and_requeues_lost_ones(user_a, user_b, two_bots):
-    from django.utils import timezone
-
     stale = services.signal_plan(signal_id=make_signal().pk)
     fresh = services.signal_plan(signal_id=make_signal(candle_open_time=datetime(2024, 1, 1, tzinfo=UTC)).pk)
     with system_context(reason="test: age the plans and one signal"):
