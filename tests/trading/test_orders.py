@@ -17,6 +17,7 @@ from trading.exchanges.base import ExchangeFill, ExchangeOrder
 from trading.exchanges.paper import resting_orders_crossed
 from trading.models import Fill, Order
 from trading.orders import services
+from trading.orders.validation import available_balance
 
 
 def place(user, paper, **fields) -> Order:
@@ -352,7 +353,7 @@ def test_a_partly_filled_order_cancelled_keeps_its_fill_and_releases_the_rest(us
     with tenant(user_a.pk):
         services.order_apply_exchange(order=order, update=_partial(order, fill_id="venue:1", quantity="0.04"))
         order.refresh_from_db()
-        reserved_while_open = cash(user_a, portfolio) - services.available_balance(
+        reserved_while_open = cash(user_a, portfolio) - available_balance(
             user=user_a, portfolio=portfolio, connection=connection, currency="USDT"
         )
     assert order.status == "partially_filled" and order.filled_quantity == Decimal("0.04")
@@ -361,7 +362,7 @@ def test_a_partly_filled_order_cancelled_keeps_its_fill_and_releases_the_rest(us
     with tenant(user_a.pk):
         services.order_cancel(user=user_a, order=order)
         order.refresh_from_db()
-        available = services.available_balance(user=user_a, portfolio=portfolio, connection=connection, currency="USDT")
+        available = available_balance(user=user_a, portfolio=portfolio, connection=connection, currency="USDT")
         audit = AuditLog.objects.get(action="trading.order_cancelled", target_id=str(order.pk))
     paid = Decimal("0.04") * Decimal("19000") + Decimal("0.76")
     assert (order.status, order.filled_quantity, order.closed_at is not None) == ("cancelled", Decimal("0.04"), True)
