@@ -321,7 +321,7 @@ def _may_fire(alert: Alert, now: datetime) -> bool:
 
 
 def _crossed(alert: Alert, previous: Decimal | None, current: Decimal | None) -> bool:
-    if previous is None or current is None:
+    if previous is None or current is None or alert.threshold is None:
         return False
     return any(
         crosses(d, alert.threshold, previous, current) for d in directions_for(alert.kind, alert.threshold)
@@ -403,35 +403,41 @@ def _percent(value: Decimal) -> str:
 
 
 def firing_message(*, alert: Alert, value: Decimal | None, detail: str = "") -> str:
-    instrument = alert.instrument
+    instrument, portfolio, threshold = alert.instrument, alert.portfolio, alert.threshold
     if alert.kind in PRICE_KINDS:
+        # The table's check constraints guarantee what each kind needs: an instrument and a threshold here.
+        assert instrument is not None and threshold is not None and value is not None
         precision = instrument.price_precision
-        level, now = _price(alert.threshold, precision), _price(value, precision)
+        level, now = _price(threshold, precision), _price(value, precision)
         text = {
             AlertKind.PRICE_ABOVE: f"{instrument.symbol} rose above {level} (now {now}).",
             AlertKind.PRICE_BELOW: f"{instrument.symbol} fell below {level} (now {now}).",
             AlertKind.PRICE_CROSS: f"{instrument.symbol} crossed {level} (now {now}).",
-        }[alert.kind]
+        }[AlertKind(alert.kind)]
     elif alert.kind == AlertKind.PERCENT_MOVE:
+        assert instrument is not None and threshold is not None and value is not None
+        assert alert.window_minutes is not None
         text = (
             f"{instrument.symbol} moved {_percent(value)} in {WINDOW_LABELS[alert.window_minutes]} "
-            f"(alert at {_percent(alert.threshold)})."
+            f"(alert at {_percent(threshold)})."
         )
     elif alert.kind in PORTFOLIO_KINDS:
+        assert portfolio is not None and threshold is not None and value is not None
         verb = "rose above" if alert.kind == AlertKind.PORTFOLIO_ABOVE else "fell below"
-        currency = alert.portfolio.base_currency
+        currency = portfolio.base_currency
         text = (
-            f"{alert.portfolio.name} {verb} {_price(alert.threshold, 2)} {currency} "
+            f"{portfolio.name} {verb} {_price(threshold, 2)} {currency} "
             f"(now {_price(value, 2)} {currency})."
         )
     elif alert.kind in POSITION_KINDS:
+        assert instrument is not None and portfolio is not None and threshold is not None and value is not None
         verb = "rose above" if alert.kind == AlertKind.POSITION_PNL_ABOVE else "fell below"
         if alert.pnl_unit == PnlUnit.PERCENT:
-            level, now = _percent(alert.threshold), _percent(value)
+            level, now = _percent(threshold), _percent(value)
         else:
             quote = instrument.quote
-            level, now = f"{_price(alert.threshold, 2)} {quote}", f"{_price(value, 2)} {quote}"
-        text = f"{instrument.symbol} P&L in {alert.portfolio.name} {verb} {level} (now {now})."
+            level, now = f"{_price(threshold, 2)} {quote}", f"{_price(value, 2)} {quote}"
+        text = f"{instrument.symbol} P&L in {portfolio.name} {verb} {level} (now {now})."
     else:
         text = detail or f"{alert.get_kind_display()}."
     if alert.note:
@@ -540,6 +546,7 @@ def value_alerts_evaluate(
 def _observed_value(alert: Alert, valuation) -> Decimal | None:
     if alert.kind in PORTFOLIO_KINDS:
         return None if valuation.unpriced else valuation.total
+    assert alert.instrument is not None  # a position alert always names its instrument (check constraint)
     line = next((line for line in valuation.lines if line.symbol == alert.instrument.symbol), None)
     if line is None:
         return None

@@ -206,7 +206,8 @@ def _expire_other_checkouts(*, user, keep_plan: str) -> None:
     """At most one open Checkout per user, so two tabs cannot pay for two subscriptions."""
     for other in CheckoutSession.objects.filter(user_id=user.pk, status=CheckoutStatus.OPEN).exclude(
         plan=keep_plan
-    ):
+    ).exclude(stripe_session_id=None):
+        assert other.stripe_session_id is not None
         try:
             stripe_gateway.checkout_session_expire(
                 session_id=other.stripe_session_id, idempotency_key=f"nexus-checkout-expire-{other.pk}"

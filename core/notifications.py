@@ -217,7 +217,8 @@ def notifications_dispatch(deliveries: Iterable[NotificationDelivery]) -> None:
     """
     from core.batch import TenantPipeline
 
-    inline, queued = [], []
+    inline: list[NotificationDelivery] = []
+    queued: list[NotificationDelivery] = []
     for delivery in deliveries:
         channel = _channels.get(delivery.channel)
         (inline if channel is not None and channel.inline else queued).append(delivery)

@@ -71,9 +71,10 @@ def _tenant_stack(using: str) -> list[int]:
     for the same user needs no round trip to the database: it is a plain nested atomic block.
     """
     wrapper = connections[using]
-    stack = getattr(wrapper, "_nexus_tenants", None)
+    stack: list[int] | None = getattr(wrapper, "_nexus_tenants", None)
     if stack is None:
-        stack = wrapper._nexus_tenants = []
+        stack = []
+        setattr(wrapper, "_nexus_tenants", stack)  # noqa: B010 - our own attribute on Django's wrapper
     return stack
 
 
@@ -204,8 +205,8 @@ def session_user(session):
 
 def _request_user(request: HttpRequest):
     if not hasattr(request, "_cached_user"):
-        request._cached_user = session_user(request.session)
-    return request._cached_user
+        setattr(request, "_cached_user", session_user(request.session))  # noqa: B010 - Django's own cache name
+    return getattr(request, "_cached_user")  # noqa: B009
 
 
 class AuthenticationMiddleware(DjangoAuthenticationMiddleware):
@@ -213,7 +214,7 @@ class AuthenticationMiddleware(DjangoAuthenticationMiddleware):
     visible to its owner only, so the plain lookup would find no one."""
 
     def process_request(self, request: HttpRequest) -> None:
-        request.user = SimpleLazyObject(lambda: _request_user(request))
+        request.user = SimpleLazyObject(lambda: _request_user(request))  # type: ignore[assignment]
         request.auser = partial(sync_to_async(_request_user), request)
 
 
@@ -258,7 +259,7 @@ class TenantMiddleware:
         return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> None:
-        request._view_raised = True
+        setattr(request, "_view_raised", True)  # noqa: B010 - read back by _respond
 
 
 class EnableRLS(Operation):

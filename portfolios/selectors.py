@@ -90,11 +90,13 @@ def external_ids_present(*, portfolio: Portfolio, external_ids: Iterable[str]) -
     wanted = [e for e in external_ids if e]
     if not wanted:
         return set()
-    return set(
-        Transaction.objects.filter(portfolio=portfolio, external_id__in=wanted).values_list(
+    return {
+        external_id
+        for external_id in Transaction.objects.filter(portfolio=portfolio, external_id__in=wanted).values_list(
             "external_id", flat=True
         )
-    )
+        if external_id
+    }
 
 
 # --- valuation ----------------------------------------------------------------------------------------
@@ -278,7 +280,7 @@ def history_compute(
         opening = None
         if start is not None:
             opening = next((p for p in reversed(series[:-1]) if p.day <= start), None)
-        if opening is None:
+        if opening is None or start is None:
             figures.append(performance(period=period, start=None, start_value=ZERO, points=series))
         else:
             after = [p for p in series if p.day > start]
@@ -377,9 +379,10 @@ def _snapshots_for(*, portfolio: Portfolio, today: date, starts: list[date | Non
     closes = Snapshot.objects.filter(portfolio=portfolio, date__lt=today).values_list(
         "date", "value", "net_flow", "flows"
     )
-    if any(start is None for start in starts):
+    known = [start for start in starts if start is not None]
+    if len(known) < len(starts):
         return list(closes.order_by("date"))
-    earliest = min(starts)
+    earliest = min(known)
     opening = list(closes.filter(date__lte=earliest).order_by("-date")[:1])
     if earliest >= today - timedelta(days=1):  # 1D only: no close can fall between yesterday and today
         return opening

@@ -6,6 +6,7 @@ engine only (`system_context`); an actionable new signal is fanned out by the `t
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 
 from django.db import transaction
 from django.utils import timezone
@@ -84,8 +85,5 @@ def signals_compute(*, symbol: str, candle_open_time, published_at=None) -> list
             if signal.action != SignalAction.HOLD:
                 actionable.append(signal)
                 if created:
-                    signal_id = signal.pk
-                    transaction.on_commit(
-                        lambda signal_id=signal_id: task_enqueue("trading.signal_fan_out", args=[signal_id])
-                    )
+                    transaction.on_commit(partial(task_enqueue, "trading.signal_fan_out", args=[signal.pk]))
         return actionable
