@@ -12,7 +12,7 @@ from portfolios.choices import DECIMAL_PLACES, PortfolioKind, TransactionKind
 MAX_DIGITS = 28
 
 
-def _decimal(label: str, *, required: bool, help_text: str = "") -> forms.DecimalField:
+def _decimal_field(label: str, *, required: bool, help_text: str = "") -> forms.DecimalField:
     return forms.DecimalField(
         label=label,
         required=required,
@@ -59,9 +59,9 @@ class TransactionForm(DomainErrorFormMixin, forms.Form):
     currency = forms.CharField(
         label="Currency", max_length=16, required=False, help_text="For deposits, withdrawals and fees."
     )
-    quantity = _decimal("Quantity", required=True, help_text="Units bought or sold, or the cash amount.")
-    price = _decimal("Price", required=False, help_text="Per unit, in the instrument's quote currency.")
-    fee = _decimal("Fee", required=False)
+    quantity = _decimal_field("Quantity", required=True, help_text="Units bought or sold, or the cash amount.")
+    price = _decimal_field("Price", required=False, help_text="Per unit, in the instrument's quote currency.")
+    fee = _decimal_field("Fee", required=False)
     fee_currency = forms.CharField(
         label="Fee currency", max_length=16, required=False, help_text="Empty: the quote currency."
     )
