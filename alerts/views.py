@@ -8,10 +8,11 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from alerts.forms import AlertForm
+from alerts.forms import SERVICE_TO_FORM_FIELD, AlertForm
 from alerts.selectors import alert_firing_list, alert_get, alert_list
 from alerts.services import alert_create, alert_delete, alert_pause, alert_resume, alert_update
 from core.errors import DomainError
+from core.forms import form_add_domain_error
 from core.notifications import (
     channel_list,
     kind_list,
@@ -59,7 +60,7 @@ def alert_list_view(request: HttpRequest) -> HttpResponse:
         try:
             alert = alert_create(user=request.user, **form.service_kwargs())
         except DomainError as exc:
-            form.add_domain_error(exc)
+            form_add_domain_error(form=form, error=exc, field_names=SERVICE_TO_FORM_FIELD)
         else:
             messages.success(request, f"Alert created: {alert}.")
             return redirect("alert_list")
@@ -88,7 +89,7 @@ def alert_detail_view(request: HttpRequest, alert_id: int) -> HttpResponse:
         try:
             alert_update(user=request.user, alert=alert, **form.service_kwargs())
         except DomainError as exc:
-            form.add_domain_error(exc)
+            form_add_domain_error(form=form, error=exc, field_names=SERVICE_TO_FORM_FIELD)
         else:
             messages.success(request, "Alert saved and armed.")
             return redirect("alert_detail", alert_id=alert.pk)

@@ -24,13 +24,7 @@ def _decimal_field(label: str, *, required: bool, help_text: str = "") -> forms.
     )
 
 
-class DomainErrorFormMixin:
-    def add_domain_error(self, exc: DomainError) -> None:
-        field = exc.field if exc.field in self.fields else None
-        self.add_error(field, str(exc))
-
-
-class PortfolioForm(DomainErrorFormMixin, forms.Form):
+class PortfolioForm(forms.Form):
     name = forms.CharField(max_length=80, initial="Main")
     base_currency = forms.ChoiceField(
         label="Base currency",
@@ -43,7 +37,7 @@ class PortfolioForm(DomainErrorFormMixin, forms.Form):
     )
 
 
-class TransactionForm(DomainErrorFormMixin, forms.Form):
+class TransactionForm(forms.Form):
     kind = forms.ChoiceField(label="Type", choices=TransactionKind.choices)
     # A text input with a <datalist> of the listed symbols: quick to type on a phone, and cheap to render
     # for hundreds of instruments (a <select> renders one widget template per option).
@@ -107,7 +101,7 @@ class ImportForm(forms.Form):
     )
 
 
-class WatchlistForm(DomainErrorFormMixin, forms.Form):
+class WatchlistForm(forms.Form):
     name = forms.CharField(max_length=80)
 
 

@@ -170,7 +170,9 @@ def test_the_markets_page_shows_each_pairs_regime(trader, user_a, paper_a):
     with system_context(reason="tests: the market feed's and signal engine's shared data"):
         RegimeReading.objects.create(instrument=Instrument.objects.get(symbol="BTC/USDT"), timeframe="1h",
                                      as_of="2023-03-10T11:00:00Z", regime="bearish", sma_slope_pct="-3.78", adx="72")
-    body = trader.get("/trading/markets/").content.decode()
+    response = trader.get("/trading/markets/", follow=True)
+    assert response.redirect_chain == [("/markets", 301)]
+    body = response.content.decode()
     assert "regime-bearish" in body and "-3.78%" in body
 
 
