@@ -16,7 +16,7 @@ from alerts.choices import AlertKind
 from alerts.evaluator import on_ticks_published
 from alerts.services import event_alert_owners, event_alerts_fire
 from core.money import plain
-from marketdata.signals import ticks_published
+from marketdata.events import ticks_published
 from trading.signals import executions_blocked, orders_filled, venue_degraded
 
 

@@ -11,7 +11,7 @@ It uses a database of its own (<name>_bench_alerts, recreated) and a Redis key p
    against a naive scan of every alert for the same ticks;
 2. starts daphne (the real ASGI stack) on a free port, opens the per-user WebSocket as a logged-in
    trader with a re-arming alert (cooldown 0) on its own symbol, and for each sample sends a crossing
-   tick through `marketdata.signals.ticks_published` in this process and times until the toast frame
+   tick through `marketdata.events.ticks_published` in this process and times until the toast frame
    arrives: evaluator thread, firing recorded in PostgreSQL, notification, channel layer, WebSocket.
 
 Prints one JSON line.
@@ -208,7 +208,7 @@ def bench_toasts(samples: int) -> dict:
     from alerts.evaluator import runner
     from alerts.services import alert_create
     from core.rls import system_context, tenant
-    from marketdata.signals import ticks_published
+    from marketdata.events import ticks_published
     from marketdata.types import TickEvent
 
     with system_context(reason="bench: a trader signs up"):
