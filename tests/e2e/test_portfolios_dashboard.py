@@ -17,9 +17,9 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from core.rls import system_context, tenant
+from marketdata.events import ticks_published
 from marketdata.models import Quote
 from marketdata.services import instruments_seed
-from marketdata.events import ticks_published
 from marketdata.types import TickEvent
 from portfolios.services import portfolio_create, transaction_record
 from tests.factories import DEFAULT_PASSWORD, UserFactory
