@@ -6,7 +6,7 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts"
 
     def ready(self) -> None:
-        from accounts import signals  # noqa: F401
+        from accounts import receivers  # noqa: F401  (connects with @receiver)
         from accounts.choices import NOTIFY_ACCOUNT_SECURITY
         from core.notifications import register_kind
 

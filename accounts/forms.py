@@ -5,7 +5,6 @@ from django import forms
 from django.core.validators import MaxLengthValidator
 
 from accounts.models import User
-from core.errors import DomainError
 
 # 254, RFC 5321's limit and what accounts_user.email and account_emailaddress.email hold. Django's
 # EmailField (so allauth's forms) would take 320 and leave the difference to fail in the database.
@@ -39,9 +38,6 @@ class ApiTokenForm(forms.Form):
         widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
         help_text="The token works until the end of this day (UTC), a year at most.",
     )
-
-    def add_domain_error(self, exc: DomainError) -> None:
-        self.add_error(exc.field if exc.field in self.fields else None, str(exc))
 
 class _StorableEmailMixin:
     """allauth's form, with its email field held to EMAIL_MAX_LENGTH."""

@@ -14,6 +14,7 @@ from accounts.forms import ApiTokenForm, ProfileForm
 from accounts.selectors import api_token_get, api_token_list
 from accounts.services import api_token_create, api_token_revoke, user_log_out_everywhere, user_update_profile
 from core.errors import DomainError
+from core.forms import form_add_domain_error
 from core.selectors import audit_list_for_user
 
 
@@ -59,7 +60,7 @@ def api_tokens_view(request: HttpRequest) -> HttpResponse:
         try:
             created, secret = api_token_create(user=request.user, request=request, **form.cleaned_data)
         except DomainError as exc:
-            form.add_domain_error(exc)
+            form_add_domain_error(form=form, error=exc)
         else:
             return _api_tokens_page(request, form=ApiTokenForm(), created=created, secret=secret)
     return _api_tokens_page(request, form=form, status=422)

@@ -6,7 +6,6 @@ from django import forms
 
 from alerts.choices import WINDOW_CHOICES, AlertKind, PnlUnit
 from alerts.models import Alert
-from core.errors import DomainError
 from core.inputs import validate_utc_datetime
 from portfolios.selectors import portfolio_list
 
@@ -94,7 +93,3 @@ class AlertForm(forms.Form):
         data = dict(self.cleaned_data)
         data["cooldown"] = timedelta(minutes=data.pop("cooldown_minutes"))
         return data
-
-    def add_domain_error(self, error: DomainError) -> None:
-        field = SERVICE_TO_FORM_FIELD.get(error.field, error.field)
-        self.add_error(field if field in self.fields else None, str(error))

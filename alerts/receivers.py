@@ -15,12 +15,9 @@ from django.utils import timezone
 from alerts.choices import AlertKind
 from alerts.evaluator import on_ticks_published
 from alerts.services import event_alert_owners, event_alerts_fire
-from marketdata.signals import ticks_published
+from core.money import plain
+from marketdata.events import ticks_published
 from trading.events import executions_blocked, orders_filled, venue_degraded
-
-
-def _plain(value) -> str:
-    return format(Decimal(value).normalize(), "f")
 
 
 def _fire_for_owners(kind: str, events: list[dict], *, occurrence, detail, link: str) -> None:
@@ -39,7 +36,7 @@ def _fire_for_owners(kind: str, events: list[dict], *, occurrence, detail, link:
 def on_orders_filled(sender, *, fills, **kwargs) -> None:
     def detail(fill: dict) -> str:
         verb = "bought" if fill["side"] == "buy" else "sold"
-        return f"Order filled: {verb} {_plain(fill['quantity'])} {fill['symbol']} at {_plain(fill['price'])}."
+        return f"Order filled: {verb} {plain(Decimal(fill['quantity']))} {fill['symbol']} at {plain(Decimal(fill['price']))}."
 
     _fire_for_owners(
         AlertKind.ORDER_FILLED, fills, occurrence=lambda fill: f"order:{fill['order_id']}", detail=detail,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 from django.urls import reverse
@@ -36,6 +36,7 @@ from alerts.selectors import active_q
 from billing.choices import Feature
 from billing.services import entitlement_check
 from core.errors import DomainError
+from core.money import decimal_parse
 from core.notifications import notify
 from core.rls import system_context, tenant
 from marketdata.selectors import instrument_get, quote_latest_map
@@ -57,21 +58,6 @@ def alert_entitlement_check(*, user, increment: int = 1) -> None:
 
 
 # --- Validation -----------------------------------------------------------------------------------------
-
-
-def _decimal(value, *, field: str, label: str) -> Decimal:
-    if value in (None, ""):
-        raise DomainError(f"Enter {label}.", field=field)
-    try:
-        number = value if isinstance(value, Decimal) else Decimal(str(value).strip().replace(",", ""))
-    except (InvalidOperation, ValueError):
-        raise DomainError(f"{label.capitalize()} must be a number.", field=field) from None
-    if not number.is_finite():
-        raise DomainError(f"{label.capitalize()} must be a number.", field=field)
-    integer_digits = THRESHOLD["max_digits"] - THRESHOLD["decimal_places"]
-    if abs(number) >= Decimal(10) ** integer_digits:
-        raise DomainError(f"{label.capitalize()} is too large.", field=field)
-    return number.quantize(Decimal(1).scaleb(-THRESHOLD["decimal_places"]))
 
 
 def _clean(
@@ -124,7 +110,7 @@ def _clean(
         instrument = instrument_get(symbol=symbol)
         fields["instrument"] = instrument
     if kind in PRICE_KINDS:
-        level = _decimal(threshold, field="threshold", label="a price")
+        level = decimal_parse(threshold, field="threshold", label="a price", **THRESHOLD)
         if level <= 0:
             raise DomainError("The price must be greater than zero.", field="threshold")
         fields["threshold"] = level
@@ -133,7 +119,7 @@ def _clean(
                 kind=kind, symbol=instrument.symbol, level=level, precision=instrument.price_precision
             )
     elif kind == AlertKind.PERCENT_MOVE:
-        move = _decimal(threshold, field="threshold", label="a percent move")
+        move = decimal_parse(threshold, field="threshold", label="a percent move", **THRESHOLD)
         if move == 0:
             raise DomainError("Enter a move other than 0%, e.g. -5 for a 5% fall.", field="threshold")
         if move <= -100 or move > MAX_PERCENT:
@@ -142,14 +128,14 @@ def _clean(
             raise DomainError("Choose a window for the move.", field="window_minutes")
         fields["threshold"], fields["window_minutes"] = move, int(window_minutes)
     elif kind in PORTFOLIO_KINDS:
-        value = _decimal(threshold, field="threshold", label="a portfolio value")
+        value = decimal_parse(threshold, field="threshold", label="a portfolio value", **THRESHOLD)
         if value <= 0:
             raise DomainError("The portfolio value must be greater than zero.", field="threshold")
         fields["threshold"] = value
     elif kind in POSITION_KINDS:
         if pnl_unit not in PnlUnit.values:
             raise DomainError("Choose whether the level is an amount or a percent.", field="pnl_unit")
-        fields["threshold"] = _decimal(threshold, field="threshold", label="a P&L level")
+        fields["threshold"] = decimal_parse(threshold, field="threshold", label="a P&L level", **THRESHOLD)
         fields["pnl_unit"] = pnl_unit
         if pnl_unit == PnlUnit.PERCENT and fields["threshold"] <= -100:
             raise DomainError("A position cannot lose more than 100%.", field="threshold")

@@ -8,8 +8,4 @@ urlpatterns = [
     path("alerts/<int:alert_id>/pause/", views.alert_pause_view, name="alert_pause"),
     path("alerts/<int:alert_id>/resume/", views.alert_resume_view, name="alert_resume"),
     path("alerts/<int:alert_id>/delete/", views.alert_delete_view, name="alert_delete"),
-    path("notifications/", views.notification_list_view, name="notification_list"),
-    path("notifications/read/", views.notification_read_view, name="notification_read_all"),
-    path("notifications/<int:notification_id>/read/", views.notification_read_view, name="notification_read"),
-    path("notifications/settings/", views.notification_preferences_view, name="notification_preferences"),
 ]

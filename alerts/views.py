@@ -1,4 +1,4 @@
-"""Alert pages (/alerts/) and the notification centre (/notifications/). Thin: services do the work."""
+"""Alert pages (/alerts/). Thin: services do the work."""
 
 from __future__ import annotations
 
@@ -8,23 +8,14 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from alerts.forms import AlertForm
+from alerts.forms import SERVICE_TO_FORM_FIELD, AlertForm
 from alerts.selectors import alert_firing_list, alert_get, alert_list
 from alerts.services import alert_create, alert_delete, alert_pause, alert_resume, alert_update
 from core.errors import DomainError
-from core.notifications import (
-    channel_list,
-    kind_list,
-    notification_list,
-    notification_mark_read,
-    notification_preference_set,
-    notification_preferences,
-    notification_unread_count,
-)
+from core.forms import form_add_domain_error
 from marketdata.selectors import canonical_symbol, instrument_list, quote_latest_map
 
 FIRINGS_SHOWN = 50
-NOTIFICATIONS_SHOWN = 100
 
 
 def _prefill(request: HttpRequest) -> dict:
@@ -59,7 +50,7 @@ def alert_list_view(request: HttpRequest) -> HttpResponse:
         try:
             alert = alert_create(user=request.user, **form.service_kwargs())
         except DomainError as exc:
-            form.add_domain_error(exc)
+            form_add_domain_error(form=form, error=exc, field_names=SERVICE_TO_FORM_FIELD)
         else:
             messages.success(request, f"Alert created: {alert}.")
             return redirect("alert_list")
@@ -88,7 +79,7 @@ def alert_detail_view(request: HttpRequest, alert_id: int) -> HttpResponse:
         try:
             alert_update(user=request.user, alert=alert, **form.service_kwargs())
         except DomainError as exc:
-            form.add_domain_error(exc)
+            form_add_domain_error(form=form, error=exc, field_names=SERVICE_TO_FORM_FIELD)
         else:
             messages.success(request, "Alert saved and armed.")
             return redirect("alert_detail", alert_id=alert.pk)
@@ -139,49 +130,3 @@ def alert_delete_view(request: HttpRequest, alert_id: int) -> HttpResponse:
         return HttpResponse("")
     messages.success(request, "Alert deleted.")
     return redirect("alert_list")
-
-
-# --- Notification centre --------------------------------------------------------------------------------
-
-
-@login_required
-def notification_list_view(request: HttpRequest) -> HttpResponse:
-    return render(
-        request,
-        "alerts/notification_list.html",
-        {
-            "notifications": notification_list(user=request.user)[:NOTIFICATIONS_SHOWN],
-            "unread": notification_unread_count(user=request.user),
-        },
-    )
-
-
-@login_required
-@require_POST
-def notification_read_view(request: HttpRequest, notification_id: int | None = None) -> HttpResponse:
-    notification_mark_read(user=request.user, notification_id=notification_id)
-    return redirect("notification_list")
-
-
-@login_required
-def notification_preferences_view(request: HttpRequest) -> HttpResponse:
-    if request.method == "POST":
-        chosen = set(request.POST.getlist("on"))
-        for row in notification_preferences(user=request.user):
-            for channel, enabled in row.channels:
-                wanted = f"{row.kind.name}:{channel.name}" in chosen
-                if wanted != enabled:
-                    notification_preference_set(
-                        user=request.user, kind=row.kind.name, channel=channel.name, enabled=wanted
-                    )
-        messages.success(request, "Notification settings saved.")
-        return redirect("notification_preferences")
-    return render(
-        request,
-        "alerts/notification_preferences.html",
-        {
-            "rows": notification_preferences(user=request.user),
-            "channels": [c for c in channel_list() if c.available(request.user)],
-            "kinds": kind_list(),
-        },
-    )

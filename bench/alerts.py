@@ -13,7 +13,7 @@ It uses a database of its own (<name>_bench_alerts, recreated) and a Redis key p
    each tick scanning its own symbol's alerts only (one twentieth of them), not every alert;
 2. starts daphne (the real ASGI stack) on a free port, opens the per-user WebSocket as a logged-in
    trader with a re-arming alert (cooldown 0) on its own symbol, and for each sample sends a crossing
-   tick through `marketdata.signals.ticks_published` in this process and times until the toast frame
+   tick through `marketdata.events.ticks_published` in this process and times until the toast frame
    arrives: evaluator thread, firing recorded in PostgreSQL, notification, channel layer, WebSocket.
    First alone (`tick_to_toast_alone_*`: one alert fires, nothing else runs), then under load
    (`tick_to_toast_under_load_*`): `--crowd` other traders' re-arming alerts on the same symbol fire on
@@ -238,7 +238,7 @@ def crowd_add(count: int) -> int:
 
 def background_ticks(prices: dict[str, Decimal], rate: float, stop: threading.Event, sent: list[int]) -> None:
     """Random-walk ticks on the bench symbols, `rate` a second, through the same signal as the feed's."""
-    from marketdata.signals import ticks_published
+    from marketdata.events import ticks_published
     from marketdata.types import TickEvent
 
     rng = random.Random(11)
@@ -267,7 +267,7 @@ def bench_toasts(samples: int, *, crowd: int, load_rate: float, prices: dict[str
     from alerts.models import AlertFiring
     from alerts.services import alert_create
     from core.rls import system_context, tenant
-    from marketdata.signals import ticks_published
+    from marketdata.events import ticks_published
     from marketdata.types import TickEvent
 
     with system_context(reason="bench: a trader signs up"):

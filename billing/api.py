@@ -1,8 +1,7 @@
-"""DRF pieces: per-plan rate limit and a permission that enforces a plan limit on create."""
+"""DRF pieces: the per-plan rate limit."""
 
 from __future__ import annotations
 
-from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.throttling import SimpleRateThrottle
 
 from billing.choices import Feature, PlanCode
@@ -35,26 +34,3 @@ class PlanRateThrottle(SimpleRateThrottle):
         self.rate = f"{limit}/min"
         self.num_requests, self.duration = limit, 60
         return super().allow_request(request, view)
-
-
-class PlanAllows(BasePermission):
-    """Refuse a POST that would take the user past their plan's limit on `view.entitlement_feature`.
-
-    The 403 body (problem+json) carries the limit and how to upgrade. The check holds the per-user
-    lock until the request's transaction ends, so the view's create cannot race another request.
-    """
-
-    def has_permission(self, request, view) -> bool:
-        from billing.services import PlanLimitExceeded, entitlement_check
-
-        feature = getattr(view, "entitlement_feature", None)
-        if feature is None or request.method in SAFE_METHODS or request.method != "POST":
-            return True
-        if not (request.user and request.user.is_authenticated):
-            return False
-        try:
-            entitlement_check(user=request.user, feature=feature)
-        except PlanLimitExceeded as exc:
-            self.message = str(exc)
-            return False
-        return True

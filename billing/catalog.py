@@ -23,6 +23,7 @@ from billing import stripe_gateway
 from billing.choices import AI_QUERY_METER_EVENT
 from billing.models import StripePrice
 from billing.plans import CURRENCY, Plan, paid_plan_list
+from core.money import plain
 from core.rls import system_context
 
 
@@ -32,7 +33,7 @@ def _digest(params: dict[str, Any]) -> str:
 
 def _cents(amount: Decimal) -> str:
     """Stripe's unit_amount_decimal: minor units, fractions allowed (0.01 USD is "1")."""
-    return format((amount * 100).normalize(), "f")
+    return plain(amount * 100)
 
 
 @dataclass

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from billing.choices import Feature, PlanCode
+from core.money import ZERO
 
 CURRENCY = "usd"
 
@@ -27,7 +28,7 @@ class Plan:
     limits: Mapping[str, int | None]
     trial_days: int = 0
     ai_queries_included: int = 0
-    ai_query_overage: Decimal = Decimal("0")
+    ai_query_overage: Decimal = ZERO
     highlights: tuple[str, ...] = field(default_factory=tuple)
 
     @property

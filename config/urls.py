@@ -16,6 +16,7 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("settings/", include("accounts.urls")),
     path("", include("portfolios.urls")),
+    path("", include("core.urls")),
     path("", include("alerts.urls")),
     path("", include("marketdata.urls")),
     path("trading/", include("trading.urls")),

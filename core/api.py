@@ -6,7 +6,6 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import exceptions, status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import JSONParser
-from rest_framework.views import exception_handler
 
 from core.errors import DomainError
 from core.inputs import MAX_JSON_DEPTH, json_problem
@@ -45,6 +44,10 @@ def problem_exception_handler(exc, context):
         )
     elif isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages})
+    # Imported here: rest_framework.views reads DEFAULT_PARSER_CLASSES (this module) while it loads, so a
+    # module-level import fails whenever DRF's settings import this module first (e.g. its pagination check).
+    from rest_framework.views import exception_handler
+
     response = exception_handler(exc, context)
     if response is None:
         return None

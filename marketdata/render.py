@@ -14,6 +14,7 @@ from decimal import Decimal
 from django.contrib.humanize.templatetags.humanize import intcomma
 from django.template.loader import render_to_string
 
+from core.money import plain
 from marketdata.types import CandleBar, change_pct
 
 # The fragment kinds a page can subscribe to (query `?view=`): the markets table's cells, and a
@@ -22,8 +23,8 @@ VIEWS = {"row": "marketdata/oob/row.html", "ticker": "marketdata/oob/ticker.html
 MESSAGE_TYPE = "market.tick"
 
 
-def _plain(value: Decimal | None) -> str | None:
-    return None if value is None else format(value.normalize(), "f")
+def _plain_or_none(value: Decimal | None) -> str | None:
+    return None if value is None else plain(value)
 
 
 def _display(value: Decimal | None, places: int) -> str:
@@ -70,15 +71,15 @@ def tick_payload(
         "symbol": symbol,
         "slug": symbol.replace("/", "-"),
         "seq": seq,
-        "price": _plain(price),
-        "previous_price": _plain(previous_price),
-        "bid": _plain(bid),
-        "ask": _plain(ask),
-        "change_pct": _plain(change),
-        "open_24h": _plain(open_24h),
-        "high_24h": _plain(high_24h),
-        "low_24h": _plain(low_24h),
-        "volume_24h": _plain(volume_24h),
+        "price": _plain_or_none(price),
+        "previous_price": _plain_or_none(previous_price),
+        "bid": _plain_or_none(bid),
+        "ask": _plain_or_none(ask),
+        "change_pct": _plain_or_none(change),
+        "open_24h": _plain_or_none(open_24h),
+        "high_24h": _plain_or_none(high_24h),
+        "low_24h": _plain_or_none(low_24h),
+        "volume_24h": _plain_or_none(volume_24h),
         "at": at.isoformat(),
         "updated_at": updated_at.isoformat(),
         "stale": stale,
@@ -87,11 +88,11 @@ def tick_payload(
         if candle is None
         else {
             "t": int(candle.open_time.timestamp()),
-            "o": _plain(candle.open),
-            "h": _plain(candle.high),
-            "l": _plain(candle.low),
-            "c": _plain(candle.close),
-            "v": _plain(candle.volume),
+            "o": plain(candle.open),
+            "h": plain(candle.high),
+            "l": plain(candle.low),
+            "c": plain(candle.close),
+            "v": plain(candle.volume),
         },
         "received_at": received_at,
         "display": {

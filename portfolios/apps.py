@@ -6,7 +6,7 @@ class PortfoliosConfig(AppConfig):
     verbose_name = "Portfolios"
 
     def ready(self) -> None:
-        from marketdata.signals import ticks_published
+        from marketdata.events import ticks_published
         from portfolios.live import on_ticks_published
 
         ticks_published.connect(on_ticks_published, dispatch_uid="portfolios.on_ticks_published")

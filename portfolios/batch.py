@@ -26,7 +26,8 @@ from core.audit import audit_entry
 from core.batch import Pending, TenantPipeline
 from core.errors import DomainError
 from core.models import AuditLog
-from portfolios.ledger import ZERO, Ledger
+from core.money import ZERO
+from portfolios.ledger import Ledger
 from portfolios.models import CashBalance, Lot, Portfolio, Position, Transaction
 from portfolios.services import (
     LOT_FIELDS,

@@ -12,7 +12,7 @@ from portfolios.choices import DECIMAL_PLACES, PortfolioKind, TransactionKind
 MAX_DIGITS = 28
 
 
-def _decimal(label: str, *, required: bool, help_text: str = "") -> forms.DecimalField:
+def _decimal_field(label: str, *, required: bool, help_text: str = "") -> forms.DecimalField:
     return forms.DecimalField(
         label=label,
         required=required,
@@ -24,13 +24,7 @@ def _decimal(label: str, *, required: bool, help_text: str = "") -> forms.Decima
     )
 
 
-class DomainErrorFormMixin:
-    def add_domain_error(self, exc: DomainError) -> None:
-        field = exc.field if exc.field in self.fields else None
-        self.add_error(field, str(exc))
-
-
-class PortfolioForm(DomainErrorFormMixin, forms.Form):
+class PortfolioForm(forms.Form):
     name = forms.CharField(max_length=80, initial="Main")
     base_currency = forms.ChoiceField(
         label="Base currency",
@@ -43,7 +37,7 @@ class PortfolioForm(DomainErrorFormMixin, forms.Form):
     )
 
 
-class TransactionForm(DomainErrorFormMixin, forms.Form):
+class TransactionForm(forms.Form):
     kind = forms.ChoiceField(label="Type", choices=TransactionKind.choices)
     # A text input with a <datalist> of the listed symbols: quick to type on a phone, and cheap to render
     # for hundreds of instruments (a <select> renders one widget template per option).
@@ -59,9 +53,9 @@ class TransactionForm(DomainErrorFormMixin, forms.Form):
     currency = forms.CharField(
         label="Currency", max_length=16, required=False, help_text="For deposits, withdrawals and fees."
     )
-    quantity = _decimal("Quantity", required=True, help_text="Units bought or sold, or the cash amount.")
-    price = _decimal("Price", required=False, help_text="Per unit, in the instrument's quote currency.")
-    fee = _decimal("Fee", required=False)
+    quantity = _decimal_field("Quantity", required=True, help_text="Units bought or sold, or the cash amount.")
+    price = _decimal_field("Price", required=False, help_text="Per unit, in the instrument's quote currency.")
+    fee = _decimal_field("Fee", required=False)
     fee_currency = forms.CharField(
         label="Fee currency", max_length=16, required=False, help_text="Empty: the quote currency."
     )
@@ -107,7 +101,7 @@ class ImportForm(forms.Form):
     )
 
 
-class WatchlistForm(DomainErrorFormMixin, forms.Form):
+class WatchlistForm(forms.Form):
     name = forms.CharField(max_length=80)
 
 

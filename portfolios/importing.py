@@ -23,14 +23,13 @@ from django.http import HttpRequest
 from core.audit import audit_record
 from core.errors import DomainError
 from core.inputs import text_problem
+from core.money import decimal_parse, plain
 from marketdata.selectors import instrument_list
-from portfolios.choices import TransactionKind, TransactionSource
-from portfolios.ledger import plain
+from portfolios.choices import AMOUNT, QUANTITY, TransactionKind, TransactionSource
 from portfolios.models import Portfolio, Transaction
 from portfolios.selectors import external_ids_present
 from portfolios.services import (
     backfill_after_commit,
-    decimal_clean,
     ensure_owner,
     portfolio_lock,
     push_after_commit,
@@ -191,7 +190,8 @@ def _number(text: str, what: str) -> Decimal | None:
         raise RowError(f"{what} “{text}” is not a number.") from None
     if not value.is_finite():
         raise RowError(f"{what} “{text}” is not a number.")
-    return decimal_clean(value, field=what.lower())
+    column = AMOUNT if what == "Fee" else QUANTITY  # prices have the precision of quantities
+    return decimal_parse(value, field=what.lower(), sign="zero_or_more", **column)
 
 
 def _amount_with_unit(text: str, what: str) -> tuple[Decimal | None, str]:

@@ -16,9 +16,9 @@ from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 
 from core.errors import DomainError
+from core.money import ZERO, plain
 from portfolios.choices import QUANTUM, TransactionKind
 
-ZERO = Decimal("0")
 # Wide enough that a product of two 28-digit numbers is exact before it is rounded to QUANTUM.
 CONTEXT = Context(prec=80, rounding=ROUND_HALF_EVEN)
 
@@ -35,12 +35,6 @@ def mul(a: Decimal, b: Decimal) -> Decimal:
 def share(amount: Decimal, part: Decimal, whole: Decimal) -> Decimal:
     """amount * part / whole, rounded once."""
     return rounded(CONTEXT.divide(CONTEXT.multiply(amount, part), whole))
-
-
-def plain(value: Decimal) -> str:
-    """A Decimal as a person writes it: no exponent, no trailing zeros."""
-    text = format(value.normalize(), "f") if value else "0"
-    return text
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """The dashboard, live: revalue on price ticks and on new transactions, push HTMX out-of-band fragments.
 
-Prices: the market feed sends `marketdata.signals.ticks_published` once per coalesced publish. The
+Prices: the market feed sends `marketdata.events.ticks_published` once per coalesced publish. The
 receiver only adds the symbols to a pending set and wakes one worker thread, so the feed never waits
 for us. The worker takes everything pending as one change batch: it finds who holds those symbols (one
 cross-tenant query, ids only), reads one quote map, and then, inside each user's tenant, renders each
@@ -264,5 +264,5 @@ revaluer = Revaluer()
 
 
 def on_ticks_published(sender, *, ticks, **kwargs) -> None:
-    """Receiver of marketdata.signals.ticks_published: hand the symbols to the worker, return at once."""
+    """Receiver of marketdata.events.ticks_published: hand the symbols to the worker, return at once."""
     revaluer.submit({tick.symbol for tick in ticks})

@@ -13,9 +13,8 @@ from django.db import models
 from django.db.models import Q
 
 from core.models import TenantModel
+from core.money import ZERO
 from portfolios.choices import AMOUNT, PRICE, QUANTITY, PortfolioKind, TransactionKind, TransactionSource
-
-ZERO = Decimal("0")
 
 
 class Portfolio(TenantModel):

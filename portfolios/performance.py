@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
+from core.money import ZERO
 from portfolios.choices import Period
-from portfolios.ledger import CONTEXT, ZERO
+from portfolios.ledger import CONTEXT
 
 ONE = Decimal(1)
 HUNDRED = Decimal(100)

@@ -18,10 +18,11 @@ from django.db.models import Q, QuerySet, Sum
 from django.http import Http404
 from django.utils import timezone
 
+from core.money import ZERO, plain
 from core.rls import system_context
 from marketdata.selectors import quote_latest_map
 from portfolios.choices import Period
-from portfolios.ledger import ZERO, mul, plain
+from portfolios.ledger import mul
 from portfolios.models import CashBalance, Lot, Portfolio, Position, Snapshot, Transaction, Watchlist
 from portfolios.performance import Performance, SeriesPoint, performance, period_start
 from portfolios.valuation import Valuation, conversion_rate, conversion_symbols, value_portfolio

@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
@@ -21,15 +21,18 @@ from django.utils import timezone
 from core.audit import audit_record
 from core.errors import DomainError
 from core.jobs import task_enqueue
+from core.money import ZERO, decimal_parse, plain
 from portfolios.choices import (
-    DECIMAL_PLACES,
+    AMOUNT,
+    PRICE,
+    QUANTITY,
     TRADE_KINDS,
     TRANSFER_KINDS,
     PortfolioKind,
     TransactionKind,
     TransactionSource,
 )
-from portfolios.ledger import ZERO, Ledger, LotState, PositionState, mul, plain
+from portfolios.ledger import Ledger, LotState, PositionState, mul
 from portfolios.models import (
     CashBalance,
     Lot,
@@ -42,7 +45,6 @@ from portfolios.models import (
 )
 
 CURRENCY_RE = re.compile(r"^[A-Z0-9]{2,16}$")
-MAX_INTEGER_DIGITS = 16
 # Clocks differ a little; a transaction dated further ahead than this is a typo.
 FUTURE_TOLERANCE = timedelta(minutes=5)
 DERIVED_FIELDS = ["realized_pnl", "flow_amount", "flow_currency", "funding", "fee_funding"]
@@ -134,9 +136,9 @@ def transaction_build(
         raise DomainError(
             "Choose buy, sell, deposit, withdrawal, fee, transfer in or transfer out.", field="kind"
         )
-    quantity = decimal_clean(quantity, field="quantity", positive=True)
-    fee = decimal_clean(fee if fee not in (None, "") else ZERO, field="fee")
-    price = decimal_clean(price, field="price") if price not in (None, "") else None
+    quantity = decimal_parse(quantity, field="quantity", sign="positive", **QUANTITY)
+    fee = decimal_parse(fee if fee not in (None, "") else ZERO, field="fee", sign="zero_or_more", **AMOUNT)
+    price = decimal_parse(price, field="price", sign="zero_or_more", **PRICE) if price not in (None, "") else None
     if executed_at is None:
         raise DomainError("Give the date and time of the transaction.", field="executed_at")
     if timezone.is_naive(executed_at):
@@ -767,29 +769,6 @@ def currency_clean(value: str | None, *, field: str) -> str:
     if not CURRENCY_RE.match(code):
         raise DomainError("Use a currency code such as USDT, USD or BTC.", field=field)
     return code
-
-
-def decimal_clean(value, *, field: str, positive: bool = False) -> Decimal:
-    """A Decimal that fits the stored precision; floats are refused (they are not exact)."""
-    if isinstance(value, float):
-        raise TypeError("money and quantities are Decimal, never float")
-    try:
-        number = value if isinstance(value, Decimal) else Decimal(str(value).strip())
-    except (InvalidOperation, ValueError):
-        raise DomainError("Enter a number, e.g. 0.25.", field=field) from None
-    if not number.is_finite():
-        raise DomainError("Enter a number, e.g. 0.25.", field=field)
-    if positive and number <= 0:
-        raise DomainError("Must be greater than zero.", field=field)
-    if number < 0:
-        raise DomainError("Must not be negative.", field=field)
-    if number.as_tuple().exponent < -DECIMAL_PLACES and number != number.quantize(
-        Decimal(1).scaleb(-DECIMAL_PLACES)
-    ):
-        raise DomainError(f"Use at most {DECIMAL_PLACES} decimal places.", field=field)
-    if number.copy_abs() >= Decimal(10) ** MAX_INTEGER_DIGITS:  # abs() would round, and overflow at 1e999999
-        raise DomainError("That number is too large.", field=field)
-    return number
 
 
 def ensure_owner(user, portfolio: Portfolio) -> None:

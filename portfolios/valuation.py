@@ -11,8 +11,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 
+from core.money import ZERO
 from portfolios.choices import USD_EQUIVALENTS
-from portfolios.ledger import CONTEXT, ZERO, mul, rounded
+from portfolios.ledger import CONTEXT, mul, rounded
 
 
 class PriceSource:

@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from core.errors import DomainError
+from core.forms import form_add_domain_error
 from marketdata.selectors import quote_latest_map
 from portfolios.choices import Period
 from portfolios.forms import ImportForm, PortfolioForm, TransactionForm, WatchlistAddForm, WatchlistForm
@@ -118,7 +119,7 @@ def portfolio_list_view(request: HttpRequest) -> HttpResponse:
         try:
             portfolio = portfolio_create(user=request.user, request=request, **form.cleaned_data)
         except DomainError as exc:
-            form.add_domain_error(exc)
+            form_add_domain_error(form=form, error=exc)
         else:
             messages.success(request, f"Portfolio “{portfolio.name}” created.")
             return redirect(f"{reverse('dashboard')}?portfolio={portfolio.pk}")
@@ -166,7 +167,7 @@ def transaction_add_view(request: HttpRequest, pk: int) -> HttpResponse:
                 request=request,
             )
         except DomainError as exc:
-            form.add_domain_error(exc)
+            form_add_domain_error(form=form, error=exc)
     if recorded is not None and not request.htmx:
         messages.success(request, "Transaction recorded.")
         return redirect(f"{reverse('dashboard')}?portfolio={portfolio.pk}")
@@ -293,7 +294,7 @@ def watchlists_view(request: HttpRequest) -> HttpResponse:
         try:
             watchlist_create(user=request.user, name=form.cleaned_data["name"])
         except DomainError as exc:
-            form.add_domain_error(exc)
+            form_add_domain_error(form=form, error=exc)
         else:
             return redirect("watchlists")
     watchlists = list(watchlist_list(user=request.user))

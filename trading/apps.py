@@ -6,7 +6,7 @@ class TradingConfig(AppConfig):
     verbose_name = "Trading"
 
     def ready(self) -> None:
-        from marketdata.signals import candle_closed, ticks_published
+        from marketdata.events import candle_closed, ticks_published
         from trading import receivers
 
         ticks_published.connect(receivers.on_ticks, dispatch_uid="trading.on_ticks")

@@ -1,4 +1,5 @@
 from django.urls import path
+from django.views.generic import RedirectView
 
 from trading import views
 
@@ -17,5 +18,6 @@ urlpatterns = [
     path("bots/<int:pk>/status/", views.bot_status_view, name="bot_status"),
     path("bots/<int:pk>/delete/", views.bot_delete_view, name="bot_delete"),
     path("blocked/", views.blocked_list_view, name="blocked"),
-    path("markets/", views.markets_view, name="markets"),
+    # The public /markets page shows each pair's regime too (trading registers it as a market annotation).
+    path("markets/", RedirectView.as_view(pattern_name="markets", permanent=True), name="markets"),
 ]

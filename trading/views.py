@@ -292,14 +292,3 @@ def bot_delete_view(request: HttpRequest, pk: int) -> HttpResponse:
 def blocked_list_view(request: HttpRequest) -> HttpResponse:
     page = Paginator(blocked_execution_list(user=request.user), 50).get_page(request.GET.get("page"))
     return render(request, "trading/blocked.html", {"page": page})
-
-
-@login_required
-def markets_view(request: HttpRequest) -> HttpResponse:
-    from marketdata.selectors import instrument_list, quote_latest_map
-
-    instruments = list(instrument_list())
-    quotes = quote_latest_map(symbols=[i.symbol for i in instruments])
-    regimes = regime_latest_map()
-    rows = [(i, quotes.get(i.symbol), regimes.get(i.symbol)) for i in instruments]
-    return render(request, "trading/markets.html", {"rows": rows})

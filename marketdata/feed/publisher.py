@@ -19,12 +19,12 @@ from django.db import close_old_connections, connection
 
 from core.rls import system_context
 from marketdata import metrics, services
+from marketdata.events import candle_closed, ticks_published
 from marketdata.feed.candles import CandleBuilder
 from marketdata.feed.sources.base import RawTick
 from marketdata.feed.staleness import StalenessTracker
 from marketdata.models import Instrument, Quote
 from marketdata.render import ALL_GROUP, channel_message, group_name, tick_payload, with_stale
-from marketdata.signals import candle_closed, ticks_published
 from marketdata.types import CandleBar, TickEvent
 
 logger = structlog.get_logger(__name__)

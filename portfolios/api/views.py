@@ -28,7 +28,7 @@ from portfolios.services import portfolio_create, transaction_record
 MAX_DIGITS = 28
 
 
-def _decimal(**kwargs) -> serializers.DecimalField:
+def _decimal_field(**kwargs) -> serializers.DecimalField:
     return serializers.DecimalField(max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES, **kwargs)
 
 
@@ -57,10 +57,10 @@ class ValuationOutput(serializers.Serializer):
 class PositionOutput(serializers.Serializer):
     id = serializers.IntegerField(source="position_id")
     symbol = serializers.CharField()
-    quantity = _decimal()
-    average_cost = _decimal(allow_null=True)
+    quantity = _decimal_field()
+    average_cost = _decimal_field(allow_null=True)
     cost_basis = serializers.DecimalField(max_digits=40, decimal_places=DECIMAL_PLACES)
-    price = _decimal(allow_null=True)
+    price = _decimal_field(allow_null=True)
     price_source = serializers.CharField()
     market_value = serializers.DecimalField(max_digits=40, decimal_places=DECIMAL_PLACES, allow_null=True)
     unrealized_pnl = serializers.DecimalField(max_digits=40, decimal_places=DECIMAL_PLACES, allow_null=True)
@@ -74,15 +74,15 @@ class TransactionOutput(serializers.Serializer):
     kind = serializers.CharField()
     symbol = serializers.SerializerMethodField()
     currency = serializers.CharField()
-    quantity = _decimal()
-    price = _decimal(allow_null=True)
-    fee = _decimal()
+    quantity = _decimal_field()
+    price = _decimal_field(allow_null=True)
+    fee = _decimal_field()
     fee_currency = serializers.CharField()
     executed_at = serializers.DateTimeField()
     note = serializers.CharField()
     external_id = serializers.CharField(allow_null=True)
     source = serializers.CharField()
-    realized_pnl = _decimal()
+    realized_pnl = _decimal_field()
 
     def get_symbol(self, txn) -> str | None:
         return txn.instrument.symbol if txn.instrument_id else None
@@ -160,9 +160,9 @@ class TransactionListApi(APIView):
         kind = serializers.ChoiceField(choices=TransactionKind.choices)
         symbol = serializers.CharField(required=False, allow_blank=True, default="", max_length=32)
         currency = serializers.CharField(required=False, allow_blank=True, default="", max_length=16)
-        quantity = _decimal(min_value=0)
-        price = _decimal(min_value=0, required=False, allow_null=True, default=None)
-        fee = _decimal(min_value=0, required=False, default=0)
+        quantity = _decimal_field(min_value=0)
+        price = _decimal_field(min_value=0, required=False, allow_null=True, default=None)
+        fee = _decimal_field(min_value=0, required=False, default=0)
         fee_currency = serializers.CharField(required=False, allow_blank=True, default="", max_length=16)
         executed_at = serializers.DateTimeField()
         external_id = serializers.CharField(required=False, allow_null=True, default=None, max_length=128)

@@ -6,6 +6,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 from django import template
 
+from core.money import plain
 from portfolios.choices import USD_EQUIVALENTS
 
 register = template.Library()
@@ -58,11 +59,7 @@ def quantity(value) -> str:
     """Trailing zeros dropped, thousands grouped: 1234.50000000 -> "1,234.5"."""
     if value is None or value == "":
         return DASH
-    value = Decimal(value)
-    if not value:
-        return "0"
-    text = format(value.normalize(), "f")
-    whole, _, fraction = text.partition(".")
+    whole, _, fraction = plain(Decimal(value)).partition(".")
     sign = "-" if whole.startswith("-") else ""
     whole = f"{int(whole.lstrip('-') or 0):,}"
     return f"{sign}{whole}.{fraction}" if fraction else f"{sign}{whole}"

@@ -6,9 +6,8 @@ from decimal import Decimal
 import pytest
 
 from alerts.changes import _client, stream_key
-from core.rls import system_context
-from marketdata.models import Instrument
 from marketdata.types import TickEvent
+from tests.factories import InstrumentFactory
 
 # Every database test commits and is emptied afterwards (tests/conftest.py); these say so where it matters.
 COMMITTED = pytest.mark.django_db(transaction=True, databases="__all__")
@@ -22,18 +21,12 @@ def _empty_change_stream():
 
 @pytest.fixture
 def btc(db):
-    with system_context(reason="tests: the market feed's and signal engine's shared data"):
-        return Instrument.objects.get_or_create(
-            symbol="BTC/USDT", defaults={"base": "BTC", "quote": "USDT", "price_precision": 2}
-        )[0]
+    return InstrumentFactory(symbol="BTC/USDT")
 
 
 @pytest.fixture
 def eth(db):
-    with system_context(reason="tests: the market feed's and signal engine's shared data"):
-        return Instrument.objects.get_or_create(
-            symbol="ETH/USDT", defaults={"base": "ETH", "quote": "USDT", "price_precision": 2}
-        )[0]
+    return InstrumentFactory(symbol="ETH/USDT")
 
 
 class Ticker:

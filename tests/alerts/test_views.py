@@ -1,4 +1,4 @@
-"""The /alerts pages and the notification centre, through the full middleware stack (RLS included)."""
+"""The /alerts pages, through the full middleware stack (RLS included)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,6 @@ from alerts.choices import AlertKind, AlertState
 from alerts.models import Alert
 from alerts.services import alert_create
 from billing.plans import FREE
-from core.models import Notification, NotificationPreference
-from core.notifications import notify
 from core.rls import system_context, tenant
 
 
@@ -153,47 +151,6 @@ def test_another_traders_alert_is_not_found(user_a, user_b, btc):
     assert client_b.get(f"/alerts/{alert.pk}/").status_code == 404
     assert client_b.post(f"/alerts/{alert.pk}/delete/").status_code == 404
     assert len(_alerts(user_a)) == 1
-
-
-def test_notification_centre_lists_unread_with_delivery_state_and_marks_read(client_a, user_a):
-    notify(
-        user=user_a, kind="alert.price", message="BTC/USDT rose above 100.00 (now 101.00).", link="/alerts/"
-    )
-    page = client_a.get("/dashboard/").content.decode()
-    assert '<span id="notification-unread" class="badge" hx-swap-oob="true">1</span>' in page
-    centre = client_a.get("/notifications/").content.decode()
-    assert "BTC/USDT rose above 100.00 (now 101.00)." in centre
-    # Committed: the in-app toast went out at commit; the email waits for a worker.
-    assert "email: pending" in centre and "in_app: sent" in centre
-    client_a.post("/notifications/read/")
-    with tenant(user_a.pk):
-        assert Notification.objects.filter(read_at__isnull=True).count() == 0
-    page = client_a.get("/dashboard/").content.decode()
-    assert '<span id="notification-unread" class="badge" hx-swap-oob="true" hidden></span>' in page
-
-
-def test_preferences_page_turns_a_channel_off_for_a_kind(client_a, user_a):
-    page = client_a.get("/notifications/settings/").content.decode()
-    assert 'value="alert.price:email"' in page and "Price alerts" in page
-    # Defaults: price alerts everywhere; order-fill alerts not in-app (trading already shows every fill there).
-    assert re.search(r'value="alert.price:in_app"[^>]*checked>', page)
-    assert re.search(r'value="alert.order_filled:email"[^>]*checked>', page)
-    assert re.search(r'value="alert.order_filled:in_app"[^>]*"\s*>', page)
-    on = ["alert.price:in_app", "alert.percent_move:in_app", "alert.percent_move:email"]
-    client_a.post("/notifications/settings/", {"on": on})
-    with tenant(user_a.pk):
-        prefs = dict(
-            ((kind, channel), enabled)
-            for kind, channel, enabled in NotificationPreference.objects.values_list(
-                "kind", "channel", "enabled"
-            )
-        )
-    assert prefs[("alert.price", "email")] is False
-    assert ("alert.price", "in_app") not in prefs  # unchanged from the default: no row
-    notify(user=user_a, kind="alert.price", message="in-app only")
-    with tenant(user_a.pk):
-        notification = Notification.objects.get(message="in-app only")
-        assert list(notification.deliveries.values_list("channel", flat=True)) == ["in_app"]
 
 
 def test_prices_now_link_to_a_prefilled_form(client_a, btc):

@@ -9,10 +9,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing.choices import SubscriptionStatus
-from billing.models import Invoice, Subscription
+from billing.models import Subscription
 from billing.services import entitlement_consume
 from core.rls import tenant
-from tests.factories import DEFAULT_PASSWORD
+from tests.factories import DEFAULT_PASSWORD, InvoiceFactory, SubscriptionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -61,28 +61,17 @@ def test_billing_without_keys_works_and_says_so(client, user_a):
 
 def test_billing_shows_trial_days_usage_invoices_and_actions(synced_plans, client, user_a):
     now = timezone.now()
-    with tenant(user_a.pk):
-        Subscription.objects.create(
-            user=user_a,
-            stripe_customer_id="cus_page",
-            plan="pro",
-            status=SubscriptionStatus.TRIALING,
-            trial_end=now + timedelta(days=2, hours=3),
-            state_at=now,
-        )
-        Invoice.objects.create(
-            user=user_a,
-            stripe_id="in_page",
-            number="NX-0001",
-            status="paid",
-            currency="usd",
-            amount_due=0,
-            amount_paid=0,
-            total=0,
-            created_at=now,
-            state_at=now,
-            hosted_invoice_url="https://invoice.stripe.com/i/in_page",
-        )
+    SubscriptionFactory(
+        user=user_a,
+        stripe_customer_id="cus_page",
+        status=SubscriptionStatus.TRIALING,
+        trial_end=now + timedelta(days=2, hours=3),
+        state_at=now,
+    )
+    InvoiceFactory(
+        user=user_a, stripe_id="in_page", number="NX-0001", amount_due=0, created_at=now,
+        hosted_invoice_url="https://invoice.stripe.com/i/in_page",
+    )
     _login(client, user_a)
     body = client.get(reverse("billing")).content.decode()
     assert 'data-testid="current-plan">Pro<' in body
@@ -129,8 +118,7 @@ def test_billing_htmx_returns_the_status_fragment(client, user_a):
 
 
 def test_checkout_errors_come_back_as_a_message(synced_plans, client, user_a):
-    with tenant(user_a.pk):
-        Subscription.objects.create(user=user_a, stripe_customer_id="cus_x", plan="pro", status="active")
+    SubscriptionFactory(user=user_a, stripe_customer_id="cus_x")
     _login(client, user_a)
     response = client.post(reverse("billing_checkout"), {"plan": "enterprise"}, follow=True)
     assert "You already have the Pro plan" in response.content.decode()

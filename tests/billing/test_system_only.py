@@ -32,8 +32,7 @@ from core import rls
 from core.models import AuditLog, Notification
 from core.rls import system_context, tenant
 from tests.billing import stripe_events
-from tests.billing.test_entitlements import GATED
-from tests.factories import DEFAULT_PASSWORD
+from tests.factories import DEFAULT_PASSWORD, InstrumentFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -125,9 +124,9 @@ def test_the_watch_sees_system_context_and_the_system_only_tables():
     assert len(seen.touching_system_only_tables()) == 1
 
 
-@GATED
 def test_pages_and_the_api_read_billing_state_without_system_only_tables(billing_history):
     client = billing_history
+    InstrumentFactory(symbol="BTC/USDT")
     with watched() as seen:
         pricing = client.get("/pricing/")
         billing = client.get("/billing/")
@@ -135,10 +134,15 @@ def test_pages_and_the_api_read_billing_state_without_system_only_tables(billing
         returned = client.get("/billing/return/?result=success", follow=True)
         checkout = client.post("/billing/checkout/", {"plan": "enterprise"})
         portal = client.post("/billing/portal/")
-        api_list = client.get("/test-gated/api/bots/")
-        api_create = client.post("/test-gated/api/bots/", {}, content_type="application/json")
+        # The API's plan-rate throttle reads the plan on every call; creating an alert checks the plan's limit.
+        api_list = client.get("/api/v1/portfolios/")
+        api_create = client.post(
+            "/api/v1/portfolios/", {"name": "API", "base_currency": "USD"}, content_type="application/json"
+        )
         api_me = client.get("/api/v1/accounts/me/")
-        gated_view = client.post("/test-gated/bots/")
+        gated_view = client.post(
+            "/alerts/", {"kind": "price_above", "symbol": "BTC/USDT", "threshold": "1000000", "cooldown_minutes": "15"}
+        )
         anonymous_pricing = Client().get("/pricing/")
 
     assert [r.status_code for r in (pricing, billing, status_card, returned, anonymous_pricing)] == [200] * 5
@@ -148,7 +152,7 @@ def test_pages_and_the_api_read_billing_state_without_system_only_tables(billing
         200,
         201,
         200,
-        201,
+        302,  # the alert is created, and the page redirects to the list
     ]
     assert 'data-testid="current-plan">Pro<' in billing.content.decode()
     assert "NX-SYS-1" in billing.content.decode()

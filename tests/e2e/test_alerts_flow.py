@@ -12,8 +12,8 @@ from playwright.sync_api import expect
 
 from alerts.evaluator import runner
 from core.rls import system_context
+from marketdata.events import ticks_published
 from marketdata.models import Instrument, Quote
-from marketdata.signals import ticks_published
 from marketdata.types import TickEvent
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 

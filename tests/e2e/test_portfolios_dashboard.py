@@ -1,7 +1,7 @@
 """The dashboard is alive: a price tick changes the total value on the open page, without a reload.
 
 The tick is published here the way the feed publishes it: the Quote row is updated and
-`marketdata.signals.ticks_published` is sent in this process. The portfolios receiver runs here, renders
+`marketdata.events.ticks_published` is sent in this process. The portfolios receiver runs here, renders
 the fragment and sends it through the Redis channel layer; the daphne subprocess forwards it to the
 browser's WebSocket.
 """
@@ -17,9 +17,9 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from core.rls import system_context, tenant
+from marketdata.events import ticks_published
 from marketdata.models import Quote
 from marketdata.services import instruments_seed
-from marketdata.signals import ticks_published
 from marketdata.types import TickEvent
 from portfolios.services import portfolio_create, transaction_record
 from tests.factories import DEFAULT_PASSWORD, UserFactory

@@ -71,7 +71,7 @@ class Listener:
 
 @pytest.fixture
 def received_signals():
-    from marketdata.signals import candle_closed, ticks_published
+    from marketdata.events import candle_closed, ticks_published
 
     seen = {"ticks": [], "candles": []}
 

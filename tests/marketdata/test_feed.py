@@ -202,7 +202,7 @@ def test_silent_symbol_goes_stale_on_every_page_and_recovers(instruments, receiv
 
 
 def test_receiver_errors_do_not_stop_the_feed(instruments):
-    from marketdata.signals import ticks_published
+    from marketdata.events import ticks_published
 
     def broken(sender, ticks, **kwargs):
         raise RuntimeError("a bug in another app")

@@ -9,23 +9,21 @@ from decimal import Decimal
 from django.utils import timezone
 
 from core.rls import system_context
-from marketdata.models import Candle, Quote, Tick
+from marketdata.models import Candle, Tick
 from marketdata.tasks import trim_ticks
-from tests.factories import UserFactory
+from tests.factories import QuoteFactory, UserFactory
 
 
 def _quote(instrument, price: str, *, age: int = 0) -> None:
     at = timezone.now() - timedelta(seconds=age)
-    with system_context(reason="tests: the market feed's and signal engine's shared data"):
-        Quote.objects.create(
-            instrument=instrument,
-            price=Decimal(price),
-            open_24h=Decimal(price) * Decimal("0.98"),
-            source="replay",
-            volume_24h=Decimal("1234.5"),
-            at=at,
-            updated_at=at,
-        )
+    QuoteFactory(
+        instrument=instrument,
+        price=Decimal(price),
+        open_24h=Decimal(price) * Decimal("0.98"),
+        volume_24h=Decimal("1234.5"),
+        at=at,
+        updated_at=at,
+    )
 
 
 def test_markets_page_is_public_and_lists_live_prices(client, instruments):

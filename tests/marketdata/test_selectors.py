@@ -7,8 +7,9 @@ from django.utils import timezone
 
 from core.errors import DomainError
 from core.rls import system_context
-from marketdata.models import Candle, Quote
+from marketdata.models import Candle
 from marketdata.selectors import candle_list, instrument_get, instrument_list, quote_latest_map
+from tests.factories import QuoteFactory
 
 
 def test_quote_and_tick_tables_are_unlogged_and_candles_are_not(db):
@@ -30,23 +31,14 @@ def test_instrument_get_accepts_both_spellings_and_rejects_unknown(instruments):
 
 def test_quote_latest_map_marks_silent_symbols_stale(instruments):
     now = timezone.now()
-    with system_context(reason="tests: the market feed's and signal engine's shared data"):
-        Quote.objects.create(
-            instrument=instruments["BTC/USDT"],
-            price=Decimal("101"),
-            open_24h=Decimal("100"),
-            source="replay",
-            at=now,
-            updated_at=now,
-        )
-    with system_context(reason="tests: the market feed's and signal engine's shared data"):
-        Quote.objects.create(
-            instrument=instruments["ETH/USDT"],
-            price=Decimal("50"),
-            source="simulated",
-            at=now,
-            updated_at=now - timedelta(seconds=instruments["ETH/USDT"].stale_after_seconds + 1),
-        )
+    QuoteFactory(instrument=instruments["BTC/USDT"], price=Decimal("101"), open_24h=Decimal("100"), at=now, updated_at=now)
+    QuoteFactory(
+        instrument=instruments["ETH/USDT"],
+        price=Decimal("50"),
+        source="simulated",
+        at=now,
+        updated_at=now - timedelta(seconds=instruments["ETH/USDT"].stale_after_seconds + 1),
+    )
     quotes = quote_latest_map(symbols=["BTC-USDT", "ETH/USDT", "SOL/USDT"])
     assert set(quotes) == {"BTC/USDT", "ETH/USDT"}
     assert quotes["BTC/USDT"].stale is False

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from core.consumers import user_group
 from core.rls import tenant
-from marketdata.signals import ticks_published
+from marketdata.events import ticks_published
 from marketdata.types import TickEvent
 from portfolios import live
 from portfolios.presence import viewer_touch

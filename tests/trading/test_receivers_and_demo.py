@@ -12,8 +12,8 @@ from django.utils import timezone
 
 from config.celery import app as celery_app
 from core.rls import system_context, tenant
+from marketdata.events import candle_closed, ticks_published
 from marketdata.models import Candle, Instrument
-from marketdata.signals import candle_closed, ticks_published
 from marketdata.types import CandleBar, TickEvent
 from tests.factories import UserFactory
 from tests.trading.conftest import make_bot

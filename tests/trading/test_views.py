@@ -6,7 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from core.rls import system_context, tenant
+from core.rls import tenant
+from tests.factories import InstrumentFactory, RegimeReadingFactory
 from tests.trading.binance import BINANCE_KEY, BINANCE_SECRET
 from tests.trading.conftest import make_bot, make_signal
 from trading.fanout import services
@@ -164,22 +165,17 @@ def test_bad_bot_input_is_a_form_error(trader, paper_a):
 
 
 def test_the_markets_page_shows_each_pairs_regime(trader, user_a, paper_a):
-    from marketdata.models import Instrument
-    from trading.models import RegimeReading
-
-    with system_context(reason="tests: the market feed's and signal engine's shared data"):
-        RegimeReading.objects.create(instrument=Instrument.objects.get(symbol="BTC/USDT"), timeframe="1h",
-                                     as_of="2023-03-10T11:00:00Z", regime="bearish", sma_slope_pct="-3.78", adx="72")
-    body = trader.get("/trading/markets/").content.decode()
+    RegimeReadingFactory(instrument=InstrumentFactory(symbol="BTC/USDT"), as_of="2023-03-10T11:00:00Z",
+                         regime="bearish", sma_slope_pct="-3.78", adx="72")
+    response = trader.get("/trading/markets/", follow=True)
+    assert response.redirect_chain == [("/markets", 301)]
+    body = response.content.decode()
     assert "regime-bearish" in body and "-3.78%" in body
 
 
 def test_the_public_market_pages_show_the_regime_too(client, instruments):
-    from trading.models import RegimeReading
-
-    with system_context(reason="tests: the market feed's and signal engine's shared data"):
-        RegimeReading.objects.create(instrument=instruments["BTC/USDT"], timeframe="1h",
-                                     as_of="2023-03-10T11:00:00Z", regime="bearish", sma_slope_pct="-3.78", adx="72")
+    RegimeReadingFactory(instrument=instruments["BTC/USDT"], as_of="2023-03-10T11:00:00Z", regime="bearish",
+                         sma_slope_pct="-3.78", adx="72")
     listing = client.get("/markets").content.decode()
     row = listing[listing.index('id="market-BTC-USDT"'):]
     row = row[: row.index("</tr>")]

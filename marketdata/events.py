@@ -1,11 +1,12 @@
 """What the market feed tells the rest of Nexus. Market data knows no users: other apps subscribe here.
 
-Both signals are sent IN THE FEED PROCESS (`manage.py run_marketfeed`), after each coalesced publish
+These events are Django signals (the module is not called `signals` so that the word keeps one meaning,
+a strategy's trading signal). Both are sent IN THE FEED PROCESS (`manage.py run_marketfeed`), after each coalesced publish
 (at most a few times a second), from a worker thread, outside any transaction, with `send_robust`:
 a receiver that raises is logged and does not stop the feed or the other receivers. Receivers must be
 quick (evaluate an index, enqueue a Celery task); connect them in your AppConfig.ready():
 
-    from marketdata.signals import ticks_published
+    from marketdata.events import ticks_published
 
     def on_ticks(sender, *, ticks, **kwargs): ...
     ticks_published.connect(on_ticks, dispatch_uid="alerts.on_ticks")

@@ -1,0 +1,88 @@
+"""factory-boy factories for every model, one module per app, all importable from here.
+
+Each writes where the product writes (tests/factories/base.py): tenant rows as their owner inside
+`tenant(user.pk)`, shared reference rows and system-only rows inside `system_context(...)`, users on the
+system connection. They build rows as stored; where derived state must follow (a portfolio's positions
+and cash, an evaluator's index, a bot's book), go through the app's services instead.
+"""
+
+from tests.factories.accounts import DEFAULT_PASSWORD, ApiTokenFactory, UserFactory, api_token_for
+from tests.factories.alerts import AlertFactory, AlertFiringFactory
+from tests.factories.billing import (
+    AppliedEventFactory,
+    CheckoutSessionFactory,
+    InvoiceFactory,
+    MeterReportFactory,
+    StripePriceFactory,
+    SubscriptionFactory,
+    UsageRecordFactory,
+    WebhookEventFactory,
+)
+from tests.factories.core import (
+    AuditLogFactory,
+    NotificationDeliveryFactory,
+    NotificationFactory,
+    NotificationPreferenceFactory,
+)
+from tests.factories.marketdata import CandleFactory, InstrumentFactory, QuoteFactory, TickFactory
+from tests.factories.portfolios import (
+    CashBalanceFactory,
+    LotFactory,
+    PortfolioFactory,
+    PositionFactory,
+    SnapshotFactory,
+    TransactionFactory,
+    WatchlistFactory,
+    WatchlistItemFactory,
+)
+from tests.factories.trading import (
+    BlockedExecutionFactory,
+    BotFactory,
+    ExchangeConnectionFactory,
+    ExecutionPlanFactory,
+    FillFactory,
+    OrderFactory,
+    RegimeReadingFactory,
+    SignalFactory,
+)
+
+__all__ = [
+    "DEFAULT_PASSWORD",
+    "AlertFactory",
+    "AlertFiringFactory",
+    "ApiTokenFactory",
+    "AppliedEventFactory",
+    "AuditLogFactory",
+    "BlockedExecutionFactory",
+    "BotFactory",
+    "CandleFactory",
+    "CashBalanceFactory",
+    "CheckoutSessionFactory",
+    "ExchangeConnectionFactory",
+    "ExecutionPlanFactory",
+    "FillFactory",
+    "InstrumentFactory",
+    "InvoiceFactory",
+    "LotFactory",
+    "MeterReportFactory",
+    "NotificationDeliveryFactory",
+    "NotificationFactory",
+    "NotificationPreferenceFactory",
+    "OrderFactory",
+    "PortfolioFactory",
+    "PositionFactory",
+    "QuoteFactory",
+    "RegimeReadingFactory",
+    "SignalFactory",
+    "SnapshotFactory",
+    "StripePriceFactory",
+    "SubscriptionFactory",
+    "TickFactory",
+    "TransactionFactory",
+    "UsageRecordFactory",
+    "UserFactory",
+    "WatchlistFactory",
+    "WatchlistItemFactory",
+    "WebhookEventFactory",
+    "api_token_for",
+]

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import factory
+
+from core.models import AuditLog, DeliveryStatus, Notification, NotificationDelivery, NotificationPreference
+from tests.factories.base import TenantFactory, owner
+
+
+class AuditLogFactory(TenantFactory):
+    """An audit row about `user`'s data. The product writes these through core.audit.audit_record."""
+
+    class Meta:
+        model = AuditLog
+
+    actor = factory.SelfAttribute("user")
+    actor_label = factory.LazyAttribute(lambda o: o.user.email)
+    action = "portfolio.created"
+
+
+class NotificationFactory(TenantFactory):
+    """A row of the notification centre, without deliveries (core.notifications.notify makes both)."""
+
+    class Meta:
+        model = Notification
+
+    kind = "alert.price"
+    message = factory.Sequence(lambda n: f"BTC/USDT rose above {100 + n}.00.")
+
+
+class NotificationDeliveryFactory(TenantFactory):
+    class Meta:
+        model = NotificationDelivery
+
+    notification = factory.SubFactory(NotificationFactory, user=owner())
+    channel = "email"
+    status = DeliveryStatus.PENDING
+
+
+class NotificationPreferenceFactory(TenantFactory):
+    class Meta:
+        model = NotificationPreference
+
+    kind = "alert.price"
+    channel = "email"
+    enabled = False
