@@ -1,4 +1,6 @@
-"""Small helpers every part of trading uses: who acted (for audit rows) and the Decimal inputs of the forms."""
+"""Small helpers every part of trading uses: who acted (for audit rows) and the Decimal inputs of the forms.
+
+Money helpers come from core/money.py (`ZERO`, `plain` are re-exported for trading's modules)."""
 
 from __future__ import annotations
 
@@ -7,8 +9,9 @@ from decimal import ROUND_DOWN, Decimal
 from django.http import HttpRequest
 
 from core.errors import DomainError
+from core.money import ZERO, plain
 
-ZERO = Decimal("0")
+__all__ = ["ZERO", "plain", "places", "quantize_down", "decimal_input", "positive_input", "request_actor", "user_id_of"]
 
 
 def request_actor(request: HttpRequest | None, user):
@@ -20,10 +23,6 @@ def request_actor(request: HttpRequest | None, user):
 
 def user_id_of(user) -> int:
     return user if isinstance(user, int) else user.pk
-
-
-def plain(value: Decimal) -> str:
-    return format(value.normalize(), "f")
 
 
 def places(value: Decimal) -> int:

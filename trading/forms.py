@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django import forms
 
-from core.errors import DomainError
 from trading.choices import OrderSide, OrderSource, OrderStatus, OrderType, Timeframe, Venue
 from trading.decisions.strategies import STRATEGIES
 
@@ -15,11 +14,6 @@ def _instrument_choices():
     from marketdata.selectors import instrument_list
 
     return [(i.symbol, i.symbol) for i in instrument_list()]
-
-
-def domain_error_to_form(form: forms.Form, error: DomainError) -> None:
-    field = error.field if error.field in form.fields else None
-    form.add_error(field, str(error))
 
 
 class ConnectionForm(forms.Form):

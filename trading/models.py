@@ -14,6 +14,7 @@ from django.db import models
 from django.db.models import Q
 
 from core.models import TenantModel
+from core.money import ZERO
 from trading.choices import (
     BotStatus,
     ConnectionStatus,
@@ -29,7 +30,6 @@ from trading.choices import (
     Venue,
 )
 
-ZERO = Decimal("0")
 QUANTITY = {"max_digits": 28, "decimal_places": 12}
 PRICE = {"max_digits": 28, "decimal_places": 12}
 AMOUNT = {"max_digits": 32, "decimal_places": 12}

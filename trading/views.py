@@ -12,6 +12,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from core.errors import DomainError
+from core.forms import form_add_domain_error
 from marketdata.selectors import quote_latest_map
 from trading import ledger
 from trading.bots.selectors import bot_get, bot_list
@@ -32,7 +33,6 @@ from trading.forms import (
     ConnectionForm,
     OrderHistoryFilterForm,
     OrderTicketForm,
-    domain_error_to_form,
 )
 from trading.orders.selectors import order_get, order_list
 from trading.orders.services import order_cancel, order_place
@@ -103,7 +103,7 @@ def order_check_view(request: HttpRequest) -> HttpResponse:
         try:
             check = order_validate(**_ticket_values(request, form))
         except DomainError as error:
-            domain_error_to_form(form, error)
+            form_add_domain_error(form=form, error=error)
     return render(request, "trading/partials/ticket_check.html", {"form": form, "check": check})
 
 
@@ -116,7 +116,7 @@ def order_place_view(request: HttpRequest) -> HttpResponse:
         try:
             placed = order_place(**_ticket_values(request, form), request=request)
         except DomainError as error:
-            domain_error_to_form(form, error)
+            form_add_domain_error(form=form, error=error)
     if placed is not None:
         # A fresh ticket for the next order on the same account and pair.
         kept = ("connection", "portfolio", "symbol", "side", "type")
@@ -179,7 +179,7 @@ def connection_list_view(request: HttpRequest) -> HttpResponse:
         try:
             connection = connection_create(user=request.user, **form.cleaned_data, request=request)
         except DomainError as error:
-            domain_error_to_form(form, error)
+            form_add_domain_error(form=form, error=error)
         else:
             messages.success(request, f"Connected {connection}. The key is stored encrypted.")
             return redirect("trading:connections")
@@ -238,7 +238,7 @@ def bot_list_view(request: HttpRequest) -> HttpResponse:
                 request=request,
             )
         except DomainError as error:
-            domain_error_to_form(form, error)
+            form_add_domain_error(form=form, error=error)
         else:
             messages.success(request, f"Bot {bot.name} is running.")
             return redirect("trading:bot_detail", pk=bot.pk)

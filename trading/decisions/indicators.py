@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal
 
-ZERO = Decimal("0")
+from core.money import ZERO
+
 HUNDRED = Decimal("100")
 
 

@@ -1,5 +1,7 @@
 from django import template
 
+from core.money import plain as money_plain
+
 register = template.Library()
 
 
@@ -20,4 +22,4 @@ def plain(value):
         number = Decimal(str(value))
     except InvalidOperation:
         return value
-    return format(number.normalize(), "f") if number else "0"
+    return money_plain(number)
