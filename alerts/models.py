@@ -13,8 +13,9 @@ from django.db.models import Q
 
 from alerts.choices import AlertKind, AlertState, PnlUnit
 from core.models import TenantModel
+from core.money import Precision
 
-THRESHOLD = {"max_digits": 24, "decimal_places": 8}
+THRESHOLD: Precision = {"max_digits": 24, "decimal_places": 8}
 
 
 class Alert(TenantModel):

@@ -22,13 +22,21 @@
 from __future__ import annotations
 
 from decimal import Context, Decimal, InvalidOperation
-from typing import Literal
+from typing import Literal, TypedDict
 
 from core.errors import DomainError
 
 ZERO = Decimal("0")
 
 Sign = Literal["any", "zero_or_more", "positive"]
+
+
+class Precision(TypedDict):
+    """A DecimalField's size, shared by the model field and the parser: `models.DecimalField(**PRICE)`,
+    `decimal_parse(value, field=..., **PRICE)`."""
+
+    max_digits: int
+    decimal_places: int
 
 
 def plain(value: Decimal) -> str:

@@ -6,13 +6,15 @@ from decimal import Decimal
 
 from django.db import models
 
+from core.money import Precision
+
 # Every amount is stored with 12 decimal places: enough for satoshis (8) and for prices of
 # sub-cent tokens, with room for the division in FIFO cost allocation. See docs/portfolio-math.md.
 DECIMAL_PLACES = 12
 QUANTUM = Decimal(1).scaleb(-DECIMAL_PLACES)
-QUANTITY = {"max_digits": 28, "decimal_places": DECIMAL_PLACES}
-PRICE = {"max_digits": 28, "decimal_places": DECIMAL_PLACES}
-AMOUNT = {"max_digits": 32, "decimal_places": DECIMAL_PLACES}
+QUANTITY: Precision = {"max_digits": 28, "decimal_places": DECIMAL_PLACES}
+PRICE: Precision = {"max_digits": 28, "decimal_places": DECIMAL_PLACES}
+AMOUNT: Precision = {"max_digits": 32, "decimal_places": DECIMAL_PLACES}
 
 # Currencies treated as one US dollar when no direct quote between them exists (docs/portfolio-math.md).
 USD_EQUIVALENTS = frozenset({"USD", "USDT", "USDC"})

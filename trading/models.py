@@ -14,7 +14,7 @@ from django.db import models
 from django.db.models import Q
 
 from core.models import TenantModel
-from core.money import ZERO
+from core.money import ZERO, Precision
 from trading.choices import (
     BotStatus,
     ConnectionStatus,
@@ -30,10 +30,10 @@ from trading.choices import (
     Venue,
 )
 
-QUANTITY = {"max_digits": 28, "decimal_places": 12}
-PRICE = {"max_digits": 28, "decimal_places": 12}
-AMOUNT = {"max_digits": 32, "decimal_places": 12}
-RATE = {"max_digits": 8, "decimal_places": 6}
+QUANTITY: Precision = {"max_digits": 28, "decimal_places": 12}
+PRICE: Precision = {"max_digits": 28, "decimal_places": 12}
+AMOUNT: Precision = {"max_digits": 32, "decimal_places": 12}
+RATE: Precision = {"max_digits": 8, "decimal_places": 6}
 
 
 class ExchangeConnection(TenantModel):
