@@ -7,9 +7,10 @@ costs some twenty round trips. `LedgerBatch` does the same work on a `core.batch
    `transaction_record` takes it) and the reads of that part of its ledger, as the owner;
 2. after the pipeline's sync, `record(...)` checks the transaction with `transaction_build` and applies it
    to the same in-memory FIFO `Ledger` that `transaction_record` uses, so the figures cannot differ;
-3. `prepare()` reserves the primary keys and builds every row (transactions, positions, lots, cash,
-   audit); `queue(portfolio)` queues a portfolio's rows as its owner, where the caller wants them among
-   its own rows (one `set_config` per owner); the caller syncs and commits.
+3. `prepare()` reserves the transactions' primary keys and builds every row (transactions, positions,
+   lots, cash, audit); `queue(uow, portfolio)` hands a portfolio's rows to the caller's
+   `core.unit_of_work.UnitOfWork`, where the caller wants them among its own rows (written as the owner);
+   the caller flushes the unit of work and commits.
 
 A transaction dated before the portfolio's latest one would need the history replayed: `record` refuses it
 with `NeedsReplay`, and the caller records it through `transaction_record` after the batch. A portfolio on
@@ -27,6 +28,7 @@ from core.batch import Pending, TenantPipeline
 from core.errors import DomainError
 from core.models import AuditLog
 from core.money import ZERO
+from core.unit_of_work import UnitOfWork
 from portfolios.ledger import Ledger
 from portfolios.models import CashBalance, Lot, Portfolio, Position, Transaction
 from portfolios.services import (
@@ -64,8 +66,6 @@ class _Loaded:
 
 @dataclass
 class _Rows:
-    positions_new: list[Position]
-    positions_changed: list[Position]
     ledger: LedgerRows
     audits: list[AuditLog]
 
@@ -169,29 +169,17 @@ class LedgerBatch:
         return txn
 
     def prepare(self) -> list[Portfolio]:
-        """Reserve the primary keys and build every row of what was recorded (one round trip); returns the
-        portfolios written to. Then `queue(portfolio)` for each, where the caller wants them in the stream."""
+        """Reserve the transactions' primary keys (their audit rows name them) and build every row of what
+        was recorded (one round trip); returns the portfolios written to. Then `queue(uow, portfolio)` for
+        each, where the caller wants them among its rows; the unit of work reserves the other keys."""
         touched = [loaded for loaded in self._portfolios.values() if loaded.recorded]
         transactions = [txn for loaded in touched for txn, _ in loaded.recorded]
         positions = {
             loaded.portfolio.pk: ledger_positions(loaded.ledger, portfolio=loaded.portfolio, stored={})
             for loaded in touched
         }
-        new_positions = [row for rows in positions.values() for row in rows if row.pk is None]
-        new_lots = sum(
-            1 for loaded in touched for state in loaded.ledger.positions.values() for lot in state.changed_lots
-            if lot.pk is None
-        )
-        ids = self.pipe.reserve_ids_many(
-            {Transaction: len(transactions), Position: len(new_positions), Lot: new_lots, AuditLog: len(transactions)}
-        )
-        for txn, pk in zip(transactions, ids[Transaction], strict=True):
+        for txn, pk in zip(transactions, self.pipe.reserve_ids(Transaction, len(transactions)), strict=True):
             txn.pk = pk
-        for row, pk in zip(new_positions, ids[Position], strict=True):
-            row.pk = pk
-        created = {id(row) for row in new_positions}
-        lot_ids = iter(ids[Lot])
-        audit_ids = iter(ids[AuditLog])
         for loaded in touched:
             rows = ledger_rows(
                 loaded.ledger,
@@ -200,42 +188,35 @@ class LedgerBatch:
                 replayed=False,
                 cash=loaded.ledger.changed_cash,
             )
-            for lot in rows.lots_new:
-                lot.pk = next(lot_ids)
-            audits = []
-            for txn, actor_label in loaded.recorded:
-                entry = audit_entry(
+            audits = [
+                audit_entry(
                     action="portfolio.transaction_recorded", user=None, user_id=loaded.portfolio.user_id,
                     actor_label=actor_label, target=txn, after=transaction_summary(txn),
                 )
-                entry.pk = next(audit_ids)
-                audits.append(entry)
-            loaded.rows = _Rows(
-                positions_new=[row for row in positions[loaded.portfolio.pk] if id(row) in created],
-                positions_changed=[row for row in positions[loaded.portfolio.pk] if id(row) not in created],
-                ledger=rows,
-                audits=audits,
-            )
+                for txn, actor_label in loaded.recorded
+            ]
+            loaded.rows = _Rows(ledger=rows, audits=audits)
         return [loaded.portfolio for loaded in touched]
 
-    def queue(self, portfolio: Portfolio) -> None:
-        """Queue the rows `prepare` built for `portfolio`, as its owner (nothing if it recorded nothing)."""
+    def queue(self, uow: UnitOfWork, portfolio: Portfolio) -> None:
+        """Hand the rows `prepare` built for `portfolio` to `uow`, as its owner's (nothing if it recorded
+        nothing)."""
         loaded = self._portfolios.get(portfolio.pk)
         if loaded is None or loaded.rows is None or loaded.queued:
             return
         loaded.queued = True
         user_id, rows = portfolio.user_id, loaded.rows
         for txn, _ in loaded.recorded:
-            self.pipe.insert(txn, user_id=user_id)
-        for row in rows.positions_new:
-            self.pipe.insert(row, user_id=user_id)
-        for row in rows.positions_changed:
-            self.pipe.update(row, POSITION_FIELDS, user_id=user_id)
+            uow.insert(txn, user_id=user_id)
+        for row in rows.ledger.positions_new:
+            uow.insert(row, user_id=user_id)
+        for row in rows.ledger.positions_changed:
+            uow.update(row, POSITION_FIELDS, user_id=user_id)
         for lot in rows.ledger.lots_new:
-            self.pipe.insert(lot, user_id=user_id)
+            uow.insert(lot, user_id=user_id)
         for lot in rows.ledger.lots_changed:
-            self.pipe.update(lot, LOT_FIELDS, user_id=user_id)
+            uow.update(lot, LOT_FIELDS, user_id=user_id)
         for row in rows.ledger.cash:
-            self.pipe.insert(row, user_id=user_id, unique_fields=["portfolio", "currency"], update_fields=["amount"])
+            uow.insert(row, user_id=user_id, unique_fields=["portfolio", "currency"], update_fields=["amount"])
         for entry in rows.audits:
-            self.pipe.insert(entry, user_id=user_id)
+            uow.audit(entry)

@@ -1,9 +1,11 @@
 """Trading's one doorway into the portfolios app: balances it reads and fills it records.
 
-Fills go through `portfolios.services.transaction_record` in the caller's database transaction (the
-same one that moves the order's state), with the fill's id as external id, so a fill reported twice is
-recorded once. The fan-out's batch executor records its fills through `portfolios.batch.LedgerBatch`
-(`ledger_batch`, `fill_record_in`), which applies the same ledger to many portfolios at once.
+Bot plans on a venue that can batch (one plan or a chunk) record their fills through
+`portfolios.batch.LedgerBatch` (`ledger_batch`, `fill_record_in`), whose rows are written by the caller's
+`core.unit_of_work.UnitOfWork`. The general order path (manual orders, real venues' reports, resting
+matches, replays) goes through `portfolios.services.transaction_record` in the caller's database
+transaction (the same one that moves the order's state), with the fill's id as external id, so a fill
+reported twice is recorded once.
 """
 
 from __future__ import annotations

@@ -139,9 +139,9 @@ def test_a_batch_that_fails_keeps_nothing_and_every_plan_runs_once_on_the_single
     refs = list(_signal_refs(make_signal()).values())
     write = execution._write
 
-    def write_then_fail(pipe, ledgers, items):
-        write(pipe, ledgers, items)
-        pipe.sync()  # every row of the batch is in the database now...
+    def write_then_fail(uow, ledgers, items):
+        write(uow, ledgers, items)
+        uow.flush()  # every row of the batch is in the database now...
         raise RuntimeError("boom")  # ...and must all go away with the batch
 
     monkeypatch.setattr(execution, "_write", write_then_fail)
@@ -257,3 +257,21 @@ def test_deciding_runs_as_nobody_so_a_stray_query_sees_no_ones_rows(user_a, user
         notifications._channels.pop("probe")
     assert outcome.counts == {"executed": 2}
     assert seen == [None, None]
+
+
+@pytest.mark.parametrize("scenario", ["buy", "too_little_cash"])
+def test_the_general_order_path_leaves_what_the_unit_of_work_writes(
+    scenario, user_a, user_b, btc_quote, django_capture_on_commit_callbacks
+):
+    """What the batch cannot do (a replay, a failed batch) falls back to the general order path
+    (`order_place`): a trader must not be able to tell which one ran."""
+    cash = "5" if scenario == "too_little_cash" else "10000"
+    general = (user_a, make_bot(user_a, paper_setup(user_a, cash=cash)))
+    batch = (user_b, make_bot(user_b, paper_setup(user_b, cash=cash)))
+    refs = _signal_refs(make_signal())
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services._plan_place(plan_id=refs[general[0].pk][0], user_id=general[0].pk, quote=_quote()) in {
+            "executed", "skipped",
+        }
+        _execute("batch", [refs[batch[0].pk]])
+    assert trader_state(batch[0]) == trader_state(general[0])

@@ -1,36 +1,33 @@
-"""Executing a fan-out chunk on a venue that can batch (the paper exchange): every plan as its owner, a
-handful of round trips.
+"""Executing plans on a venue that can batch (the paper exchange): every plan as its owner, a handful of
+round trips, whether the chunk holds 250 plans or one (`services.plan_execute` is a batch of one).
 
-`services.plan_execute` executes one plan through the general order path (`order_place`, the venue's
-adapter, `order_apply_exchange`, `transaction_record`, `notify`): some sixty statements, each a round trip,
-which caps one signal to 10,000 bots at minutes. A chunk of plans whose venue's adapter says `can_batch`
-(market orders fill from the quote the chunk holds, without reading the database) does the same work in one
-database transaction on a `core.batch.TenantPipeline`, which sends the statements of every plan together
-while each plan's own statements still run as its owner (`app.user_id` set before them, so RLS checks
-every row read and written):
+A chunk of plans whose venue's adapter says `can_batch` (market orders fill from the quote the chunk holds,
+without reading the database) is one database transaction on a `core.batch.TenantPipeline`, which sends
+the statements of every plan together while each plan's own statements still run as its owner
+(`app.user_id` set before them, so RLS checks every row read and written):
 
 1. lock each plan with its bot and read its connection (FOR UPDATE, as the owner);
 2. lock each portfolio and read its ledger for the pair (portfolios' `LedgerBatch`, through
    trading/ledger.py), its open orders and the owner's notification choices;
-3. decide in memory with the functions the single path uses: `order_validate` (precision, minimum
+3. decide in memory with the order path's own functions: `order_validate` (precision, minimum
    notional, balance), the adapter's `reserved`, `buy_quantity_within` and `place_order` (the paper
    matching engine), `LedgerBatch.record` (`transaction_build` and the FIFO `Ledger`), `order_transition`,
    `bot_fill_account`, `notification_build`, `audit_entry`;
-4. write every row (order, fill, transaction, position, lots, cash, bot, audit, notification, plan).
+4. hand every row (order, fill, transaction, position, lots, cash, bot, audit, notification, plan) and
+   the after-commit effects to a `core.unit_of_work.UnitOfWork`, which writes each plan's rows in one
+   statement as its owner and, after the commit, dispatches the notifications and sends one
+   `orders_filled` event and one live push of the portfolios whose owners have a dashboard open.
 
-Idempotency is unchanged: a plan executes only while pending under its row lock, the order id derives
-from the plan, and the plan's new status commits with its order. Plans on a venue that cannot batch, and
-the rare fill dated before its portfolio's latest transaction (a replay), go through
-`plan_execute` after the batch. If the batch fails for any other reason it is rolled back as a whole and
-every plan of the chunk goes through `plan_execute`, one by one; a database outage is raised for the
+Idempotency: a plan executes only while pending under its row lock, the order id derives from the plan,
+and the plan's new status commits with its order. Plans on a venue that cannot batch, a bot's second plan
+in one chunk and the rare fill dated before its portfolio's latest transaction (a replay) are left over
+for `plan_execute` after the batch. If the batch fails for any other reason it is rolled back as a whole
+and every plan of the chunk goes through `plan_execute`, one by one; a database outage is raised for the
 task to retry.
 
-After the commit, one call each: the in-app notifications (`notifications_dispatch`), `orders_filled`,
-and the live push of the portfolios whose owners have a dashboard open.
-
 `blocked_notify_batch` does the same for the plans the regime gatekeeper blocked (a bearish signal can
-block every subscriber at once): one notification per (signal, bot), written as the owner, and one
-`executions_blocked` signal for the chunk.
+block every subscriber at once): one notification per (signal, bot), written as the owner through the unit
+of work, and one `executions_blocked` signal for the chunk.
 """
 
 from __future__ import annotations
@@ -49,7 +46,8 @@ from core.audit import audit_entry
 from core.batch import Pending, TenantPipeline, instance_from_row, instances_from_row, model_select
 from core.errors import DomainError
 from core.models import AuditLog, Notification, NotificationDelivery
-from core.notifications import notification_build, notifications_dispatch
+from core.notifications import notification_build
+from core.unit_of_work import UnitOfWork
 from marketdata.selectors import instrument_list
 from trading import ledger
 from trading.bots.services import BOT_FILL_FIELDS, bot_fill_account
@@ -212,12 +210,9 @@ def paper_plans_execute(refs: list[tuple[int, int]], *, quote, now: datetime | N
             counts[item.plan.status] += 1
             done.append(item)
 
-        _write(pipe, ledgers, done)
-        pipe.close()
-        deliveries = [delivery for item in done for delivery in item.deliveries]
-        filled = [order_filled_payload(item.order) for item in done if item.fill is not None]
-        portfolios = sorted({(item.portfolio.pk, item.portfolio.user_id) for item in done if item.fill is not None})
-        transaction.on_commit(lambda: _after_commit(deliveries, filled, portfolios))
+        uow = UnitOfWork(pipe)
+        _write(uow, ledgers, done)
+        uow.flush()
     return BatchOutcome(counts=counts, leftovers=leftovers)
 
 
@@ -229,7 +224,7 @@ def _choices(rows) -> dict[str, dict[str, bool]]:
 
 
 def _decide(item: _Item, *, ledgers: LedgerBatch, quote, now: datetime, preferences, instruments) -> None:
-    """What `plan_execute` would do with this plan, in memory (the rows are written by `_write`)."""
+    """What executing this plan does, in memory (the rows are handed to the unit of work by `_write`)."""
     plan, bot, instrument = item.plan, item.bot, item.instrument
     plan.executed_at = now
     lag = (now - item.signal_closed_at).total_seconds()
@@ -315,47 +310,27 @@ def _decide(item: _Item, *, ledgers: LedgerBatch, quote, now: datetime, preferen
     )
 
 
-def _write(pipe: TenantPipeline, ledgers: LedgerBatch, items: list[_Item]) -> None:
-    """Queue every row of the decided plans (primary keys reserved first), each as its owner."""
-    fills = [item.fill for item in items if item.fill is not None]
-    audits = [item.audit for item in items if item.audit is not None]
-    notifications = [item.notification for item in items if item.notification is not None]
-    deliveries = [delivery for item in items for delivery in item.deliveries]
-    ids = pipe.reserve_ids_many(
-        {Fill: len(fills), AuditLog: len(audits), Notification: len(notifications), NotificationDelivery: len(deliveries)}
-    )
-    for rows, model in ((fills, Fill), (audits, AuditLog), (notifications, Notification), (deliveries, NotificationDelivery)):
-        for row, pk in zip(rows, ids[model], strict=True):
-            row.pk = pk
+def _write(uow: UnitOfWork, ledgers: LedgerBatch, items: list[_Item]) -> None:
+    """Hand every row of the decided plans to the unit of work, each plan's as its owner's, and the effects
+    after the commit (the toasts, one `orders_filled` event, one live push of the portfolios)."""
     ledgers.prepare()
-    for item in items:  # each plan's rows in one statement, as its owner
+    for item in items:
         user_id = item.plan.user_id
-        with pipe.together(user_id=user_id):
-            if item.order is not None:
-                pipe.insert(item.order, user_id=user_id)
-                pipe.insert(item.fill, user_id=user_id)
-                ledgers.queue(item.portfolio)
-                pipe.update(item.bot, BOT_FILL_FIELDS, user_id=user_id)
-                pipe.insert(item.audit, user_id=user_id)
-            if item.notification is not None:
-                pipe.insert(item.notification, user_id=user_id)
-                for delivery in item.deliveries:
-                    pipe.insert(delivery, user_id=user_id)
-            pipe.update(item.plan, PLAN_FIELDS, user_id=user_id)
+        if item.order is not None:
+            uow.insert(item.order, user_id=user_id)
+            uow.insert(item.fill, user_id=user_id)
+            ledgers.queue(uow, item.portfolio)
+            uow.update(item.bot, BOT_FILL_FIELDS, user_id=user_id)
+            uow.audit(item.audit)
+            uow.emit("orders_filled", orders_filled_send, order_filled_payload(item.order))
+            uow.emit("portfolios_push", _portfolios_push, (item.portfolio.pk, item.portfolio.user_id))
+        if item.notification is not None:
+            uow.notify(item.notification, item.deliveries)
+        uow.update(item.plan, PLAN_FIELDS, user_id=user_id)
 
 
-def _after_commit(deliveries, filled, portfolios) -> None:
-    for step, run in (
-        ("notifications", lambda: notifications_dispatch(deliveries)),
-        ("orders_filled", lambda: orders_filled_send(filled)),
-        ("portfolios_push", lambda: ledger.portfolios_push(portfolios=portfolios)),
-    ):
-        try:
-            run()
-        except Exception:
-            # The trades are committed; a missed toast is retried by the notification sweeper and a missed
-            # push is caught up by the next one.
-            logger.exception("trading.batch_after_commit_failed", step=step)
+def _portfolios_push(portfolios: list[tuple[int, int]]) -> None:
+    ledger.portfolios_push(portfolios=sorted(set(portfolios)))
 
 
 _BLOCKED_SQL = (
@@ -374,7 +349,7 @@ def blocked_notify_batch(refs: list[tuple[int, int]]) -> int:
     """`services.blocked_notify` for a chunk: each plan read and its notification written as its owner."""
     told = 0
     payloads: list[dict] = []
-    built: list[tuple[int, Notification, list[NotificationDelivery]]] = []
+    built: list[tuple[Notification, list[NotificationDelivery]]] = []
     with transaction.atomic():
         pipe = TenantPipeline()
         reads = [(ref, pipe.execute(_BLOCKED_SQL, [ref[0]], user_id=ref[1])) for ref in refs]
@@ -402,29 +377,11 @@ def blocked_notify_batch(refs: list[tuple[int, int]]) -> int:
                 message=blocked_message(bot_name=bot_name, side=side, reason=reason),
                 link=BLOCKED_LINK, dedup_key=f"blocked:{signal_id}:{bot_id}", choices=preferences[user_id],
             )
-            built.append((user_id, notification, deliveries))
-        deliveries = [delivery for _, _, group in built for delivery in group]
-        ids = pipe.reserve_ids_many({Notification: len(built), NotificationDelivery: len(deliveries)})
-        for (_, notification, _), pk in zip(built, ids[Notification], strict=True):
-            notification.pk = pk
-        for delivery, pk in zip(deliveries, ids[NotificationDelivery], strict=True):
-            delivery.pk = pk
-        for user_id, notification, group in built:
-            with pipe.together(user_id=user_id):
-                pipe.insert(notification, user_id=user_id)
-                for delivery in group:
-                    pipe.insert(delivery, user_id=user_id)
-        pipe.close()
-        transaction.on_commit(lambda: _after_blocked(deliveries, payloads))
+            built.append((notification, deliveries))
+        uow = UnitOfWork(pipe)
+        for notification, deliveries in built:
+            uow.notify(notification, deliveries)
+        for payload in payloads:
+            uow.emit("executions_blocked", executions_blocked_send, payload)
+        uow.flush()
     return told
-
-
-def _after_blocked(deliveries, payloads) -> None:
-    for step, run in (
-        ("notifications", lambda: notifications_dispatch(deliveries)),
-        ("executions_blocked", lambda: executions_blocked_send(payloads)),
-    ):
-        try:
-            run()
-        except Exception:
-            logger.exception("trading.blocked_after_commit_failed", step=step)

@@ -2,7 +2,8 @@
 
 Planning is the reviewed cross-tenant step (`system_context`); each plan then executes in its owner's
 tenant context, a chunk at a time: together through the batch where the venue can batch
-(trading/fanout/batch.py), otherwise, and whenever the batch cannot finish, one by one (`plan_execute`).
+(trading/fanout/batch.py), otherwise, and whenever the batch cannot finish, one by one (`plan_execute`, itself
+a batch of one where it can be). The batch writes through `core.unit_of_work.UnitOfWork`.
 The sweeper (`trading_sweep`) finds what a lost queue message left behind.
 """
 
@@ -155,11 +156,33 @@ def signal_plan(*, signal_id: int, now=None) -> FanOut:
 
 
 def plan_execute(*, plan_id: int, user_id: int, quote=None) -> str:
-    """Execute one plan as its owner (tenant context). Returns the plan's final status.
+    """Execute one plan as its owner. Returns the plan's final status.
+
+    With a fresh quote this is a batch of one: the chunk's code (`batch.paper_plans_execute`), whose rows
+    and after-commit effects go through `core.unit_of_work.UnitOfWork`. What the batch cannot do (a venue
+    that cannot batch, a fill that needs the portfolio's history replayed, no fresh quote, a batch that
+    failed) goes through the general order path (`order_place`), in the owner's tenant context.
 
     Safe to run any number of times: the plan row is locked and must still be pending, and the order's
     client order id is derived from the plan, in the same transaction as the plan's new status.
     """
+    if quote is not None:
+        ref = (plan_id, user_id)
+        try:
+            outcome = batch.paper_plans_execute([ref], quote=quote)
+        except (OperationalError, InterfaceError):
+            raise
+        except Exception:
+            logger.exception("trading.batch_of_one_failed", plan=plan_id)
+        else:
+            if ref not in outcome.leftovers:
+                [status] = outcome.counts
+                return status
+    return _plan_place(plan_id=plan_id, user_id=user_id, quote=quote)
+
+
+def _plan_place(*, plan_id: int, user_id: int, quote) -> str:
+    """A plan through the general order path (`order_place`), in its owner's tenant context."""
     with tenant(user_id):
         plan = (
             ExecutionPlan.objects.select_for_update(of=("self",))
@@ -213,7 +236,8 @@ def plans_execute(*, plans: Iterable[tuple[int, int]], symbol: str | None = None
     """Execute a chunk of plans, each in its owner's tenant context; one quote read for the chunk.
 
     Plans on venues that can batch go through the batch executor (one transaction, a few round trips);
-    the rest, and all of them if the batch fails for a reason other than a database outage, one by one.
+    the rest, and all of them if the batch fails for a reason other than a database outage, one by one
+    (`plan_execute`: a batch of one where it can be, else the general order path).
     """
     quote = None
     if symbol:
