@@ -9,10 +9,11 @@ It uses a database of its own (<name>_bench_alerts, recreated) and a Redis key p
    each symbol's price; not timed), loads them into the tick evaluator from PostgreSQL (timed), then
    times `Evaluator.candidates()` (finding the alerts a tick fires) for random-walk ticks, p50 / p99,
    against a naive scan of every alert for the same ticks;
-2. starts daphne (the real ASGI stack) on a free port, opens the per-user WebSocket as a logged-in
-   trader with a re-arming alert (cooldown 0) on its own symbol, and for each sample sends a crossing
-   tick through `marketdata.signals.ticks_published` in this process and times until the toast frame
-   arrives: evaluator thread, firing recorded in PostgreSQL, notification, channel layer, WebSocket.
+2. starts daphne (the real ASGI stack) and the `alerts` tick consumer (`manage.py run_tick_consumer
+   alerts`) as processes of their own, opens the per-user WebSocket as a logged-in trader with a
+   re-arming alert (cooldown 0) on its own symbol, and for each sample appends a crossing tick to the
+   tick stream as the feed does and times until the toast frame arrives: tick stream, consumer process,
+   firing recorded in PostgreSQL, notification, channel layer, WebSocket.
 
 Prints one JSON line.
 """
@@ -198,6 +199,44 @@ def start_daphne(port: int) -> subprocess.Popen:
             time.sleep(0.2)
 
 
+def start_alerts_consumer() -> subprocess.Popen:
+    from marketdata.tickstream import stream_client, tick_stream_key
+
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "run_tick_consumer", "alerts", "--consumer", "bench"],
+        cwd=ROOT,
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while True:  # the consumer shows in its group after its index is loaded and its first read
+        try:
+            names = [c["name"] for c in stream_client().xinfo_consumers(tick_stream_key(), "alerts")]
+        except Exception:  # the stream or the group does not exist yet
+            names = []
+        if b"bench" in names:
+            return process
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("the alerts tick consumer did not start")
+        time.sleep(0.1)
+
+
+def wait_acknowledged(timeout: float = 10) -> None:
+    """Until the consumer has handled and acknowledged every entry (not timed)."""
+    from marketdata.tickstream import stream_client, tick_stream_key
+
+    client, key = stream_client(), tick_stream_key()
+    deadline = time.monotonic() + timeout
+    while True:
+        (group,) = client.xinfo_groups(key)
+        if group["pending"] == 0 and group["last-delivered-id"] == client.xinfo_stream(key)["last-generated-id"]:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError("the alerts tick consumer fell behind")
+        time.sleep(0.002)
+
+
 def bench_toasts(samples: int) -> dict:
     import aiohttp
     from django.conf import settings
@@ -205,10 +244,9 @@ def bench_toasts(samples: int) -> dict:
 
     from accounts.models import User
     from alerts.choices import AlertKind
-    from alerts.evaluator import runner
     from alerts.services import alert_create
     from core.rls import system_context, tenant
-    from marketdata.signals import ticks_published
+    from marketdata.tickstream import tick_batches_append
     from marketdata.types import TickEvent
 
     with system_context(reason="bench: a trader signs up"):
@@ -228,6 +266,11 @@ def bench_toasts(samples: int) -> dict:
 
     port = free_port()
     daphne = start_daphne(port)
+    try:
+        consumer = start_alerts_consumer()
+    except RuntimeError:
+        daphne.terminate()
+        raise
     frames: queue.Queue[float] = queue.Queue()
     opened = threading.Event()
     stop = threading.Event()
@@ -261,16 +304,17 @@ def bench_toasts(samples: int) -> dict:
                 symbol=LATENCY_SYMBOL, price=price, previous_price=previous, at=datetime.now(UTC)
             )
             sent = time.perf_counter()
-            ticks_published.send(sender=None, ticks=[tick])
+            tick_batches_append([[tick]])
             arrived = frames.get(timeout=10)
             if n >= 5:
                 latencies.append(arrived - sent)
-            runner.wait_idle()
+            wait_acknowledged()
     finally:
         stop.set()
         listener.join(5)
-        daphne.terminate()
-        daphne.wait(10)
+        for process in (consumer, daphne):
+            process.terminate()
+            process.wait(10)
     return {
         "toast_samples": len(latencies),
         "tick_to_toast_p50_ms": ms(statistics.median(latencies)),
@@ -291,8 +335,9 @@ def main() -> None:
     call_command("db_bootstrap", recreate=True, verbosity=0)
     call_command("migrate", database="owner", verbosity=0, interactive=False)
     from alerts.changes import _client, stream_key
+    from marketdata.tickstream import tick_stream_key
 
-    _client().delete(stream_key())
+    _client().delete(stream_key(), tick_stream_key())
     prices = seed(args.alerts, rng)
     result = {"bench": "alerts", **bench_find(prices, args.ticks, args.naive_ticks, rng)}
     result.update(bench_toasts(args.toasts))
