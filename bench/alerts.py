@@ -200,7 +200,9 @@ def start_daphne(port: int) -> subprocess.Popen:
 
 
 def start_alerts_consumer() -> subprocess.Popen:
-    from marketdata.tickstream import stream_client, tick_stream_key
+    """`manage.py run_tick_consumer alerts`, ready: its index loaded and a first batch handled."""
+    from marketdata.tickstream import stream_client, tick_batches_append, tick_stream_key
+    from marketdata.types import TickEvent
 
     process = subprocess.Popen(
         [sys.executable, "manage.py", "run_tick_consumer", "alerts", "--consumer", "bench"],
@@ -210,16 +212,19 @@ def start_alerts_consumer() -> subprocess.Popen:
         stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 60
-    while True:  # the consumer shows in its group after its index is loaded and its first read
-        try:
-            names = [c["name"] for c in stream_client().xinfo_consumers(tick_stream_key(), "alerts")]
-        except Exception:  # the stream or the group does not exist yet
-            names = []
-        if b"bench" in names:
-            return process
+    while not (stream_client().exists(tick_stream_key()) and stream_client().xinfo_groups(tick_stream_key())):
         if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
             raise RuntimeError("the alerts tick consumer did not start")
         time.sleep(0.1)
+    probe = TickEvent(symbol="PROBE/USDT", price=Decimal(1), previous_price=Decimal(1), at=datetime.now(UTC))
+    tick_batches_append([[probe]])
+    try:
+        wait_acknowledged(timeout=60)
+    except RuntimeError:
+        process.kill()
+        raise
+    return process
 
 
 def wait_acknowledged(timeout: float = 10) -> None:

@@ -220,11 +220,13 @@ def set_price(Quote, price: Decimal) -> None:
 
 def through_the_stream(Quote, count: int, watching: list[int]) -> list[float]:
     """Feed append to acknowledged, through the revaluation consumer (run here, as its process would)."""
+    from config.celery import keep_worker_connections
     from marketdata.tick_consumers import TickConsumer
     from marketdata.tickstream import tick_batches_append
     from marketdata.types import TickEvent
     from portfolios.presence import viewer_touch
 
+    keep_worker_connections()  # as `manage.py run_tick_consumer` does
     consumer = TickConsumer.named("revaluation", consumer="bench")
     consumer.start()
     seconds = []
@@ -270,8 +272,8 @@ def main() -> None:
     live.portfolios_revalue(symbols={SYMBOL})  # warm-up: templates, connections
     some_watching = ticks(live, Quote, args.ticks, watching)
     fragment = async_to_sync(layer.receive)(listener)["html"]
+    streamed = through_the_stream(Quote, args.ticks, watching)  # before all are marked present
     all_watching = ticks(live, Quote, max(2, args.ticks // 2), user_ids)
-    streamed = through_the_stream(Quote, args.ticks, watching)
 
     # The feed's whole share of the work: one append per publish, whoever consumes the ticks.
     tick = TickEvent(symbol=SYMBOL, price=Decimal("11"), previous_price=Decimal("10.9"), at=datetime.now(UTC))

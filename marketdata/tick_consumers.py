@@ -244,6 +244,8 @@ class TickConsumer:
             count=self.spec.read_count,
         )
         claimed = reply[1]
+        if len(reply) > 2 and reply[2]:  # Redis 7 drops claimed entries trimmed from the stream
+            logger.warning("tick_consumer.entries_lost", group=self.group, entries=len(reply[2]))
         # More may be waiting: claim again next round; otherwise look again in a few seconds.
         self._next_claim = 0.0 if claimed else time.monotonic() + CLAIM_EVERY_SECONDS
         if claimed:

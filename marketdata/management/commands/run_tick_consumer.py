@@ -8,6 +8,7 @@ import signal
 import structlog
 from django.core.management.base import BaseCommand, CommandError
 
+from config.celery import keep_worker_connections
 from marketdata.tick_consumers import TickConsumer, tick_consumer_names, tick_consumer_spec
 
 logger = structlog.get_logger(__name__)
@@ -29,6 +30,9 @@ class Command(BaseCommand):
             spec = tick_consumer_spec(opts["name"])
         except LookupError as error:
             raise CommandError(str(error)) from error
+        # One batch after another in one thread, like a Celery worker: keep the database connections
+        # (WORKER_DB_CONN_MAX_AGE); the consumer drops broken or old ones around each batch.
+        keep_worker_connections()
         consumer = TickConsumer(spec, consumer=opts["consumer"])
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: consumer.stop())
