@@ -11,9 +11,10 @@ Timed, per tick: the change batch of the `revaluation` tick consumer
 (`portfolios.live.portfolios_revalue`): one cross-tenant query for the holders, one presence lookup,
 one quote map, then for each holder with a dashboard open, inside their tenant, the valuation, the
 day change and the fragment, and one channel-layer message each (Redis). First with 500 of the 5,000
-watching, then with all of them watching (the worst case). Then the same 500 through the tick stream
-(the feed appends the batch, the consumer reads, revalues and acknowledges it, in this process), and
-what the feed pays per publish for all tick consumers: one append to the tick stream.
+watching; then the same 500 through the tick stream (the feed appends the batch, the consumer reads,
+revalues and acknowledges it, in this process), with what the stream adds; then with all of them
+watching (the worst case). Also what the feed pays per publish for all tick consumers: one append to
+the tick stream.
 Prints one JSON line.
 """
 
@@ -218,8 +219,9 @@ def set_price(Quote, price: Decimal) -> None:
         Quote.objects.filter(instrument__symbol=SYMBOL).update(price=price, updated_at=datetime.now(UTC))
 
 
-def through_the_stream(Quote, count: int, watching: list[int]) -> list[float]:
-    """Feed append to acknowledged, through the revaluation consumer (run here, as its process would)."""
+def through_the_stream(live, Quote, count: int, watching: list[int]) -> tuple[list[float], list[float]]:
+    """Feed append to acknowledged, through the revaluation consumer (run here, as its process would):
+    the seconds per tick, and what the stream added to the revaluation itself (read, decode, ack)."""
     from config.celery import keep_worker_connections
     from marketdata.tick_consumers import TickConsumer
     from marketdata.tickstream import tick_batches_append
@@ -229,18 +231,30 @@ def through_the_stream(Quote, count: int, watching: list[int]) -> list[float]:
     keep_worker_connections()  # as `manage.py run_tick_consumer` does
     consumer = TickConsumer.named("revaluation", consumer="bench")
     consumer.start()
-    seconds = []
-    for n in range(count):
-        for user_id in watching:
-            viewer_touch(user_id=user_id)
-        price = Decimal(20) + Decimal(n + 1) / 10
-        set_price(Quote, price)
-        tick = TickEvent(symbol=SYMBOL, price=price, previous_price=None, at=datetime.now(UTC))
-        started = time.perf_counter()
-        tick_batches_append([[tick]])
-        assert consumer.run(max_entries=1, timeout=60) == 1
-        seconds.append(time.perf_counter() - started)
-    return seconds
+    revalue, revalued = live.portfolios_revalue, []
+
+    def timed_revalue(*, symbols):
+        result = revalue(symbols=symbols)
+        revalued.append(result.seconds)
+        return result
+
+    live.portfolios_revalue = timed_revalue
+    seconds, overhead = [], []
+    try:
+        for n in range(count):
+            for user_id in watching:
+                viewer_touch(user_id=user_id)
+            price = Decimal(20) + Decimal(n + 1) / 10
+            set_price(Quote, price)
+            tick = TickEvent(symbol=SYMBOL, price=price, previous_price=None, at=datetime.now(UTC))
+            started = time.perf_counter()
+            tick_batches_append([[tick]])
+            assert consumer.run(max_entries=1, timeout=60) == 1
+            seconds.append(time.perf_counter() - started)
+            overhead.append(seconds[-1] - revalued[-1])
+    finally:
+        live.portfolios_revalue = revalue
+    return seconds, overhead
 
 
 def main() -> None:
@@ -272,7 +286,7 @@ def main() -> None:
     live.portfolios_revalue(symbols={SYMBOL})  # warm-up: templates, connections
     some_watching = ticks(live, Quote, args.ticks, watching)
     fragment = async_to_sync(layer.receive)(listener)["html"]
-    streamed = through_the_stream(Quote, args.ticks, watching)  # before all are marked present
+    streamed, stream_overhead = through_the_stream(live, Quote, args.ticks, watching)  # before all watch
     all_watching = ticks(live, Quote, max(2, args.ticks // 2), user_ids)
 
     # The feed's whole share of the work: one append per publish, whoever consumes the ticks.
@@ -296,6 +310,7 @@ def main() -> None:
                 ),
                 "fragment_delivered": fragment.count("data-total") == 1,
                 "through_stream_seconds_per_tick_p50": round(statistics.median(streamed), 3),
+                "through_stream_overhead_ms_p50": round(statistics.median(stream_overhead) * 1000, 2),
                 "render_threads": live.REVALUE_THREADS,
                 "feed_stream_append_us": round(append_us, 1),
             }

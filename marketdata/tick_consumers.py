@@ -28,6 +28,7 @@ import os
 import socket
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -47,15 +48,15 @@ FORGET_IDLE_MS = 24 * 3600 * 1000  # consumers (one per process that ever ran) i
 BACKOFF_MAX_SECONDS = 30.0
 
 
-class TickHandler:
+class TickHandler(ABC):
     """What an app does with published ticks. One instance per consumer process."""
 
-    def start(self) -> None:
+    def start(self) -> None:  # noqa: B027 - most handlers have nothing to load
         """Once, before the first batch: load state, catch up on what the stream cannot replay."""
 
+    @abstractmethod
     def handle(self, ticks: list[TickEvent]) -> None:
         """The ticks of one or more entries, oldest first. Raise to have them handled again."""
-        raise NotImplementedError
 
 
 @dataclass(frozen=True)
