@@ -14,14 +14,12 @@ Design (docs/alerts.md has the long form):
 - Every candidate goes through `alerts.services.alert_fire`, which re-checks it against the locked row
   and records it under the (alert, occurrence) unique constraint: two evaluators, or the same tick
   twice, record one firing and one notification.
-- `ticks_published` is sent from the feed's publishing thread; the receiver only queues the batch, and
-  one evaluator thread per process does the work, so the feed never waits on alert writes.
+- It runs as the `alerts` tick consumer, a process of its own reading the feed's tick stream
+  (`manage.py run_tick_consumer alerts`), so the feed never waits on alert writes.
 """
 
 from __future__ import annotations
 
-import queue
-import threading
 import time
 from bisect import bisect_right
 from collections.abc import Callable, Iterable
@@ -30,7 +28,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 import structlog
-from django.db import close_old_connections
 from django.utils import timezone
 
 from alerts.changes import alert_changes_head, alert_changes_since
@@ -38,6 +35,7 @@ from alerts.choices import WINDOW_LABELS, AlertKind, AlertState, directions_for
 from alerts.crossing import CrossingIndex, Entry
 from alerts.selectors import TickAlertRow, evaluator_state
 from alerts.services import FireResult, alert_fire, value_alerts_evaluate
+from marketdata.tick_consumers import TickHandler
 from marketdata.types import TickEvent
 
 logger = structlog.get_logger(__name__)
@@ -281,56 +279,21 @@ def _minute_candles(symbol: str, minutes: int) -> list[tuple[datetime, Decimal]]
         return []
 
 
-class EvaluatorThread:
-    """Takes batches of ticks from the feed's thread and evaluates them, in order, on its own thread."""
+class TickEvaluation(TickHandler):
+    """The `alerts` tick consumer (`manage.py run_tick_consumer alerts`): every published batch, in
+    order, through one Evaluator. A batch that fails is handled again (the consumer does not acknowledge
+    it) by a fresh Evaluator loaded from the database; firing is idempotent per occurrence, so a tick
+    handled twice fires nothing twice."""
 
     def __init__(self) -> None:
-        self._queue: queue.Queue[list[TickEvent]] = queue.Queue()
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
         self.evaluator = Evaluator()
 
-    def submit(self, ticks: list[TickEvent]) -> None:
-        if self._thread is None or not self._thread.is_alive():
-            with self._lock:
-                if self._thread is None or not self._thread.is_alive():
-                    self._thread = threading.Thread(target=self._run, name="alerts-evaluator", daemon=True)
-                    self._thread.start()
-        self._queue.put(list(ticks))
+    def start(self) -> None:
+        self.evaluator.load()
 
-    def wait_idle(self, timeout: float = 10.0) -> bool:
-        """Wait until every submitted batch is evaluated (tests and benchmarks)."""
-        deadline = time.monotonic() + timeout
-        while self._queue.unfinished_tasks:
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.005)
-        return True
-
-    def reset(self) -> None:
-        """Forget the index; the next batch reloads it (tests that recreate the database)."""
-        self.wait_idle()
-        self.evaluator = Evaluator()
-
-    def _run(self) -> None:
-        while True:
-            ticks = self._queue.get()
-            try:
-                self.evaluator.process(ticks)
-            except Exception:
-                logger.exception("alerts.evaluate_failed", ticks=len(ticks))
-                self.evaluator = Evaluator()  # reload from the database on the next batch
-            finally:
-                self._queue.task_done()
-                try:
-                    close_old_connections()
-                except Exception:
-                    # Losing the connection must not kill the thread: the next batch reconnects.
-                    logger.exception("alerts.close_connections_failed")
-
-
-runner = EvaluatorThread()
-
-
-def on_ticks_published(sender, *, ticks: list[TickEvent], **kwargs) -> None:
-    runner.submit(ticks)
+    def handle(self, ticks: list[TickEvent]) -> None:
+        try:
+            self.evaluator.process(ticks)
+        except Exception:
+            self.evaluator = Evaluator()  # reloads from the database on the next batch
+            raise

@@ -1,4 +1,5 @@
-"""What alerts listen to: the feed's ticks (in the feed process) and trading's events (where they happen).
+"""What alerts listen to: the feed's ticks (the `alerts` tick consumer, a process of its own) and trading's
+events (where they happen).
 
 Trading sends its signals after its transaction commits, with send_robust; the event receivers below
 look up the few armed event alerts concerned and fire them, each under the (alert, occurrence) unique
@@ -7,16 +8,14 @@ constraint, so a signal delivered twice records one firing.
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from django.urls import reverse
 from django.utils import timezone
 
 from alerts.choices import AlertKind
-from alerts.evaluator import on_ticks_published
+from alerts.evaluator import TickEvaluation
 from alerts.services import event_alert_owners, event_alerts_fire
 from core.money import plain
-from marketdata.events import ticks_published
+from marketdata.tick_consumers import register_tick_consumer
 from trading.events import executions_blocked, orders_filled, venue_degraded
 
 
@@ -36,7 +35,7 @@ def _fire_for_owners(kind: str, events: list[dict], *, occurrence, detail, link:
 def on_orders_filled(sender, *, fills, **kwargs) -> None:
     def detail(fill: dict) -> str:
         verb = "bought" if fill["side"] == "buy" else "sold"
-        return f"Order filled: {verb} {plain(Decimal(fill['quantity']))} {fill['symbol']} at {plain(Decimal(fill['price']))}."
+        return f"Order filled: {verb} {plain(fill['quantity'])} {fill['symbol']} at {plain(fill['price'])}."
 
     _fire_for_owners(
         AlertKind.ORDER_FILLED, fills, occurrence=lambda fill: f"order:{fill['order_id']}", detail=detail,
@@ -64,7 +63,7 @@ def on_venue_degraded(sender, *, venue, retry_after_seconds, **kwargs) -> None:
 
 
 def connect() -> None:
-    ticks_published.connect(on_ticks_published, dispatch_uid="alerts.on_ticks_published")
+    register_tick_consumer("alerts", handler=TickEvaluation)
     orders_filled.connect(on_orders_filled, dispatch_uid="alerts.on_orders_filled")
     executions_blocked.connect(on_executions_blocked, dispatch_uid="alerts.on_executions_blocked")
     venue_degraded.connect(on_venue_degraded, dispatch_uid="alerts.on_venue_degraded")

@@ -7,12 +7,14 @@ It uses a database of its own (<name>_bench_revaluation, recreated) and a Redis 
 Setup (not timed): 5,000 traders, each with a portfolio holding REV/USDT (two FIFO lots) and BTC/USDT,
 USDT cash and a month of daily snapshots.
 
-Timed, per tick: the change batch the feed's signal hands to the portfolios worker
+Timed, per tick: the change batch of the `revaluation` tick consumer
 (`portfolios.live.portfolios_revalue`): one cross-tenant query for the holders, one presence lookup,
 one quote map, then for each holder with a dashboard open, inside their tenant, the valuation, the
 day change and the fragment, and one channel-layer message each (Redis). First with 500 of the 5,000
-watching, then with all of them watching (the worst case). Also the time the signal receiver takes
-(it only queues the symbols).
+watching; then the same 500 through the tick stream (the feed appends the batch, the consumer reads,
+revalues and acknowledges it, in this process), with what the stream adds; then with all of them
+watching (the worst case). Also what the feed pays per publish for all tick consumers: one append to
+the tick stream.
 Prints one JSON line.
 """
 
@@ -23,7 +25,6 @@ import json
 import os
 import statistics
 import sys
-import threading
 import time
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -203,12 +204,57 @@ def ticks(live, Quote, count: int, watching: list[int]) -> list[float]:
     for n in range(count):
         for user_id in watching:  # the open dashboards' heartbeats (not timed)
             viewer_touch(user_id=user_id)
-        price = Decimal(10) + Decimal(n + 1) / 10
-        Quote.objects.filter(instrument__symbol=SYMBOL).update(price=price, updated_at=datetime.now(UTC))
+        set_price(Quote, Decimal(10) + Decimal(n + 1) / 10)
         result = live.portfolios_revalue(symbols={SYMBOL})
         assert result.portfolios == len(watching), result
         seconds.append(result.seconds)
     return seconds
+
+
+def set_price(Quote, price: Decimal) -> None:
+    """What the feed writes before it publishes (shared reference data: its own process's context)."""
+    from core.rls import system_context
+
+    with system_context(reason="bench: the feed's quote"):
+        Quote.objects.filter(instrument__symbol=SYMBOL).update(price=price, updated_at=datetime.now(UTC))
+
+
+def through_the_stream(live, Quote, count: int, watching: list[int]) -> tuple[list[float], list[float]]:
+    """Feed append to acknowledged, through the revaluation consumer (run here, as its process would):
+    the seconds per tick, and what the stream added to the revaluation itself (read, decode, ack)."""
+    from config.celery import keep_worker_connections
+    from marketdata.tick_consumers import TickConsumer
+    from marketdata.tickstream import tick_batches_append
+    from marketdata.types import TickEvent
+    from portfolios.presence import viewer_touch
+
+    keep_worker_connections()  # as `manage.py run_tick_consumer` does
+    consumer = TickConsumer.named("revaluation", consumer="bench")
+    consumer.start()
+    revalue, revalued = live.portfolios_revalue, []
+
+    def timed_revalue(*, symbols):
+        result = revalue(symbols=symbols)
+        revalued.append(result.seconds)
+        return result
+
+    live.portfolios_revalue = timed_revalue
+    seconds, overhead = [], []
+    try:
+        for n in range(count):
+            for user_id in watching:
+                viewer_touch(user_id=user_id)
+            price = Decimal(20) + Decimal(n + 1) / 10
+            set_price(Quote, price)
+            tick = TickEvent(symbol=SYMBOL, price=price, previous_price=None, at=datetime.now(UTC))
+            started = time.perf_counter()
+            tick_batches_append([[tick]])
+            assert consumer.run(max_entries=1, timeout=60) == 1
+            seconds.append(time.perf_counter() - started)
+            overhead.append(seconds[-1] - revalued[-1])
+    finally:
+        live.portfolios_revalue = revalue
+    return seconds, overhead
 
 
 def main() -> None:
@@ -224,11 +270,13 @@ def main() -> None:
 
     from core.consumers import user_group
     from marketdata.models import Quote
+    from marketdata.tickstream import stream_client, tick_batches_append, tick_stream_key
     from marketdata.types import TickEvent
     from portfolios import live
     from portfolios.presence import presence_key, viewer_touch
 
     cache.delete_many([presence_key(user_id) for user_id in user_ids])  # marks left by an earlier run
+    stream_client().delete(tick_stream_key())
     layer = get_channel_layer()
     listener = async_to_sync(layer.new_channel)()
     async_to_sync(layer.group_add)(user_group(user_ids[0]), listener)
@@ -238,19 +286,15 @@ def main() -> None:
     live.portfolios_revalue(symbols={SYMBOL})  # warm-up: templates, connections
     some_watching = ticks(live, Quote, args.ticks, watching)
     fragment = async_to_sync(layer.receive)(listener)["html"]
+    streamed, stream_overhead = through_the_stream(live, Quote, args.ticks, watching)  # before all watch
     all_watching = ticks(live, Quote, max(2, args.ticks // 2), user_ids)
 
-    # The receiver the feed calls: it queues the symbols for the worker thread and returns. Timed with
-    # the worker parked, so only the hand-off is measured.
-    parked = live.Revaluer()
-    parked._thread = threading.Thread(target=threading.Event().wait, daemon=True)
-    parked._thread.start()
-    live.revaluer = parked
+    # The feed's whole share of the work: one append per publish, whoever consumes the ticks.
     tick = TickEvent(symbol=SYMBOL, price=Decimal("11"), previous_price=Decimal("10.9"), at=datetime.now(UTC))
     started = time.perf_counter()
     for _ in range(1000):
-        live.on_ticks_published(None, ticks=[tick])
-    receiver_us = (time.perf_counter() - started) / 1000 * 1e6
+        tick_batches_append([[tick]])
+    append_us = (time.perf_counter() - started) / 1000 * 1e6
 
     print(
         json.dumps(
@@ -265,8 +309,10 @@ def main() -> None:
                     statistics.median(all_watching) / args.portfolios * 1000, 3
                 ),
                 "fragment_delivered": fragment.count("data-total") == 1,
+                "through_stream_seconds_per_tick_p50": round(statistics.median(streamed), 3),
+                "through_stream_overhead_ms_p50": round(statistics.median(stream_overhead) * 1000, 2),
                 "render_threads": live.REVALUE_THREADS,
-                "signal_receiver_us": round(receiver_us, 1),
+                "feed_stream_append_us": round(append_us, 1),
             }
         )
     )

@@ -1,18 +1,21 @@
-"""What the market feed tells the rest of Nexus. Market data knows no users: other apps subscribe here.
+"""What the market feed tells the rest of Nexus in its own process. Market data knows no users: other
+apps subscribe here.
 
-These events are Django signals (the module is not called `signals` so that the word keeps one meaning,
-a strategy's trading signal). Both are sent IN THE FEED PROCESS (`manage.py run_marketfeed`), after each coalesced publish
-(at most a few times a second), from a worker thread, outside any transaction, with `send_robust`:
-a receiver that raises is logged and does not stop the feed or the other receivers. Receivers must be
-quick (evaluate an index, enqueue a Celery task); connect them in your AppConfig.ready():
+These are Django signals (the module is not called `signals` so that the word keeps one meaning, a
+strategy's trading signal). Prices are not announced here: each published batch of ticks goes to the tick stream, which the apps'
+tick consumers read in processes of their own (marketdata/tick_consumers.py, `manage.py
+run_tick_consumer`).
 
-    from marketdata.events import ticks_published
+`candle_closed` is sent IN THE FEED PROCESS (`manage.py run_marketfeed`), after the publish that stored
+the candle, from a worker thread, outside any transaction, with `send_robust`: a receiver that raises is
+logged and does not stop the feed or the other receivers. Receivers must be quick (enqueue a Celery
+task); connect them in your AppConfig.ready():
 
-    def on_ticks(sender, *, ticks, **kwargs): ...
-    ticks_published.connect(on_ticks, dispatch_uid="alerts.on_ticks")
+    from marketdata.events import candle_closed
 
-- `ticks_published(sender, ticks: list[TickEvent])`: one TickEvent per symbol whose price was published
-  in this round (the coalesced last price, the previously published price, the market time).
+    def on_candle_closed(sender, *, symbol, candle, **kwargs): ...
+    candle_closed.connect(on_candle_closed, dispatch_uid="trading.on_candle_closed")
+
 - `candle_closed(sender, symbol: str, candle: CandleEvent)`: a one-minute candle is final (its minute
   has passed and it is stored in marketdata_candle).
 
@@ -21,9 +24,8 @@ quick (evaluate an index, enqueue a Celery task); connect them in your AppConfig
 
 from django.dispatch import Signal
 
-from marketdata.types import CandleEvent, TickEvent
+from marketdata.types import CandleEvent
 
-ticks_published = Signal()
 candle_closed = Signal()
 
-__all__ = ["CandleEvent", "TickEvent", "candle_closed", "ticks_published"]
+__all__ = ["CandleEvent", "candle_closed"]

@@ -29,6 +29,9 @@ BROADCAST_LAG = Histogram(
 SIGNAL_ERRORS = Counter(
     "marketdata_signal_receiver_errors_total", "Signal receivers that raised.", ["signal"]
 )
+TICK_STREAM_FAILURES = Counter(
+    "marketdata_tick_stream_failures_total", "Appends to the tick stream that failed (retried later)."
+)
 SYMBOL_STALE = Gauge(
     "marketdata_symbol_stale", "1 while a symbol is silent beyond its threshold.", ["symbol"]
 )

@@ -6,10 +6,9 @@ class PortfoliosConfig(AppConfig):
     verbose_name = "Portfolios"
 
     def ready(self) -> None:
-        from marketdata.events import ticks_published
-        from portfolios.live import on_ticks_published
+        from portfolios.live import tick_consumer_register
 
-        ticks_published.connect(on_ticks_published, dispatch_uid="portfolios.on_ticks_published")
+        tick_consumer_register()
 
     def seed_demo(self, *, trader, stdout) -> None:
         from portfolios.demo import portfolios_demo_seed

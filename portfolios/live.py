@@ -1,11 +1,11 @@
 """The dashboard, live: revalue on price ticks and on new transactions, push HTMX out-of-band fragments.
 
-Prices: the market feed sends `marketdata.events.ticks_published` once per coalesced publish. The
-receiver only adds the symbols to a pending set and wakes one worker thread, so the feed never waits
-for us. The worker takes everything pending as one change batch: it finds who holds those symbols (one
-cross-tenant query, ids only), reads one quote map, and then, inside each user's tenant, renders each
-affected portfolio ONCE and sends one message to the user's group. Ticks that arrive while a batch is
-being rendered are merged into the next batch, so a slow round coalesces instead of queueing.
+Prices: the `revaluation` tick consumer, a process of its own (`manage.py run_tick_consumer
+revaluation`), reads the batches of ticks the market feed publishes. It takes everything waiting as one
+change batch: it finds who holds those symbols (one cross-tenant query, ids only), reads one quote map,
+and then, inside each user's tenant, renders each affected portfolio ONCE and sends one message to the
+user's group. Ticks that arrive while a batch is being rendered are read together afterwards, so a slow
+round coalesces instead of queueing.
 
 Transactions: the services call `portfolio_push` after their commit (rendered only for an open dashboard).
 """
@@ -21,13 +21,15 @@ from dataclasses import dataclass
 import structlog
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import close_old_connections, connections
+from django.db import connections
 from django.template.loader import render_to_string
 from django.utils import timezone
 
 from core.consumers import user_group
 from core.rls import tenant
 from marketdata.selectors import instrument_list, quote_latest_map
+from marketdata.tick_consumers import TickHandler, register_tick_consumer
+from marketdata.types import TickEvent
 from portfolios.choices import Period
 from portfolios.models import Portfolio
 from portfolios.presence import viewers_among
@@ -210,59 +212,22 @@ def portfolios_revalue(*, symbols) -> RevalueResult:
     )
 
 
-class Revaluer:
-    """One background thread per process; coalesces symbols that tick while it is busy."""
+class TickRevaluation(TickHandler):
+    """The `revaluation` tick consumer (`manage.py run_tick_consumer revaluation`): each read takes every
+    entry waiting (up to a thousand) as one change batch, so a slow round coalesces instead of queueing.
+    Latest state wins: the quotes are read when the batch is rendered, and a restarted process starts
+    from the newest entry instead of the backlog."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._pending: set[str] = set()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def submit(self, symbols) -> None:
-        with self._lock:
-            self._pending.update(symbols)
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="portfolios-revalue", daemon=True)
-                self._thread.start()
-        self._wake.set()
-
-    def _run(self) -> None:
-        while True:
-            self._wake.wait()
-            self._wake.clear()
-            with self._lock:
-                symbols, self._pending = self._pending, set()
-            if not symbols:
-                continue
-            _close_connections()
-            try:
-                result = portfolios_revalue(symbols=symbols)
-                logger.debug(
-                    "portfolios.revalued",
-                    symbols=result.symbols,
-                    users=result.users,
-                    portfolios=result.portfolios,
-                    seconds=round(result.seconds, 4),
-                )
-            except Exception:
-                logger.exception("portfolios.revalue_failed", symbols=sorted(symbols))
-            finally:
-                _close_connections()
+    def handle(self, ticks: list[TickEvent]) -> None:
+        result = portfolios_revalue(symbols={tick.symbol for tick in ticks})
+        logger.debug(
+            "portfolios.revalued",
+            symbols=result.symbols,
+            users=result.users,
+            portfolios=result.portfolios,
+            seconds=round(result.seconds, 4),
+        )
 
 
-def _close_connections() -> None:
-    """Drop this thread's connections if they are broken or old; a failure here must not end the thread
-    (the database may be down, or out of reach as in tests that do not use it)."""
-    try:
-        close_old_connections()
-    except Exception:
-        logger.warning("portfolios.revaluer_close_failed", exc_info=True)
-
-
-revaluer = Revaluer()
-
-
-def on_ticks_published(sender, *, ticks, **kwargs) -> None:
-    """Receiver of marketdata.events.ticks_published: hand the symbols to the worker, return at once."""
-    revaluer.submit({tick.symbol for tick in ticks})
+def tick_consumer_register() -> None:
+    register_tick_consumer("revaluation", handler=TickRevaluation, latest_only=True, read_count=1000)

@@ -6,11 +6,11 @@ class TradingConfig(AppConfig):
     verbose_name = "Trading"
 
     def ready(self) -> None:
-        from marketdata.events import candle_closed, ticks_published
+        from marketdata.events import candle_closed
         from trading import receivers
 
-        ticks_published.connect(receivers.on_ticks, dispatch_uid="trading.on_ticks")
         candle_closed.connect(receivers.on_candle_closed, dispatch_uid="trading.on_candle_closed")
+        receivers.tick_consumer_register()
         receivers.notification_kinds_register()
         receivers.billing_counters_register()
         receivers.market_annotations_register()

@@ -1,37 +1,77 @@
-"""Trading's subscriptions to the market feed (connected in TradingConfig.ready()).
+"""Trading's subscriptions to the market feed.
 
-They run in the feed process, so they only look up what is due and enqueue Celery tasks:
-- each tick: resting paper orders the price may fill or trigger (one indexed query per symbol);
-- each closed one-minute candle: the signal engine for that pair.
+- Published prices: the `matching` tick consumer (`manage.py run_tick_consumer matching`, a process of its
+  own) fills and triggers the resting paper orders each price crosses, in the order published.
+- Each closed one-minute candle (`marketdata.events.candle_closed`, in the feed process): the receiver
+  enqueues the signal engine for that pair.
 """
 
 from __future__ import annotations
 
 import structlog
+from django.db import InterfaceError, OperationalError
+from django.utils import timezone
+
+from core.rls import system_context
+from marketdata.selectors import quote_latest_map
+from marketdata.tick_consumers import TickHandler, register_tick_consumer
+from marketdata.types import TickEvent
+from trading.exchanges.registry import resting_orders_reached
+from trading.models import Order
+from trading.orders.services import RESTING_STATUSES, order_match_resting
 
 logger = structlog.get_logger(__name__)
 
 
-def on_ticks(sender, *, ticks, **kwargs) -> None:
-    from core.rls import system_context
-    from trading.models import Order
-    from trading.tasks import paper_match_task
+def _symbols_with_resting_orders(symbols: set[str] | None = None) -> set[str]:
+    """The symbols (of `symbols`, or all) with resting orders. Cross-tenant, one query, symbols only."""
+    with system_context(reason="tick matching: which symbols have resting orders"):
+        orders = Order.objects.filter(status__in=RESTING_STATUSES)
+        if symbols is not None:
+            orders = orders.filter(instrument__symbol__in=symbols)
+        return set(orders.values_list("instrument__symbol", flat=True).distinct())
 
-    symbols = {tick.symbol for tick in ticks}
-    with system_context(reason="paper exchange: which symbols have resting orders"):
-        resting = set(
-            Order.objects.filter(
-                instrument__symbol__in=symbols, status__in=["open", "partially_filled"], connection__venue="paper"
-            ).values_list("instrument__symbol", flat=True).distinct()
+
+class RestingOrderMatching(TickHandler):
+    """The `matching` tick consumer. Every published price is matched against the resting paper orders
+    of its symbol, in order; a batch is acknowledged only once matched, so prices published while no
+    matcher ran, or read by one that died, are matched when one (re)starts. Matching is idempotent (an
+    order is matched under its row lock, only while it still rests), so a price matched twice fills
+    nothing twice."""
+
+    def start(self) -> None:
+        """Catch up on what the stream cannot replay (a matcher that never ran, a backlog the stream
+        trimmed): match every resting order against its market's latest live price."""
+        symbols = _symbols_with_resting_orders()
+        quotes = quote_latest_map(symbols=symbols) if symbols else {}
+        now = timezone.now()
+        self.handle(
+            [
+                TickEvent(symbol=symbol, price=quote.price, previous_price=None, at=now)
+                for symbol, quote in sorted(quotes.items())
+                if not quote.stale
+            ]
         )
-    for tick in ticks:
-        if tick.symbol in resting:
-            paper_match_task.delay(tick.symbol, str(tick.price))
+
+    def handle(self, ticks: list[TickEvent]) -> None:
+        resting = _symbols_with_resting_orders({tick.symbol for tick in ticks}) if ticks else set()
+        for tick in ticks:
+            if tick.symbol not in resting:
+                continue
+            for order_id, user_id in resting_orders_reached(symbol=tick.symbol, price=tick.price):
+                try:
+                    order_match_resting(order_id=order_id, user_id=user_id, price=tick.price)
+                except (OperationalError, InterfaceError):
+                    raise  # the database is away: the batch is matched again once it is back
+                except Exception:
+                    logger.exception("trading.paper_match_failed", order_id=order_id, symbol=tick.symbol)
+
+
+def tick_consumer_register() -> None:
+    register_tick_consumer("matching", handler=RestingOrderMatching)
 
 
 def on_candle_closed(sender, *, symbol, candle, **kwargs) -> None:
-    from django.utils import timezone
-
     from trading.tasks import signals_compute_task
 
     signals_compute_task.delay(symbol, candle.open_time.isoformat(), timezone.now().isoformat())

@@ -13,7 +13,6 @@ beat sweeper (`trading.sweep`) catches anything that still slips through.
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 
 from celery import shared_task
 from django.conf import settings
@@ -63,12 +62,6 @@ def plans_execute_task(plans: list[list[int]], symbol: str | None = None) -> dic
 @shared_task(name="trading.blocked_notify", **RETRY)
 def blocked_notify_task(plans: list[list[int]]) -> int:
     return fanout_services.blocked_notify(plans=[(plan_id, user_id) for plan_id, user_id in plans])
-
-
-@shared_task(name="trading.paper_match", **RETRY)
-def paper_match_task(symbol: str, price: str) -> int:
-    """A trade on `symbol`: match the resting orders it reaches on the venues that match in our database."""
-    return order_services.resting_orders_match(symbol=symbol, price=Decimal(price))
 
 
 @shared_task(

@@ -368,6 +368,8 @@ MARKET_EXCHANGE = env("MARKET_EXCHANGE", default="binance")
 MARKET_CCXT_CONFIG = env.json("MARKET_CCXT_CONFIG", default={})
 MARKET_METRICS_PORT = env.int("MARKET_METRICS_PORT", default=9108)
 MARKET_TICK_RETENTION_HOURS = env.int("MARKET_TICK_RETENTION_HOURS", default=24)
+# The tick stream the tick consumers read keeps about this many published batches (docs/market-data.md).
+MARKET_TICK_STREAM_MAXLEN = env.int("MARKET_TICK_STREAM_MAXLEN", default=100_000)
 CELERY_BEAT_SCHEDULE["marketdata-trim-ticks"] = {"task": "marketdata.trim_ticks", "schedule": 600.0}
 
 # --- Billing: Stripe through dj-stripe (docs/billing.md) --------------------------------------------------

@@ -1,7 +1,8 @@
 """The heart of the feed: every tick goes into the candles; each symbol is published at most once per
 coalescing interval (the first tick at once, later ones at the end of the interval), and a publish is:
 store (one transaction), one channel-layer message per symbol to `market.<slug>` and `market.all`,
-then the `candle_closed` and `ticks_published` signals for the other apps.
+then the `candle_closed` signal and one entry on the tick stream for the other apps (whose tick consumers
+run in processes of their own: marketdata/tick_consumers.py).
 """
 
 from __future__ import annotations
@@ -13,18 +14,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import redis
 import structlog
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections, connection
 
 from core.rls import system_context
 from marketdata import metrics, services
-from marketdata.events import candle_closed, ticks_published
+from marketdata.events import candle_closed
 from marketdata.feed.candles import CandleBuilder
 from marketdata.feed.sources.base import RawTick
 from marketdata.feed.staleness import StalenessTracker
 from marketdata.models import Instrument, Quote
 from marketdata.render import ALL_GROUP, channel_message, group_name, tick_payload, with_stale
+from marketdata.tickstream import tick_batches_append
 from marketdata.types import CandleBar, TickEvent
 
 logger = structlog.get_logger(__name__)
@@ -88,6 +91,7 @@ class Publisher:
         self._wake = asyncio.Event()
         self._stopping = False
         self.unannounced: list[tuple[str, CandleBar]] = []
+        self.unstreamed: list[list[TickEvent]] = []  # published batches not yet on the tick stream
         self._seq = 0
 
     # --- input, called on the event loop by the sources --------------------------------------------
@@ -153,6 +157,8 @@ class Publisher:
             if due or self.history or self.closed:
                 await self.publish(due)
                 continue
+            if self.unstreamed:  # Redis was away when they were published
+                await sync_to_async(self._stream_ticks)()
             waiting = [
                 s.last_published + self.coalesce_seconds - now for s in self.states.values() if s.dirty
             ]
@@ -162,7 +168,8 @@ class Publisher:
 
     async def publish(self, due: Sequence[SymbolState]) -> None:
         """Pages first, then the database, then the other apps. A failed step keeps what it had not done
-        for the next attempt (closed candles are stored and announced exactly once)."""
+        for the next attempt (closed candles are stored and announced exactly once, and each batch of
+        ticks is appended to the tick stream once it is stored)."""
         now = self.now()
         batch = []
         for state in due:
@@ -199,7 +206,9 @@ class Publisher:
         for state, price, *_ in batch:
             state.published_price = price
         announce, self.unannounced = self.unannounced, []
-        await sync_to_async(self._send_signals)(announce, events)
+        if events:
+            self.unstreamed.append(events)
+        await sync_to_async(self._send_signals)(announce)
 
     def _put_back(self, batch) -> None:
         for state, _, _, ticks, _ in batch:
@@ -331,15 +340,13 @@ class Publisher:
                 metrics.BROADCAST_LAG.observe(max(0.0, sent - received))
             metrics.PUBLISHES.labels(message["symbol"]).inc()
 
-    def _send_signals(self, closed: list[tuple[str, CandleBar]], events: list[TickEvent]) -> None:
+    def _send_signals(self, closed: list[tuple[str, CandleBar]]) -> None:
         for symbol, bar in closed:
             metrics.CANDLES_CLOSED.labels(symbol).inc()
-            self._robust(candle_closed, symbol=symbol, candle=bar)
-        if events:
-            self._robust(ticks_published, ticks=events)
+            self._robust(candle_closed, "candle_closed", symbol=symbol, candle=bar)
+        self._stream_ticks()
 
-    def _robust(self, signal, **kwargs) -> None:
-        name = "candle_closed" if signal is candle_closed else "ticks_published"
+    def _robust(self, signal, name: str, **kwargs) -> None:
         for receiver, result in signal.send_robust(sender=Publisher, **kwargs):
             if isinstance(result, Exception):
                 metrics.SIGNAL_ERRORS.labels(name).inc()
@@ -350,6 +357,18 @@ class Publisher:
                     error=repr(result),
                     exc_info=result,
                 )
+
+    def _stream_ticks(self) -> None:
+        """Append the published batches to the tick stream, oldest first. If Redis is away they are kept
+        (and the publish fails, to be retried): the tick consumers get every batch, late rather than never."""
+        if not self.unstreamed:
+            return
+        try:
+            tick_batches_append(self.unstreamed)
+        except redis.RedisError:
+            metrics.TICK_STREAM_FAILURES.inc()
+            raise
+        self.unstreamed = []
 
     # --- staleness ----------------------------------------------------------------------------------
     async def mark_stale(self) -> list[str]:

@@ -10,12 +10,11 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from alerts.evaluator import runner
 from core.rls import system_context
-from marketdata.events import ticks_published
 from marketdata.models import Instrument, Quote
 from marketdata.types import TickEvent
 from tests.factories import DEFAULT_PASSWORD, UserFactory
+from tests.ticks import consume
 
 # Flushing the owner alias too empties the tables afterwards (the runtime alias's flush truncates nothing).
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "owner"])
@@ -44,7 +43,6 @@ def test_price_alert_created_on_the_page_arrives_as_a_toast_when_the_price_cross
     now = timezone.now()
     with system_context(reason="tests: the market feed's and signal engine's shared data"):
         Quote.objects.create(instrument=btc, price=Decimal("23140.00"), source="replay", at=now, updated_at=now)
-    runner.reset()
     page.add_init_script(
         "document.addEventListener('htmx:wsOpen', function () { window.nexusWsOpen = true; });"
     )
@@ -62,23 +60,15 @@ def test_price_alert_created_on_the_page_arrives_as_a_toast_when_the_price_cross
 
     page.goto("/dashboard/")
     _wait_for_websocket(page)
-    ticks_published.send(
-        sender=None,
-        ticks=[
-            TickEvent(
-                symbol="BTC/USDT",
-                price=Decimal("23162.50"),
-                previous_price=Decimal("23140.00"),
-                at=timezone.now(),
-            )
-        ],
+    crossing = TickEvent(
+        symbol="BTC/USDT", price=Decimal("23162.50"), previous_price=Decimal("23140.00"), at=timezone.now()
     )
+    assert consume("alerts", [crossing]) == 1
     toast = page.locator("#toasts .toast")
     expect(toast).to_contain_text(
         "BTC/USDT rose above 23,150.00 (now 23,162.50). Note: breakout", timeout=5000
     )
     expect(page.locator("#notification-unread")).to_have_text("1")
-    assert runner.wait_idle()
 
     page.get_by_role("link", name="Notifications").click()
     expect(page.get_by_text("in_app: sent")).to_be_visible()

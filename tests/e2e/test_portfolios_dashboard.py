@@ -1,7 +1,7 @@
 """The dashboard is alive: a price tick changes the total value on the open page, without a reload.
 
-The tick is published here the way the feed publishes it: the Quote row is updated and
-`marketdata.events.ticks_published` is sent in this process. The portfolios receiver runs here, renders
+The tick is published here the way the feed publishes it: the Quote row is updated and the batch is
+appended to the tick stream. The `revaluation` tick consumer runs here (on a thread of its own), renders
 the fragment and sends it through the Redis channel layer; the daphne subprocess forwards it to the
 browser's WebSocket.
 """
@@ -17,12 +17,12 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from core.rls import system_context, tenant
-from marketdata.events import ticks_published
 from marketdata.models import Quote
 from marketdata.services import instruments_seed
 from marketdata.types import TickEvent
 from portfolios.services import portfolio_create, transaction_record
 from tests.factories import DEFAULT_PASSWORD, UserFactory
+from tests.ticks import consume
 
 
 def _publish(instrument, price: str) -> None:
@@ -33,10 +33,8 @@ def _publish(instrument, price: str) -> None:
             instrument=instrument,
             defaults={"price": Decimal(price), "source": "test", "at": now, "updated_at": now},
         )
-    ticks_published.send_robust(
-        sender=None,
-        ticks=[TickEvent(symbol=instrument.symbol, price=Decimal(price), previous_price=previous, at=now)],
-    )
+    tick = TickEvent(symbol=instrument.symbol, price=Decimal(price), previous_price=previous, at=now)
+    assert consume("revaluation", [tick]) == 1
 
 
 def _log_in(page, email: str) -> None:

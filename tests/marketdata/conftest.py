@@ -69,22 +69,35 @@ class Listener:
             messages.append(message)
 
 
+class Announced:
+    """What the feed told the other apps: `["candles"]`, the `candle_closed` signals (symbol, candle);
+    `["ticks"]`, the batches of ticks on the tick stream, oldest first."""
+
+    def __init__(self) -> None:
+        self.candles: list = []
+
+    def __getitem__(self, key: str) -> list:
+        from marketdata.tickstream import stream_client, tick_stream_key, ticks_decode
+
+        if key == "candles":
+            return self.candles
+        if key == "ticks":
+            return [ticks_decode(fields) for _, fields in stream_client().xrange(tick_stream_key())]
+        raise KeyError(key)
+
+
 @pytest.fixture
-def received_signals():
-    from marketdata.events import candle_closed, ticks_published
+def announced():
+    """The tick stream starts empty (the Redis test database is flushed before each test)."""
+    from marketdata.events import candle_closed
 
-    seen = {"ticks": [], "candles": []}
-
-    def on_ticks(sender, ticks, **kwargs):
-        seen["ticks"].append(ticks)
+    seen = Announced()
 
     def on_candle(sender, symbol, candle, **kwargs):
-        seen["candles"].append((symbol, candle))
+        seen.candles.append((symbol, candle))
 
-    ticks_published.connect(on_ticks, dispatch_uid="test.on_ticks")
     candle_closed.connect(on_candle, dispatch_uid="test.on_candle")
     yield seen
-    ticks_published.disconnect(dispatch_uid="test.on_ticks")
     candle_closed.disconnect(dispatch_uid="test.on_candle")
 
 

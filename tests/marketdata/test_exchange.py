@@ -109,7 +109,7 @@ def rest_down() -> Exception:
     return error
 
 
-def test_drops_reconnect_with_backoff_fill_the_gap_and_duplicate_no_candle(instruments, received_signals):
+def test_drops_reconnect_with_backoff_fill_the_gap_and_duplicate_no_candle(instruments, announced):
     # The exchange's own 1m candles for 12:00 .. 12:04 (12:04 in progress when we come back).
     venue = Venue(
         candles=[
@@ -201,7 +201,7 @@ def test_drops_reconnect_with_backoff_fill_the_gap_and_duplicate_no_candle(instr
     )
     assert Quote.objects.get(instrument=instruments["BTC/USDT"]).price == Decimal("104.5")
     # Closed minutes announced once each and in order; the history loaded at start is not announced.
-    assert [c.open_time for _, c in received_signals["candles"]] == [
+    assert [c.open_time for _, c in announced["candles"]] == [
         T + timedelta(minutes=3),
         T + timedelta(minutes=4),
     ]
@@ -311,7 +311,7 @@ async def _until(condition, *, what: str, timeout: float = 15.0) -> None:
         await asyncio.sleep(0.02)
 
 
-def test_real_ccxt_client_against_binance_wire_format_survives_a_drop(instruments, received_signals):
+def test_real_ccxt_client_against_binance_wire_format_survives_a_drop(instruments, announced):
     """The real ccxt.pro Binance client, over HTTP and WebSocket to a local server speaking Binance's
     formats: trades become quotes, a dropped stream reconnects and refills from REST."""
     from tests.marketdata.mock_binance import MockBinance

@@ -1,5 +1,5 @@
 """The publisher: coalesced, one message per symbol on the channel layer, stored in one transaction,
-signals for the other apps, no duplicated candles, stale and recovered."""
+candle closes and the tick stream for the other apps, no duplicated candles, stale and recovered."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def make_publisher(instruments, *symbols, coalesce=0.25, now=time.monotonic) -> 
     )
 
 
-def test_one_coalesced_message_per_symbol_then_stored_and_signalled(instruments, received_signals):
+def test_one_coalesced_message_per_symbol_then_stored_and_signalled(instruments, announced):
     async def scenario():
         listener = await Listener.join("market.BTC-USDT", "market.all")
         eth_listener = await Listener.join("market.ETH-USDT")
@@ -97,15 +97,15 @@ def test_one_coalesced_message_per_symbol_then_stored_and_signalled(instruments,
     )
     assert quote_latest_map(symbols=["BTC/USDT"])["BTC/USDT"].stale is False
 
-    events = [e for batch in received_signals["ticks"] for e in batch]
+    events = [e for batch in announced["ticks"] for e in batch]
     assert [(e.symbol, e.price, e.previous_price) for e in events] == [
         ("BTC/USDT", Decimal("23150.00"), None),
         ("BTC/USDT", Decimal("23155.10"), Decimal("23150.00")),
     ]
-    assert received_signals["candles"] == []
+    assert announced["candles"] == []
 
 
-def test_a_new_minute_closes_the_candle_once(instruments, received_signals):
+def test_a_new_minute_closes_the_candle_once(instruments, announced):
     async def scenario():
         publisher = make_publisher(instruments, "BTC/USDT", coalesce=0)
         for seconds, price in [(5, "100"), (20, "104"), (40, "98"), (59, "101"), (61, "102"), (75, "103")]:
@@ -113,7 +113,7 @@ def test_a_new_minute_closes_the_candle_once(instruments, received_signals):
             await publisher.publish_due()
 
     run_async(scenario)
-    assert received_signals["candles"] == [
+    assert announced["candles"] == [
         (
             "BTC/USDT",
             CandleBar(T0, Decimal("100"), Decimal("104"), Decimal("98"), Decimal("101"), Decimal("2.0")),
@@ -128,7 +128,7 @@ def test_a_new_minute_closes_the_candle_once(instruments, received_signals):
     ]
 
 
-def test_replaying_the_same_minutes_again_duplicates_no_candle(instruments, received_signals):
+def test_replaying_the_same_minutes_again_duplicates_no_candle(instruments, announced):
     ticks = [tick("BTC/USDT", str(100 + i % 7), i * 10) for i in range(20)]  # a bit over three minutes
 
     async def feed_once():
@@ -153,7 +153,7 @@ def test_replaying_the_same_minutes_again_duplicates_no_candle(instruments, rece
     assert after == before
 
 
-def test_late_tick_for_a_closed_minute_does_not_reopen_it(instruments, received_signals):
+def test_late_tick_for_a_closed_minute_does_not_reopen_it(instruments, announced):
     async def scenario():
         publisher = make_publisher(instruments, "BTC/USDT", coalesce=0)
         for t in [tick("BTC/USDT", "100", 10), tick("BTC/USDT", "101", 65), tick("BTC/USDT", "500", 30)]:
@@ -163,10 +163,10 @@ def test_late_tick_for_a_closed_minute_does_not_reopen_it(instruments, received_
     run_async(scenario)
     assert Candle.objects.get(open_time=T0).high == Decimal("100")
     assert Quote.objects.get(instrument=instruments["BTC/USDT"]).price == Decimal("101")
-    assert len(received_signals["candles"]) == 1
+    assert len(announced["candles"]) == 1
 
 
-def test_silent_symbol_goes_stale_on_every_page_and_recovers(instruments, received_signals):
+def test_silent_symbol_goes_stale_on_every_page_and_recovers(instruments, announced):
     clock = FakeMonotonic()
 
     async def scenario():
@@ -202,25 +202,59 @@ def test_silent_symbol_goes_stale_on_every_page_and_recovers(instruments, receiv
 
 
 def test_receiver_errors_do_not_stop_the_feed(instruments):
-    from marketdata.events import ticks_published
+    from marketdata.events import candle_closed
 
-    def broken(sender, ticks, **kwargs):
+    def broken(sender, symbol, candle, **kwargs):
         raise RuntimeError("a bug in another app")
 
-    ticks_published.connect(broken, dispatch_uid="test.broken")
+    candle_closed.connect(broken, dispatch_uid="test.broken")
     try:
 
         async def scenario():
             publisher = make_publisher(instruments, "BTC/USDT", coalesce=0)
             publisher.accept_tick(tick("BTC/USDT", "1", 1))
             await publisher.publish_due()
-            publisher.accept_tick(tick("BTC/USDT", "2", 2))
+            publisher.accept_tick(tick("BTC/USDT", "2", 62))  # closes the first minute: the receiver raises
+            await publisher.publish_due()
+            publisher.accept_tick(tick("BTC/USDT", "3", 63))
             await publisher.publish_due()
 
         run_async(scenario)
     finally:
-        ticks_published.disconnect(dispatch_uid="test.broken")
+        candle_closed.disconnect(dispatch_uid="test.broken")
+    assert Quote.objects.get(instrument=instruments["BTC/USDT"]).price == Decimal("3")
+
+
+def test_batches_the_tick_stream_could_not_take_are_appended_later_in_order(instruments, announced, monkeypatch):
+    import redis
+
+    from marketdata.feed import publisher as publisher_module
+
+    append, attempts = publisher_module.tick_batches_append, []
+
+    def redis_restarting_once(batches):
+        attempts.append(len(batches))
+        if len(attempts) == 1:
+            raise redis.ConnectionError("Redis is restarting")
+        append(batches)
+
+    monkeypatch.setattr(publisher_module, "tick_batches_append", redis_restarting_once)
+
+    async def scenario():
+        publisher = make_publisher(instruments, "BTC/USDT", coalesce=0)
+        publisher.accept_tick(tick("BTC/USDT", "1", 1))
+        with pytest.raises(redis.ConnectionError):
+            await publisher.publish_due()  # the feed's loop logs it and carries on
+        publisher.accept_tick(tick("BTC/USDT", "2", 2))
+        await publisher.publish_due()
+
+    run_async(scenario)
     assert Quote.objects.get(instrument=instruments["BTC/USDT"]).price == Decimal("2")
+    assert attempts == [1, 2]  # the kept batch, then the new one, in one round trip
+    assert [[(e.price, e.previous_price) for e in batch] for batch in announced["ticks"]] == [
+        [(Decimal("1"), None)],
+        [(Decimal("2"), Decimal("1"))],
+    ]
 
 
 @pytest.mark.parametrize("coalesce", [0.25])

@@ -1,9 +1,9 @@
-"""Live updates: a tick revalues the holders' portfolios and pushes one fragment per user over Redis."""
+"""Live updates: a tick revalues the holders' portfolios and pushes one fragment per user over Redis; the
+`revaluation` tick consumer takes the feed's batches."""
 
 from __future__ import annotations
 
 import asyncio
-import threading
 import uuid
 from decimal import Decimal
 
@@ -14,12 +14,12 @@ from django.utils import timezone
 
 from core.consumers import user_group
 from core.rls import tenant
-from marketdata.events import ticks_published
 from marketdata.types import TickEvent
 from portfolios import live
 from portfolios.presence import viewer_touch
 from portfolios.services import portfolio_create, transaction_record
 from tests.portfolios.conftest import D, at, set_quote
+from tests.ticks import publish, started
 
 pytestmark = pytest.mark.django_db
 
@@ -147,64 +147,42 @@ def test_a_recorded_transaction_is_pushed_after_commit_to_an_open_dashboard(
     assert f'<span id="pf-{main.pk}-total" data-total>20,500.00</span>' in html
 
 
-def test_the_signal_receiver_only_hands_symbols_to_the_worker(monkeypatch):
-    submitted = []
-    monkeypatch.setattr(live.revaluer, "submit", submitted.append)
+def _nobody_watching(symbols) -> live.RevalueResult:
+    return live.RevalueResult(symbols=tuple(sorted(symbols)), users=0, portfolios=0, seconds=0.0)
+
+
+def test_the_revaluation_consumer_revalues_the_symbols_of_a_published_batch_once(monkeypatch):
+    revalued = []
+
+    def revalue(*, symbols):
+        revalued.append(set(symbols))
+        return _nobody_watching(symbols)
+
+    monkeypatch.setattr(live, "portfolios_revalue", revalue)
+    consumer = started("revaluation", consumer="test-1")
     tick = TickEvent(symbol="BTC/USDT", price=Decimal("1"), previous_price=None, at=timezone.now())
-    responses = ticks_published.send_robust(sender=None, ticks=[tick, tick])
-    assert all(not isinstance(response, Exception) for _, response in responses)
-    assert submitted == [{"BTC/USDT"}]
+    publish([tick, tick])
+    assert consumer.run(max_entries=1, timeout=5) == 1
+    assert revalued == [{"BTC/USDT"}]
 
 
 def test_ticks_arriving_during_a_slow_round_coalesce_into_one_batch(monkeypatch):
     batches: list[set[str]] = []
-    first_started, release = threading.Event(), threading.Event()
+
+    def tick_of(symbol: str) -> TickEvent:
+        return TickEvent(symbol=symbol, price=Decimal("1"), previous_price=None, at=timezone.now())
 
     def slow_revalue(*, symbols):
         batches.append(set(symbols))
-        if len(batches) == 1:
-            first_started.set()
-            release.wait(5)
+        if len(batches) == 1:  # the feed publishes four times while this round renders
+            publish(*([tick_of(symbol)] for symbol in ("ETH/USDT", "BTC/USDT", "SOL/USDT", "ETH/USDT")))
+        return _nobody_watching(symbols)
 
     monkeypatch.setattr(live, "portfolios_revalue", slow_revalue)
-    connection_resets = []
-    monkeypatch.setattr(live, "close_old_connections", lambda: connection_resets.append(1))
-    revaluer = live.Revaluer()
-    revaluer.submit({"BTC/USDT"})
-    assert first_started.wait(5)
-    for symbol in ("ETH/USDT", "BTC/USDT", "SOL/USDT", "ETH/USDT"):
-        revaluer.submit({symbol})
-    release.set()
-    for _ in range(250):
-        if len(connection_resets) == 4:  # both rounds done: the worker is waiting again
-            break
-        threading.Event().wait(0.02)
+    consumer = started("revaluation", consumer="test-1")
+    publish([tick_of("BTC/USDT")])
+    assert consumer.run(max_entries=5, timeout=5) == 5
     assert batches == [{"BTC/USDT"}, {"ETH/USDT", "BTC/USDT", "SOL/USDT"}]
-
-
-def test_the_revaluer_thread_survives_when_closing_its_connection_fails(monkeypatch):
-    """Closing a broken connection can raise (the database is down); the thread must keep serving."""
-    batches = []
-    done = threading.Event()
-
-    def revalue(*, symbols):
-        batches.append(set(symbols))
-        done.set()
-
-    def close_fails():
-        raise RuntimeError("the database is unreachable")
-
-    monkeypatch.setattr(live, "portfolios_revalue", revalue)
-    monkeypatch.setattr(live, "close_old_connections", close_fails)
-    revaluer = live.Revaluer()
-    revaluer.submit({"BTC/USDT"})
-    assert done.wait(5)
-    thread = revaluer._thread
-    done.clear()
-    revaluer.submit({"ETH/USDT"})
-    assert done.wait(5), "the same thread took the next batch"
-    assert revaluer._thread is thread and thread.is_alive()
-    assert batches == [{"BTC/USDT"}, {"ETH/USDT"}]
 
 
 @pytest.mark.django_db(transaction=True, databases="__all__")

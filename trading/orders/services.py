@@ -41,7 +41,7 @@ from trading.exchanges.base import (
     OrderRequest,
     OrderStatusUnknown,
 )
-from trading.exchanges.registry import adapter_class, adapter_for, resting_orders_reached
+from trading.exchanges.registry import adapter_class, adapter_for
 from trading.models import Bot, ExchangeConnection, Fill, Order
 from trading.orders.live import orders_push
 from trading.orders.validation import order_validate
@@ -349,15 +349,6 @@ def _push_orders_after_commit(user_id: int) -> None:
 
 
 # --- resting orders on venues that match in our database (cross-tenant lookup, per-tenant fills) ---------
-
-
-def resting_orders_match(*, symbol: str, price: Decimal) -> int:
-    """A trade on `symbol` at `price`: match every resting order it reaches, each as its owner."""
-    matched = 0
-    for order_id, user_id in resting_orders_reached(symbol=symbol, price=price):
-        if order_match_resting(order_id=order_id, user_id=user_id, price=price) is not None:
-            matched += 1
-    return matched
 
 
 def order_match_resting(*, order_id: str, user_id: int, price: Decimal) -> Order | None:
