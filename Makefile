@@ -16,6 +16,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports --no-cache
 	$(PY) scripts/import_cycles.py
+	DATABASE_URL=$${DATABASE_URL:-postgresql:///nexus} REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/0} $(VENV)/bin/mypy
 
 install: $(STAMP)
 

@@ -14,10 +14,15 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Context, Decimal
+from typing import TYPE_CHECKING
 
 from core.errors import DomainError
 from core.money import ZERO, plain
 from portfolios.choices import QUANTUM, TransactionKind
+
+if TYPE_CHECKING:
+    from marketdata.models import Instrument
+    from portfolios.models import Transaction
 
 # Wide enough that a product of two 28-digit numbers is exact before it is rounded to QUANTUM.
 CONTEXT = Context(prec=80, rounding=ROUND_HALF_EVEN)
@@ -39,7 +44,7 @@ def share(amount: Decimal, part: Decimal, whole: Decimal) -> Decimal:
 
 @dataclass
 class LotState:
-    opening: object  # the Transaction that opened the lot
+    opening: Transaction | int  # the Transaction that opened the lot, or its id when loaded from the table
     opened_at: datetime
     quantity: Decimal
     quantity_open: Decimal
@@ -50,7 +55,7 @@ class LotState:
 
 @dataclass
 class PositionState:
-    instrument: object  # marketdata.Instrument
+    instrument: Instrument
     quantity: Decimal = ZERO
     cost_basis: Decimal = ZERO
     realized_pnl: Decimal = ZERO

@@ -307,7 +307,7 @@ def transaction_summary(txn: Transaction) -> dict:
         "id": txn.pk,
         "portfolio": txn.portfolio_id,
         "kind": txn.kind,
-        "instrument": txn.instrument.symbol if txn.instrument_id else None,
+        "instrument": txn.instrument.symbol if txn.instrument is not None else None,
         "currency": txn.currency,
         "quantity": plain(txn.quantity),
         "price": plain(txn.price) if txn.price is not None else None,
@@ -383,7 +383,9 @@ def _ledger_commit(
 
 def _merge(existing: list[Transaction], ordered_new: list[tuple[int, Transaction]]):
     """Stored transactions by (executed_at, id), each new one after the stored ones of the same instant."""
-    keyed = [((txn.executed_at, 0, position), None, txn) for position, txn in enumerate(existing)]
+    keyed: list[tuple[tuple[datetime, int, int], int | None, Transaction]] = [
+        ((txn.executed_at, 0, position), None, txn) for position, txn in enumerate(existing)
+    ]
     keyed += [
         ((txn.executed_at, 1, position), index, txn) for position, (index, txn) in enumerate(ordered_new)
     ]
@@ -392,7 +394,7 @@ def _merge(existing: list[Transaction], ordered_new: list[tuple[int, Transaction
 
 
 def _existing_problem(txn: Transaction, exc: DomainError) -> str:
-    what = txn.instrument.symbol if txn.instrument_id else txn.currency
+    what = txn.instrument.symbol if txn.instrument is not None else txn.currency
     return (
         f"With these rows, your existing {txn.get_kind_display().lower()} of {plain(txn.quantity)} {what} "
         f"on {txn.executed_at:%Y-%m-%d %H:%M} no longer works: {exc}"
@@ -480,7 +482,8 @@ def ledger_rows(
 ) -> LedgerRows:
     """The rows that store `ledger`, given its position rows (which must have their pk by now)."""
     by_instrument = {row.instrument_id: row for row in positions}
-    lots_new, lots_changed = [], []
+    lots_new: list[Lot] = []
+    lots_changed: list[Lot] = []
     for instrument_id, state in ledger.positions.items():
         for lot in state.changed_lots:
             row = Lot(
@@ -657,7 +660,7 @@ def snapshot_backfill(
 
     listed = set(instrument_list(active=None).values_list("symbol", flat=True))
     currencies = {t.currency for t in history} | {t.fee_currency for t in history if t.fee_currency}
-    symbols = {t.instrument.symbol for t in history if t.instrument_id}
+    symbols = {t.instrument.symbol for t in history if t.instrument is not None}
     symbols |= conversion_symbols(currencies, portfolio.base_currency) & listed
     closes: dict[str, dict[date, Decimal]] = {}
     for symbol in symbols:
@@ -708,9 +711,10 @@ def snapshot_backfill(
         rates = {
             c: conversion_rate(c, portfolio.base_currency, quotes) for c, amount in changes.items() if amount
         }
-        if valuation.unpriced or any(rate is None for rate in rates.values()):
+        known = {c: rate for c, rate in rates.items() if rate is not None}
+        if valuation.unpriced or len(known) < len(rates):
             continue
-        net_flow = sum((mul(changes[c], rate) for c, rate in rates.items()), ZERO)
+        net_flow = sum((mul(changes[c], rate) for c, rate in known.items()), ZERO)
         _snapshot_save(
             portfolio=portfolio,
             day=day,

@@ -284,6 +284,7 @@ def order_apply_exchange(*, order: Order, update: ExchangeOrder, audit: bool = T
 
 
 def order_filled_message(order: Order, *, bot_name: str | None = None) -> str:
+    assert order.average_price is not None  # a filled order has an average price
     verb = "Bought" if order.side == OrderSide.BUY else "Sold"
     who = f"Bot {bot_name}: " if bot_name else ""
     return (
@@ -306,7 +307,7 @@ def orders_filled_send(payloads: list[dict]) -> None:
 
 
 def _order_filled_effects(order: Order) -> None:
-    message = order_filled_message(order, bot_name=order.bot.name if order.bot_id else None)
+    message = order_filled_message(order, bot_name=order.bot.name if order.bot is not None else None)
     notify(user=order.user, kind=NOTIFY_FILLED, message=message, link=FILLED_LINK,
            dedup_key=f"order-filled:{order.pk}")
     payloads = [order_filled_payload(order)]

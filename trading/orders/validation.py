@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 
@@ -16,10 +17,13 @@ from trading.exchanges.base import ExchangeUnavailable, OrderStatusUnknown
 from trading.exchanges.registry import adapter_for
 from trading.models import ExchangeConnection
 
+if TYPE_CHECKING:
+    from marketdata.models import Instrument
+
 
 @dataclass(frozen=True)
 class OrderCheck:
-    instrument: object
+    instrument: Instrument
     quantity: Decimal
     price: Decimal | None
     stop_price: Decimal | None
