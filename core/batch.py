@@ -17,6 +17,11 @@ a statement queued for user A cannot see or write user B's rows.
             pipe.update(plan, ["status", "order"], user_id=owner)
         pipe.close()                     # act as nobody again, send the rest
 
+Inside a `tenant(owner)` block (a request, a task acting as one trader) the transaction already acts as
+`owner`: a pipeline opened there must say so (`TenantPipeline(within_tenant=True)`, refused otherwise); it
+then queues that owner's statements only (no `set_config`), refuses anyone else's, and `close()` leaves
+the transaction acting as `owner`, as the enclosing block expects.
+
 Every statement is a prepared statement of the connection (the same few statements repeat for every
 user of a batch, so PostgreSQL parses and plans each once). Rows are built and read with the models'
 own fields (columns, defaults, `auto_now`, database preparation and converters), so the SQL follows the
@@ -74,6 +79,15 @@ def _insert_sql(
         )
         sql += f" ON CONFLICT ({targets}) DO UPDATE SET {sets}"
     return sql
+
+
+@cache
+def _claim_sql(model: type[models.Model], with_pk: bool, unique: tuple[str, ...]) -> str:
+    targets = ", ".join(f'"{model._meta.get_field(name).column}"' for name in unique)
+    return (
+        f"{_insert_sql(model, with_pk, None)} ON CONFLICT ({targets}) DO NOTHING "
+        f'RETURNING "{model._meta.pk.column}"'
+    )
 
 
 @cache
@@ -170,14 +184,20 @@ class Pending:
 class TenantPipeline:
     """Statements of many tenants, queued on the current transaction and sent in one round trip per sync."""
 
-    def __init__(self, *, using: str = "default") -> None:
+    def __init__(self, *, using: str = "default", within_tenant: bool = False) -> None:
         self.using = using
         wrapper = connections[using]
         if not wrapper.in_atomic_block:
             raise RuntimeError("TenantPipeline needs a transaction (transaction.atomic())")
-        if _tenant_stack(using):
+        stack = _tenant_stack(using)
+        if within_tenant and not stack:
+            raise RuntimeError("within_tenant=True needs an enclosing tenant() block")
+        if stack and not within_tenant:
             # It sets the tenant itself and ends acting as nobody, which the enclosing block would not expect.
-            raise RuntimeError("run a TenantPipeline outside tenant() blocks")
+            raise RuntimeError("run a TenantPipeline outside tenant() blocks, or pass within_tenant=True")
+        # within_tenant: the transaction already acts as the enclosing block's user, so the pipeline works for
+        # that one owner only (a statement for anyone else is refused) and leaves the transaction acting as them.
+        self.owner: int | None = stack[-1] if within_tenant else None
         wrapper.ensure_connection()
         self._connection: psycopg.Connection = wrapper.connection
         if self._connection.prepare_threshold is None:
@@ -189,7 +209,7 @@ class TenantPipeline:
         self._errors = wrapper.wrap_database_errors
         self._context = None  # psycopg's pipeline() context manager while statements are queued
         self._pipeline = None
-        self._tenant: object = _UNKNOWN
+        self._tenant: object = _UNKNOWN if self.owner is None else self.owner
         self._writer: psycopg.Cursor | None = None  # one cursor for every statement whose result is not read
         self._group: list[tuple[str, Sequence[Any]]] | None = None  # writes collected by `together()`
         self.statements = 0
@@ -206,6 +226,8 @@ class TenantPipeline:
         """Make the statements queued next act as `user_id` (None: as nobody, so they see nothing)."""
         if user_id == self._tenant:
             return
+        if self.owner is not None:
+            raise ValueError(f"this pipeline runs inside tenant({self.owner}): it acts as that user only")
         self._begin()
         value = "" if user_id is None else str(int(user_id))
         self._write(SET_TENANT, [USER_SETTING, value])
@@ -218,6 +240,7 @@ class TenantPipeline:
         self._send_native(_native(sql), params)
 
     def _send_native(self, sql: str, params: Sequence[Any]) -> None:
+        self._begin()
         if self._writer is None:
             # Native `$n` placeholders: psycopg sends the text as it is (no parsing of long statements).
             self._writer = psycopg.RawCursor(self._connection)
@@ -232,6 +255,7 @@ class TenantPipeline:
         if self._group is not None:
             raise RuntimeError("a together() block holds writes only")
         self.as_user(user_id)
+        self._begin()
         cursor = psycopg.Cursor(self._connection)
         with self._errors:
             cursor.execute(sql, params, prepare=True)
@@ -289,6 +313,16 @@ class TenantPipeline:
         params = _prepared(obj, _insert_columns(model, with_pk), add=True, using=self.using)
         self.write(_insert_sql(model, with_pk, conflict), params, user_id=user_id)
 
+    def claim(self, obj: models.Model, *, user_id: int, unique_fields: Sequence[str]) -> Pending:
+        """Insert `obj` unless a row with the same `unique_fields` exists (ON CONFLICT DO NOTHING, so a
+        concurrent writer of the same row waits for it and gives way, without aborting the transaction);
+        after the next sync `.scalar()` is the new row's primary key, None when the row was already there."""
+        model = type(obj)
+        obj._prepare_related_fields_for_save(operation_name="insert")
+        with_pk = obj.pk is not None
+        params = _prepared(obj, _insert_columns(model, with_pk), add=True, using=self.using)
+        return self.execute(_claim_sql(model, with_pk, tuple(unique_fields)), params, user_id=user_id)
+
     def update(self, obj: models.Model, fields: Sequence[str], *, user_id: int) -> None:
         sql, targets = _update_sql(type(obj), tuple(fields))
         params = _prepared(obj, targets, add=False, using=self.using)
@@ -329,6 +363,7 @@ class TenantPipeline:
             context.__exit__(None, None, None)
 
     def close(self) -> None:
-        """Stop acting as anyone and send what is left."""
-        self.as_user(None)
+        """Stop acting as anyone (inside a tenant() block: go on acting as its user) and send what is left."""
+        if self.owner is None:
+            self.as_user(None)
         self.sync()

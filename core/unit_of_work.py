@@ -22,6 +22,12 @@ as in a request. After the commit it dispatches every notification at once (`not
 calls each emitted effect once with everything emitted under its name. A batch of one is the same code
 with one owner.
 
+Inside a `tenant(owner)` block (a request, a task acting as one trader) the unit of work runs on the
+current transaction as that owner: its pipeline writes that owner's rows only and leaves the transaction
+acting as them (`TenantPipeline(within_tenant=True)`), so the general order path writes a fill with the same code
+(`trading.orders.services.order_apply_exchange`). `claim` inserts a row at once, with ON CONFLICT DO
+NOTHING, for rows two writers may report at the same moment (a venue's fill).
+
 A run of rows is one statement of data-modifying CTEs, so it must not write a row twice (see
 `TenantPipeline.together`).
 """
@@ -35,7 +41,7 @@ from typing import Any
 import structlog
 from django.db import models, transaction
 
-from core.batch import TenantPipeline
+from core.batch import Pending, TenantPipeline
 from core.models import AuditLog, Notification, NotificationDelivery
 from core.notifications import notifications_dispatch
 
@@ -76,6 +82,13 @@ class UnitOfWork:
         """A new row (its primary key reserved at `flush` if it has none); with unique_fields, an existing
         row is updated instead (ON CONFLICT DO UPDATE SET update_fields)."""
         self._writes.append(_Write(obj, user_id, unique_fields=unique_fields, update_fields=update_fields))
+
+    def claim(self, obj: models.Model, *, user_id: int, unique_fields: Sequence[str]) -> Pending:
+        """Insert `obj` first, with the reads queued on the pipeline (sent at its next sync), unless a row
+        with the same unique_fields exists: `.scalar()` is then None and the rows that depend on it are
+        not this unit's to write (a fill reported twice at the same moment: the other writer records it).
+        The primary key is the returned one; nothing of it is written again at `flush`."""
+        return self.pipe.claim(obj, user_id=user_id, unique_fields=unique_fields)
 
     def update(self, obj: models.Model, fields: Sequence[str], *, user_id: int) -> None:
         self._writes.append(_Write(obj, user_id, fields=tuple(fields)))

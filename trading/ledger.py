@@ -1,11 +1,11 @@
 """Trading's one doorway into the portfolios app: balances it reads and fills it records.
 
-Bot plans on a venue that can batch (one plan or a chunk) record their fills through
-`portfolios.batch.LedgerBatch` (`ledger_batch`, `fill_record_in`), whose rows are written by the caller's
-`core.unit_of_work.UnitOfWork`. The general order path (manual orders, real venues' reports, resting
-matches, replays) goes through `portfolios.services.transaction_record` in the caller's database
-transaction (the same one that moves the order's state), with the fill's id as external id, so a fill
-reported twice is recorded once.
+Every fill (a bot's plan in a chunk or alone, and the general order path's `order_apply_exchange`: manual
+orders, real venues' reports, resting matches) is recorded through `portfolios.batch.LedgerBatch`
+(`ledger_batch`, `fill_record_in`), whose rows are written by the caller's `core.unit_of_work.UnitOfWork`.
+Only a fill dated before its portfolio's latest transaction (a replay) goes through
+`portfolios.services.transaction_record` (`fill_record`), in the same database transaction, with the
+fill's id as external id.
 """
 
 from __future__ import annotations

@@ -97,3 +97,36 @@ def test_pipeline_statements_are_prepared_and_the_orms_are_not(user_a):
 def test_a_pipeline_refuses_to_run_inside_a_tenant_block(user_a):
     with tenant(user_a.pk), pytest.raises(RuntimeError, match="outside tenant"):
         TenantPipeline()
+
+
+def test_a_pipeline_within_a_tenant_block_acts_as_its_user_only(user_a, user_b):
+    from core.rls import current_tenant_id
+
+    with tenant(user_a.pk):
+        pipe = TenantPipeline(within_tenant=True)
+        with pytest.raises(ValueError, match="acts as that user only"):
+            pipe.execute("SELECT 1", user_id=user_b.pk)
+        seen = pipe.execute("SELECT current_setting('app.user_id', true)", user_id=user_a.pk)
+        pipe.close()
+        assert seen.scalar() == str(user_a.pk)
+        assert current_tenant_id() == user_a.pk  # still acting as the block's user
+
+
+def test_a_claim_gives_way_to_an_existing_row_without_aborting(user_a):
+    from core.models import NotificationPreference
+
+    with tenant(user_a.pk):
+        pipe = TenantPipeline(within_tenant=True)
+        first = pipe.claim(
+            NotificationPreference(user=user_a, kind="k", channel="email", enabled=True), user_id=user_a.pk,
+            unique_fields=["user", "kind", "channel"],
+        )
+        pipe.sync()
+        assert first.scalar() is not None
+        again = pipe.claim(
+            NotificationPreference(user=user_a, kind="k", channel="email", enabled=True), user_id=user_a.pk,
+            unique_fields=["user", "kind", "channel"],
+        )
+        pipe.close()
+        assert again.scalar() is None
+        assert NotificationPreference.objects.filter(kind="k").count() == 1

@@ -121,13 +121,6 @@ def bot_delete(*, user, bot: Bot, request: HttpRequest | None = None) -> None:
                  request=request)
 
 
-def bot_apply_fill(*, bot_id: int, side: str, fill: Fill, quote: str) -> None:
-    """One fill of the bot's order, applied to the bot's row (locked) in the caller's transaction."""
-    bot = Bot.objects.select_for_update().get(pk=bot_id)
-    bot_fill_account(bot, side=side, fill=fill, quote=quote)
-    bot.save(update_fields=BOT_FILL_FIELDS)
-
-
 def bot_fill_account(bot: Bot, *, side: str, fill: Fill, quote: str) -> None:
     """Move the bot's own position, cost and realized P&L (today's too) by one fill; the caller saves."""
     today = timezone.now().date()

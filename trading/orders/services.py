@@ -16,13 +16,15 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from core.audit import audit_record
+from core.audit import audit_entry, audit_record
+from core.batch import Pending, TenantPipeline
 from core.errors import DomainError
 from core.jobs import task_enqueue
-from core.notifications import notify
+from core.notifications import notification_build
 from core.rls import tenant
+from core.unit_of_work import UnitOfWork
 from trading import ledger
-from trading.bots.services import bot_apply_fill
+from trading.bots.services import BOT_FILL_FIELDS, bot_fill_account
 from trading.choices import (
     OPEN_ORDER_STATUSES,
     ORDER_TRANSITIONS,
@@ -42,6 +44,7 @@ from trading.exchanges.base import (
     OrderStatusUnknown,
 )
 from trading.exchanges.registry import adapter_class, adapter_for
+from trading.ledger import NeedsReplay
 from trading.models import Bot, ExchangeConnection, Fill, Order
 from trading.orders.live import orders_push
 from trading.orders.validation import order_validate
@@ -214,9 +217,22 @@ def order_submit(*, order_id) -> Order:
     return order
 
 
+ORDER_APPLY_FIELDS = [
+    "status", "status_reason", "closed_at", "filled_quantity", "average_price", "fees_paid", "exchange_order_id",
+    "triggered_at", "updated_at",
+]
+
+
 def order_apply_exchange(*, order: Order, update: ExchangeOrder, audit: bool = True, push: bool = True) -> Order:
-    """Apply what the venue reports: new fills (each once) into the portfolio, then the order's state."""
-    with transaction.atomic():
+    """Apply what the venue reports: new fills (each once) into the portfolio, then the order's state.
+
+    Written by one `core.unit_of_work.UnitOfWork` as the order's owner, as a bot's plan is: each new fill is
+    claimed first (ON CONFLICT DO NOTHING, so a fill reported twice at the same moment is recorded by one
+    writer), read in the same round trip as the portfolio's ledger (`LedgerBatch`) and the bot; then the
+    order, the ledger rows, the bot, the audit row and the notification go in one statement, and the
+    toasts, the `orders_filled` event and the live pushes run after the commit."""
+    with tenant(order.user_id):
+        user_id = order.user_id
         fills = list(update.fills)
         known = {fill.fill_id: fill for fill in Fill.objects.filter(order=order)}
         known_quantity = sum((f.quantity for f in known.values()), ZERO)
@@ -232,33 +248,69 @@ def order_apply_exchange(*, order: Order, update: ExchangeOrder, audit: bool = T
                     executed_at=timezone.now(),
                 )
             )
-        new_fills = []
+        uow = UnitOfWork(TenantPipeline(within_tenant=True))  # acts as the owner only, on this transaction
+        pipe = uow.pipe
+        claims: list[tuple[ExchangeFill, Fill, Pending]] = []
+        claimed_quantity = order.filled_quantity
         for fill in fills:
             if fill.fill_id in known:
                 continue
-            if order.filled_quantity + fill.quantity > order.quantity:
+            if claimed_quantity + fill.quantity > order.quantity:
                 logger.warning("trading.fill_exceeds_order", order=str(order.pk), fill=fill.fill_id)
                 continue
-            try:
-                with transaction.atomic():
-                    stored = Fill.objects.create(
-                        user_id=order.user_id, order=order, fill_id=fill.fill_id, quantity=fill.quantity,
-                        price=fill.price, fee=fill.fee, fee_currency=fill.fee_currency, executed_at=fill.executed_at,
-                    )
-            except IntegrityError:
+            stored = Fill(
+                user_id=user_id, order=order, fill_id=fill.fill_id, quantity=fill.quantity, price=fill.price,
+                fee=fill.fee, fee_currency=fill.fee_currency, executed_at=fill.executed_at,
+            )
+            claims.append((fill, stored, uow.claim(stored, user_id=user_id, unique_fields=["order", "fill_id"])))
+            claimed_quantity += fill.quantity
+        ledgers = ledger.ledger_batch(pipe)
+        bot_read: Pending | None = None
+        if claims:
+            ledgers.load(portfolio_id=order.portfolio_id, user_id=user_id, instrument=order.instrument)
+            if order.bot_id:
+                bot_read = pipe.select(Bot, "id = %s FOR UPDATE", [order.bot_id], user_id=user_id)
+        choices: Pending | None = None
+        if update.status == OrderStatus.FILLED and order.status != OrderStatus.FILLED:
+            choices = pipe.execute(
+                "SELECT channel, enabled, EXISTS (SELECT 1 FROM core_notification WHERE user_id = %s AND dedup_key = %s) "
+                "FROM (SELECT NULL) AS one LEFT JOIN core_notificationpreference ON user_id = %s AND kind = %s",
+                [user_id, _filled_dedup_key(order), user_id, NOTIFY_FILLED], user_id=user_id,
+            )
+        pipe.sync()
+
+        portfolio = None
+        bot = bot_read.instance() if bot_read is not None else None
+        new_fills: list[Fill] = []
+        replays: list[ledger.FillEntry] = []
+        batched = False
+        for fill, stored, claim in claims:
+            pk = claim.scalar()
+            if pk is None:
                 continue  # reported twice at the same moment: the other writer recorded it
+            stored.pk = pk
             known[fill.fill_id] = stored
             new_fills.append(stored)
-            ledger.fill_record(
-                user=order.user, portfolio=order.portfolio, fill=ledger.fill_entry(order=order, fill=fill)
-            )
+            if portfolio is None:
+                portfolio = ledgers.portfolio(order.portfolio_id)
+                if portfolio is None:
+                    raise DomainError("That portfolio is not yours.")
+            entry = ledger.fill_entry(order=order, fill=fill)
+            if replays:
+                replays.append(entry)  # after a replay, every later fill in its order
+            else:
+                try:
+                    ledger.fill_record_in(ledgers, portfolio=portfolio, owner_email=order.user.email, fill=entry)
+                    batched = True
+                except NeedsReplay:
+                    replays.append(entry)  # dated before the portfolio's latest transaction: after the flush
             cost = order.average_price * order.filled_quantity if order.average_price else ZERO
             order.filled_quantity += fill.quantity
             order.average_price = (cost + fill.price * fill.quantity) / order.filled_quantity
             if fill.fee_currency == order.instrument.quote:
                 order.fees_paid += fill.fee
-            if order.bot_id:
-                bot_apply_fill(bot_id=order.bot_id, side=order.side, fill=stored, quote=order.instrument.quote)
+            if bot is not None:
+                bot_fill_account(bot, side=order.side, fill=stored, quote=order.instrument.quote)
         status = update.status
         if status == OrderStatus.OPEN and order.filled_quantity > 0:
             status = OrderStatus.PARTIALLY_FILLED
@@ -269,17 +321,28 @@ def order_apply_exchange(*, order: Order, update: ExchangeOrder, audit: bool = T
         previous = order.status
         if status != previous or new_fills:
             order_transition(order, status, reason=update.reason)
-        order.save()
+
+        ledgers.prepare()
+        uow.update(order, ORDER_APPLY_FIELDS, user_id=user_id)
+        if portfolio is not None:
+            ledgers.queue(uow, portfolio)
+            if batched:
+                uow.emit("portfolios_push", _portfolios_push, (portfolio.pk, user_id))
+        if bot is not None and new_fills:
+            uow.update(bot, BOT_FILL_FIELDS, user_id=user_id)
         if audit and order.status != previous:
-            audit_record(
+            uow.audit(audit_entry(
                 action=f"trading.order_{order.status}", user=order.user, actor_label="exchange", target=order,
                 before={"status": previous}, after=order_summary(order),
-            )
+            ))
         if order.status == OrderStatus.FILLED and previous != OrderStatus.FILLED:
-            _order_filled_effects(order)
+            _order_filled_effects(uow, order, choices)
         if push and (previous in OPEN_ORDER_STATUSES - {OrderStatus.NEW} or order.status in OPEN_ORDER_STATUSES):
             # Only orders that are (or were) on the open-orders table change it.
-            _push_orders_after_commit(order.user_id)
+            uow.emit("orders_push", _orders_push, user_id)
+        uow.flush()
+        for entry in replays:
+            ledger.fill_record(user=order.user, portfolio=portfolio, fill=entry)
     return order
 
 
@@ -306,12 +369,31 @@ def orders_filled_send(payloads: list[dict]) -> None:
         orders_filled.send_robust(sender=Order, fills=payloads)
 
 
-def _order_filled_effects(order: Order) -> None:
-    message = order_filled_message(order, bot_name=order.bot.name if order.bot is not None else None)
-    notify(user=order.user, kind=NOTIFY_FILLED, message=message, link=FILLED_LINK,
-           dedup_key=f"order-filled:{order.pk}")
-    payloads = [order_filled_payload(order)]
-    transaction.on_commit(lambda: orders_filled_send(payloads))
+def _filled_dedup_key(order: Order) -> str:
+    return f"order-filled:{order.pk}"
+
+
+def _order_filled_effects(uow: UnitOfWork, order: Order, choices: Pending | None) -> None:
+    """The filled order's notification (once per order) and its `orders_filled` entry, through `uow`."""
+    rows = choices.rows() if choices is not None else []
+    already_told = bool(rows and rows[0][2])
+    if not already_told:
+        message = order_filled_message(order, bot_name=order.bot.name if order.bot is not None else None)
+        uow.notify(*notification_build(
+            user=order.user, kind=NOTIFY_FILLED, message=message, link=FILLED_LINK,
+            dedup_key=_filled_dedup_key(order),
+            choices={channel: enabled for channel, enabled, _ in rows if channel is not None},
+        ))
+    uow.emit("orders_filled", orders_filled_send, order_filled_payload(order))
+
+
+def _orders_push(user_ids: list[int]) -> None:
+    for user_id in sorted(set(user_ids)):
+        orders_push(user_id=user_id)
+
+
+def _portfolios_push(portfolios: list[tuple[int, int]]) -> None:
+    ledger.portfolios_push(portfolios=sorted(set(portfolios)))
 
 
 @transaction.atomic
