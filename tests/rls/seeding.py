@@ -59,7 +59,7 @@ def _value(field: models.Field):
         return "127.0.0.1"
     if isinstance(field, models.BinaryField):
         return b"seed"
-    raise NotImplementedError(f"the seeder has no value for {field!r}")
+    raise TypeError(f"the seeder has no value for {field!r}: add one to tests/rls/seeding.py")
 
 
 def _build(model: type[models.Model], user, made: dict) -> models.Model:
