@@ -1,6 +1,6 @@
 """Small helpers every part of trading uses: who acted (for audit rows) and the Decimal inputs of the forms.
 
-Money helpers come from core/money.py (`ZERO`, `plain` are re-exported for trading's modules)."""
+Money helpers (`ZERO`, `plain`) are core/money.py's."""
 
 from __future__ import annotations
 
@@ -9,9 +9,6 @@ from decimal import ROUND_DOWN, Decimal
 from django.http import HttpRequest
 
 from core.errors import DomainError
-from core.money import ZERO, plain
-
-__all__ = ["ZERO", "plain", "places", "quantize_down", "decimal_input", "positive_input", "request_actor", "user_id_of"]
 
 
 def request_actor(request: HttpRequest | None, user):

@@ -11,9 +11,10 @@ from django.utils import timezone
 
 from core.audit import audit_record
 from core.errors import DomainError
+from core.money import ZERO, plain
 from marketdata.selectors import instrument_get
 from trading.choices import BotStatus, OrderSide, Timeframe
-from trading.common import ZERO, decimal_input, plain, positive_input, request_actor
+from trading.common import decimal_input, positive_input, request_actor
 from trading.connections.selectors import connection_trades_portfolio
 from trading.decisions.strategies import strategy_params_clean
 from trading.entitlements import trading_entitlement_check

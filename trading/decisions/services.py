@@ -12,10 +12,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.jobs import task_enqueue
+from core.money import ZERO
 from core.rls import system_context
 from marketdata.selectors import candle_list, instrument_get
 from trading.choices import BotStatus, SignalAction, SignalStatus
-from trading.common import ZERO
 from trading.decisions.regime import REGIME_TIMEFRAME, RegimeParams, regime_classify
 from trading.decisions.strategies import strategy_decide, strategy_get
 from trading.models import Bot, RegimeReading, Signal

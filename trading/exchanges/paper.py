@@ -24,11 +24,12 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from core.money import ZERO
 from core.rls import system_context
 from marketdata.selectors import instrument_get, quote_latest_map
 from trading import ledger
 from trading.choices import OPEN_ORDER_STATUSES, OrderSide, OrderStatus, OrderType, Venue
-from trading.common import ZERO, quantize_down
+from trading.common import quantize_down
 from trading.exchanges.base import (
     Balance,
     Credentials,

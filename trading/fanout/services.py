@@ -20,6 +20,7 @@ from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from core.errors import DomainError
+from core.money import ZERO
 from core.notifications import notify
 from core.rls import system_context, tenant
 from marketdata.selectors import quote_latest_map
@@ -33,7 +34,7 @@ from trading.choices import (
     SignalAction,
     SignalStatus,
 )
-from trading.common import ZERO, quantize_down
+from trading.common import quantize_down
 from trading.decisions.strategies import strategy_get
 from trading.exchanges.registry import adapter_for
 from trading.fanout import batch

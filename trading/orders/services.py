@@ -20,6 +20,7 @@ from core.audit import audit_entry, audit_record
 from core.batch import Pending, TenantPipeline
 from core.errors import DomainError
 from core.jobs import task_enqueue
+from core.money import ZERO, plain
 from core.notifications import notification_build
 from core.rls import tenant
 from core.unit_of_work import UnitOfWork
@@ -33,7 +34,7 @@ from trading.choices import (
     OrderSource,
     OrderStatus,
 )
-from trading.common import ZERO, plain, request_actor
+from trading.common import request_actor
 from trading.events import orders_filled
 from trading.exchanges.base import (
     ExchangeFill,

@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 
 from core.errors import DomainError
+from core.money import ZERO, plain
 from marketdata.selectors import instrument_get, quote_latest_map
 from trading.choices import ORDER_TYPES_WITH_PRICE, ORDER_TYPES_WITH_TRIGGER, OrderSide, OrderType
-from trading.common import ZERO, decimal_input, places, plain
+from trading.common import decimal_input, places
 from trading.connections.selectors import connection_trades_portfolio
 from trading.exchanges.base import ExchangeUnavailable, OrderStatusUnknown
 from trading.exchanges.registry import adapter_for
