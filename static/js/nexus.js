@@ -17,6 +17,19 @@
       toggle.setAttribute("aria-expanded", open ? "true" : "false");
     }
   });
+  // A WebSocket message meant for elements only some pages have (the assistant's pending answer) comes as
+  // <template data-ws-for="ID">out-of-band fragments</template>: applied where #ID exists, dropped
+  // silently everywhere else, so other pages and tabs log no htmx:oobErrorNoTarget.
+  document.addEventListener("htmx:wsBeforeMessage", function (event) {
+    var message = event.detail.message;
+    if (typeof message !== "string" || message.indexOf("<template data-ws-for=") !== 0) return;
+    event.preventDefault();
+    var holder = document.createElement("template");
+    holder.innerHTML = message;
+    var wrapper = holder.content.firstElementChild;
+    var scope = wrapper && document.getElementById(wrapper.getAttribute("data-ws-for"));
+    if (scope) htmx.swap(scope, wrapper.innerHTML, { swapStyle: "none" });
+  });
   // Toasts pushed over the WebSocket land in #toasts (out-of-band swap) and fade after a while.
   document.addEventListener("htmx:oobAfterSwap", function (event) {
     var target = event.detail.target;
