@@ -22,11 +22,17 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from billing.choices import Feature
 from billing.selectors import entitlement_remaining
-from bot.companion.service import companion_ask, companion_confirm, conversation_delete
+from bot.companion.service import (
+    companion_ask,
+    companion_confirm,
+    conversation_delete,
+    conversation_get,
+    conversation_list,
+    conversation_messages,
+)
 from bot.forms import DEFAULT_KEY, AskForm, ConfirmForm
-from bot.models import Conversation, Surface
-from bot.selectors import conversation_for_surface, conversation_get, conversation_list, conversation_messages
-from bot.selectors import pending_action_for
+from bot.models import ActionState, Conversation, Surface
+from bot.selectors import conversation_for_surface, pending_action_for
 from bot.streaming import AnswerStream
 from core.errors import DomainError
 from core.forms import form_add_domain_error
@@ -117,7 +123,7 @@ def _transcript(conversation: Conversation | None) -> list[Said]:
     last = len(rows) - 1
     if rows and rows[last].role == "assistant":
         action = pending_action_for(message=rows[last])
-        if action is not None and action.state == "pending" and action.expires_at > timezone.now():
+        if action is not None and action.state == ActionState.PENDING and action.expires_at > timezone.now():
             said[last] = _said_from_message(rows[last], confirmation=action)
     return said
 
@@ -209,7 +215,7 @@ def assistant_ask_view(request: HttpRequest) -> HttpResponse:
                 on_event=AnswerStream(user_id=request.user.pk, ask_id=ask_id) if request.htmx else None,
             )
         except DomainError as exc:
-            form_add_domain_error(form=form, error=exc)
+            form_add_domain_error(form=form, error=exc, field_names={"text": "question"})
     if reply is None:
         if not request.htmx:
             key = form.cleaned_data.get("key") or DEFAULT_KEY
@@ -227,7 +233,7 @@ def assistant_ask_view(request: HttpRequest) -> HttpResponse:
         "ask_id": form.cleaned_data["ask_id"].hex,
         "question": Said(role="user", text=form.cleaned_data["question"], at=timezone.now()),
         "answer": _said_from_reply(reply),
-        "remaining": reply.remaining,
+        "remaining": reply.remaining if reply.status != "error" else _remaining(request.user),
         "conversation": conversation,
         "conversations": _web_conversations(request.user),
     }
