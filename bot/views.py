@@ -135,7 +135,7 @@ def _remaining(user) -> int | None:
 def _fresh_form(*, conversation: Conversation | None, key: str) -> AskForm:
     return AskForm(
         initial={
-            "ask_id": uuid.uuid4(),
+            "ask_id": uuid.uuid4().hex,
             "conversation": conversation.pk if conversation else None,
             "key": "" if conversation else key,
         }
@@ -222,7 +222,7 @@ def assistant_ask_view(request: HttpRequest) -> HttpResponse:
             return _page(request, conversation=conversation, key=key, form=form, status=400)
         # HTMX swaps only 2xx responses: the form comes back with its errors in place, and the pending
         # placeholder the page inserted is removed (static/js/assistant.js).
-        ask_id = request.POST.get("ask_id", "")
+        ask_id = request.POST.get("ask_id", "").replace("-", "").lower()
         return render(request, "bot/partials/ask_form.html", {"form": form, "failed_ask_id": ask_id})
     conversation_url = reverse("assistant_conversation", args=[reply.conversation_id])
     if not request.htmx:

@@ -9,8 +9,14 @@
 
   function field(form, name) { return form.querySelector("[name=" + name + "]"); }
 
+  // The server names the turn's elements after the ask id in its plain hex form (no dashes).
+  function askIdOf(form) {
+    var input = field(form, "ask_id");
+    return input ? input.value.replace(/-/g, "").toLowerCase() : "";
+  }
+
   function insertPlaceholder(form) {
-    var askId = field(form, "ask_id") && field(form, "ask_id").value;
+    var askId = askIdOf(form);
     var question = (field(form, "question").value || "").trim();
     // Nothing to show for what the server will refuse: it answers with the field's error instead.
     if (!askId || !question || question.length > MAX_CHARS) return;
@@ -53,7 +59,7 @@
   document.addEventListener("htmx:afterRequest", function (event) {
     var form = event.detail.elt;
     if (!form || form.id !== "ask-form" || event.detail.successful) return;
-    var askId = field(form, "ask_id") && field(form, "ask_id").value;
+    var askId = askIdOf(form);
     if (askId) markFailed(askId);
   });
 

@@ -232,7 +232,7 @@ def test_bad_questions_get_a_field_error_and_cost_nothing(client_a, user_a, ques
     body = response.content.decode()
     assert f'<p class="field-error" id="id_question_error">{html.escape(error, quote=True)}</p>' in body
     if htmx:  # the page removes the placeholder it showed for the question
-        assert f'data-failed-ask="{ask_id}"' in body
+        assert f'data-failed-ask="{uuid.UUID(ask_id).hex}"' in body
     assert _messages(user_a) == [] and _remaining(user_a) == 25
 
 
