@@ -244,8 +244,9 @@ def _provider_error(error: openai.OpenAIError, *, timeout_seconds: float) -> Ope
                 status=status,
                 request_id=request_id,
             )
+        detail = error.body.get("message") if isinstance(error.body, dict) else None
         return OpenAIProviderError(
-            f"The model server rejected the request (HTTP {status}: {error.message}).",
+            f"The model server rejected the request (HTTP {status}: {detail or error.message}).",
             reason="rejected",
             status=status,
             request_id=request_id,
