@@ -7,7 +7,10 @@ retries (Retry-After) to timeouts runs as in production. Use it as a context man
         provider = OpenAIProvider(api_key="sk-test", model="gpt-4o-mini", base_url=server.base_url)
         ...
         server.requests      # the JSON bodies received, in order
-        server.exchanges     # the same with method, path, headers and arrival time
+        server.exchanges     # the same with method, path, headers, arrival time and the status served
+
+or `server.configure(settings)` (pytest-django's `settings` fixture) to point OPENAI_* at it, so that
+`openai_provider_from_settings()` and the companion service use it.
 
 Each entry of `responses` answers one request, in order. An entry is either
 - a recording: {"status": 429, "headers": {"retry-after": "1"}, "body": {...}, "delay": 0.0} (only "body"
@@ -64,16 +67,31 @@ class RecordedOpenAIServer:
         self._closing = threading.Event()
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.recorded = self
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="recorded-openai", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.02},
+            name="recorded-openai",
+            daemon=True,
+        )
         self._thread.start()
-        host, port = self._httpd.server_address[:2]
-        self.base_url = f"http://{host}:{port}/v1"
+        self.base_url = f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
 
     @property
     def requests(self) -> list[Any]:
         """The JSON bodies received, in arrival order."""
         with self._lock:
             return [exchange.body for exchange in self.exchanges]
+
+    def configure(
+        self, settings: Any, *, model: str = "gpt-4o-mini", timeout_seconds: float = 5.0, max_retries: int = 0
+    ) -> None:
+        """Point the OPENAI_* settings at this server (`settings`: pytest-django's fixture or django.conf's),
+        so `openai_provider_from_settings()` and the companion talk to it."""
+        settings.OPENAI_API_KEY = "sk-recorded-test-key"
+        settings.OPENAI_BASE_URL = self.base_url
+        settings.OPENAI_MODEL = model
+        settings.OPENAI_TIMEOUT_SECONDS = timeout_seconds
+        settings.OPENAI_MAX_RETRIES = max_retries
 
     def close(self) -> None:
         self._closing.set()
@@ -164,7 +182,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_response(status)
             self.send_header("content-type", "application/json")
             self.send_header("content-length", str(len(payload)))
-            headers = {"x-request-id": f"req_recorded_{len(recorded.exchanges)}", **recording.get("headers", {})}
+            headers = {
+                "x-request-id": f"req_recorded_{len(recorded.exchanges)}",
+                **recording.get("headers", {}),
+            }
             for name, value in headers.items():
                 self.send_header(name, value)
             self.end_headers()

@@ -6,6 +6,7 @@ import importlib
 import json
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -60,12 +61,17 @@ def _provider(server: RecordedOpenAIServer, *, timeout: float = 5.0, retries: in
 
 
 def _tokens(kind: str) -> float:
-    value = REGISTRY.get_sample_value("nexus_ai_tokens_total", {"provider": "openai", "model": MODEL, "kind": kind})
+    value = REGISTRY.get_sample_value(
+        "nexus_ai_tokens_total", {"provider": "openai", "model": MODEL, "kind": kind}
+    )
     return value or 0.0
 
 
 def _errors(reason: str) -> float:
-    return REGISTRY.get_sample_value("nexus_ai_provider_errors_total", {"provider": "openai", "reason": reason}) or 0.0
+    return (
+        REGISTRY.get_sample_value("nexus_ai_provider_errors_total", {"provider": "openai", "reason": reason})
+        or 0.0
+    )
 
 
 @pytest.fixture
@@ -98,7 +104,12 @@ def test_a_tool_loop_of_two_turns_sends_the_tool_calls_and_results_back_in_chat_
     assert (first.prompt_tokens, first.completion_tokens) == (412, 51)
 
     results = {
-        "call_Qm3VdX8pL2sR7tY1uZ0wK9aB": {"symbol": "BTC", "quantity": "0.5", "value": "32125.00", "pnl": "1125.00"},
+        "call_Qm3VdX8pL2sR7tY1uZ0wK9aB": {
+            "symbol": "BTC",
+            "quantity": "0.5",
+            "value": "32125.00",
+            "pnl": "1125.00",
+        },
         "call_H4jN6cF2gT8vB1mX5zP3qS7e": {"pair": "BTC/USDT", "last": "64250.00"},
     }
     assistant = {
@@ -268,7 +279,9 @@ def test_an_unreachable_server_is_a_retryable_error():
     server = RecordedOpenAIServer([])
     base_url = server.base_url
     server.close()  # nothing listens on that port any more
-    provider = OpenAIProvider(api_key=API_KEY, model=MODEL, base_url=base_url, timeout_seconds=2, max_retries=0)
+    provider = OpenAIProvider(
+        api_key=API_KEY, model=MODEL, base_url=base_url, timeout_seconds=2, max_retries=0
+    )
 
     with pytest.raises(ProviderError, match="could not be reached") as raised:
         provider.complete(messages=QUESTION, tools=TOOLS)
@@ -280,7 +293,9 @@ def test_tool_arguments_that_are_not_json_make_a_retryable_error_naming_the_tool
     server = server_for("malformed_tool_arguments")
     before = _errors("malformed_tool_arguments")
 
-    with pytest.raises(ProviderError, match="called position with arguments that are not valid JSON") as raised:
+    with pytest.raises(
+        ProviderError, match="called position with arguments that are not valid JSON"
+    ) as raised:
         _provider(server).complete(messages=QUESTION, tools=TOOLS)
 
     assert raised.value.retryable is True
@@ -301,7 +316,9 @@ def test_tool_arguments_must_be_a_json_object_and_empty_means_none(server_for, a
             _provider(server).complete(messages=QUESTION, tools=TOOLS)
     else:
         turn = _provider(server).complete(messages=QUESTION, tools=TOOLS)
-        assert turn.tool_calls == [ToolCall(id="call_Zx1Cv2Bn3Mq4Wq5Er6Ty7Ui8O", name="position", arguments=expected)]
+        assert turn.tool_calls == [
+            ToolCall(id="call_Zx1Cv2Bn3Mq4Wq5Er6Ty7Ui8O", name="position", arguments=expected)
+        ]
 
 
 def test_an_invented_number_comes_back_unchanged_for_the_service_to_ground(server_for):
@@ -361,11 +378,7 @@ def test_an_answer_without_usage_counts_no_tokens(server_for):
 
 def test_the_factory_reads_the_settings_and_reuses_one_provider_per_configuration(server_for, settings):
     server = server_for("final_with_invented_number")
-    settings.OPENAI_API_KEY = API_KEY
-    settings.OPENAI_BASE_URL = server.base_url
-    settings.OPENAI_MODEL = "gpt-4.1-mini"
-    settings.OPENAI_TIMEOUT_SECONDS = 7
-    settings.OPENAI_MAX_RETRIES = 0
+    server.configure(settings, model="gpt-4.1-mini", timeout_seconds=7, max_retries=0)
 
     provider = openai_provider_from_settings()
 
@@ -396,7 +409,9 @@ def test_the_metrics_survive_a_reload_of_their_module():
 
     reloaded = importlib.reload(metrics)
 
-    assert (reloaded.AI_TOKENS, reloaded.AI_PROVIDER_LATENCY, reloaded.AI_PROVIDER_ERRORS) == (tokens, latency, errors)
+    assert reloaded.AI_TOKENS is tokens
+    assert reloaded.AI_PROVIDER_LATENCY is latency
+    assert reloaded.AI_PROVIDER_ERRORS is errors
 
 
 def test_the_recorded_server_says_when_it_has_no_answer_left(server_for):
@@ -406,3 +421,48 @@ def test_the_recorded_server_says_when_it_has_no_answer_left(server_for):
         _provider(server, retries=0).complete(messages=QUESTION, tools=TOOLS)
 
     assert "only 0 recorded" in raised.value.__cause__.message
+
+
+def test_fifty_concurrent_questions_share_one_provider_and_each_gets_its_own_answer():
+    """The recorded server answers from the conversation (cycle=True, a callable), as a benchmark uses it."""
+    calls, final = load_recording("tool_loop_1_tool_calls"), load_recording("tool_loop_2_final")
+
+    def answer(body: dict[str, Any]) -> dict[str, Any]:
+        return final if body["messages"][-1]["role"] == "tool" else calls
+
+    with RecordedOpenAIServer([answer], delay=0.3, cycle=True) as server:
+        provider = _provider(server, retries=0)
+
+        def ask(number: int) -> ProviderTurn:
+            question = [
+                *QUESTION[:1],
+                {"role": "user", "content": f"Question {number}: how is my BTC position?"},
+            ]
+            turn = provider.complete(messages=question, tools=TOOLS)
+            assistant = {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": c.id,
+                        "type": "function",
+                        "function": {"name": c.name, "arguments": json.dumps(c.arguments)},
+                    }
+                    for c in turn.tool_calls
+                ],
+            }
+            results = [{"role": "tool", "tool_call_id": c.id, "content": "{}"} for c in turn.tool_calls]
+            return provider.complete(messages=[*question, assistant, *results], tools=TOOLS)
+
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=50) as pool:
+            turns = list(pool.map(ask, range(50)))
+        elapsed = time.monotonic() - started
+
+    assert all(turn.text.startswith("You hold 0.5 BTC.") for turn in turns)
+    assert len(server.requests) == 100
+    asked = sorted(
+        body["messages"][1]["content"] for body in server.requests if body["messages"][-1]["role"] == "user"
+    )
+    assert asked == sorted(f"Question {n}: how is my BTC position?" for n in range(50))
+    assert elapsed < 10, f"two 0.3 s turns for 50 concurrent questions took {elapsed:.1f} s: not concurrent"
