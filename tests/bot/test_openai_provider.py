@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
+from structlog.testing import capture_logs
 
 from bot.companion import metrics
 from bot.companion.providers.base import ProviderError, ProviderTurn, ToolCall
@@ -466,3 +467,22 @@ def test_fifty_concurrent_questions_share_one_provider_and_each_gets_its_own_ans
     )
     assert asked == sorted(f"Question {n}: how is my BTC position?" for n in range(50))
     assert elapsed < 10, f"two 0.3 s turns for 50 concurrent questions took {elapsed:.1f} s: not concurrent"
+
+
+def test_each_turn_is_logged_with_its_tokens_and_tools_but_never_the_conversation(server_for):
+    server = server_for("tool_loop_1_tool_calls", "invalid_api_key_401")
+    provider = _provider(server, retries=0)
+
+    with capture_logs() as logs:
+        provider.complete(messages=QUESTION, tools=TOOLS)
+        with pytest.raises(ProviderError):
+            provider.complete(messages=QUESTION, tools=TOOLS)
+
+    turn, failed = (entry for entry in logs if entry["event"].startswith("companion."))
+    assert turn["event"] == "companion.provider_turn"
+    assert (turn["model"], turn["prompt_tokens"], turn["completion_tokens"]) == (MODEL, 412, 51)
+    assert turn["tool_calls"] == ["position", "price"]
+    assert turn["request_id"] == "req_recorded_1"
+    assert failed["event"] == "companion.provider_failed"
+    assert (failed["reason"], failed["status"], failed["retryable"]) == ("auth", 401, False)
+    assert "BTC position" not in repr(logs) and API_KEY not in repr(logs)
