@@ -14,7 +14,8 @@ or `server.configure(settings)` (pytest-django's `settings` fixture) to point OP
 
 Each entry of `responses` answers one request, in order. An entry is either
 - a recording: {"status": 429, "headers": {"retry-after": "1"}, "body": {...}, "delay": 0.0} (only "body"
-  is required; status defaults to 200; `delay` adds to the server's own), as stored in tests/bot/recordings/;
+  is required, or "raw": a text body served as text/html; status defaults to 200; `delay` adds to the
+  server's own), as stored in tests/bot/recordings/;
 - a bare Chat Completions body ({"object": "chat.completion", ...}), served with status 200;
 - a callable taking the request's JSON body and returning either of the above (for answers that depend on
   the conversation, e.g. a benchmark's tool loop).
@@ -119,7 +120,7 @@ class RecordedOpenAIServer:
             )
         if callable(entry):
             entry = entry(body)
-        if "body" not in entry:  # a bare Chat Completions body
+        if "body" not in entry and "raw" not in entry:  # a bare Chat Completions body
             return {"status": 200, "headers": {}, "body": entry}
         return entry
 
@@ -177,10 +178,13 @@ class _Handler(BaseHTTPRequestHandler):
         if delay > 0 and recorded._closing.wait(delay):
             self.close_connection = True
             return  # the server is closing: drop the request as a dead server would
-        payload = json.dumps(recording["body"]).encode()
+        if "raw" in recording:  # a body that is not JSON (a proxy's error page)
+            payload, content_type = recording["raw"].encode(), "text/html; charset=utf-8"
+        else:
+            payload, content_type = json.dumps(recording["body"]).encode(), "application/json"
         try:
             self.send_response(status)
-            self.send_header("content-type", "application/json")
+            self.send_header("content-type", content_type)
             self.send_header("content-length", str(len(payload)))
             headers = {
                 "x-request-id": f"req_recorded_{len(recorded.exchanges)}",

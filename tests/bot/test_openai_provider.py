@@ -486,3 +486,29 @@ def test_each_turn_is_logged_with_its_tokens_and_tools_but_never_the_conversatio
     assert failed["event"] == "companion.provider_failed"
     assert (failed["reason"], failed["status"], failed["retryable"]) == ("auth", 401, False)
     assert "BTC position" not in repr(logs) and API_KEY not in repr(logs)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"id": "chatcmpl-x", "object": "chat.completion"},
+        {"id": "chatcmpl-x", "object": "chat.completion", "choices": [{"index": 0, "finish_reason": "stop"}]},
+        {"error": "upstream model is loading"},
+    ],
+    ids=["no-choices-key", "no-message", "error-with-200"],
+)
+def test_a_200_that_is_not_a_chat_completion_is_an_error_not_a_crash(server_for, body):
+    server = server_for({"status": 200, "body": body})
+
+    with pytest.raises(ProviderError, match="not .*chat completion|no choices"):
+        _provider(server).complete(messages=QUESTION, tools=TOOLS)
+
+
+@pytest.mark.parametrize("status", [200, 502])
+def test_a_page_that_is_not_json_is_an_error_not_a_crash(server_for, status):
+    server = server_for({"status": status, "raw": "<html><body>Bad gateway</body></html>"})
+
+    with pytest.raises(ProviderError) as raised:
+        _provider(server, retries=0).complete(messages=QUESTION, tools=TOOLS)
+
+    assert raised.value.retryable is (status == 502)

@@ -126,19 +126,34 @@ class OpenAIProvider:
             raise _provider_error(error, timeout_seconds=self.timeout_seconds) from error
         if not isinstance(completion, ChatCompletion):
             raise OpenAIProviderError(
-                "The model server did not answer with a chat completion.", reason="malformed_response"
+                "The model server did not answer with a chat completion.",
+                reason="malformed_response",
+                status=raw.status_code,
+                request_id=raw.request_id,
             )
         self._count_tokens(completion)
-        return _turn(completion), raw.request_id, raw.retries_taken
+        try:
+            turn = _turn(completion)
+        except OpenAIProviderError as error:
+            error.request_id = raw.request_id
+            raise
+        return turn, raw.request_id, raw.retries_taken
 
     def _count_tokens(self, completion: ChatCompletion) -> None:
-        usage = completion.usage
-        if usage is None:
-            return
-        AI_TOKENS.labels(provider=self.name, model=self.model, kind="prompt").inc(usage.prompt_tokens or 0)
-        AI_TOKENS.labels(provider=self.name, model=self.model, kind="completion").inc(
-            usage.completion_tokens or 0
-        )
+        """Tokens the server billed for this answer, even one the provider then rejects (bad arguments)."""
+        prompt, answer = _usage(completion)
+        AI_TOKENS.labels(provider=self.name, model=self.model, kind="prompt").inc(prompt)
+        AI_TOKENS.labels(provider=self.name, model=self.model, kind="completion").inc(answer)
+
+
+def _usage(completion: ChatCompletion) -> tuple[int, int]:
+    """(prompt, completion) tokens; 0 for a server that sends no usage or a malformed one."""
+    usage = getattr(completion, "usage", None)
+    prompt, answer = getattr(usage, "prompt_tokens", 0), getattr(usage, "completion_tokens", 0)
+    return (
+        prompt if isinstance(prompt, int) and prompt > 0 else 0,
+        answer if isinstance(answer, int) and answer > 0 else 0,
+    )
 
 
 def _turn(completion: ChatCompletion) -> ProviderTurn:
@@ -152,9 +167,7 @@ def _turn(completion: ChatCompletion) -> ProviderTurn:
         message = choice.message
         calls = [_tool_call(call) for call in message.tool_calls or []]
         text = message.content if message.content is not None else message.refusal
-        usage = completion.usage
-        prompt_tokens = (usage.prompt_tokens or 0) if usage is not None else 0
-        completion_tokens = (usage.completion_tokens or 0) if usage is not None else 0
+        prompt_tokens, completion_tokens = _usage(completion)
     except (AttributeError, TypeError) as error:
         raise OpenAIProviderError(
             f"The model server's answer is not a valid chat completion ({error}).",
