@@ -512,3 +512,42 @@ def test_a_page_that_is_not_json_is_an_error_not_a_crash(server_for, status):
         _provider(server, retries=0).complete(messages=QUESTION, tools=TOOLS)
 
     assert raised.value.retryable is (status == 502)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"api_key": ""}, "needs an API key"),
+        ({"model": ""}, "needs a model name"),
+        ({"timeout_seconds": 0}, "OPENAI_TIMEOUT_SECONDS must be more than 0"),
+        ({"max_retries": -1}, "OPENAI_MAX_RETRIES must be 0 or more"),
+    ],
+)
+def test_a_bad_configuration_is_refused_with_the_setting_to_fix(options, message):
+    with pytest.raises(ProviderError, match=message) as raised:
+        OpenAIProvider(**{"api_key": API_KEY, "model": MODEL, **options})
+    assert raised.value.retryable is False
+
+
+def test_a_custom_tool_call_is_refused_since_only_functions_are_offered(server_for):
+    recording = load_recording("tool_loop_1_tool_calls")
+    recording["body"]["choices"][0]["message"]["tool_calls"] = [
+        {"id": "call_custom1", "type": "custom", "custom": {"name": "shell", "input": "rm -rf /"}}
+    ]
+    server = server_for(recording)
+
+    with pytest.raises(ProviderError, match="'custom' tool call; only functions are offered"):
+        _provider(server).complete(messages=QUESTION, tools=TOOLS)
+
+
+def test_a_reply_cut_at_the_token_limit_is_returned_and_logged(server_for):
+    recording = load_recording("tool_loop_2_final")
+    recording["body"]["choices"][0]["message"]["content"] = "You hold 0.5 BTC. At the last price of"
+    recording["body"]["choices"][0]["finish_reason"] = "length"
+    server = server_for(recording)
+
+    with capture_logs() as logs:
+        turn = _provider(server).complete(messages=QUESTION, tools=TOOLS)
+
+    assert turn.text == "You hold 0.5 BTC. At the last price of"
+    assert "companion.provider_truncated" in [entry["event"] for entry in logs]
