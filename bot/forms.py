@@ -32,7 +32,9 @@ class AskForm(forms.Form):
     )
     # The browser's id for this question: a double submit (or a retried request) carries the same one and
     # is answered, and counted, once.
-    ask_id = forms.UUIDField(widget=forms.HiddenInput, error_messages={"invalid": "Reload the page and ask again."})
+    ask_id = forms.UUIDField(
+        widget=forms.HiddenInput, error_messages={"invalid": "Reload the page and ask again."}
+    )
     # Which conversation: an existing one by id, or a new one by its key ("default" or a uuid).
     conversation = forms.IntegerField(widget=forms.HiddenInput, required=False, min_value=1)
     key = forms.CharField(widget=forms.HiddenInput, required=False, max_length=64)

@@ -35,7 +35,9 @@ def _group_send(group: str, message: dict) -> None:
         async_to_sync(layer.group_send)(group, message)
         return
     # This thread runs an event loop (async_to_sync refuses to block it): send from a thread of its own.
-    sender = threading.Thread(target=asyncio.run, args=(layer.group_send(group, message),), name="assistant-stream")
+    sender = threading.Thread(
+        target=asyncio.run, args=(layer.group_send(group, message),), name="assistant-stream"
+    )
     sender.start()
     sender.join()
 

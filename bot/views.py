@@ -260,7 +260,11 @@ def assistant_confirm_view(request: HttpRequest, pk: int) -> HttpResponse:
         )
     except DomainError as exc:
         if request.htmx:
-            return render(request, "bot/partials/said.html", {"said": Said(role="assistant", text=str(exc), status="error")})
+            return render(
+                request,
+                "bot/partials/said.html",
+                {"said": Said(role="assistant", text=str(exc), status="error")},
+            )
         messages.error(request, str(exc))
         return redirect("assistant_conversation", pk=conversation.pk)
     if not request.htmx:

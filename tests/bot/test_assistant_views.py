@@ -51,7 +51,9 @@ def holder(user_a, btc):
             ("deposit", {"currency": "USDT", "quantity": Decimal("10000")}),
             ("buy", {"instrument": btc, "quantity": Decimal("0.5"), "price": Decimal("20000")}),
         ):
-            transaction_record(user=user_a, portfolio=portfolio, kind=kind, executed_at=timezone.now(), **extra)
+            transaction_record(
+                user=user_a, portfolio=portfolio, kind=kind, executed_at=timezone.now(), **extra
+            )
     return user_a
 
 
@@ -193,12 +195,15 @@ def test_another_users_conversation_is_not_found(client_a, client_b, holder, use
     assert client_b.get(f"/assistant/{conversation.pk}/").status_code == 404
     assert client_b.get(f"/assistant/{conversation.pk}/delete/").status_code == 404
     assert client_b.post(f"/assistant/{conversation.pk}/delete/").status_code == 404
-    assert client_b.post(f"/assistant/{conversation.pk}/confirm/", {"token": "x", "accept": "yes"}).status_code == 404
+    assert (
+        client_b.post(f"/assistant/{conversation.pk}/confirm/", {"token": "x", "accept": "yes"}).status_code
+        == 404
+    )
     # Asking "into" someone else's conversation is refused too, and stores nothing anywhere.
     response = _ask(client_b, "How is my BTC position?", conversation=str(conversation.pk))
     assert response.status_code == 404
     assert _messages(user_b) == [] and len(_messages(holder)) == 2
-    assert client_b.get("/assistant/").content.decode().count("/assistant/%d/" % conversation.pk) == 0
+    assert client_b.get("/assistant/").content.decode().count(f"/assistant/{conversation.pk}/") == 0
 
 
 def test_deleting_a_conversation_asks_first_then_deletes_it(client_a, holder):
@@ -248,7 +253,9 @@ def test_bad_questions_get_a_field_error_and_cost_nothing(client_a, user_a, ques
 )
 def test_tampered_hidden_fields_get_an_error_above_the_form(client_a, user_a, fields):
     response = client_a.post(
-        "/assistant/ask/", {"question": "How is my BTC position?", "ask_id": str(uuid.uuid4()), **fields}, **HX
+        "/assistant/ask/",
+        {"question": "How is my BTC position?", "ask_id": str(uuid.uuid4()), **fields},
+        **HX,
     )
     assert response.status_code == 200
     assert '<div class="form-errors" role="alert">' in response.content.decode()

@@ -70,12 +70,21 @@ def _seed_btc_holder():
     with tenant(trader.pk):
         portfolio = portfolio_create(user=trader, name="Spot", base_currency="USDT")
         transaction_record(
-            user=trader, portfolio=portfolio, kind="deposit", currency="USDT",
-            quantity=Decimal("20000"), executed_at=now,
+            user=trader,
+            portfolio=portfolio,
+            kind="deposit",
+            currency="USDT",
+            quantity=Decimal("20000"),
+            executed_at=now,
         )
         transaction_record(
-            user=trader, portfolio=portfolio, kind="buy", instrument=btc,
-            quantity=Decimal("0.375"), price=Decimal("21000"), executed_at=now,
+            user=trader,
+            portfolio=portfolio,
+            kind="buy",
+            instrument=btc,
+            quantity=Decimal("0.375"),
+            price=Decimal("21000"),
+            executed_at=now,
         )
     return trader
 
@@ -99,7 +108,9 @@ def test_the_assistant_answers_with_the_dashboards_figures_streamed_without_a_re
     other_tab = page.context.new_page()
     other_errors = _console_errors(other_tab)
     other_tab.goto("/dashboard/")
-    _poll(other_tab, lambda: other_tab.evaluate("() => window.nexusWsOpen === true"), "the other tab's socket")
+    _poll(
+        other_tab, lambda: other_tab.evaluate("() => window.nexusWsOpen === true"), "the other tab's socket"
+    )
 
     page.get_by_role("navigation", name="Primary").get_by_role("link", name="Assistant").click()
     expect(page).to_have_url(re.compile(r"/assistant/$"))
@@ -162,7 +173,9 @@ def test_the_assistant_answers_with_the_dashboards_figures_streamed_without_a_re
 
     other_tab.close()
     assert errors == [], f"/assistant logged console errors: {errors}"
-    assert other_errors == [], f"the dashboard logged console errors while the answer streamed: {other_errors}"
+    assert other_errors == [], (
+        f"the dashboard logged console errors while the answer streamed: {other_errors}"
+    )
 
 
 def test_the_assistant_page_fits_a_phone_and_deletes_a_conversation(page):
