@@ -322,3 +322,40 @@ def test_a_proposed_alert_waits_for_confirm_and_is_created_once(client_a, holder
     assert f'value="{token}"' not in client_a.get(f"/assistant/{conversation.pk}/").content.decode()
     bad = client_a.post(f"/assistant/{conversation.pk}/confirm/", {"token": "nope", "accept": "maybe"}, **HX)
     assert bad.status_code == 400
+
+
+def test_the_demo_trader_gets_answers_to_the_suggested_questions(db):
+    """`make run` seeds the demo trader; every suggested question on the page is answered from the seed
+    by the offline provider (the default without OPENAI_API_KEY)."""
+    import io
+
+    from django.core.management import call_command
+
+    from accounts.management.commands.seed_demo import DEMO_TRADER
+    from accounts.models import User
+    from bot.views import SUGGESTIONS
+
+    call_command("seed_demo", stdout=io.StringIO())
+    with system_context(reason="tests: find the demo trader"):
+        trader = User.objects.get(email=DEMO_TRADER["email"])
+    client = Client()
+    client.force_login(trader)
+    for question in SUGGESTIONS:
+        assert _ask(client, question).status_code == 200
+    answers = [(status, content) for role, status, content in _messages(trader) if role == "assistant"]
+    assert [status for status, _ in answers] == ["answered"] * len(SUGGESTIONS)
+
+
+def test_answers_keep_paragraphs_line_breaks_and_lists_and_escape_everything():
+    from bot.templatetags.assistant_tags import answer_html
+
+    text = (
+        "You have 2 alerts:\n- BTC/USDT <b>above</b> 30,000.00\n- ETH & co\n\nPrices: 0.5 BTC\n1. one\n2. two"
+    )
+    assert answer_html(text) == (
+        "<p>You have 2 alerts:</p>"
+        "<ul><li>BTC/USDT &lt;b&gt;above&lt;/b&gt; 30,000.00</li><li>ETH &amp; co</li></ul>"
+        "<p>Prices: 0.5 BTC</p><ol><li>one</li><li>two</li></ol>"
+    )
+    assert answer_html("a\nb") == "<p>a<br>b</p>"
+    assert answer_html("") == ""
