@@ -3,7 +3,7 @@
 A question is an ordinary POST (HTMX or not). While it is answered, every event of the companion (a tool
 being called, a chunk of the verified answer) is pushed over the asker's WebSocket (bot/streaming.py);
 the response then carries the finished turn, which replaces the streamed placeholder, so the page works
-without the socket too. docs/companion.md describes the flow.
+without the socket too.
 """
 
 from __future__ import annotations

@@ -178,7 +178,7 @@ def test_the_assistant_answers_with_the_dashboards_figures_streamed_without_a_re
     )
 
 
-def test_the_assistant_page_fits_a_phone_and_deletes_a_conversation(page):
+def test_the_assistant_page_fits_a_phone_confirms_a_proposed_alert_and_deletes_a_conversation(page):
     trader = _seed_btc_holder()
     errors = _console_errors(page)
     page.set_viewport_size({"width": 375, "height": 812})
@@ -187,6 +187,19 @@ def test_the_assistant_page_fits_a_phone_and_deletes_a_conversation(page):
     page.get_by_label("Your question").fill("How is my portfolio doing?")
     page.get_by_label("Your question").press("Enter")
     expect(page.locator("#turns .said-assistant")).to_contain_text("Spot")
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 375
+
+    # A proposed write waits for the button; Confirm does it, once.
+    page.get_by_label("Your question").fill("Alert me when BTC/USDT rises above 30000")
+    page.get_by_role("button", name="Ask", exact=True).click()
+    confirm = page.locator("#turns .confirm")
+    expect(confirm).to_contain_text("Waiting for you:")
+    confirm.get_by_role("button", name="Confirm").click()
+    expect(page.locator("#turns")).to_contain_text("Done:")
+    expect(page.locator("#turns .confirm")).to_have_count(0)
+    page.goto("/alerts/")
+    expect(page.locator("#alert-rows")).to_contain_text("30,000")
+    page.goto("/assistant/")
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 375
 
     page.get_by_role("link", name=re.compile(r"^Delete conversation")).click()
