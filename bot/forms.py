@@ -36,7 +36,9 @@ class AskForm(forms.Form):
         widget=forms.HiddenInput, error_messages={"invalid": "Reload the page and ask again."}
     )
     # Which conversation: an existing one by id, or a new one by its key ("default" or a uuid).
-    conversation = forms.IntegerField(widget=forms.HiddenInput, required=False, min_value=1)
+    conversation = forms.IntegerField(
+        widget=forms.HiddenInput, required=False, min_value=1, max_value=2**63 - 1
+    )
     key = forms.CharField(widget=forms.HiddenInput, required=False, max_length=64)
 
     def clean_key(self) -> str:
@@ -59,7 +61,7 @@ class AskForm(forms.Form):
 
 
 class ConfirmForm(forms.Form):
-    token = forms.CharField(max_length=64)
+    token = forms.CharField(max_length=64, strip=True)
     accept = forms.TypedChoiceField(
         choices=[("yes", "Confirm"), ("no", "Cancel")], coerce=lambda value: value == "yes"
     )

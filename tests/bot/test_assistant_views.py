@@ -249,6 +249,11 @@ def test_bad_questions_get_a_field_error_and_cost_nothing(client_a, user_a, ques
         {"key": "../../other"},
         {"conversation": "abc"},
         {"conversation": "-3"},
+        {"conversation": "9" * 60},
+        {"conversation": "9223372036854775808"},
+        {"conversation": "1e999999999"},
+        {"ask_id": "\x00"},
+        {"key": "9" * 140_000},
     ],
 )
 def test_tampered_hidden_fields_get_an_error_above_the_form(client_a, user_a, fields):
@@ -260,6 +265,35 @@ def test_tampered_hidden_fields_get_an_error_above_the_form(client_a, user_a, fi
     assert response.status_code == 200
     assert '<div class="form-errors" role="alert">' in response.content.decode()
     assert _messages(user_a) == []
+
+
+@pytest.mark.parametrize("question", ["How is my\x00 BTC position?", "é" * 140_000, "9" * 2_001])
+def test_hostile_questions_are_refused_next_to_the_field(client_a, user_a, question):
+    response = client_a.post("/assistant/ask/", {"question": question, "ask_id": str(uuid.uuid4())}, **HX)
+    assert response.status_code == 200
+    assert '<p class="field-error" id="id_question_error">' in response.content.decode()
+    assert _messages(user_a) == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bot/companion/grounding.normalise quantizes a 1,100-digit number to an integer and raises "
+    "decimal.InvalidOperation (a 500); the fix belongs to the companion service's grounding module",
+)
+def test_a_question_holding_a_huge_number_is_answered_not_a_500(client_a, holder):
+    response = _ask(client_a, "What is " + "9" * 1_100 + " BTC worth?")
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "data", [{"token": "\x00", "accept": "yes"}, {"token": "t" * 140_000, "accept": "yes"}, {"accept": "no"}]
+)
+def test_hostile_confirmations_are_refused(client_a, holder, data):
+    _ask(client_a, "How is my BTC position?")
+    [conversation] = _conversations(holder)
+    response = client_a.post(f"/assistant/{conversation.pk}/confirm/", data, **HX)
+    assert response.status_code == 400
+    assert client_a.post("/assistant/99999999999999999999/confirm/", data).status_code == 404
 
 
 def test_a_double_submit_is_answered_and_counted_once(client_a, holder):
