@@ -4,6 +4,8 @@
 // POST's response then replaces it with the finished turn. Without a socket only the last step happens.
 (function () {
   var MAX_CHARS = 2000;
+  var submitted = null;  // the question in flight, as sent
+  var carried = null;    // what was typed meanwhile, kept across the form's replacement
 
   function askForm() { return document.getElementById("ask-form"); }
 
@@ -53,7 +55,19 @@
   }
 
   document.addEventListener("htmx:beforeRequest", function (event) {
-    if (event.detail.elt && event.detail.elt.id === "ask-form") insertPlaceholder(event.detail.elt);
+    var form = event.detail.elt;
+    if (!form || form.id !== "ask-form") return;
+    submitted = field(form, "question").value;
+    carried = null;
+    insertPlaceholder(form);
+  });
+
+  // The next question typed while this one was answered survives the fresh form the answer brings.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var form = event.detail.elt;
+    if (!form || form.id !== "ask-form") return;
+    var now = field(form, "question").value;
+    carried = now.trim() && now !== submitted ? now : null;
   });
 
   document.addEventListener("htmx:afterRequest", function (event) {
@@ -66,7 +80,12 @@
   // The form came back with a field error: the question was not asked, so its placeholder goes.
   document.addEventListener("htmx:load", function (event) {
     var form = event.detail.elt;
-    if (!form || form.id !== "ask-form" || !form.dataset.failedAsk) return;
+    if (!form || form.id !== "ask-form") return;
+    if (carried !== null && !form.dataset.failedAsk) {
+      field(form, "question").value = carried;
+      carried = null;
+    }
+    if (!form.dataset.failedAsk) return;
     var turn = document.getElementById("turn-" + form.dataset.failedAsk);
     if (turn && turn.classList.contains("pending")) turn.remove();
     var input = field(form, "question");
