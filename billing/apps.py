@@ -27,19 +27,13 @@ class BillingConfig(AppConfig):
         register_kind(NOTIFY_PAYMENT_RECOVERED, label="Payments received after a failure")
 
     def seed_demo(self, *, trader, stdout) -> None:
-        """The local webhook endpoint (for `stripe listen`) and a month of the trader's AI usage."""
+        """The local webhook endpoint (for `stripe listen`). AI usage is recorded only by real questions."""
         from django.conf import settings
-        from django.utils import timezone
 
-        from billing.services import entitlement_consume, webhook_endpoint_ensure_local
+        from billing.services import webhook_endpoint_ensure_local
 
-        now = timezone.now()
-        for day in range(1, 4):
-            entitlement_consume(user=trader, idempotency_key=f"demo-ai-{now:%Y-%m}-{day}", now=now)
         if not settings.STRIPE_LIVE_MODE:
             endpoint = webhook_endpoint_ensure_local(
                 secret=settings.STRIPE_WEBHOOK_SECRET, base_url=settings.SITE_URL
             )
-            stdout.write(
-                f"Billing: 3 AI queries used this month; local Stripe webhook endpoint {endpoint.url}"
-            )
+            stdout.write(f"Billing: local Stripe webhook endpoint {endpoint.url}")

@@ -116,6 +116,9 @@ TABLES: dict[str, Table] = {
         # --- tenant: a user's own data ---------------------------------------------------------------
         _tenant("alerts_alert", "a trader's price and portfolio alerts"),
         _tenant("alerts_alertfiring", "when a trader's alert fired"),
+        _tenant("bot_conversation", "a member's companion conversations (web chat, Discord DM or channel)"),
+        _tenant("bot_message", "the questions and answers of a companion conversation"),
+        _tenant("bot_pendingaction", "writes the companion proposed, waiting for the member's confirmation"),
         _tenant("billing_appliedevent", "the Stripe events already applied to a trader's billing state"),
         _tenant("billing_checkoutsession", "a trader's Stripe checkout sessions"),
         _tenant("billing_invoice", "a trader's invoices, copied from Stripe for the billing page"),

@@ -413,7 +413,19 @@ CELERY_BEAT_SCHEDULE["billing-report-usage"] = {"task": "billing.report_usage", 
 CELERY_BEAT_SCHEDULE["billing-enforce-grace"] = {"task": "billing.enforce_grace_periods", "schedule": 900.0}
 CELERY_BEAT_SCHEDULE["billing-requeue-events"] = {"task": "billing.requeue_stale_events", "schedule": 120.0}
 
+# --- The AI companion (docs/companion.md) -----------------------------------------------------------------
+# With a key the companion asks an OpenAI-compatible server (any base URL); without one it answers with the
+# offline provider, a deterministic planner over the same tools.
+OPENAI_API_KEY = env("OPENAI_API_KEY", default="")
+OPENAI_BASE_URL = env("OPENAI_BASE_URL", default="")
+OPENAI_MODEL = env("OPENAI_MODEL", default="gpt-4o-mini")
+
 # --- Alerts and notifications (docs/alerts.md) ----------------------------------------------------------
 # Expire alerts and show repeating ones armed again; re-enqueue deliveries whose queue message was lost.
 CELERY_BEAT_SCHEDULE["alerts-maintenance"] = {"task": "alerts.maintenance", "schedule": 30.0}
 CELERY_BEAT_SCHEDULE["notifications-sweep"] = {"task": "core.notifications.sweep", "schedule": 60.0}
+
+# --- AI companion: the OpenAI provider's patience (docs/companion.md) -------------------------------------
+# Per HTTP attempt; the client retries timeouts, 408/409/429/5xx up to OPENAI_MAX_RETRIES times (Retry-After).
+OPENAI_TIMEOUT_SECONDS = env.float("OPENAI_TIMEOUT_SECONDS", default=20.0)
+OPENAI_MAX_RETRIES = env.int("OPENAI_MAX_RETRIES", default=2)
