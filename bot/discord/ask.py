@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from accounts.selectors import discord_user_resolve
+from bot.companion.service import companion_ask, companion_confirm
 from bot.discord.commands import Member, not_linked_reply
 from bot.discord.render import COLOR_ERROR, COLOR_INFO, COLOR_OK, Reply, error_reply
 from core.errors import DomainError
-from core.rls import tenant
 
 TITLES = {
     "answered": "Nexus companion",
@@ -55,18 +55,16 @@ def _answer(result) -> AskAnswer:
 
 def ask_run(member: Member, *, question: str, surface_key: str, idempotency_key: str) -> AskAnswer:
     """The companion's answer to `question` from the member (one AI query, counted once per key)."""
-    from bot.companion.service import companion_ask
-
     question = (question or "").strip()
     if not question:
         return AskAnswer(reply=error_reply("Ask a question, e.g. “how is my BTC position?”."), outcome="bad_input")
     user = discord_user_resolve(discord_user_id=member.discord_user_id)
     if user is None:
         return AskAnswer(reply=not_linked_reply(), outcome="not_linked")
+    # The companion opens its own short tenant blocks: no transaction stays open while the model thinks.
     try:
-        with tenant(user.pk):
-            result = companion_ask(user=user, text=question, surface="discord", surface_key=surface_key,
-                                   idempotency_key=idempotency_key)
+        result = companion_ask(user=user, text=question, surface="discord", surface_key=surface_key,
+                               idempotency_key=idempotency_key)
     except DomainError as exc:
         return AskAnswer(reply=error_reply(str(exc)), outcome="bad_input")
     return _answer(result)
@@ -74,14 +72,11 @@ def ask_run(member: Member, *, question: str, surface_key: str, idempotency_key:
 
 def confirm_run(member: Member, *, conversation_id: int, token: str, accept: bool) -> AskAnswer:
     """The member pressed Confirm or Cancel under an answer that proposed an action."""
-    from bot.companion.service import companion_confirm
-
     user = discord_user_resolve(discord_user_id=member.discord_user_id)
     if user is None:
         return AskAnswer(reply=not_linked_reply(), outcome="not_linked")
     try:
-        with tenant(user.pk):
-            result = companion_confirm(user=user, conversation_id=conversation_id, token=token, accept=accept)
+        result = companion_confirm(user=user, conversation_id=conversation_id, token=token, accept=accept)
     except DomainError as exc:
         return AskAnswer(reply=error_reply(str(exc)), outcome="bad_input")
     return _answer(result)

@@ -232,7 +232,8 @@ class NexusBot(nextcord.Client):
         outcome = "ok"
         try:
             conversation, token, choice = custom_id[len(CONFIRM_PREFIX):].rsplit(":", 2)
-            await interaction.response.defer(ephemeral=True)
+            # A new (ephemeral) message for the outcome, rather than an update of the answer with the buttons.
+            await interaction.response.defer(ephemeral=True, with_message=True)
             answer = await self.run_sync(
                 ask_module.confirm_run,
                 member_of(interaction.user),
