@@ -161,3 +161,42 @@ def test_a_rejected_token_stops_the_process():
         return await asyncio.wait_for(runner.run(), timeout=10)
 
     assert run(scenario()) == 1
+
+
+def _launcher():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "nexus.py"
+    spec = importlib.util.spec_from_file_location("nexus_launcher_bot", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("token", ["", "bot-token"])
+def test_make_run_starts_the_bot_only_with_a_token(monkeypatch, capsys, tmp_path, token):
+    launcher = _launcher()
+    started: list[list[str]] = []
+
+    class Process:
+        def __init__(self, args, **kwargs):
+            started.append(args)
+
+        def wait(self):
+            return 0
+
+    monkeypatch.setattr(launcher, "resolve_services", lambda: {"DISCORD_BOT_TOKEN": token})
+    monkeypatch.setattr(launcher, "manage", lambda env, *args: None)
+    monkeypatch.setattr(launcher.subprocess, "Popen", Process)
+    monkeypatch.setattr(launcher, "ROOT", tmp_path)
+    (tmp_path / "Procfile").write_text("web: daphne\nworker: celery\nbot: python manage.py runbot\n")
+    assert launcher.run(None) == 0
+    names = started[0][started[0].index(str(tmp_path)) + 1:]
+    out = capsys.readouterr().out
+    if token:
+        assert names == ["web", "worker", "bot"] and "Discord bot" not in out
+    else:
+        assert names == ["web", "worker"]
+        lines = [line for line in out.splitlines() if "Discord bot" in line]
+        assert len(lines) == 1 and "DISCORD_BOT_TOKEN" in lines[0]
