@@ -29,8 +29,12 @@ def discord_user_resolve(*, discord_user_id: str | int) -> User | None:
     """The active Nexus user a Discord account is linked to, or None. The bot asks before it knows anyone,
     so this reads the link in the auth context; everything after runs in that user's tenant."""
     with auth_context(reason="discord: which user sent this command"):
-        account = (SocialAccount.objects.filter(provider="discord", uid=str(discord_user_id))
-                   .select_related("user").defer("user__password").first())
+        account = (
+            SocialAccount.objects.filter(provider="discord", uid=str(discord_user_id))
+            .select_related("user")
+            .defer("user__password")
+            .first()
+        )
     if account is None or not account.user.is_active:
         return None
     return account.user
@@ -51,4 +55,8 @@ def discord_uid(*, user_id: int) -> str | None:
     """The Discord user id `user_id` is linked to, or None (the runtime role reads its own link rows, though
     not their extra data; works in any context)."""
     with tenant(user_id):
-        return SocialAccount.objects.filter(provider="discord", user_id=user_id).values_list("uid", flat=True).first()
+        return (
+            SocialAccount.objects.filter(provider="discord", user_id=user_id)
+            .values_list("uid", flat=True)
+            .first()
+        )

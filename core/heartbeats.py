@@ -25,7 +25,9 @@ def _client() -> redis.Redis:
 
 def heartbeat_beat(name: str, *, now: float | None = None, client: redis.Redis | None = None) -> None:
     """Record that `name` is alive now."""
-    (client or _client()).set(heartbeat_key(name), f"{time.time() if now is None else now:.3f}", ex=KEY_TTL_SECONDS)
+    (client or _client()).set(
+        heartbeat_key(name), f"{time.time() if now is None else now:.3f}", ex=KEY_TTL_SECONDS
+    )
 
 
 def heartbeat_age(name: str, *, now: float | None = None, client: redis.Redis | None = None) -> float | None:
@@ -37,7 +39,7 @@ def heartbeat_age(name: str, *, now: float | None = None, client: redis.Redis | 
 
 
 def discord_bot_status(*, now: float | None = None) -> str:
-    """"off" without DISCORD_BOT_TOKEN (the bot is not meant to run), else "ok" or "stale"."""
+    """ "off" without DISCORD_BOT_TOKEN (the bot is not meant to run), else "ok" or "stale"."""
     if not settings.DISCORD_BOT_TOKEN:
         return "off"
     try:

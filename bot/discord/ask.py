@@ -34,7 +34,13 @@ class AskAnswer:
 
 def _answer(result) -> AskAnswer:
     status = getattr(result, "status", "answered")
-    colour = COLOR_ERROR if status in ("error", "over_limit") else COLOR_OK if status == "confirmed" else COLOR_INFO
+    colour = (
+        COLOR_ERROR
+        if status in ("error", "over_limit")
+        else COLOR_OK
+        if status == "confirmed"
+        else COLOR_INFO
+    )
     footer = "Answers come from your Nexus data. Not investment advice."
     remaining = getattr(result, "remaining", None)
     if remaining is not None:
@@ -44,7 +50,9 @@ def _answer(result) -> AskAnswer:
     if confirmation is not None:
         description += f"\n\n**Confirm:** {confirmation.summary}"
     return AskAnswer(
-        reply=Reply(title=TITLES.get(status, "Nexus companion"), description=description, footer=footer, color=colour),
+        reply=Reply(
+            title=TITLES.get(status, "Nexus companion"), description=description, footer=footer, color=colour
+        ),
         outcome=status,
         conversation_id=getattr(result, "conversation_id", None),
         confirmation=confirmation,
@@ -57,14 +65,21 @@ def ask_run(member: Member, *, question: str, surface_key: str, idempotency_key:
     """The companion's answer to `question` from the member (one AI query, counted once per key)."""
     question = (question or "").strip()
     if not question:
-        return AskAnswer(reply=error_reply("Ask a question, e.g. “how is my BTC position?”."), outcome="bad_input")
+        return AskAnswer(
+            reply=error_reply("Ask a question, e.g. “how is my BTC position?”."), outcome="bad_input"
+        )
     user = discord_user_resolve(discord_user_id=member.discord_user_id)
     if user is None:
         return AskAnswer(reply=not_linked_reply(), outcome="not_linked")
     # The companion opens its own short tenant blocks: no transaction stays open while the model thinks.
     try:
-        result = companion_ask(user=user, text=question, surface="discord", surface_key=surface_key,
-                               idempotency_key=idempotency_key)
+        result = companion_ask(
+            user=user,
+            text=question,
+            surface="discord",
+            surface_key=surface_key,
+            idempotency_key=idempotency_key,
+        )
     except DomainError as exc:
         return AskAnswer(reply=error_reply(str(exc)), outcome="bad_input")
     return _answer(result)

@@ -30,7 +30,9 @@ from bot.discord.render import Reply, error_reply, render
 
 logger = structlog.get_logger(__name__)
 
-APOLOGY = "Sorry, something went wrong on our side while answering that. It has been logged; please try again."
+APOLOGY = (
+    "Sorry, something went wrong on our side while answering that. It has been logged; please try again."
+)
 RESTARTING = "Nexus is restarting its Discord bot; try again in a minute."
 # Commands whose answers are market data, not the member's own: posted in the channel.
 PUBLIC_COMMANDS = frozenset({"price", "chart", "regime"})
@@ -104,9 +106,9 @@ class NexusBot(nextcord.Client):
 
     async def on_interaction(self, interaction: Interaction) -> None:
         data = interaction.data or {}
-        if interaction.type == nextcord.InteractionType.component and str(data.get("custom_id", "")).startswith(
-            CONFIRM_PREFIX
-        ):
+        if interaction.type == nextcord.InteractionType.component and str(
+            data.get("custom_id", "")
+        ).startswith(CONFIRM_PREFIX):
             await self.handle_confirm(interaction, str(data["custom_id"]))
             return
         await self.process_application_commands(interaction)
@@ -119,7 +121,9 @@ class NexusBot(nextcord.Client):
 
     # --- answering -----------------------------------------------------------------------------------
 
-    async def send_reply(self, interaction: Interaction, reply: Reply, *, share: bool = False, view=None) -> None:
+    async def send_reply(
+        self, interaction: Interaction, reply: Reply, *, share: bool = False, view=None
+    ) -> None:
         ephemeral = bool(reply.error or (reply.private and not share))
         messages = render(reply)
         for index, embeds in enumerate(messages):
@@ -142,14 +146,20 @@ class NexusBot(nextcord.Client):
         IN_FLIGHT.inc()
         started = time.perf_counter()
         outcome = "ok"
-        log = logger.bind(command=name, interaction_id=str(interaction.id), discord_user_id=str(interaction.user.id),
-                          guild_id=str(interaction.guild_id or ""))
+        log = logger.bind(
+            command=name,
+            interaction_id=str(interaction.id),
+            discord_user_id=str(interaction.user.id),
+            guild_id=str(interaction.guild_id or ""),
+        )
         try:
             if self.stopping:
                 outcome = "restarting"
                 await self.send_reply(interaction, error_reply(RESTARTING, title="Restarting"))
                 return
-            work = asyncio.ensure_future(self.run_sync(command_run, name, member_of(interaction.user), **options))
+            work = asyncio.ensure_future(
+                self.run_sync(command_run, name, member_of(interaction.user), **options)
+            )
             done, _ = await asyncio.wait({work}, timeout=self.defer_after)
             if not done:
                 await interaction.response.defer(ephemeral=name not in PUBLIC_COMMANDS and not share)
@@ -187,7 +197,9 @@ class NexusBot(nextcord.Client):
                 return
             await interaction.response.defer(ephemeral=not share)
             in_dm = interaction.guild_id is None
-            surface_key = f"discord:dm:{interaction.channel_id}" if in_dm else f"discord:{interaction.channel_id}"
+            surface_key = (
+                f"discord:dm:{interaction.channel_id}" if in_dm else f"discord:{interaction.channel_id}"
+            )
             answer = await self.run_sync(
                 ask_module.ask_run,
                 member_of(interaction.user),
@@ -221,8 +233,12 @@ class NexusBot(nextcord.Client):
             return None
         view = nextcord.ui.View(timeout=None)
         base = f"{CONFIRM_PREFIX}{answer.conversation_id}:{answer.confirmation.token}"
-        view.add_item(nextcord.ui.Button(label="Confirm", style=nextcord.ButtonStyle.success, custom_id=f"{base}:yes"))
-        view.add_item(nextcord.ui.Button(label="Cancel", style=nextcord.ButtonStyle.secondary, custom_id=f"{base}:no"))
+        view.add_item(
+            nextcord.ui.Button(label="Confirm", style=nextcord.ButtonStyle.success, custom_id=f"{base}:yes")
+        )
+        view.add_item(
+            nextcord.ui.Button(label="Cancel", style=nextcord.ButtonStyle.secondary, custom_id=f"{base}:no")
+        )
         return view
 
     async def handle_confirm(self, interaction: Interaction, custom_id: str) -> None:
@@ -231,7 +247,7 @@ class NexusBot(nextcord.Client):
         started = time.perf_counter()
         outcome = "ok"
         try:
-            conversation, token, choice = custom_id[len(CONFIRM_PREFIX):].rsplit(":", 2)
+            conversation, token, choice = custom_id[len(CONFIRM_PREFIX) :].rsplit(":", 2)
             # A new (ephemeral) message for the outcome, rather than an update of the answer with the buttons.
             await interaction.response.defer(ephemeral=True, with_message=True)
             answer = await self.run_sync(
@@ -254,7 +270,12 @@ class NexusBot(nextcord.Client):
 
     async def on_message(self, message: nextcord.Message) -> None:
         """A direct message to the bot is a question for the companion."""
-        if message.guild is not None or message.author.bot or self.user is None or message.author.id == self.user.id:
+        if (
+            message.guild is not None
+            or message.author.bot
+            or self.user is None
+            or message.author.id == self.user.id
+        ):
             return
         text = (message.content or "").strip()
         if not text:
@@ -298,8 +319,11 @@ class NexusBot(nextcord.Client):
 
 
 def _share_option():
-    return SlashOption(description="Post the answer in the channel for everyone (default: only you see it)",
-                       required=False, default=False)
+    return SlashOption(
+        description="Post the answer in the channel for everyone (default: only you see it)",
+        required=False,
+        default=False,
+    )
 
 
 def register_commands(bot: NexusBot) -> None:
@@ -309,16 +333,20 @@ def register_commands(bot: NexusBot) -> None:
     async def help_command(interaction: Interaction):
         await bot.handle(interaction, "help")
 
-    @bot.slash_command(name="link", description="Link your Nexus account with a code from Settings → Discord",
-                       dm_permission=True)
+    @bot.slash_command(
+        name="link",
+        description="Link your Nexus account with a code from Settings → Discord",
+        dm_permission=True,
+    )
     async def link_command(
         interaction: Interaction,
         code: str = SlashOption(description="The code shown under Settings → Discord, e.g. ABCDE-FGH23"),
     ):
         await bot.handle(interaction, "link", code=code)
 
-    @bot.slash_command(name="unlink", description="Unlink your Nexus account from this Discord account",
-                       dm_permission=True)
+    @bot.slash_command(
+        name="unlink", description="Unlink your Nexus account from this Discord account", dm_permission=True
+    )
     async def unlink_command(interaction: Interaction):
         await bot.handle(interaction, "unlink")
 
@@ -342,12 +370,15 @@ def register_commands(bot: NexusBot) -> None:
     async def chart_command(
         interaction: Interaction,
         pair: str = SlashOption(description="e.g. BTC/USDT"),
-        interval: str = SlashOption(description="Candle size", choices=INTERVALS, required=False, default="1h"),
+        interval: str = SlashOption(
+            description="Candle size", choices=INTERVALS, required=False, default="1h"
+        ),
     ):
         await bot.handle(interaction, "chart", pair=pair, interval=interval)
 
-    @bot.slash_command(name="regime", description="The regime gatekeeper's latest reading for a pair",
-                       dm_permission=True)
+    @bot.slash_command(
+        name="regime", description="The regime gatekeeper's latest reading for a pair", dm_permission=True
+    )
     async def regime_command(interaction: Interaction, pair: str = SlashOption(description="e.g. BTC/USDT")):
         await bot.handle(interaction, "regime", pair=pair)
 
@@ -362,20 +393,29 @@ def register_commands(bot: NexusBot) -> None:
     @alerts_command.subcommand(name="add", description="Add a price alert")
     async def alerts_add(
         interaction: Interaction,
-        condition: str = SlashOption(description="When it fires", choices=["above", "below", "cross", "move"]),
+        condition: str = SlashOption(
+            description="When it fires", choices=["above", "below", "cross", "move"]
+        ),
         pair: str = SlashOption(description="e.g. BTC/USDT"),
         level: str = SlashOption(description="The price (or, for move, the percent, e.g. -5)"),
-        window: int = SlashOption(description="For move: minutes (5, 15, 60, 240 or 1440)", required=False,
-                                  default=None),
+        window: int = SlashOption(
+            description="For move: minutes (5, 15, 60, 240 or 1440)", required=False, default=None
+        ),
     ):
-        await bot.handle(interaction, "alerts add", condition=condition, pair=pair, level=level, window=window)
+        await bot.handle(
+            interaction, "alerts add", condition=condition, pair=pair, level=level, window=window
+        )
 
     @alerts_command.subcommand(name="pause", description="Pause one of your alerts")
-    async def alerts_pause(interaction: Interaction, alert_id: int = SlashOption(name="id", description="Alert #")):
+    async def alerts_pause(
+        interaction: Interaction, alert_id: int = SlashOption(name="id", description="Alert #")
+    ):
         await bot.handle(interaction, "alerts pause", alert_id=alert_id)
 
     @alerts_command.subcommand(name="remove", description="Delete one of your alerts")
-    async def alerts_remove(interaction: Interaction, alert_id: int = SlashOption(name="id", description="Alert #")):
+    async def alerts_remove(
+        interaction: Interaction, alert_id: int = SlashOption(name="id", description="Alert #")
+    ):
         await bot.handle(interaction, "alerts remove", alert_id=alert_id)
 
     @bot.slash_command(name="bots", description="Your trading bots", dm_permission=True)
@@ -391,19 +431,24 @@ def register_commands(bot: NexusBot) -> None:
         await bot.handle(interaction, "bots pause", bot_id=bot_id)
 
     @bots_command.subcommand(name="resume", description="Resume one of your bots")
-    async def bots_resume(interaction: Interaction, bot_id: int = SlashOption(name="id", description="Bot #")):
+    async def bots_resume(
+        interaction: Interaction, bot_id: int = SlashOption(name="id", description="Bot #")
+    ):
         await bot.handle(interaction, "bots resume", bot_id=bot_id)
 
     @bot.slash_command(name="orders", description="Your open or recent orders", dm_permission=True)
     async def orders_command(
         interaction: Interaction,
-        which: str = SlashOption(description="open (default) or recent", choices=["open", "recent"], required=False,
-                                 default="open"),
+        which: str = SlashOption(
+            description="open (default) or recent", choices=["open", "recent"], required=False, default="open"
+        ),
         share: bool = _share_option(),
     ):
         await bot.handle(interaction, "orders", share=share, which=which)
 
-    @bot.slash_command(name="ask", description="Ask the Nexus companion about your trading", dm_permission=True)
+    @bot.slash_command(
+        name="ask", description="Ask the Nexus companion about your trading", dm_permission=True
+    )
     async def ask_command(
         interaction: Interaction,
         question: str = SlashOption(description="e.g. how is my BTC position?", max_length=1000),
@@ -411,6 +456,8 @@ def register_commands(bot: NexusBot) -> None:
     ):
         await bot.handle_ask(interaction, question, share=share)
 
-    @bot.slash_command(name="usage", description="AI queries left on your plan this month", dm_permission=True)
+    @bot.slash_command(
+        name="usage", description="AI queries left on your plan this month", dm_permission=True
+    )
     async def usage_command(interaction: Interaction):
         await bot.handle(interaction, "usage")

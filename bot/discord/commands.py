@@ -96,7 +96,10 @@ def help_reply(member: Member, user=None) -> Reply:
 
 def link(member: Member, user=None, *, code: str) -> Reply:
     linked = discord_link_redeem(
-        discord_user_id=member.discord_user_id, code=code, username=member.username, global_name=member.global_name
+        discord_user_id=member.discord_user_id,
+        code=code,
+        username=member.username,
+        global_name=member.global_name,
     )
     return Reply(
         title="Linked",
@@ -118,7 +121,9 @@ def price_reply(member: Member, user=None, *, pair: str) -> Reply:
     ]
     if quote.bid is not None and quote.ask is not None:
         fields.append(Field("Bid / ask", f"{price(quote.bid, places)} / {price(quote.ask, places)}", True))
-    footer = f"Updated {quote.updated_at:%Y-%m-%d %H:%M:%S} UTC" + (" (stale: the feed is behind)" if quote.stale else "")
+    footer = f"Updated {quote.updated_at:%Y-%m-%d %H:%M:%S} UTC" + (
+        " (stale: the feed is behind)" if quote.stale else ""
+    )
     return Reply(title=instrument.symbol, fields=fields, footer=footer, private=False)
 
 
@@ -163,8 +168,12 @@ def regime(member: Member, user=None, *, pair: str) -> Reply:
 
 def unlink(member: Member, user) -> Reply:
     discord_unlink(user=user, via="discord")
-    return Reply(title="Unlinked", description="This Discord account is no longer linked to Nexus. "
-                 "Nexus will not send you Discord messages any more.", color=COLOR_OK)
+    return Reply(
+        title="Unlinked",
+        description="This Discord account is no longer linked to Nexus. "
+        "Nexus will not send you Discord messages any more.",
+        color=COLOR_OK,
+    )
 
 
 def portfolio(member: Member, user) -> Reply:
@@ -181,8 +190,10 @@ def portfolio(member: Member, user) -> Reply:
             f"Unrealized P&L {signed_money(v.unrealized_pnl, cur)} · realized {signed_money(v.realized_pnl, cur)}",
         ]
         for line in sorted(v.lines, key=lambda line: line.value_base or 0, reverse=True)[:5]:
-            lines.append(f"• {line.symbol}: {quantity(line.quantity)} @ {price(line.price)} "
-                         f"({signed_money(line.unrealized_pnl, line.quote)} {line.quote})")
+            lines.append(
+                f"• {line.symbol}: {quantity(line.quantity)} @ {price(line.price)} "
+                f"({signed_money(line.unrealized_pnl, line.quote)} {line.quote})"
+            )
         if v.unpriced:
             lines.append(f"No price for {', '.join(v.unpriced)}.")
         fields.append(Field(item.name, "\n".join(lines)))
@@ -201,14 +212,21 @@ def position(member: Member, user, *, symbol: str) -> Reply:
         for line in v.lines:
             if wanted not in (line.symbol, line.base) or not line.quantity:
                 continue
-            fields.append(Field(f"{item.name}: {line.symbol}", "\n".join([
-                f"Quantity {quantity(line.quantity)} {line.base}",
-                f"Average cost {price(line.average_cost)} · price {price(line.price)} {line.quote}",
-                f"Value {money(line.market_value, line.quote)} {line.quote}",
-                f"Unrealized P&L {signed_money(line.unrealized_pnl, line.quote)} {line.quote} "
-                f"({pct(line.unrealized_pct)})",
-                f"Realized P&L {signed_money(line.realized_pnl, line.quote)} {line.quote}",
-            ])))
+            fields.append(
+                Field(
+                    f"{item.name}: {line.symbol}",
+                    "\n".join(
+                        [
+                            f"Quantity {quantity(line.quantity)} {line.base}",
+                            f"Average cost {price(line.average_cost)} · price {price(line.price)} {line.quote}",
+                            f"Value {money(line.market_value, line.quote)} {line.quote}",
+                            f"Unrealized P&L {signed_money(line.unrealized_pnl, line.quote)} {line.quote} "
+                            f"({pct(line.unrealized_pct)})",
+                            f"Realized P&L {signed_money(line.realized_pnl, line.quote)} {line.quote}",
+                        ]
+                    ),
+                )
+            )
     if not fields:
         raise DomainError(f"You hold no {wanted} in any portfolio.", field="symbol")
     return Reply(title=f"Your {wanted} position", fields=fields)
@@ -219,8 +237,10 @@ def _alert_line(alert) -> str:
     market = alert.instrument.symbol if alert.instrument_id else ""
     level = quantity(alert.threshold) if alert.threshold is not None else ""
     window = f" in {WINDOW_LABELS.get(alert.window_minutes, '')}" if alert.window_minutes else ""
-    return f"#{alert.pk} {market} {what} {level}{'%' if alert.kind == AlertKind.PERCENT_MOVE else ''}{window} · " \
-           f"{alert.get_state_display()}"
+    return (
+        f"#{alert.pk} {market} {what} {level}{'%' if alert.kind == AlertKind.PERCENT_MOVE else ''}{window} · "
+        f"{alert.get_state_display()}"
+    )
 
 
 def alerts_list(member: Member, user) -> Reply:
@@ -230,15 +250,22 @@ def alerts_list(member: Member, user) -> Reply:
     return Reply(title="Your alerts", description="\n".join(_alert_line(a) for a in alerts))
 
 
-def alerts_add(member: Member, user, *, condition: str, pair: str, level: str, window: int | None = None) -> Reply:
+def alerts_add(
+    member: Member, user, *, condition: str, pair: str, level: str, window: int | None = None
+) -> Reply:
     kind = ALERT_CONDITIONS.get((condition or "").strip().lower())
     if kind is None:
         raise DomainError(f"The condition must be one of {', '.join(ALERT_CONDITIONS)}.", field="condition")
     if kind == AlertKind.PERCENT_MOVE and window is not None and window not in WINDOW_LABELS:
         choices = ", ".join(str(minutes) for minutes in WINDOW_LABELS)
         raise DomainError(f"The window must be one of {choices} (minutes).", field="window_minutes")
-    alert = alert_create(user=user, kind=kind, symbol=pair, threshold=level,
-                         window_minutes=window if kind == AlertKind.PERCENT_MOVE else None)
+    alert = alert_create(
+        user=user,
+        kind=kind,
+        symbol=pair,
+        threshold=level,
+        window_minutes=window if kind == AlertKind.PERCENT_MOVE else None,
+    )
     return Reply(title="Alert added", description=_alert_line(alert), color=COLOR_OK)
 
 
@@ -289,10 +316,14 @@ def orders(member: Member, user, *, which: str = "open") -> Reply:
     for order in rows:
         at = f" @ {price(order.price, order.instrument.price_precision)}" if order.price is not None else ""
         filled = f", filled {quantity(order.filled_quantity)}" if order.filled_quantity else ""
-        lines.append(f"{order.created_at:%m-%d %H:%M} {order.get_side_display()} {quantity(order.quantity)} "
-                     f"{order.instrument.symbol} {order.get_type_display().lower()}{at} · "
-                     f"{order.get_status_display()}{filled}")
-    return Reply(title="Your open orders" if which == "open" else "Your recent orders", description="\n".join(lines))
+        lines.append(
+            f"{order.created_at:%m-%d %H:%M} {order.get_side_display()} {quantity(order.quantity)} "
+            f"{order.instrument.symbol} {order.get_type_display().lower()}{at} · "
+            f"{order.get_status_display()}{filled}"
+        )
+    return Reply(
+        title="Your open orders" if which == "open" else "Your recent orders", description="\n".join(lines)
+    )
 
 
 def usage(member: Member, user) -> Reply:
@@ -300,9 +331,15 @@ def usage(member: Member, user) -> Reply:
     remaining = entitlement_remaining(user=user, feature=Feature.AI_QUERIES)
     used = entitlement_usage(user=user, feature=Feature.AI_QUERIES)
     left = "unlimited" if remaining is None else str(remaining)
-    return Reply(title="AI companion usage", fields=[
-        Field("Plan", plan.name, True), Field("Used this month", str(used), True), Field("Left", left, True),
-    ], footer=f"Upgrade or manage your plan at {settings.SITE_URL.rstrip('/')}/billing/")
+    return Reply(
+        title="AI companion usage",
+        fields=[
+            Field("Plan", plan.name, True),
+            Field("Used this month", str(used), True),
+            Field("Left", left, True),
+        ],
+        footer=f"Upgrade or manage your plan at {settings.SITE_URL.rstrip('/')}/billing/",
+    )
 
 
 # --- Dispatch ----------------------------------------------------------------------------------------------

@@ -89,7 +89,9 @@ def discord_request(method: str, path: str, *, json: dict) -> dict:
         if response.status_code >= 400:
             code = _error_code(response)
             if code == CANNOT_MESSAGE_USER:
-                raise DeliveryRefused("Discord does not let the bot message this account (direct messages closed).")
+                raise DeliveryRefused(
+                    "Discord does not let the bot message this account (direct messages closed)."
+                )
             if code == UNKNOWN_USER:
                 raise DeliveryRefused("The linked Discord account no longer exists.")
             raise DeliveryRefused(f"Discord refused the message ({response.status_code}, code {code}).")
@@ -103,7 +105,9 @@ def notification_embed(notification: Notification) -> dict:
         "description": split_text(notification.message, 4096)[0],
         "color": COLOR_INFO,
         "timestamp": notification.created_at.isoformat(),
-        "footer": {"text": "Nexus · choose what reaches Discord under Notifications → Preferences"[:FOOTER_MAX]},
+        "footer": {
+            "text": "Nexus · choose what reaches Discord under Notifications → Preferences"[:FOOTER_MAX]
+        },
     }
     if notification.link:
         embed["url"] = absolute_url(notification.link)
@@ -121,5 +125,7 @@ def send_discord(notification: Notification) -> None:
     channel_id = channel.get("id")
     if not channel_id:
         raise DeliveryFailed("Discord did not return a DM channel")
-    discord_request("POST", f"/channels/{channel_id}/messages", json={"embeds": [notification_embed(notification)]})
+    discord_request(
+        "POST", f"/channels/{channel_id}/messages", json={"embeds": [notification_embed(notification)]}
+    )
     logger.info("discord.notification_sent", notification_id=notification.pk, user_id=notification.user_id)

@@ -74,7 +74,7 @@ def split_text(text: str, limit: int) -> list[str]:
             if position > 0:
                 cut = position
                 pieces.append(text[:cut].rstrip())
-                text = text[cut + len(separator):]
+                text = text[cut + len(separator) :]
                 break
         if cut < 0:
             pieces.append(text[:limit])
@@ -126,7 +126,10 @@ def embeds_for(reply: Reply) -> list[dict]:
         for part in _field_parts(item):
             current = embeds[-1]
             fields = current.setdefault("fields", [])
-            if len(fields) >= FIELDS_MAX or embed_size(current) + len(part["name"]) + len(part["value"]) > budget:
+            if (
+                len(fields) >= FIELDS_MAX
+                or embed_size(current) + len(part["name"]) + len(part["value"]) > budget
+            ):
                 current = new(len(embeds))
                 embeds.append(current)
                 fields = current.setdefault("fields", [])

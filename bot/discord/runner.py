@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -31,8 +32,14 @@ BACKOFF_START = 1.0
 BACKOFF_MAX = 300.0
 GRACE_SECONDS = 25.0
 # Failures worth another try after a wait; anything else is a bug and ends the process (the supervisor restarts).
-RETRYABLE = (OSError, asyncio.TimeoutError, aiohttp.ClientError, nextcord.GatewayNotFound, nextcord.ConnectionClosed,
-             nextcord.DiscordServerError)
+RETRYABLE = (
+    OSError,
+    asyncio.TimeoutError,
+    aiohttp.ClientError,
+    nextcord.GatewayNotFound,
+    nextcord.ConnectionClosed,
+    nextcord.DiscordServerError,
+)
 
 
 class BotRunner:
@@ -71,10 +78,8 @@ class BotRunner:
             loop.add_signal_handler(sig, self.request_stop, sig.name)
 
     async def _sleep_unless_stopped(self, seconds: float) -> None:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.stop_event.wait(), timeout=seconds)
-        except TimeoutError:
-            pass
 
     async def heartbeat_loop(self) -> None:
         loop = asyncio.get_running_loop()

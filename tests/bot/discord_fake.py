@@ -23,8 +23,14 @@ from nextcord.http import Route
 from bot.discord.client import NexusBot
 
 APPLICATION_ID = "1100000000000000001"
-BOT_USER = {"id": APPLICATION_ID, "username": "Nexus", "discriminator": "0", "global_name": None, "avatar": None,
-            "bot": True}
+BOT_USER = {
+    "id": APPLICATION_ID,
+    "username": "Nexus",
+    "discriminator": "0",
+    "global_name": None,
+    "avatar": None,
+    "bot": True,
+}
 GUILD_ID = "1200000000000000001"
 CHANNEL_ID = "1300000000000000001"
 DM_CHANNEL_ID = "1300000000000000099"
@@ -33,7 +39,9 @@ _ids = itertools.count(1400000000000000001)
 
 def _json(body, status: int = 200) -> web.Response:
     # Exactly as Discord labels it: nextcord decodes a body only when the type is exactly application/json.
-    return web.Response(body=json.dumps(body).encode(), status=status, headers={"Content-Type": "application/json"})
+    return web.Response(
+        body=json.dumps(body).encode(), status=status, headers={"Content-Type": "application/json"}
+    )
 
 
 def snowflake() -> str:
@@ -88,7 +96,12 @@ class FakeDiscord:
         if path == f"/applications/{APPLICATION_ID}/commands":
             if request.method == "GET":
                 return _json(list(self.commands.values()))
-            registered = {**(call.json or {}), "id": snowflake(), "application_id": APPLICATION_ID, "version": "1"}
+            registered = {
+                **(call.json or {}),
+                "id": snowflake(),
+                "application_id": APPLICATION_ID,
+                "version": "1",
+            }
             registered.setdefault("type", 1)
             self.commands[registered["name"]] = registered
             return _json(registered, status=201)
@@ -110,10 +123,21 @@ class FakeDiscord:
     def _message(call: Call) -> dict:
         body = call.json or {}
         return {
-            "id": snowflake(), "channel_id": CHANNEL_ID, "type": 0, "content": body.get("content", ""),
-            "author": BOT_USER, "embeds": body.get("embeds", []), "attachments": [], "mentions": [],
-            "mention_roles": [], "mention_everyone": False, "pinned": False, "tts": False,
-            "timestamp": "2026-11-30T12:00:00+00:00", "edited_timestamp": None, "flags": body.get("flags", 0),
+            "id": snowflake(),
+            "channel_id": CHANNEL_ID,
+            "type": 0,
+            "content": body.get("content", ""),
+            "author": BOT_USER,
+            "embeds": body.get("embeds", []),
+            "attachments": [],
+            "mentions": [],
+            "mention_roles": [],
+            "mention_everyone": False,
+            "pinned": False,
+            "tts": False,
+            "timestamp": "2026-11-30T12:00:00+00:00",
+            "edited_timestamp": None,
+            "flags": body.get("flags", 0),
             "components": [],
         }
 
@@ -136,12 +160,18 @@ def _payload(call: Call) -> dict:
 
 
 def discord_user(user_id: str, username: str = "member") -> dict:
-    return {"id": user_id, "username": username, "discriminator": "0", "global_name": username.title(),
-            "avatar": None}
+    return {
+        "id": user_id,
+        "username": username,
+        "discriminator": "0",
+        "global_name": username.title(),
+        "avatar": None,
+    }
 
 
-def command_payload(name: str, options: list[dict] | None = None, *, user_id: str, dm: bool = False,
-                    username: str = "member") -> dict:
+def command_payload(
+    name: str, options: list[dict] | None = None, *, user_id: str, dm: bool = False, username: str = "member"
+) -> dict:
     """An APPLICATION_COMMAND interaction as Discord sends it over the gateway (INTERACTION_CREATE)."""
     payload: dict = {
         "id": snowflake(),
@@ -156,14 +186,29 @@ def command_payload(name: str, options: list[dict] | None = None, *, user_id: st
         "data": {"id": snowflake(), "name": name, "type": 1, **({"options": options} if options else {})},
     }
     if dm:
-        payload.update(channel_id=DM_CHANNEL_ID, user=discord_user(user_id, username), context=1,
-                       channel={"id": DM_CHANNEL_ID, "type": 1})
+        payload.update(
+            channel_id=DM_CHANNEL_ID,
+            user=discord_user(user_id, username),
+            context=1,
+            channel={"id": DM_CHANNEL_ID, "type": 1},
+        )
     else:
         payload.update(
-            guild_id=GUILD_ID, channel_id=CHANNEL_ID, guild_locale="en-US", context=0,
+            guild_id=GUILD_ID,
+            channel_id=CHANNEL_ID,
+            guild_locale="en-US",
+            context=0,
             channel={"id": CHANNEL_ID, "type": 0, "guild_id": GUILD_ID, "name": "trading"},
-            member={"user": discord_user(user_id, username), "roles": [], "joined_at": "2026-01-01T00:00:00+00:00",
-                    "deaf": False, "mute": False, "flags": 0, "permissions": "2248473465835073", "nick": None},
+            member={
+                "user": discord_user(user_id, username),
+                "roles": [],
+                "joined_at": "2026-01-01T00:00:00+00:00",
+                "deaf": False,
+                "mute": False,
+                "flags": 0,
+                "permissions": "2248473465835073",
+                "nick": None,
+            },
         )
     return payload
 

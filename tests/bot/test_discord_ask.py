@@ -50,8 +50,13 @@ def alice_with_btc(user_a):
     btc = InstrumentFactory(symbol="BTC/USDT")
     QuoteFactory(instrument=btc, price=Decimal("64000"))
     portfolio = PortfolioFactory(user=user_a, name="Main")
-    PositionFactory(user=user_a, portfolio=portfolio, instrument=btc, quantity=Decimal("0.75"),
-                    cost_basis=Decimal("30000"))
+    PositionFactory(
+        user=user_a,
+        portfolio=portfolio,
+        instrument=btc,
+        quantity=Decimal("0.75"),
+        cost_basis=Decimal("30000"),
+    )
     _link(user_a, ALICE)
     return user_a
 
@@ -72,7 +77,9 @@ def test_ask_defers_privately_then_answers_from_the_members_data(alice_with_btc)
     first, *follow_ups = fake.responses()
     assert first.path == f"/interactions/{payload['id']}/{payload['token']}/callback"
     assert first.json["type"] == 5 and first.json["data"]["flags"] == EPHEMERAL
-    assert follow_ups and all(c.path.startswith(f"/webhooks/{APPLICATION_ID}/{payload['token']}") for c in follow_ups)
+    assert follow_ups and all(
+        c.path.startswith(f"/webhooks/{APPLICATION_ID}/{payload['token']}") for c in follow_ups
+    )
     answer = " ".join(e.get("description", "") for e in fake.embeds())
     assert "0.75" in answer and "BTC" in answer
     assert "Not investment advice" in fake.embeds()[-1]["footer"]["text"]
@@ -109,18 +116,40 @@ def test_pausing_an_alert_waits_for_the_confirm_button(alice_with_btc):
             await interact(bot, ask)
             last = fake.responses()[-1].json
             buttons = [c for row in last.get("components", []) for c in row["components"]]
-            assert await asyncio.to_thread(_state, alice_with_btc, alert.pk) == AlertState.ARMED  # nothing yet
+            assert (
+                await asyncio.to_thread(_state, alice_with_btc, alert.pk) == AlertState.ARMED
+            )  # nothing yet
             confirm = next(b for b in buttons if b["label"] == "Confirm")
             click = {
-                "id": snowflake(), "application_id": APPLICATION_ID, "type": 3, "token": f"click-{snowflake()}",
-                "version": 1, "locale": "en-US", "guild_id": ask["guild_id"], "channel_id": ask["channel_id"],
-                "member": ask["member"], "app_permissions": ask["app_permissions"],
+                "id": snowflake(),
+                "application_id": APPLICATION_ID,
+                "type": 3,
+                "token": f"click-{snowflake()}",
+                "version": 1,
+                "locale": "en-US",
+                "guild_id": ask["guild_id"],
+                "channel_id": ask["channel_id"],
+                "member": ask["member"],
+                "app_permissions": ask["app_permissions"],
                 "data": {"custom_id": confirm["custom_id"], "component_type": 2},
-                "message": {"id": snowflake(), "channel_id": ask["channel_id"], "type": 0, "content": "",
-                            "author": BOT_USER, "embeds": [], "attachments": [], "mentions": [],
-                            "mention_roles": [], "mention_everyone": False, "pinned": False, "tts": False,
-                            "timestamp": "2026-11-30T12:00:00+00:00", "edited_timestamp": None, "flags": 64,
-                            "components": last.get("components", [])},
+                "message": {
+                    "id": snowflake(),
+                    "channel_id": ask["channel_id"],
+                    "type": 0,
+                    "content": "",
+                    "author": BOT_USER,
+                    "embeds": [],
+                    "attachments": [],
+                    "mentions": [],
+                    "mention_roles": [],
+                    "mention_everyone": False,
+                    "pinned": False,
+                    "tts": False,
+                    "timestamp": "2026-11-30T12:00:00+00:00",
+                    "edited_timestamp": None,
+                    "flags": 64,
+                    "components": last.get("components", []),
+                },
             }
             before = len(fake.responses())
             await _deliver(bot, click)
@@ -149,10 +178,22 @@ async def _deliver(bot, payload: dict) -> None:
 
 def test_a_dm_to_the_bot_is_a_question_answered_in_the_dm(alice_with_btc):
     message = {
-        "id": snowflake(), "channel_id": DM_CHANNEL_ID, "type": 0, "content": "how is my BTC position?",
-        "author": discord_user(ALICE, "alice"), "embeds": [], "attachments": [], "mentions": [],
-        "mention_roles": [], "mention_everyone": False, "pinned": False, "tts": False,
-        "timestamp": "2026-11-30T12:00:00+00:00", "edited_timestamp": None, "flags": 0, "components": [],
+        "id": snowflake(),
+        "channel_id": DM_CHANNEL_ID,
+        "type": 0,
+        "content": "how is my BTC position?",
+        "author": discord_user(ALICE, "alice"),
+        "embeds": [],
+        "attachments": [],
+        "mentions": [],
+        "mention_roles": [],
+        "mention_everyone": False,
+        "pinned": False,
+        "tts": False,
+        "timestamp": "2026-11-30T12:00:00+00:00",
+        "edited_timestamp": None,
+        "flags": 0,
+        "components": [],
     }
 
     async def scenario():

@@ -139,9 +139,13 @@ def test_a_member_linked_to_a_never_reads_or_changes_bs_data(user_a, user_b, btc
     eth = InstrumentFactory(symbol="ETH/USDT")
     QuoteFactory(instrument=eth, price=Decimal("3000"))
     mine = PortfolioFactory(user=user_a, name="Alice main")
-    PositionFactory(user=user_a, portfolio=mine, instrument=btc, quantity=Decimal("0.5"), cost_basis=Decimal("30000"))
+    PositionFactory(
+        user=user_a, portfolio=mine, instrument=btc, quantity=Decimal("0.5"), cost_basis=Decimal("30000")
+    )
     theirs = PortfolioFactory(user=user_b, name="Bob secret")
-    PositionFactory(user=user_b, portfolio=theirs, instrument=eth, quantity=Decimal("7"), cost_basis=Decimal("14000"))
+    PositionFactory(
+        user=user_b, portfolio=theirs, instrument=eth, quantity=Decimal("7"), cost_basis=Decimal("14000")
+    )
     bob_alert = AlertFactory(user=user_b, instrument=eth, threshold=Decimal("5000"))
     bob_bot = BotFactory(user=user_b, instrument=eth)
     _link(user_a, ALICE)
@@ -196,17 +200,36 @@ def test_unknown_pair_answers_with_what_was_wrong(btc):
     fake = _ask(command_payload("price", [option("pair", "DOGE/XYZ")], user_id=ALICE))
     body = _callback(fake)
     assert body["data"]["flags"] == EPHEMERAL
-    assert "Unknown instrument 'DOGE/XYZ'. Known instruments: BTC/USDT." in body["data"]["embeds"][0]["description"]
+    assert (
+        "Unknown instrument 'DOGE/XYZ'. Known instruments: BTC/USDT."
+        in body["data"]["embeds"][0]["description"]
+    )
 
 
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ([option("condition", "above"), option("pair", "BTC/USDT"), option("level", "lots")], "A price must be a number."),
-        ([option("condition", "above"), option("pair", "BTC/USDT"), option("level", "60000")], "already at 64,210.5"),
-        ([option("condition", "move"), option("pair", "BTC/USDT"), option("level", "-5"), option("window", 7, 4)],
-         "The window must be one of 5, 15, 60, 240, 1440"),
-        ([option("condition", "below"), option("pair", "NOPE/USDT"), option("level", "1")], "Unknown instrument"),
+        (
+            [option("condition", "above"), option("pair", "BTC/USDT"), option("level", "lots")],
+            "A price must be a number.",
+        ),
+        (
+            [option("condition", "above"), option("pair", "BTC/USDT"), option("level", "60000")],
+            "already at 64,210.5",
+        ),
+        (
+            [
+                option("condition", "move"),
+                option("pair", "BTC/USDT"),
+                option("level", "-5"),
+                option("window", 7, 4),
+            ],
+            "The window must be one of 5, 15, 60, 240, 1440",
+        ),
+        (
+            [option("condition", "below"), option("pair", "NOPE/USDT"), option("level", "1")],
+            "Unknown instrument",
+        ),
     ],
 )
 def test_alerts_add_with_bad_input_answers_with_the_error(user_a, btc, options, message):
@@ -236,9 +259,17 @@ def test_alerts_add_then_pause(user_a, btc):
 def test_chart_sends_a_png_of_the_stored_candles(btc):
     for minute in range(90):
         close = Decimal(60000 + minute * 10)
-        CandleFactory(instrument=btc, close=close, open=close - 5, high=close + 20, low=close - 25,
-                      volume=Decimal(1 + minute % 7))
-    fake = _ask(command_payload("chart", [option("pair", "BTC/USDT"), option("interval", "1m")], user_id=ALICE))
+        CandleFactory(
+            instrument=btc,
+            close=close,
+            open=close - 5,
+            high=close + 20,
+            low=close - 25,
+            volume=Decimal(1 + minute % 7),
+        )
+    fake = _ask(
+        command_payload("chart", [option("pair", "BTC/USDT"), option("interval", "1m")], user_id=ALICE)
+    )
     call = fake.responses()[0]
     assert call.path.endswith("/callback") and call.json["type"] == 4
     assert list(call.files) == ["BTC-USDT-1m.png"]
@@ -253,7 +284,9 @@ def test_chart_sends_a_png_of_the_stored_candles(btc):
 def test_a_slow_command_is_deferred_then_answered_by_follow_up(btc):
     fake = _ask(command_payload("price", [option("pair", "BTC/USDT")], user_id=ALICE), defer_after=0)
     first, second = fake.responses()
-    assert first.path.endswith("/callback") and first.json["type"] == 5  # DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE
+    assert (
+        first.path.endswith("/callback") and first.json["type"] == 5
+    )  # DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE
     assert not (first.json.get("data") or {}).get("flags")  # market data: deferred in public
     assert second.method == "POST" and second.path.startswith(f"/webhooks/{APPLICATION_ID}/")
     assert second.json["embeds"][0]["title"] == "BTC/USDT"

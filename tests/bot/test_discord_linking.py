@@ -48,7 +48,10 @@ def test_a_code_links_once_and_only_its_hash_is_stored(user_a):
 
 def test_an_expired_code_is_refused(user_a):
     _, code = discord_link_code_issue(user=user_a)
-    with time_machine.travel(timezone.now() + timedelta(minutes=11)), pytest.raises(DomainError, match="expired"):
+    with (
+        time_machine.travel(timezone.now() + timedelta(minutes=11)),
+        pytest.raises(DomainError, match="expired"),
+    ):
         discord_link_redeem(discord_user_id=DISCORD_ID, code=code)
     assert discord_user_resolve(discord_user_id=DISCORD_ID) is None
 
@@ -112,8 +115,10 @@ def test_settings_page_gives_a_code_then_shows_the_link_and_unlinks(client_a, us
 
 
 def test_connect_with_discord_shows_when_the_oauth_app_is_configured(client_a, settings):
-    settings.SOCIALACCOUNT_PROVIDERS = {**settings.SOCIALACCOUNT_PROVIDERS, "discord": {
-        "APPS": [{"client_id": "123", "secret": "s", "key": ""}], "SCOPE": ["identify"]}}
+    settings.SOCIALACCOUNT_PROVIDERS = {
+        **settings.SOCIALACCOUNT_PROVIDERS,
+        "discord": {"APPS": [{"client_id": "123", "secret": "s", "key": ""}], "SCOPE": ["identify"]},
+    }
     page = client_a.get("/settings/").content.decode()
     assert "Connect with Discord" in page
     assert re.search(r'action="/accounts/discord/login/\?process=connect"', page)

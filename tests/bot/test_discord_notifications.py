@@ -61,9 +61,13 @@ def _notify(user, **kwargs):
 
 def _dm_channel_ok():
     return responses.Response(
-        "POST", f"{API}/users/@me/channels", json={"id": DM_CHANNEL, "type": 1, "recipients": []},
-        match=[matchers.json_params_matcher({"recipient_id": DISCORD_ID}),
-               matchers.header_matcher({"Authorization": "Bot bot-token-123"})],
+        "POST",
+        f"{API}/users/@me/channels",
+        json={"id": DM_CHANNEL, "type": 1, "recipients": []},
+        match=[
+            matchers.json_params_matcher({"recipient_id": DISCORD_ID}),
+            matchers.header_matcher({"Authorization": "Bot bot-token-123"}),
+        ],
     )
 
 
@@ -71,8 +75,13 @@ def _dm_channel_ok():
 def test_a_429_is_waited_out_once_then_the_dm_is_sent(linked, waits, settings):
     settings.SITE_URL = "https://nexus.example"
     delivery = _notify(linked)
-    responses.add("POST", f"{API}/users/@me/channels", json=RATE_LIMITED, status=429,
-                  headers={"Retry-After": "1", "X-RateLimit-Scope": "user"})
+    responses.add(
+        "POST",
+        f"{API}/users/@me/channels",
+        json=RATE_LIMITED,
+        status=429,
+        headers={"Retry-After": "1", "X-RateLimit-Scope": "user"},
+    )
     responses.add(_dm_channel_ok())
     responses.add("POST", f"{API}/channels/{DM_CHANNEL}/messages", json={"id": "1", "channel_id": DM_CHANNEL})
 
@@ -125,8 +134,12 @@ def test_a_failing_discord_keeps_the_delivery_queued_and_the_trader_sees_it(link
 def test_closed_dms_are_refused_without_retrying(linked):
     delivery = _notify(linked)
     responses.add(_dm_channel_ok())
-    responses.add("POST", f"{API}/channels/{DM_CHANNEL}/messages", status=403,
-                  json={"message": "Cannot send messages to this user", "code": 50007})
+    responses.add(
+        "POST",
+        f"{API}/channels/{DM_CHANNEL}/messages",
+        status=403,
+        json={"message": "Cannot send messages to this user", "code": 50007},
+    )
     outcome = notification_deliver(delivery_id=delivery.pk, user_id=linked.pk)
     assert outcome.status == DeliveryStatus.FAILED and outcome.retry_in is None
     assert "direct messages closed" in _discord_delivery(linked).last_error
@@ -148,8 +161,13 @@ def test_no_discord_delivery_without_a_link_or_without_the_bot(user_a, user_b, s
 def test_an_alert_with_discord_delivery_reaches_discord(linked, waits):
     btc = InstrumentFactory(symbol="BTC/USDT")
     alert = AlertFactory(user=linked, instrument=btc, threshold=Decimal("70000"))
-    result = alert_fire(alert_id=alert.pk, user_id=linked.pk, occurrence_key="tick:1",
-                        value=Decimal("70012"), previous_value=Decimal("69990"))
+    result = alert_fire(
+        alert_id=alert.pk,
+        user_id=linked.pk,
+        occurrence_key="tick:1",
+        value=Decimal("70012"),
+        previous_value=Decimal("69990"),
+    )
     assert result.status == "fired"
     delivery = _discord_delivery(linked)
     responses.add(_dm_channel_ok())

@@ -73,7 +73,9 @@ def test_stopping_finishes_commands_in_flight_and_turns_new_ones_away(user_a, mo
             late = _with_id(bot, command_payload("help", user_id=ALICE))
             before = set(asyncio.all_tasks())
             bot._connection.parse_interaction_create(late)
-            await asyncio.gather(*[t for t in asyncio.all_tasks() - before if t.get_name().startswith("nextcord:")])
+            await asyncio.gather(
+                *[t for t in asyncio.all_tasks() - before if t.get_name().startswith("nextcord:")]
+            )
             assert not stopping.done()  # still waiting for the slow command
             release.set()
             await asyncio.wait_for(stopping, timeout=30)
@@ -136,8 +138,13 @@ def test_login_failures_are_retried_with_backoff_and_sigterm_stops_cleanly():
         return client
 
     async def scenario():
-        runner = BotRunner(token="t", client_factory=factory, backoff_start=0.01, heartbeat_every=0.01,
-                           beat=lambda: beats.append(time.time()))
+        runner = BotRunner(
+            token="t",
+            client_factory=factory,
+            backoff_start=0.01,
+            heartbeat_every=0.01,
+            beat=lambda: beats.append(time.time()),
+        )
         runner.install_signal_handlers()
         task = asyncio.create_task(runner.run())
         while not (clients and clients[-1].connected.is_set() and beats):
@@ -192,7 +199,7 @@ def test_make_run_starts_the_bot_only_with_a_token(monkeypatch, capsys, tmp_path
     monkeypatch.setattr(launcher, "ROOT", tmp_path)
     (tmp_path / "Procfile").write_text("web: daphne\nworker: celery\nbot: python manage.py runbot\n")
     assert launcher.run(None) == 0
-    names = started[0][started[0].index(str(tmp_path)) + 1:]
+    names = started[0][started[0].index(str(tmp_path)) + 1 :]
     out = capsys.readouterr().out
     if token:
         assert names == ["web", "worker", "bot"] and "Discord bot" not in out

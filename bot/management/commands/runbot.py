@@ -11,18 +11,28 @@ from django.core.management.base import BaseCommand, CommandError
 
 logger = structlog.get_logger(__name__)
 
-OFF_MESSAGE = ("The Discord bot is off: set DISCORD_BOT_TOKEN to turn it on "
-               "(docs/companion.md explains how to create the Discord application).")
+OFF_MESSAGE = (
+    "The Discord bot is off: set DISCORD_BOT_TOKEN to turn it on "
+    "(docs/companion.md explains how to create the Discord application)."
+)
 
 
 class Command(BaseCommand):
     help = "Run the Discord bot: slash commands, DMs to the companion, heartbeat and metrics."
 
     def add_arguments(self, parser):
-        parser.add_argument("--metrics-port", type=int, default=settings.DISCORD_BOT_METRICS_PORT,
-                            help="Serve Prometheus metrics on this port; 0 turns it off.")
-        parser.add_argument("--workers", type=int, default=settings.DISCORD_BOT_WORKERS,
-                            help="Threads for database work (each holds its own connections).")
+        parser.add_argument(
+            "--metrics-port",
+            type=int,
+            default=settings.DISCORD_BOT_METRICS_PORT,
+            help="Serve Prometheus metrics on this port; 0 turns it off.",
+        )
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=settings.DISCORD_BOT_WORKERS,
+            help="Threads for database work (each holds its own connections).",
+        )
 
     def handle(self, *args, **opts):
         if not settings.DISCORD_BOT_TOKEN:
