@@ -105,11 +105,10 @@ class NexusBot(nextcord.Client):
         logger.info("discord.ready", user=str(self.user), guilds=len(self.guilds))
 
     async def on_interaction(self, interaction: Interaction) -> None:
-        data = interaction.data or {}
-        if interaction.type == nextcord.InteractionType.component and str(
-            data.get("custom_id", "")
-        ).startswith(CONFIRM_PREFIX):
-            await self.handle_confirm(interaction, str(data["custom_id"]))
+        data: dict[str, Any] = dict(interaction.data or {})
+        custom_id = str(data.get("custom_id", ""))
+        if interaction.type == nextcord.InteractionType.component and custom_id.startswith(CONFIRM_PREFIX):
+            await self.handle_confirm(interaction, custom_id)
             return
         await self.process_application_commands(interaction)
 
@@ -149,7 +148,7 @@ class NexusBot(nextcord.Client):
         log = logger.bind(
             command=name,
             interaction_id=str(interaction.id),
-            discord_user_id=str(interaction.user.id),
+            discord_user_id=str(interaction.user.id if interaction.user else ""),
             guild_id=str(interaction.guild_id or ""),
         )
         try:
