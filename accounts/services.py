@@ -6,6 +6,7 @@ import secrets
 from datetime import UTC, date, datetime, time, timedelta
 
 from allauth.socialaccount.models import SocialAccount
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.http import HttpRequest
@@ -130,6 +131,9 @@ def legacy_api_token_revoked_notify(*, user_id: int, token_prefix: str) -> None:
 DISCORD_PROVIDER = "discord"
 # A link code works once, for this long after it is shown.
 DISCORD_LINK_CODE_LIFETIME = timedelta(minutes=10)
+# Wrong codes a Discord account may send before it must wait (guessing a live code is hopeless anyway).
+DISCORD_LINK_MAX_FAILURES = 10
+DISCORD_LINK_FAILURE_WINDOW = timedelta(minutes=15)
 # No 0/O or 1/I: the code is read off a page and typed into Discord. 10 characters: ~50 bits.
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 _CODE_LENGTH = 10
@@ -175,6 +179,19 @@ def discord_link_redeem(*, discord_user_id: str | int, code: str, username: str 
     """
     now = now or timezone.now()
     uid = str(discord_user_id)
+    failures_key = f"discord-link-failures:{uid}"
+    if (cache.get(failures_key) or 0) >= DISCORD_LINK_MAX_FAILURES:
+        raise DomainError("Too many wrong link codes from this Discord account. Wait 15 minutes, then get a new "
+                          "code under Settings → Discord.", field="code")
+    try:
+        return _discord_link_redeem(uid=uid, code=code, username=username, global_name=global_name, now=now)
+    except DomainError:
+        cache.add(failures_key, 0, timeout=int(DISCORD_LINK_FAILURE_WINDOW.total_seconds()))
+        cache.incr(failures_key)
+        raise
+
+
+def _discord_link_redeem(*, uid: str, code: str, username: str, global_name: str, now: datetime) -> User:
     normalised = _code_normalise(code)
     if not _CODE_SHAPE.match(normalised):
         raise DomainError(

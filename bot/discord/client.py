@@ -267,6 +267,24 @@ class NexusBot(nextcord.Client):
             COMMANDS.labels(command="confirm", outcome=outcome).inc()
             LATENCY.labels(command="confirm").observe(time.perf_counter() - started)
 
+    async def _dm_command(self, message: nextcord.Message, name: str, **options) -> None:
+        self._track()
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            reply = await self.run_sync(command_run, name, member_of(message.author), **options)
+            outcome = "bad_input" if reply.error else "ok"
+            for embeds in render(reply):
+                await message.channel.send(embeds=[nextcord.Embed.from_dict(embed) for embed in embeds])
+        except Exception:
+            outcome = "error"
+            ERRORS.labels(where="dm").inc()
+            logger.exception("discord.dm_command_failed", message_id=str(message.id))
+            await message.channel.send(APOLOGY)
+        finally:
+            COMMANDS.labels(command=name, outcome=outcome).inc()
+            LATENCY.labels(command=name).observe(time.perf_counter() - started)
+
     async def on_message(self, message: nextcord.Message) -> None:
         """A direct message to the bot is a question for the companion."""
         if (
@@ -278,6 +296,10 @@ class NexusBot(nextcord.Client):
             return
         text = (message.content or "").strip()
         if not text:
+            return
+        if text.lower().startswith(("/link ", "link ")):
+            # The code typed as a plain message rather than through the slash command.
+            await self._dm_command(message, "link", code=text.split(maxsplit=1)[1])
             return
         self._track()
         started = time.perf_counter()

@@ -127,3 +127,14 @@ def test_connect_with_discord_shows_when_the_oauth_app_is_configured(client_a, s
 def test_unlink_without_a_link_changes_nothing(user_a):
     assert discord_unlink(user=user_a) is False
     assert "account.discord_unlinked" not in _audit_actions(user_a)
+
+
+def test_a_discord_account_that_keeps_sending_wrong_codes_must_wait(user_a):
+    for _ in range(10):
+        with pytest.raises(DomainError, match="not valid"):
+            discord_link_redeem(discord_user_id=DISCORD_ID, code="ABCDE-FGHJK")
+    _, code = discord_link_code_issue(user=user_a)
+    with pytest.raises(DomainError, match="Too many wrong link codes"):
+        discord_link_redeem(discord_user_id=DISCORD_ID, code=code)
+    assert discord_user_resolve(discord_user_id=DISCORD_ID) is None
+    discord_link_redeem(discord_user_id="80351110224678913", code=code)  # another account is not held back
