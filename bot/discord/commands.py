@@ -338,7 +338,7 @@ def usage(member: Member, user) -> Reply:
             Field("Used this month", str(used), True),
             Field("Left", left, True),
         ],
-        footer=f"Upgrade or manage your plan at {settings.SITE_URL.rstrip('/')}/billing/",
+        footer=f"Upgrade or manage your plan at {settings.SITE_URL.rstrip('/')}{reverse('billing')}",
     )
 
 

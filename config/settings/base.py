@@ -229,6 +229,7 @@ if DISCORD_CLIENT_ID and DISCORD_CLIENT_SECRET:
         "VERIFIED_EMAIL": False,
     }
 SOCIALACCOUNT_EMAIL_AUTHENTICATION = True
+SOCIALACCOUNT_ADAPTER = "accounts.adapters.SocialAccountAdapter"
 
 # --- Email ---------------------------------------------------------------------------------------------
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")

@@ -138,3 +138,15 @@ def test_a_discord_account_that_keeps_sending_wrong_codes_must_wait(user_a):
         discord_link_redeem(discord_user_id=DISCORD_ID, code=code)
     assert discord_user_resolve(discord_user_id=DISCORD_ID) is None
     discord_link_redeem(discord_user_id="80351110224678913", code=code)  # another account is not held back
+
+
+def test_discord_never_opens_a_new_nexus_account(rf):
+    from allauth.socialaccount.models import SocialLogin
+
+    from accounts.adapters import SocialAccountAdapter
+
+    adapter = SocialAccountAdapter()
+    discord = SocialLogin(account=SocialAccount(provider="discord", uid=DISCORD_ID))
+    google = SocialLogin(account=SocialAccount(provider="google", uid="1"))
+    assert adapter.is_open_for_signup(rf.get("/"), discord) is False
+    assert adapter.is_open_for_signup(rf.get("/"), google) is True
