@@ -303,3 +303,24 @@ def test_an_unexpected_failure_is_logged_and_answered_with_an_apology(user_a, mo
     body = _callback(fake)
     assert body["data"]["flags"] == EPHEMERAL
     assert body["data"]["embeds"][0]["title"] == "Sorry"
+
+
+def test_a_long_answer_is_split_over_several_messages(db, monkeypatch):
+    text = "\n".join(f"Line {i}: " + "detail " * 30 for i in range(200))  # ~45,000 characters
+
+    def long_help(member, user):
+        from bot.discord.render import Reply
+
+        return Reply(title="Long", description=text)
+
+    monkeypatch.setitem(bot_commands.COMMANDS, "help", (long_help, False))
+    fake = _ask(command_payload("help", user_id=ALICE))
+    first, *rest = fake.responses()
+    assert first.path.endswith("/callback") and first.json["type"] == 4
+    assert rest and all(c.path.startswith(f"/webhooks/{APPLICATION_ID}/") for c in rest)
+    bodies = [first.json["data"], *[c.json for c in rest]]
+    for body in bodies:
+        assert body["flags"] == EPHEMERAL
+        assert len(body["embeds"]) <= 10
+        assert sum(len(e["title"]) + len(e.get("description", "")) for e in body["embeds"]) <= 6000
+    assert " ".join(e.get("description", "") for b in bodies for e in b["embeds"]).split() == text.split()

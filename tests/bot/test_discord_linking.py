@@ -150,3 +150,15 @@ def test_discord_never_opens_a_new_nexus_account(rf):
     google = SocialLogin(account=SocialAccount(provider="google", uid="1"))
     assert adapter.is_open_for_signup(rf.get("/"), discord) is False
     assert adapter.is_open_for_signup(rf.get("/"), google) is True
+
+
+def test_connect_with_discord_starts_allauths_connect_flow(client_a, settings):
+    settings.SOCIALACCOUNT_PROVIDERS = {
+        **settings.SOCIALACCOUNT_PROVIDERS,
+        "discord": {"APPS": [{"client_id": "123456", "secret": "s", "key": ""}], "SCOPE": ["identify"]},
+    }
+    response = client_a.post("/accounts/discord/login/?process=connect")
+    assert response.status_code == 302
+    location = response["Location"]
+    assert location.startswith("https://discord.com/") and "oauth2/authorize" in location
+    assert "client_id=123456" in location and "scope=identify" in location
