@@ -207,3 +207,36 @@ def test_make_run_starts_the_bot_only_with_a_token(monkeypatch, capsys, tmp_path
         assert names == ["web", "worker"]
         lines = [line for line in out.splitlines() if "Discord bot" in line]
         assert len(lines) == 1 and "DISCORD_BOT_TOKEN" in lines[0]
+
+
+def test_the_runbot_process_retries_a_failing_connection_and_stops_cleanly_on_sigterm():
+    """The real process: Discord unreachable (nothing listens on the port), so it logs the failure and
+    backs off; SIGTERM then ends it with exit code 0 and a logged clean stop."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = dict(os.environ, DISCORD_BOT_TOKEN="test-token", DISCORD_API_BASE="http://127.0.0.1:9/api/v10")
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "runbot", "--metrics-port", "0"],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines = []
+    try:
+        for line in process.stdout:
+            lines.append(line)
+            if "discord.connect_failed" in line:
+                break
+        process.send_signal(signal.SIGTERM)
+        lines += process.stdout.read().splitlines()
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    log = "".join(lines)
+    assert "ConnectionRefusedError" in log and "port=9" in log and "retry_in=1.0" in log
+    assert "discord.stopping" in log and "signal=SIGTERM" in log and "discord.stopped" in log

@@ -45,7 +45,12 @@ class Command(BaseCommand):
 
             start_http_server(opts["metrics_port"])
             logger.info("discord.metrics_serving", port=opts["metrics_port"])
+        from nextcord.http import Route
+
         from bot.discord.runner import BotRunner
+
+        # The REST base nextcord (and its interaction webhooks) use; the same setting as the notification sender.
+        Route.BASE = settings.DISCORD_API_BASE.rstrip("/")
 
         async def main() -> int:
             runner = BotRunner(token=settings.DISCORD_BOT_TOKEN, workers=opts["workers"])
