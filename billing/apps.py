@@ -26,14 +26,29 @@ class BillingConfig(AppConfig):
         register_kind(NOTIFY_PAYMENT_FAILED, label="Failed payments")
         register_kind(NOTIFY_PAYMENT_RECOVERED, label="Payments received after a failure")
 
+    # Before the apps whose demo data counts against plan limits (trading's two bots).
+    seed_demo_first = True
+
     def seed_demo(self, *, trader, stdout) -> None:
-        """The local webhook endpoint (for `stripe listen`) and a month of the trader's AI usage."""
+        """A Pro trial (what a paying trader gets), the local webhook endpoint (for `stripe listen`) and
+        a month of the trader's AI usage."""
         from django.conf import settings
         from django.utils import timezone
 
-        from billing.services import entitlement_consume, webhook_endpoint_ensure_local
+        from billing.choices import PlanCode
+        from billing.selectors import subscription_get, user_plan
+        from billing.services import (
+            entitlement_consume,
+            subscription_trial_grant,
+            webhook_endpoint_ensure_local,
+        )
 
         now = timezone.now()
+        if user_plan(user=trader, now=now).code == PlanCode.FREE:
+            subscription_trial_grant(user=trader, plan_code=PlanCode.PRO, now=now)
+        subscription = subscription_get(user=trader)
+        if subscription is not None and subscription.is_local_trial and subscription.trial_end:
+            stdout.write(f"Billing: Pro trial for {trader.email} until {subscription.trial_end:%Y-%m-%d}")
         for day in range(1, 4):
             entitlement_consume(user=trader, idempotency_key=f"demo-ai-{now:%Y-%m}-{day}", now=now)
         if not settings.STRIPE_LIVE_MODE:
