@@ -17,6 +17,37 @@
       toggle.setAttribute("aria-expanded", open ? "true" : "false");
     }
   });
+  // The per-user WebSocket carries every push addressed to the user (portfolio revaluations, open orders,
+  // billing status, toasts), whatever page is open. A fragment whose target this page does not show is
+  // dropped before HTMX swaps it, instead of failing with htmx:oobErrorNoTarget. The body declares
+  // hx-ext="ws, present-targets"; the ws extension passes each message through transformResponse (with
+  // no xhr), so ordinary HTMX responses are left alone.
+  function oobTargetSelector(node) {
+    var spec = node.getAttribute("hx-swap-oob");
+    if (spec === null) return null;
+    var colon = spec.indexOf(":");
+    if (spec !== "true" && colon > 0) return spec.slice(colon + 1);
+    return node.id ? "#" + CSS.escape(node.id) : null;
+  }
+  function targetPresent(selector) {
+    try { return document.querySelector(selector) !== null; } catch (error) { return false; }
+  }
+  htmx.defineExtension("present-targets", {
+    transformResponse: function (text, xhr) {
+      if (xhr) return text;
+      var template = document.createElement("template");
+      template.innerHTML = text;
+      var dropped = false;
+      Array.prototype.slice.call(template.content.children).forEach(function (node) {
+        var selector = oobTargetSelector(node);
+        if (selector !== null && !targetPresent(selector)) {
+          node.remove();
+          dropped = true;
+        }
+      });
+      return dropped ? template.innerHTML : text;
+    }
+  });
   // Toasts pushed over the WebSocket land in #toasts (out-of-band swap) and fade after a while.
   document.addEventListener("htmx:oobAfterSwap", function (event) {
     var target = event.detail.target;
