@@ -71,6 +71,11 @@ class Subscription(TenantModel):
         return self.status in LIVE_STATUSES
 
     @property
+    def is_local_trial(self) -> bool:
+        """A trial Nexus granted itself (billing.services.subscription_trial_grant), not one from Stripe."""
+        return self.status == SubscriptionStatus.TRIALING and not self.stripe_subscription_id
+
+    @property
     def failing_since(self) -> datetime | None:
         if not self.is_live:
             return None
@@ -86,6 +91,8 @@ class Subscription(TenantModel):
         """The plan whose limits apply now: the subscribed one while live and within any grace period."""
         if not self.is_live:
             return PlanCode.FREE
+        if self.is_local_trial and self.trial_end is not None and now >= self.trial_end:
+            return PlanCode.FREE  # no Stripe subscription will end it: it ends here
         grace_end = self.grace_ends_at()
         if grace_end is not None and now >= grace_end:
             return PlanCode.FREE

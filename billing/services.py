@@ -34,6 +34,7 @@ from billing.choices import (
     Feature,
     MeterReportStatus,
     PlanCode,
+    SubscriptionStatus,
 )
 from billing.models import CheckoutSession, MeterReport, Subscription, UsageRecord
 from billing.plans import PLANS, Plan, plan_get, plan_upgrade_for, quantity_phrase
@@ -443,6 +444,42 @@ def subscription_downgrade_for_nonpayment(*, subscription: Subscription, user, n
         link=reverse("billing"),
         dedup_key=f"billing:downgraded:{user.pk}:{failing_since.isoformat() if failing_since else ''}",
     )
+
+
+# --- Trials Nexus grants itself -------------------------------------------------------------------------
+
+
+def subscription_trial_grant(*, user, plan_code: str, now: datetime | None = None) -> Subscription:
+    """A trial of a paid plan granted by Nexus itself, without Stripe (the demo trader): the plan's limits
+    apply until `trial_end` (Subscription.entitled_plan_code ends it), no Stripe customer or subscription
+    is invented, and a real subscription started later replaces it through the webhooks as usual.
+    Refused while the user has a live Stripe subscription."""
+    plan = plan_get(plan_code)
+    if not plan.is_paid or not plan.trial_days:
+        raise DomainError(f"The {plan.name} plan has no trial.", field="plan")
+    now = now or timezone.now()
+    with tenant(user.pk):
+        subscription = _subscription_for_update(user=user)
+        if subscription.stripe_subscription_id and subscription.is_live:
+            raise DomainError("This account already has a subscription.", field="plan")
+        before = {"plan": subscription.plan, "status": subscription.status}
+        subscription.plan = plan.code
+        subscription.status = SubscriptionStatus.TRIALING
+        subscription.trial_end = now + timedelta(days=plan.trial_days)
+        subscription.save(update_fields=["plan", "status", "trial_end", "updated_at"])
+        audit_record(
+            action="billing.trial_granted",
+            user=user,
+            actor_label="Nexus",
+            target=subscription,
+            before=before,
+            after={
+                "plan": plan.code,
+                "status": subscription.status,
+                "trial_end": subscription.trial_end.isoformat(),
+            },
+        )
+    return subscription
 
 
 # --- Webhook endpoint for local use ---------------------------------------------------------------------

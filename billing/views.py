@@ -7,16 +7,16 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
-from djstripe.views import ProcessWebhookView
 
 from billing.forms import PlanChoiceForm
 from billing.plans import plan_list
 from billing.selectors import billing_overview, payments_configured, user_plan
 from billing.services import checkout_session_start, portal_session_start
+from billing.webhooks import WebhookView
 from core.errors import DomainError
 from core.rls import system_context
 
-_djstripe_webhook = ProcessWebhookView.as_view()
+_djstripe_webhook = WebhookView.as_view()
 
 
 class _RefusedDelivery(Exception):

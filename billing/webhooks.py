@@ -2,8 +2,10 @@
 
 Receiving (in the web process, fast): dj-stripe's endpoint (`/stripe/webhook/<uuid>/`, run in system
 context by billing.views.stripe_webhook_view) verifies the signature against the WebhookEndpoint's secret
-and logs the delivery (WebhookEventTrigger), then calls `webhook_event_receive`
-(DJSTRIPE_WEBHOOK_EVENT_CALLBACK). That inserts the event into WebhookEvent with
+and logs the delivery (WebhookEventTrigger, here its proxy `StoredDelivery`), sends its signals
+(`webhook_post_validate` refuses future signatures), and then runs the trigger's processing step, which
+for `StoredDelivery` is `webhook_event_receive` instead of dj-stripe's synchronous mirror of the event
+(the deprecated DJSTRIPE_WEBHOOK_EVENT_CALLBACK did the same). That inserts the event into WebhookEvent with
 `ON CONFLICT (stripe_id) DO NOTHING`: a repeated delivery inserts nothing and enqueues nothing. The
 Celery task is enqueued after the system block's transaction commits.
 
@@ -37,11 +39,15 @@ from channels.layers import get_channel_layer
 from django.contrib.auth import get_user_model
 from django.db import connections, router, transaction
 from django.db.models import F
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.datastructures import CaseInsensitiveMapping
+from djstripe.models import WebhookEndpoint, WebhookEventTrigger
 from djstripe.settings import djstripe_settings
+from djstripe.views import ProcessWebhookView
 from psycopg.types.json import Jsonb
 
 from billing.choices import (
@@ -105,7 +111,7 @@ def webhook_refuse_future_signature(sender, instance, valid: bool, **kwargs) -> 
 
 
 def webhook_event_receive(trigger, api_key: str | None = None) -> None:
-    """dj-stripe's callback for a verified delivery: store the event once and queue its processing.
+    """A verified delivery (`StoredDelivery.process`): store the event once and queue its processing.
 
     Runs inside the endpoint's system context (billing.views.stripe_webhook_view).
     """
@@ -139,6 +145,35 @@ def webhook_event_receive(trigger, api_key: str | None = None) -> None:
     # robust: the event is stored, so a broker hiccup must not turn Stripe's delivery into a 500;
     # the sweeper enqueues it again.
     transaction.on_commit(lambda: webhook_event_enqueue(event_id=event_id), using=using, robust=True)
+
+
+class StoredDelivery(WebhookEventTrigger):
+    """dj-stripe's delivery log row whose processing step stores the event and queues it (Celery applies
+    it), instead of dj-stripe mirroring it into its own tables during the request."""
+
+    class Meta:
+        proxy = True
+        app_label = "billing"
+
+    def process(self, save: bool = True, api_key: str | None = None) -> None:
+        webhook_event_receive(self, api_key=api_key)
+        if save:
+            self.save()
+
+
+class WebhookView(ProcessWebhookView):
+    """dj-stripe's webhook view, with `StoredDelivery` as the trigger: the same checks, log and signals."""
+
+    def post(self, request: HttpRequest, uuid) -> HttpResponse:
+        if "stripe-signature" not in request.headers:
+            logger.warning("billing.webhook_unsigned")
+            return HttpResponseBadRequest()
+        endpoint = get_object_or_404(WebhookEndpoint, djstripe_uuid=uuid)
+        trigger = StoredDelivery.from_request(request, webhook_endpoint=endpoint)
+        if not trigger.valid:
+            logger.warning("billing.webhook_invalid", trigger_id=trigger.id)
+            return HttpResponseBadRequest()
+        return HttpResponse(str(trigger.id))
 
 
 def webhook_event_enqueue(*, event_id: str) -> None:

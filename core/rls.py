@@ -22,6 +22,9 @@ on that connection and commits when it ends, independently of the caller's trans
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -45,6 +48,38 @@ logger = structlog.get_logger(__name__)
 USER_SETTING = "app.user_id"
 SYSTEM_ALIAS = "system"
 AUTH_ALIAS = "auth"
+SUMMARY_SECONDS = 60
+
+
+class ContextTally:
+    """How often each context was entered, and why: one info line a minute per process.
+
+    Every entry is logged at debug (a running server enters system_context twice a second); the counts per
+    reason go out at info on the first entry after SUMMARY_SECONDS have passed, so no thread is needed.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[tuple[str, str]] = Counter()
+        self._since = time.time()
+
+    def count(self, context: str, reason: str) -> None:
+        now = time.time()
+        with self._lock:
+            self._counts[(context, reason)] += 1
+            elapsed = now - self._since
+            if elapsed < 0:  # the wall clock was set back: start the minute again
+                self._since = now
+            if elapsed < SUMMARY_SECONDS:
+                return
+            counts, self._counts, self._since = self._counts, Counter(), now
+        summary: dict[str, dict[str, int]] = {}
+        for (name, why), n in sorted(counts.items()):
+            summary.setdefault(name, {})[why] = n
+        logger.info("rls.contexts", seconds=round(elapsed), **summary)
+
+
+context_tally = ContextTally()
 
 
 def _current_user_setting(cursor) -> str:
@@ -143,10 +178,11 @@ def _on_connection(alias: str) -> Iterator[None]:
 
 @contextmanager
 def system_context(*, reason: str) -> Iterator[None]:
-    """Cross-tenant work, named and logged, on the system role's own connection."""
+    """Cross-tenant work, named and logged (debug, and counted in the minute's summary), on the system role's own connection."""
     if not reason:
         raise ValueError("system_context() needs a reason, it is logged")
-    logger.info("rls.system_context", reason=reason)
+    logger.debug("rls.system_context", reason=reason)
+    context_tally.count("system_context", reason)
     with _on_connection(SYSTEM_ALIAS):
         yield
 
@@ -159,7 +195,8 @@ def auth_context(*, reason: str, user_id: int | None = None) -> Iterator[None]:
     audit rows it writes land in that user's tenant."""
     if not reason:
         raise ValueError("auth_context() needs a reason, it is logged")
-    logger.info("rls.auth_context", reason=reason, user_id=user_id)
+    logger.debug("rls.auth_context", reason=reason, user_id=user_id)
+    context_tally.count("auth_context", reason)
     with _on_connection(AUTH_ALIAS):
         if user_id is None:
             yield

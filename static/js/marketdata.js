@@ -67,7 +67,12 @@
       upColor: up, downColor: down, borderUpColor: up, borderDownColor: down, wickUpColor: up, wickDownColor: down,
       priceFormat: { type: "price", precision: precision, minMove: Math.pow(10, -precision) },
     });
-    var volumes = chart.addSeries(LC.HistogramSeries, { priceFormat: { type: "volume" }, priceScaleId: "" });
+    // Volume has an overlay scale of its own in the bottom fifth; the candles' scale ends above it, so the
+    // bars never cover the candles.
+    candles.priceScale().applyOptions({ scaleMargins: { top: 0.08, bottom: 0.25 } });
+    var volumes = chart.addSeries(LC.HistogramSeries, {
+      priceFormat: { type: "volume" }, priceScaleId: "volume", lastValueVisible: false, priceLineVisible: false,
+    });
     volumes.priceScale().applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
     var bars = rows.map(function (r) {
       return { time: r.time, open: +r.open, high: +r.high, low: +r.low, close: +r.close, volume: +r.volume };

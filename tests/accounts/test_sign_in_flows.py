@@ -367,17 +367,17 @@ def test_a_trader_with_two_factor_signs_in_but_gets_no_admin(client):
 
 
 class ContextSpy:
-    """Records every `rls.system_context` / `rls.auth_context` entry (both log one, whoever calls them) and
-    every statement sent on the system role's connection."""
+    """Records every `rls.system_context` / `rls.auth_context` entry (both log one at debug, whoever calls
+    them) and every statement sent on the system role's connection."""
 
     def __init__(self, logger) -> None:
         self._logger = logger
         self.entries: list[tuple[str, dict]] = []
 
-    def info(self, event, **kw):
+    def debug(self, event, **kw):
         if event in ("rls.system_context", "rls.auth_context"):
             self.entries.append((event, kw))
-        return self._logger.info(event, **kw)
+        return self._logger.debug(event, **kw)
 
     def __getattr__(self, name):
         return getattr(self._logger, name)

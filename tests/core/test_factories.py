@@ -20,7 +20,10 @@ FACTORIES = [
 
 
 def test_every_model_of_ours_has_a_factory():
-    models = {model for model in apps.get_models() if model._meta.app_label in OUR_APPS}
+    # A proxy (billing.webhooks.StoredDelivery over dj-stripe's trigger) has no table or rows of its own.
+    models = {
+        model for model in apps.get_models() if model._meta.app_label in OUR_APPS and not model._meta.proxy
+    }
     assert models - {f._meta.model for f in FACTORIES} == set()
 
 

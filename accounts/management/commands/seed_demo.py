@@ -52,7 +52,11 @@ class Command(BaseCommand):
         """Each domain app seeds its own demo data through its services, in the order they depend on."""
         from django.apps import apps
 
-        for config in apps.get_app_configs():
+        # INSTALLED_APPS order, except that apps marked `seed_demo_first` (billing's plan) go first.
+        configs = sorted(
+            apps.get_app_configs(), key=lambda config: not getattr(config, "seed_demo_first", False)
+        )
+        for config in configs:
             seed = getattr(config, "seed_demo", None)
             if callable(seed):
                 seed(trader=trader, stdout=self.stdout)
