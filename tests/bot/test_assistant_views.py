@@ -393,3 +393,26 @@ def test_answers_keep_paragraphs_line_breaks_and_lists_and_escape_everything():
     )
     assert answer_html("a\nb") == "<p>a<br>b</p>"
     assert answer_html("") == ""
+
+
+def test_when_the_language_model_is_unreachable_the_turn_says_so_and_nothing_is_counted(
+    client_a, holder, settings
+):
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on: the real client's connection is refused
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings.OPENAI_API_KEY = "sk-test"
+    settings.OPENAI_BASE_URL = f"http://127.0.0.1:{port}/v1"
+    settings.OPENAI_MAX_RETRIES = 0
+    settings.OPENAI_TIMEOUT_SECONDS = 2.0
+
+    response = _ask(client_a, "How is my BTC position?")
+
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert '<span class="badge stale">Error</span>' in body
+    assert "nothing was counted" in body
+    assert "<strong>25</strong> AI queries left this month" in body
+    assert [status for _, status, _ in _messages(holder)] == ["asked", "error"]
