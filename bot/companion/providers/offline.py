@@ -204,23 +204,22 @@ def plan_question(question: str) -> Plan:
             if not value
         ]
         plan.text = (
-            "To set a price alert I need " + ", ".join(missing) + '. For example: "alert me when BTC goes '
-            'above 70000".'
+            "To set a price alert I need "
+            + ", ".join(missing)
+            + '. Say it like this: "alert me when BTC goes above" followed by the price.'
         )
         return plan
 
     # Reads.
-    explaining = (
-        indicator is not None
-        and bool(EXPLAIN.search(q))
-        and (not asset or re.search(r"\b(mean|means|meaning|explain|define|definition)\b", q) is not None)
-    )
+    mine = re.search(r"\b(my|i|i'm|am i|mine|do i|have i)\b", q)
+    # "What is RSI?" is a definition; "what is my unrealized P&L?" asks for the member's own figure.
+    defining = re.search(r"\b(mean|means|meaning|explain|define|definition)\b", q) is not None
+    explaining = indicator is not None and bool(EXPLAIN.search(q)) and (defining or not (asset or mine))
     if explaining:
         plan.add("indicator_explain", name=indicator.name)
         if not asset:
             return plan
     period = _period(q)
-    mine = re.search(r"\b(my|i|i'm|am i|mine|do i|have i)\b", q)
     if re.search(r"\bbots?\b", q):
         plan.add("bots_list")
     if re.search(r"\borders?\b|\bfills?\b|\btrades?\b", q):
@@ -229,7 +228,7 @@ def plan_question(question: str) -> Plan:
     if re.search(r"\balerts?\b", q):
         state = "armed" if re.search(r"\b(armed|active)\b", q) else None
         plan.add("alerts_list", **({"state": state} if state else {}))
-    if re.search(r"\b(perform|performance|return|returns|twr|drawdown|volatility)\b", q) or (
+    if re.search(r"\b(perform\w*|return|returns|twr|drawdown|volatility)\b", q) or (
         period
         and re.search(r"\b(made|make|lost|lose|gain|gained|profit|p&l|pnl|p/l|up|down|doing|did)\b", q)
         and not asset
