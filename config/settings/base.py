@@ -401,3 +401,8 @@ OPENAI_MODEL = env("OPENAI_MODEL", default="gpt-4o-mini")
 # Expire alerts and show repeating ones armed again; re-enqueue deliveries whose queue message was lost.
 CELERY_BEAT_SCHEDULE["alerts-maintenance"] = {"task": "alerts.maintenance", "schedule": 30.0}
 CELERY_BEAT_SCHEDULE["notifications-sweep"] = {"task": "core.notifications.sweep", "schedule": 60.0}
+
+# --- AI companion: the OpenAI provider's patience (docs/companion.md) -------------------------------------
+# Per HTTP attempt; the client retries timeouts, 408/409/429/5xx up to OPENAI_MAX_RETRIES times (Retry-After).
+OPENAI_TIMEOUT_SECONDS = env.float("OPENAI_TIMEOUT_SECONDS", default=20.0)
+OPENAI_MAX_RETRIES = env.int("OPENAI_MAX_RETRIES", default=2)
