@@ -490,6 +490,7 @@ class OfflineProvider:
     """Provider (base.py) without a model: plans tool calls from the question, answers from their results."""
 
     name = "offline"
+    local = True  # answers in-process: the service keeps its database connection across turns
 
     def complete(self, *, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ProviderTurn:
         last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=None)
