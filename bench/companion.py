@@ -24,9 +24,11 @@ Prints one JSON line.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -54,7 +56,7 @@ django.setup()
 
 from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
-from django.db import connection, connections  # noqa: E402
+from django.db import connection, connections, reset_queries  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 
@@ -95,6 +97,7 @@ def offline_run(traders: list, questions: int) -> dict:
     for n in range(questions):
         trader = traders[n % len(traders)]
         question = asked[(n * 7 + n // len(traders)) % len(asked)]
+        reset_queries()  # the query log keeps 9,000 entries: count from an empty one
         with CaptureQueriesContext(connection) as captured:
             started = time.perf_counter()
             reply = companion_ask(
@@ -164,9 +167,33 @@ def _connection_counts(stop: threading.Event, peaks: dict) -> None:
     connections["owner"].close()
 
 
+@contextlib.contextmanager
+def model_server(delay: float):
+    """The recorded Chat Completions server (tests/bot/openai_server.py) in a process of its own, so that
+    serving 50 requests does not compete with the questions for this process's interpreter."""
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--serve-model", str(delay)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        yield process.stdout.readline().strip()
+    finally:
+        process.stdin.close()
+        process.wait(timeout=10)
+
+
+def serve_model(delay: float) -> None:
+    from tests.bot.openai_server import RecordedOpenAIServer
+
+    with RecordedOpenAIServer([model_answer], delay=delay, cycle=True) as server:
+        print(server.base_url, flush=True)
+        sys.stdin.read()  # until the bench closes our stdin
+
+
 def remote_run(traders: list, concurrent: int, delay: float) -> dict:
     from bot.companion.service import companion_ask
-    from tests.bot.openai_server import RecordedOpenAIServer
 
     with connections["owner"].cursor() as cursor:
         cursor.execute("SHOW max_connections")
@@ -194,8 +221,9 @@ def remote_run(traders: list, concurrent: int, delay: float) -> dict:
         finally:
             connections.close_all()
 
-    with RecordedOpenAIServer([model_answer], delay=0, cycle=True) as server:
-        server.configure(settings, timeout_seconds=30.0, max_retries=0)
+    with model_server(delay) as base_url:
+        settings.OPENAI_API_KEY, settings.OPENAI_BASE_URL = "sk-bench", base_url
+        settings.OPENAI_TIMEOUT_SECONDS, settings.OPENAI_MAX_RETRIES = 30.0, 0
         companion_ask(
             user=traders[-1],
             text="What's the BTC price?",
@@ -204,7 +232,6 @@ def remote_run(traders: list, concurrent: int, delay: float) -> dict:
             idempotency_key=f"remote-{run}-warmup",
         )  # the client and its HTTP pool, off the clock
         connection.close()
-        server.delay = delay
         stop, peaks = threading.Event(), {"connections": 0, "idle_in_transaction": 0}
         monitor = threading.Thread(target=_connection_counts, args=(stop, peaks))
         monitor.start()
@@ -217,7 +244,6 @@ def remote_run(traders: list, concurrent: int, delay: float) -> dict:
         wall = time.perf_counter() - started
         stop.set()
         monitor.join()
-        requests = len(server.requests) - 2  # less the warm-up's
     settings.OPENAI_API_KEY = ""
     answered = [r for r in results if r[0] == "answered"]
     latencies = [r[1] * 1000 for r in results]
@@ -227,7 +253,6 @@ def remote_run(traders: list, concurrent: int, delay: float) -> dict:
         "answered": len(answered),
         "other_statuses": sorted({r[0] for r in results} - {"answered"}),
         "errors": errors[:3],
-        "model_requests": requests,
         "wall_s": round(wall, 2),
         "latency_p50_ms": round(statistics.median(latencies), 1) if latencies else None,
         "latency_max_ms": round(max(latencies), 1) if latencies else None,
@@ -244,7 +269,11 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=1000)
     parser.add_argument("--concurrent", type=int, default=50)
     parser.add_argument("--delay", type=float, default=0.5)
+    parser.add_argument("--serve-model", type=float, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_model is not None:
+        serve_model(args.serve_model)
+        return
 
     call_command("db_bootstrap", recreate=True, verbosity=0)
     call_command("migrate", database="owner", verbosity=0, interactive=False)
