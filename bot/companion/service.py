@@ -445,6 +445,7 @@ def companion_confirm(*, user, conversation_id: int, token: str, accept: bool) -
                 return _reply_from(done)
             raise DomainError("That change was already handled.")
         now = timezone.now()
+        result: dict[str, Any]
         if not accept:
             state, status = ActionState.CANCELLED, MessageStatus.CANCELLED
             text, result = f"Cancelled; nothing was changed ({action.summary}).", {}
