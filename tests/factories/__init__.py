@@ -18,6 +18,7 @@ from tests.factories.billing import (
     UsageRecordFactory,
     WebhookEventFactory,
 )
+from tests.factories.bot import ConversationFactory, MessageFactory, PendingActionFactory
 from tests.factories.core import (
     AuditLogFactory,
     NotificationDeliveryFactory,
@@ -58,17 +59,20 @@ __all__ = [
     "CandleFactory",
     "CashBalanceFactory",
     "CheckoutSessionFactory",
+    "ConversationFactory",
     "ExchangeConnectionFactory",
     "ExecutionPlanFactory",
     "FillFactory",
     "InstrumentFactory",
     "InvoiceFactory",
     "LotFactory",
+    "MessageFactory",
     "MeterReportFactory",
     "NotificationDeliveryFactory",
     "NotificationFactory",
     "NotificationPreferenceFactory",
     "OrderFactory",
+    "PendingActionFactory",
     "PortfolioFactory",
     "PositionFactory",
     "QuoteFactory",
