@@ -78,7 +78,7 @@ QUESTIONS: list[Question] = [
     Q("BTC price", ["price"], ["67,412.35"], topic="price"),
     Q("what is SOL trading at?", ["price"], ["150.25"], topic="price"),
     Q("Price of XRP?", ["price"], ["Unknown instrument"], topic="price"),
-    Q("what's the bid and ask on BTC/USDT?", ["price"], ["67,412.35"], topic="price"),
+    Q("what's the bid and ask on BTC/USDT?", ["price"], ["bid 67,412.30", "ask 67,412.40"], topic="price"),
     Q("ETH quote please", ["price"], ["3,500.50", "−2.76%"], topic="price"),
     # --- candles
     Q("How has BTC moved over the last 24 hours?", ["candles_summary"], ["65,775.00", "67,525.00", "+2.66%"], topic="candles"),
@@ -129,6 +129,8 @@ QUESTIONS: list[Question] = [
     Q("what's a moving average", ["indicator_explain"], ["average of the last N closes"], topic="indicators"),
     Q("what does time-weighted return mean", ["indicator_explain"], ["deposits and withdrawals"],
       topic="indicators"),
+    Q("price of eth/btc", ["price"], ["Unknown instrument 'ETH/BTC'"], topic="price"),
+    Q("What's my year-to-date performance?", ["performance"], ["{performance:YTD:gain}"], topic="performance"),
     # --- out of scope
     Q("Should I buy SOL?", [], ["investment advice"], topic="out of scope"),
     Q("Will BTC go up tomorrow?", [], ["investment advice"], topic="out of scope"),
@@ -226,6 +228,8 @@ def run(*, user, portfolio, key_prefix: str = "qs") -> list[Outcome]:
             wanted = resolve(fact, facts)
             if wanted.lower() not in reply.text.lower():
                 problems.append(f"missing fact {wanted!r}")
+        if "couldn't look that up" in reply.text and not any("Unknown" in f for f in question.facts):
+            problems.append("a tool call failed")
         if question.confirmation != (reply.confirmation is not None):
             problems.append("expected a confirmation" if question.confirmation else "unexpected confirmation")
         outcomes.append(Outcome(question, not problems, reply.text, reply.tools_called, problems))

@@ -50,6 +50,7 @@ NAMES = {
     "avalanche": "AVAX", "avax": "AVAX", "polkadot": "DOT", "chainlink": "LINK", "link": "LINK",
     "litecoin": "LTC", "ltc": "LTC", "tron": "TRX", "trx": "TRX", "polygon": "MATIC", "matic": "MATIC",
 }  # fmt: skip
+QUOTE_ASSETS = {"USDT", "USDC", "USD", "BUSD", "DAI", "EUR", "BTC", "ETH"}
 # All-caps words that are not assets.
 NOT_ASSETS = {
     "I", "A", "P", "L", "PNL", "RSI", "SMA", "EMA", "MACD", "ADX", "ATR", "VWAP", "TWR", "YTD", "UTC", "AI",
@@ -97,9 +98,13 @@ class Plan:
 def assets_in(question: str) -> list[str]:
     """The assets or pairs a question names, in order: "BTC/USDT", "ETH", ..."""
     found: list[str] = []
-    for match in re.finditer(r"\b([A-Za-z]{2,10})\s*[/-]\s*([A-Za-z]{2,10})\b", question):
-        pair = f"{match.group(1)}/{match.group(2)}".upper()
-        if pair not in found and not {match.group(1).upper(), match.group(2).upper()} & {"P", "L"}:
+    for match in re.finditer(r"\b([A-Za-z]{2,10})\s*([/-])\s*([A-Za-z]{2,10})\b", question):
+        base, separator, quote = match.group(1).upper(), match.group(2), match.group(3).upper()
+        # "BTC/USDT", "eth/btc", "btc-usdt"; not "all-time", "time-weighted" or "year-to-date".
+        if separator == "-" and quote not in QUOTE_ASSETS:
+            continue
+        pair = f"{base}/{quote}"
+        if pair not in found:
             found.append(pair)
     covered = {part for pair in found for part in pair.split("/")}
     for word in re.findall(r"[A-Za-z][A-Za-z0-9]*", question):
@@ -359,6 +364,8 @@ def _price(result: dict[str, Any], _: dict) -> str:
     if result.get("change_24h_pct"):
         text += f" ({result['change_24h_pct']} over 24h)"
     text += f", as of {result['updated_at']}" if result.get("updated_at") else ""
+    if result.get("bid") and result.get("ask"):
+        text += f"; bid {result['bid']}, ask {result['ask']}"
     if result.get("stale"):
         text += "; the feed has not updated it for a while, so it may be stale"
     return text + "."
