@@ -268,3 +268,40 @@ def test_bad_requests_say_what_was_wrong(user_a):
         companion_ask(user=user_a, text="hi", surface="web", surface_key="discord:1", idempotency_key="bad-2")
     with pytest.raises(DomainError, match="Surface"):
         companion_ask(user=user_a, text="hi", surface="sms", surface_key="sms:1", idempotency_key="bad-3")
+
+
+def test_the_same_request_arriving_twice_at_once_is_answered_and_counted_once(seeded_a, user_a, monkeypatch):
+    import threading
+
+    from django.db import connections
+
+    barrier = threading.Barrier(2, timeout=10)
+
+    class BothInFlight:
+        """Answers only once both requests are past the stored-answer check."""
+
+        name = "scripted"
+
+        def complete(self, *, messages, tools):
+            barrier.wait()
+            return ProviderTurn(text="Nothing to look up.", prompt_tokens=10, completion_tokens=3)
+
+    monkeypatch.setattr(service, "provider_get", lambda: BothInFlight())
+    replies: list = []
+
+    def run():
+        try:
+            replies.append(ask(user_a, "hello there", "dup-1"))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(replies) == 2 and replies[0].message_id == replies[1].message_id
+    assert usage(user_a) == 1
+    with tenant(user_a.pk):
+        assert Message.objects.filter(user_id=user_a.pk, role="user").count() == 1
+        assert Message.objects.filter(user_id=user_a.pk, role="assistant").count() == 1
