@@ -130,3 +130,23 @@ class ApiToken(AbstractAuthToken):
     @property
     def is_expired(self) -> bool:
         return self.expiry <= timezone.now()
+
+
+class DiscordLinkCode(models.Model):
+    """A one-time code that links a Discord account to a Nexus account: shown once on /settings/, sent to the
+    bot as `/link CODE`. Only its SHA-256 digest is stored; it works once and for a few minutes
+    (accounts.services.discord_link_redeem). Read and written only in the auth context: the bot redeems a
+    code before it knows whose it is."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="discord_link_codes")
+    digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "Discord link code"
+
+    def __str__(self) -> str:
+        return f"Discord link code of user {self.user_id}"

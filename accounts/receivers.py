@@ -2,6 +2,7 @@
 
 from allauth.account.signals import email_changed, password_changed, password_reset, user_signed_up
 from allauth.mfa.signals import authenticator_added, authenticator_removed
+from allauth.socialaccount.signals import social_account_added, social_account_removed
 from django.db import transaction
 from django.dispatch import receiver
 
@@ -46,3 +47,17 @@ def _mfa_added(sender, request, user, authenticator, **kwargs):
 def _mfa_removed(sender, request, user, authenticator, **kwargs):
     audit_record(action="account.2fa_removed", user=user, actor=user, target=user, request=request,
                  before={"type": authenticator.type})
+
+
+@receiver(social_account_added)
+def _social_added(sender, request, sociallogin, **kwargs):
+    account = sociallogin.account
+    audit_record(action=f"account.{account.provider}_linked", user=account.user, actor=account.user, target=account,
+                 request=request, after={"uid": account.uid, "via": "oauth"})
+
+
+@receiver(social_account_removed)
+def _social_removed(sender, request, socialaccount, **kwargs):
+    audit_record(action=f"account.{socialaccount.provider}_unlinked", user=socialaccount.user,
+                 actor=socialaccount.user, target=socialaccount, request=request,
+                 before={"uid": socialaccount.uid, "via": "oauth"})

@@ -1,21 +1,27 @@
 from __future__ import annotations
 
+import hashlib
+import re
+import secrets
 from datetime import UTC, date, datetime, time, timedelta
 
-from django.db import transaction
+from allauth.socialaccount.models import SocialAccount
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils import timezone
 from knox.models import get_digest_token
 from knox.settings import CONSTANTS as KNOX
 
 from accounts.choices import NOTIFY_ACCOUNT_SECURITY
-from accounts.models import ApiToken, User
+from accounts.models import ApiToken, DiscordLinkCode, User
 from core.audit import audit_record
 from core.consumers import user_sockets_reauthenticate
 from core.errors import DomainError
 from core.notifications import notify
-from core.rls import tenant
+from core.rls import auth_context, tenant
 
 PROFILE_FIELDS = ("display_name", "time_zone", "base_currency")
 # An API token lives at most this long; a forgotten one stops working on its own.
@@ -118,3 +124,125 @@ def legacy_api_token_revoked_notify(*, user_id: int, token_prefix: str) -> None:
             link=reverse("account_api_tokens"),
             dedup_key=f"legacy-api-token-revoked:{token_prefix}",
         )
+
+
+# --- Discord ---------------------------------------------------------------------------------------------
+
+DISCORD_PROVIDER = "discord"
+# A link code works once, for this long after it is shown.
+DISCORD_LINK_CODE_LIFETIME = timedelta(minutes=10)
+# Wrong codes a Discord account may send before it must wait (guessing a live code is hopeless anyway).
+DISCORD_LINK_MAX_FAILURES = 10
+DISCORD_LINK_FAILURE_WINDOW = timedelta(minutes=15)
+# No 0/O or 1/I: the code is read off a page and typed into Discord. 10 characters: ~50 bits.
+_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+_CODE_LENGTH = 10
+_CODE_SHAPE = re.compile(rf"^[{_CODE_ALPHABET}]{{{_CODE_LENGTH}}}$")
+
+
+def discord_code_digest(code: str) -> str:
+    return hashlib.sha256(code.encode("ascii")).hexdigest()
+
+
+def _code_normalise(code: str) -> str:
+    return re.sub(r"[\s-]", "", str(code or "")).upper()
+
+
+def discord_link_code_issue(*, user: User, request: HttpRequest | None = None,
+                            now: datetime | None = None) -> tuple[DiscordLinkCode, str]:
+    """A new one-time code that links the Discord account which sends it (`/link CODE`) to `user`.
+
+    Returns the row and the code, shown once in the form XXXXX-XXXXX; only its digest is stored. Issuing a
+    new code retires the user's earlier unused ones.
+    """
+    now = now or timezone.now()
+    raw = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(_CODE_LENGTH))
+    with auth_context(reason="discord: issue a link code", user_id=user.pk):
+        DiscordLinkCode.objects.filter(user=user, used_at__isnull=True).delete()
+        row = DiscordLinkCode.objects.create(
+            user=user, digest=discord_code_digest(raw), created_at=now, expires_at=now + DISCORD_LINK_CODE_LIFETIME
+        )
+    return row, f"{raw[:5]}-{raw[5:]}"
+
+
+def _discord_audit_fields(account: SocialAccount) -> dict:
+    extra = account.extra_data if isinstance(account.extra_data, dict) else {}
+    return {"discord_user_id": account.uid, "username": extra.get("username", "")}
+
+
+def discord_link_redeem(*, discord_user_id: str | int, code: str, username: str = "", global_name: str = "",
+                        now: datetime | None = None) -> User:
+    """Link the Discord account `discord_user_id` to the user who was shown `code`. Returns that user.
+
+    A code works once and until it expires; a Discord account links to one Nexus account (allauth's unique
+    (provider, uid)), and a Nexus account to one Discord account. Every refusal is a DomainError saying why.
+    """
+    now = now or timezone.now()
+    uid = str(discord_user_id)
+    failures_key = f"discord-link-failures:{uid}"
+    if (cache.get(failures_key) or 0) >= DISCORD_LINK_MAX_FAILURES:
+        raise DomainError("Too many wrong link codes from this Discord account. Wait 15 minutes, then get a new "
+                          "code under Settings → Discord.", field="code")
+    try:
+        return _discord_link_redeem(uid=uid, code=code, username=username, global_name=global_name, now=now)
+    except DomainError:
+        cache.add(failures_key, 0, timeout=int(DISCORD_LINK_FAILURE_WINDOW.total_seconds()))
+        cache.incr(failures_key)
+        raise
+
+
+def _discord_link_redeem(*, uid: str, code: str, username: str, global_name: str, now: datetime) -> User:
+    normalised = _code_normalise(code)
+    if not _CODE_SHAPE.match(normalised):
+        raise DomainError(
+            "That is not a link code: it has 10 letters and digits, like ABCDE-FGH23. Get one under "
+            "Settings → Discord.", field="code"
+        )
+    with auth_context(reason="discord: redeem a link code before the user is known"):
+        row = (DiscordLinkCode.objects.select_for_update().filter(digest=discord_code_digest(normalised))
+               .first())
+        if row is None:
+            raise DomainError("That link code is not valid. Get a new one under Settings → Discord.", field="code")
+        if row.used_at is not None:
+            raise DomainError("That link code was already used; each code works once. Get a new one under "
+                              "Settings → Discord.", field="code")
+        if row.expires_at <= now:
+            raise DomainError("That link code has expired (codes last 10 minutes). Get a new one under "
+                              "Settings → Discord.", field="code")
+        user = User.objects.get(pk=row.user_id)
+        if not user.is_active:
+            raise DomainError("That Nexus account is deactivated.", field="code")
+        existing = SocialAccount.objects.filter(provider=DISCORD_PROVIDER, uid=uid).first()
+        if existing is not None and existing.user_id != user.pk:
+            raise DomainError("This Discord account is already linked to another Nexus account. Send /unlink "
+                              "first, or unlink it under Settings → Discord on that account.", field="code")
+        other = SocialAccount.objects.filter(provider=DISCORD_PROVIDER, user=user).exclude(uid=uid).first()
+        if other is not None:
+            raise DomainError("Your Nexus account is already linked to another Discord account. Unlink it "
+                              "under Settings → Discord first.", field="code")
+        row.used_at = now
+        row.save(update_fields=["used_at"])
+        if existing is not None:
+            return user  # already linked to this very account: the code is spent, nothing changes
+        extra = {"id": uid, "username": username, "global_name": global_name or None, "linked_with": "code"}
+        try:
+            with transaction.atomic():
+                account = SocialAccount.objects.create(user=user, provider=DISCORD_PROVIDER, uid=uid,
+                                                       extra_data=extra)
+        except IntegrityError:
+            raise DomainError("This Discord account was just linked to a Nexus account.", field="code") from None
+        audit_record(action="account.discord_linked", user=user, actor=user, target=account,
+                     actor_label=f"discord:{uid}", after={**_discord_audit_fields(account), "via": "code"})
+    return user
+
+
+def discord_unlink(*, user: User, request: HttpRequest | None = None, via: str = "web") -> bool:
+    """Remove `user`'s Discord link (the bot stops answering with their data; Discord notifications stop).
+    Returns whether there was one."""
+    with auth_context(reason="discord: unlink", user_id=user.pk):
+        accounts = list(SocialAccount.objects.filter(provider=DISCORD_PROVIDER, user=user))
+        for account in accounts:
+            account.delete()
+            audit_record(action="account.discord_unlinked", user=user, actor=user, target=account,
+                         before={**_discord_audit_fields(account), "via": via}, request=request)
+    return bool(accounts)

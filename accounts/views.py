@@ -1,23 +1,47 @@
 from http import HTTPStatus
 
 from allauth.account import views as allauth_views
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from accounts.forms import ApiTokenForm, ProfileForm
-from accounts.selectors import api_token_get, api_token_list
-from accounts.services import api_token_create, api_token_revoke, user_log_out_everywhere, user_update_profile
+from accounts.selectors import api_token_get, api_token_list, discord_link_get
+from accounts.services import (
+    DISCORD_LINK_CODE_LIFETIME,
+    api_token_create,
+    api_token_revoke,
+    discord_link_code_issue,
+    discord_unlink,
+    user_log_out_everywhere,
+    user_update_profile,
+)
 from core.errors import DomainError
 from core.forms import form_add_domain_error
 from core.selectors import audit_list_for_user
 
 
+def _discord_context(request: HttpRequest, *, code: str | None = None) -> dict:
+    return {
+        "discord_link": discord_link_get(user=request.user),
+        # allauth's connect flow (a POST to the provider's login URL); the URL is built here, not with
+        # {% provider_login_url %}, which reads the social app table the runtime role may not.
+        "discord_connect": (f"{reverse('discord_login')}?process=connect"
+                            if "discord" in settings.SOCIALACCOUNT_PROVIDERS else ""),
+        "discord_bot": bool(settings.DISCORD_BOT_TOKEN),
+        "discord_code": code,
+        "discord_code_minutes": int(DISCORD_LINK_CODE_LIFETIME.total_seconds() // 60),
+    }
+
+
+@never_cache  # the answer to "Get a link code" holds the code, once
 @login_required
 def settings_view(request: HttpRequest) -> HttpResponse:
     form = ProfileForm(request.POST or None, instance=request.user)
@@ -29,7 +53,24 @@ def settings_view(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, "Settings saved.")
             return redirect("account_settings")
-    return render(request, "accounts/settings.html", {"form": form})
+    return render(request, "accounts/settings.html", {"form": form, **_discord_context(request)})
+
+
+@never_cache
+@login_required
+@require_POST
+def discord_link_code_view(request: HttpRequest) -> HttpResponse:
+    _, code = discord_link_code_issue(user=request.user, request=request)
+    context = {"form": ProfileForm(instance=request.user), **_discord_context(request, code=code)}
+    return render(request, "accounts/settings.html", context)
+
+
+@login_required
+@require_POST
+def discord_unlink_view(request: HttpRequest) -> HttpResponse:
+    if discord_unlink(user=request.user, request=request):
+        messages.success(request, "Discord unlinked. The bot no longer answers with your data.")
+    return redirect("account_settings")
 
 
 @login_required

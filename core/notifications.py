@@ -28,6 +28,7 @@ preferences page can list them; a user's `NotificationPreference` rows override 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -62,7 +63,12 @@ SEND_CONCURRENCY = 8
 
 
 class DeliveryFailed(Exception):
-    """The channel could not deliver now; the delivery is retried with backoff."""
+    """The channel could not deliver now; the delivery is retried with backoff, and no sooner than
+    `retry_after` seconds when the channel knows (a rate limit's wait)."""
+
+    def __init__(self, message: str = "", *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class DeliveryRefused(Exception):
@@ -330,6 +336,7 @@ def notification_deliver(*, delivery_id: int, user_id: int) -> DeliveryOutcome:
     channel = _channels.get(delivery.channel)
     error: str
     retry = True
+    wait: float | None = None
     try:
         if channel is None:
             raise DeliveryFailed(f"the {delivery.channel!r} channel is not registered in this process")
@@ -338,6 +345,7 @@ def notification_deliver(*, delivery_id: int, user_id: int) -> DeliveryOutcome:
         error, retry = str(exc) or exc.__class__.__name__, False
     except Exception as exc:  # noqa: BLE001 - any sender failure is recorded on the row and retried
         error = f"{exc.__class__.__name__}: {exc}"
+        wait = getattr(exc, "retry_after", None)
     else:
         with tenant(user_id):
             NotificationDelivery.objects.filter(pk=delivery_id).update(
@@ -363,7 +371,10 @@ def notification_deliver(*, delivery_id: int, user_id: int) -> DeliveryOutcome:
     )
     if final:
         return DeliveryOutcome(status=DeliveryStatus.FAILED)
-    return DeliveryOutcome(status=DeliveryStatus.PENDING, retry_in=RETRY_BASE_SECONDS * 2 ** (attempts - 1))
+    backoff = RETRY_BASE_SECONDS * 2 ** (attempts - 1)
+    if wait is not None:
+        backoff = max(backoff, math.ceil(wait))
+    return DeliveryOutcome(status=DeliveryStatus.PENDING, retry_in=backoff)
 
 
 @shared_task(bind=True, name="core.notifications.deliver", max_retries=MAX_ATTEMPTS, acks_late=True)

@@ -169,12 +169,14 @@ TABLES: dict[str, Table] = {
               owner_column=""),
         Table("mfa_authenticator", TableClass.IDENTITY, "TOTP and recovery codes (data holds the secrets)",
               secret_columns=("data",)),
-        Table("socialaccount_socialaccount", TableClass.IDENTITY, "Google accounts linked to a user",
+        Table("socialaccount_socialaccount", TableClass.IDENTITY, "Google and Discord accounts linked to a user",
               secret_columns=("extra_data",)),
         Table("socialaccount_socialtoken", TableClass.IDENTITY, "OAuth tokens of linked accounts",
               owner_column=""),
         Table("socialaccount_socialapp", TableClass.IDENTITY, "OAuth client secrets (empty: apps come from "
               "settings)", owner_column=""),
+        Table("accounts_discordlinkcode", TableClass.IDENTITY, "one-time Discord link codes (SHA-256 digests; "
+              "the bot redeems them before it knows the user)", owner_column=""),
         Table("accounts_user_groups", TableClass.IDENTITY, "a user's staff groups"),
         Table("accounts_user_user_permissions", TableClass.IDENTITY, "a user's own permissions"),
         # --- system-only: the runtime role has no privilege at all ---------------------------------------

@@ -13,6 +13,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
+from core.heartbeats import discord_bot_status
 from core.notifications import (
     channel_list,
     kind_list,
@@ -36,7 +37,8 @@ def healthz(request: HttpRequest) -> JsonResponse:
 @never_cache
 @require_GET
 def readyz(request: HttpRequest) -> JsonResponse:
-    """Ready for traffic: database reachable, Redis reachable, every migration applied."""
+    """Ready for traffic: database reachable, Redis reachable, every migration applied. Also reports the
+    Discord bot's heartbeat, which does not decide readiness."""
     checks: dict[str, str] = {}
     try:
         with connection.cursor() as cursor:
@@ -53,6 +55,9 @@ def readyz(request: HttpRequest) -> JsonResponse:
     except redis.RedisError as exc:
         checks["redis"] = f"error: {exc.__class__.__name__}"
     ready = all(value == "ok" for value in checks.values()) and "migrations" in checks
+    # Reported, not required: the web serves traffic whether or not the Discord bot runs ("off" without a
+    # token, "stale" when its heartbeat is older than 45 s; docs/companion-discord.md).
+    checks["discord_bot"] = discord_bot_status()
     return JsonResponse({"status": "ready" if ready else "not ready", "checks": checks}, status=200 if ready else 503)
 
 

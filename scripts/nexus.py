@@ -110,15 +110,40 @@ def manage(env: dict[str, str], *args: str) -> None:
     subprocess.run([PY, "manage.py", *args], cwd=ROOT, env=env, check=True)
 
 
+def procfile_processes() -> list[str]:
+    """The process names in the Procfile, in order."""
+    lines = (ROOT / "Procfile").read_text().splitlines()
+    return [line.split(":", 1)[0].strip() for line in lines if ":" in line and not line.lstrip().startswith("#")]
+
+
+def discord_bot_token(env: dict[str, str]) -> str:
+    """DISCORD_BOT_TOKEN from the environment, or from .env (which honcho also reads)."""
+    if env.get("DISCORD_BOT_TOKEN"):
+        return env["DISCORD_BOT_TOKEN"]
+    dotenv = ROOT / ".env"
+    if dotenv.exists():
+        for line in dotenv.read_text().splitlines():
+            key, _, value = line.partition("=")
+            if key.strip() == "DISCORD_BOT_TOKEN":
+                return value.strip().strip("'\"")
+    return ""
+
+
 def run(_: argparse.Namespace) -> int:
     env = resolve_services()
     env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
     manage(env, "db_bootstrap")
     manage(env, "migrate", "--database", "owner", "--no-input", "-v", "0")
     manage(env, "seed_demo")
+    processes = procfile_processes()
+    if not discord_bot_token(env):
+        processes = [name for name in processes if name != "bot"]
+        say("Discord bot: off. Set DISCORD_BOT_TOKEN to turn it on (docs/companion.md explains how).")
     say("Nexus is starting on http://127.0.0.1:8000  (Ctrl-C stops everything)")
     honcho = Path(PY).parent / "honcho"
-    process = subprocess.Popen([str(honcho), "start", "-f", "Procfile", "-d", str(ROOT)], cwd=ROOT, env=env)
+    process = subprocess.Popen(
+        [str(honcho), "start", "-f", "Procfile", "-d", str(ROOT), *processes], cwd=ROOT, env=env
+    )
     try:
         return process.wait()
     except KeyboardInterrupt:

@@ -41,6 +41,7 @@ THIRD_PARTY_APPS = [
     "allauth.account",
     "allauth.socialaccount",
     "allauth.socialaccount.providers.google",
+    "allauth.socialaccount.providers.discord",
     "allauth.mfa",
     "djstripe",
 ]
@@ -204,7 +205,7 @@ MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "Nexus"
 GOOGLE_CLIENT_ID = env("GOOGLE_CLIENT_ID", default="")
 GOOGLE_CLIENT_SECRET = env("GOOGLE_CLIENT_SECRET", default="")
-SOCIALACCOUNT_PROVIDERS = (
+SOCIALACCOUNT_PROVIDERS: dict[str, dict] = (
     {
         "google": {
             "APPS": [{"client_id": GOOGLE_CLIENT_ID, "secret": GOOGLE_CLIENT_SECRET, "key": ""}],
@@ -214,7 +215,21 @@ SOCIALACCOUNT_PROVIDERS = (
     if GOOGLE_CLIENT_ID
     else {}
 )
+# Discord (docs/companion-discord.md): "Connect with Discord" on /settings/ links a member's Discord account
+# (allauth's connect flow; redirect URL <SITE_URL>/accounts/discord/login/callback/). Without these the
+# one-time link code is the way to link.
+DISCORD_CLIENT_ID = env("DISCORD_CLIENT_ID", default="")
+DISCORD_CLIENT_SECRET = env("DISCORD_CLIENT_SECRET", default="")
+if DISCORD_CLIENT_ID and DISCORD_CLIENT_SECRET:
+    SOCIALACCOUNT_PROVIDERS["discord"] = {
+        "APPS": [{"client_id": DISCORD_CLIENT_ID, "secret": DISCORD_CLIENT_SECRET, "key": ""}],
+        "SCOPE": ["identify"],
+        # Connecting only: a Discord account never signs anyone up or in by email.
+        "EMAIL_AUTHENTICATION": False,
+        "VERIFIED_EMAIL": False,
+    }
 SOCIALACCOUNT_EMAIL_AUTHENTICATION = True
+SOCIALACCOUNT_ADAPTER = "accounts.adapters.SocialAccountAdapter"
 
 # --- Email ---------------------------------------------------------------------------------------------
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
@@ -222,6 +237,15 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Nexus <no-reply@nexus.lo
 ANYMAIL = {"RESEND_API_KEY": env("RESEND_API_KEY", default="")}
 # Links in emails (notifications) point here.
 SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000")
+
+# --- Discord bot (docs/companion-discord.md) -----------------------------------------------------------
+# Without a token `manage.py runbot` exits, the `discord` notification channel is unavailable and /readyz
+# reports the bot "off".
+DISCORD_BOT_TOKEN = env("DISCORD_BOT_TOKEN", default="")
+DISCORD_API_BASE = env("DISCORD_API_BASE", default="https://discord.com/api/v10")
+DISCORD_BOT_METRICS_PORT = env.int("DISCORD_BOT_METRICS_PORT", default=9108)
+# Threads that run the bot's database work (each holds its own database connections).
+DISCORD_BOT_WORKERS = env.int("DISCORD_BOT_WORKERS", default=8)
 
 # --- API ----------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

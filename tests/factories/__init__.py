@@ -6,7 +6,13 @@ system connection. They build rows as stored; where derived state must follow (a
 and cash, an evaluator's index, a bot's book), go through the app's services instead.
 """
 
-from tests.factories.accounts import DEFAULT_PASSWORD, ApiTokenFactory, UserFactory, api_token_for
+from tests.factories.accounts import (
+    DEFAULT_PASSWORD,
+    ApiTokenFactory,
+    DiscordLinkCodeFactory,
+    UserFactory,
+    api_token_for,
+)
 from tests.factories.alerts import AlertFactory, AlertFiringFactory
 from tests.factories.billing import (
     AppliedEventFactory,
@@ -52,6 +58,7 @@ __all__ = [
     "AlertFactory",
     "AlertFiringFactory",
     "ApiTokenFactory",
+    "DiscordLinkCodeFactory",
     "AppliedEventFactory",
     "AuditLogFactory",
     "BlockedExecutionFactory",

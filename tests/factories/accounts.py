@@ -7,9 +7,9 @@ from allauth.account.models import EmailAddress
 from knox.models import get_digest_token
 from knox.settings import CONSTANTS as KNOX
 
-from accounts.models import ApiToken, User
-from accounts.services import api_token_create
-from core.rls import system_context, tenant
+from accounts.models import ApiToken, DiscordLinkCode, User
+from accounts.services import DISCORD_LINK_CODE_LIFETIME, api_token_create, discord_code_digest
+from core.rls import auth_context, system_context, tenant
 from tests.factories.base import TenantFactory
 
 DEFAULT_PASSWORD = "correct-horse-battery-9"
@@ -76,3 +76,24 @@ def api_token_for(user: User, *, name: str = "test client", expires_on: date | N
     expires_on = expires_on or datetime.now(UTC).date() + timedelta(days=30)
     _, secret = api_token_create(user=user, name=name, expires_on=expires_on)
     return secret
+
+
+class DiscordLinkCodeFactory(factory.django.DjangoModelFactory):
+    """A live one-time Discord link code of `user`; only the digest of `code` is stored. Written in the auth
+    context, where accounts.services.discord_link_code_issue writes it (the runtime role cannot reach it).
+    For a code a member sends to the bot, use `discord_link_code_issue`, which returns it."""
+
+    class Meta:
+        model = DiscordLinkCode
+
+    class Params:
+        code = factory.Sequence(lambda n: f"TESTCODE{n:02d}")
+
+    user = factory.SubFactory(UserFactory)
+    digest = factory.LazyAttribute(lambda o: discord_code_digest(o.code))
+    expires_at = factory.LazyFunction(lambda: datetime.now(UTC) + DISCORD_LINK_CODE_LIFETIME)
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        with auth_context(reason="tests: a Discord link code is issued"):
+            return super()._create(model_class, *args, **kwargs)
