@@ -346,6 +346,14 @@ def companion_ask(
                 text="The companion's language model could not answer just now, so nothing was counted "
                 "against your plan. Please try again in a moment.",
             )
+        except Exception:  # a bug must not leave the member without a reply; it is logged with its trace
+            logger.exception("companion.failed", provider=getattr(provider, "name", ""))
+            outcome = _Outcome(
+                status=MessageStatus.ERROR,
+                provider=getattr(provider, "name", ""),
+                text="Something went wrong while answering, so nothing was counted against your plan. "
+                "Please try again.",
+            )
     try:
         reply = _store(user=user, conversation=conversation, outcome=outcome, idempotency_key=idempotency_key)
     except IntegrityError:

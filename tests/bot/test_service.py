@@ -305,3 +305,10 @@ def test_the_same_request_arriving_twice_at_once_is_answered_and_counted_once(se
     with tenant(user_a.pk):
         assert Message.objects.filter(user_id=user_a.pk, role="user").count() == 1
         assert Message.objects.filter(user_id=user_a.pk, role="assistant").count() == 1
+
+
+def test_an_unexpected_failure_is_an_error_reply_not_an_exception(seeded_a, user_a, scripted):
+    scripted(RuntimeError("a bug"))
+    reply = ask(user_a, "price of ETH", "bug-1")
+    assert reply.status == "error" and "nothing was counted" in reply.text
+    assert usage(user_a) == 0
