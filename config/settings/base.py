@@ -243,7 +243,7 @@ SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000")
 # reports the bot "off".
 DISCORD_BOT_TOKEN = env("DISCORD_BOT_TOKEN", default="")
 DISCORD_API_BASE = env("DISCORD_API_BASE", default="https://discord.com/api/v10")
-DISCORD_BOT_METRICS_PORT = env.int("DISCORD_BOT_METRICS_PORT", default=9108)
+DISCORD_BOT_METRICS_PORT = env.int("DISCORD_BOT_METRICS_PORT", default=9109)
 # Threads that run the bot's database work (each holds its own database connections).
 DISCORD_BOT_WORKERS = env.int("DISCORD_BOT_WORKERS", default=8)
 
