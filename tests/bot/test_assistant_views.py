@@ -275,14 +275,11 @@ def test_hostile_questions_are_refused_next_to_the_field(client_a, user_a, quest
     assert _messages(user_a) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/companion/grounding.normalise quantizes a 1,100-digit number to an integer and raises "
-    "decimal.InvalidOperation (a 500); the fix belongs to the companion service's grounding module",
-)
-def test_a_question_holding_a_huge_number_is_answered_not_a_500(client_a, holder):
+def test_a_question_holding_a_huge_number_gets_a_turn_not_a_500(client_a, holder):
     response = _ask(client_a, "What is " + "9" * 1_100 + " BTC worth?")
     assert response.status_code == 200
+    assert '<div class="said said-assistant' in response.content.decode()
+    assert len(_messages(holder)) == 2
 
 
 @pytest.mark.parametrize(
