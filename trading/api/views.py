@@ -55,6 +55,10 @@ class OrderFilter(serializers.Serializer):
 
 class OrderListApi(GenericAPIView):
     serializer_class = OrderOutput
+    ordering = ("-created_at",)
+
+    def get_queryset(self):
+        return order_list(user=self.request.user)
 
     @extend_schema(parameters=[OrderFilter], responses=OrderOutput(many=True))
     def get(self, request: Request) -> Response:
