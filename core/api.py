@@ -196,6 +196,9 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 # --- Strict inputs -----------------------------------------------------------------------------------
 
+# The largest id PostgreSQL's bigint holds: `IntegerField(min_value=1, max_value=DB_ID_MAX)` for ids in bodies.
+DB_ID_MAX = 2**63 - 1
+
 
 class StrictCharField(serializers.CharField):
     """A CharField that takes only JSON strings: DRF's turns 0 or true into "0" / "True"."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 
 from core.api import (
@@ -70,3 +71,24 @@ class ApiAutoSchema(AutoSchema):
                     media_types=[PROBLEM_CONTENT_TYPE],
                 )
         return operation
+
+    def _map_serializer_field(self, field, direction, bypass_extensions=False):
+        schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        if isinstance(field, serializers.DecimalField) and "pattern" in schema and field.max_whole_digits:
+            schema["pattern"] = decimal_pattern(
+                whole_digits=field.max_whole_digits,
+                decimal_places=field.decimal_places,
+                signed=field.min_value is None or field.min_value < 0,
+            )
+        return schema
+
+
+def decimal_pattern(*, whole_digits: int, decimal_places: int, signed: bool) -> str:
+    """What DRF's DecimalField takes as a string: digits (at least one) with an optional fraction, and a
+    minus sign only where the field allows negative values. drf-spectacular's own pattern also matches ""."""
+    sign = "-?" if signed else ""
+    if decimal_places:
+        number = rf"(?:\d{{1,{whole_digits}}}(?:\.\d{{0,{decimal_places}}})?|\.\d{{1,{decimal_places}}})"
+    else:
+        number = rf"\d{{1,{whole_digits}}}"
+    return rf"^{sign}{number}$"
