@@ -82,7 +82,7 @@ class OrderListApi(GenericAPIView):
         examples=[
             OpenApiExample(
                 "Paper market buy",
-                value={"connection": 1, "portfolio": 1, "symbol": "BTC-USD", "side": "buy", "type": "market",
+                value={"connection": 1, "portfolio": 1, "symbol": "BTC/USDT", "side": "buy", "type": "market",
                        "quantity": "0.01"},
                 request_only=True,
             )
