@@ -231,8 +231,6 @@ class TokenScopePermission(IsAuthenticated):
     """Signed in, and (for an API token) the token carries the scope the operation needs. Session-signed-in
     browser requests have every scope."""
 
-    message = "Authentication credentials were not provided."
-
     def has_permission(self, request, view) -> bool:
         if not super().has_permission(request, view):
             return False

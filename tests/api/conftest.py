@@ -44,11 +44,23 @@ def seed_trader(email: str, *, plan: str = PlanCode.ENTERPRISE) -> Trader:
     portfolio, connection = paper_setup(user)
     with tenant(user.pk):
         order = order_place(
-            user=user, connection=connection, portfolio=portfolio, symbol="BTC/USDT", side=OrderSide.BUY,
-            type=OrderType.LIMIT, quantity=Decimal("0.1"), price=Decimal("19000"), source=OrderSource.API,
+            user=user,
+            connection=connection,
+            portfolio=portfolio,
+            symbol="BTC/USDT",
+            side=OrderSide.BUY,
+            type=OrderType.LIMIT,
+            quantity=Decimal("0.1"),
+            price=Decimal("19000"),
+            source=OrderSource.API,
         )
-    return Trader(user=user, token=api_token_for(user), portfolio=portfolio, connection=connection,
-                  order_id=str(order.pk))
+    return Trader(
+        user=user,
+        token=api_token_for(user),
+        portfolio=portfolio,
+        connection=connection,
+        order_id=str(order.pk),
+    )
 
 
 @pytest.fixture

@@ -53,8 +53,12 @@ def test_a_token_with_both_scopes_does_both_and_a_session_has_every_scope(client
     assert api.post(PORTFOLIOS, NEW_PORTFOLIO, format="json").status_code == 201
     assert api.get(PORTFOLIOS).status_code == 200
     client.force_login(user_a)
-    assert client.post(PORTFOLIOS, {"name": "By session", "base_currency": "EUR"},
-                       content_type="application/json").status_code == 201
+    assert (
+        client.post(
+            PORTFOLIOS, {"name": "By session", "base_currency": "EUR"}, content_type="application/json"
+        ).status_code
+        == 201
+    )
     assert sorted(_names(user_a)) == ["By session", "Scoped"]
 
 

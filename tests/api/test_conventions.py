@@ -89,8 +89,14 @@ def test_transactions_are_cursor_paginated_newest_first(trader):
     start = datetime(2026, 1, 1, tzinfo=UTC)
     with tenant(trader.user.pk):
         for day in range(5):
-            transaction_record(user=trader.user, portfolio=trader.portfolio, kind=TransactionKind.DEPOSIT,
-                               currency="USDT", quantity=Decimal(day + 1), executed_at=start + timedelta(days=day))
+            transaction_record(
+                user=trader.user,
+                portfolio=trader.portfolio,
+                kind=TransactionKind.DEPOSIT,
+                currency="USDT",
+                quantity=Decimal(day + 1),
+                executed_at=start + timedelta(days=day),
+            )
     url = f"/api/v1/portfolios/{trader.portfolio.pk}/transactions/"
     seen, page = [], trader.api.get(url, {"page_size": 2}).json()
     assert set(page) == {"next", "previous", "results"} and len(page["results"]) == 2
@@ -121,14 +127,23 @@ def test_a_number_where_a_name_belongs_is_a_400_with_field_details(trader):
     assert problem["title"] == "Invalid request" and problem["status"] == 400
     assert problem["instance"] == "/api/v1/portfolios/"
     assert problem["errors"] == {"name": ["Not a valid string."]}
-    assert trader.api.post("/api/v1/portfolios/", {"name": "   ", "base_currency": "USD"},
-                           format="json").status_code == 400
+    assert (
+        trader.api.post(
+            "/api/v1/portfolios/", {"name": "   ", "base_currency": "USD"}, format="json"
+        ).status_code
+        == 400
+    )
 
 
 def test_the_profile_takes_only_known_time_zones_and_currencies_and_strings(trader):
-    bad = trader.api.patch(ME, {"time_zone": "Mars/Olympus", "base_currency": "XYZ", "display_name": 7},
-                           format="json")
-    assert bad.status_code == 400 and set(bad.json()["errors"]) == {"time_zone", "base_currency", "display_name"}
+    bad = trader.api.patch(
+        ME, {"time_zone": "Mars/Olympus", "base_currency": "XYZ", "display_name": 7}, format="json"
+    )
+    assert bad.status_code == 400 and set(bad.json()["errors"]) == {
+        "time_zone",
+        "base_currency",
+        "display_name",
+    }
     good = trader.api.patch(ME, {"time_zone": "Europe/Berlin"}, format="json")
     assert good.status_code == 200 and good.json()["time_zone"] == "Europe/Berlin"
 
@@ -143,7 +158,9 @@ def test_the_schema_documents_problems_enums_and_the_patch_input(trader):
     assert body.endswith("/PatchedMeUpdateInput")
     assert "application/problem+json" in patch["responses"]["400"]["content"]
     listing = schema["paths"]["/api/v1/portfolios/{id}/transactions/"]["get"]["responses"]["200"]
-    assert listing["content"]["application/json"]["schema"]["$ref"].endswith("/PaginatedTransactionOutputList")
+    assert listing["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/PaginatedTransactionOutputList"
+    )
     post = schema["paths"]["/api/v1/trading/orders/"]["post"]
     assert "Idempotency-Key" in [p["name"] for p in post["parameters"]]
     assert {"400", "401", "403", "422", "429"} <= set(post["responses"])

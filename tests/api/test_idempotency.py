@@ -53,7 +53,9 @@ def test_a_retry_with_the_same_key_returns_the_first_answer_and_creates_nothing(
 def test_the_same_key_with_a_different_body_is_a_422_problem(user_a):
     api = token_client(api_token_for(user_a))
     api.post(PORTFOLIOS, {"name": "A", "base_currency": "USD"}, format="json", HTTP_IDEMPOTENCY_KEY="k")
-    other = api.post(PORTFOLIOS, {"name": "B", "base_currency": "USD"}, format="json", HTTP_IDEMPOTENCY_KEY="k")
+    other = api.post(
+        PORTFOLIOS, {"name": "B", "base_currency": "USD"}, format="json", HTTP_IDEMPOTENCY_KEY="k"
+    )
     assert other.status_code == 422 and other["Content-Type"] == "application/problem+json"
     assert "different request" in other.json()["detail"]
     assert _count(user_a, "B") == 0
@@ -62,8 +64,9 @@ def test_the_same_key_with_a_different_body_is_a_422_problem(user_a):
 def test_keys_are_per_user(user_a, user_b):
     body = {"name": "Mine", "base_currency": "USD"}
     token_client(api_token_for(user_a)).post(PORTFOLIOS, body, format="json", HTTP_IDEMPOTENCY_KEY="shared")
-    theirs = token_client(api_token_for(user_b)).post(PORTFOLIOS, body, format="json",
-                                                      HTTP_IDEMPOTENCY_KEY="shared")
+    theirs = token_client(api_token_for(user_b)).post(
+        PORTFOLIOS, body, format="json", HTTP_IDEMPOTENCY_KEY="shared"
+    )
     assert theirs.status_code == 201 and "Idempotent-Replayed" not in theirs
     assert _count(user_a, "Mine") == _count(user_b, "Mine") == 1
 
@@ -84,8 +87,9 @@ def test_a_validation_error_is_replayed_but_a_refusal_that_did_not_act_is_not_ke
 @pytest.mark.parametrize("key", ["", "x" * 256, "has space", "ünïcode"])
 def test_a_malformed_key_is_a_400_problem(user_a, key):
     api = token_client(api_token_for(user_a))
-    response = api.post(PORTFOLIOS, {"name": "K", "base_currency": "USD"}, format="json",
-                        HTTP_IDEMPOTENCY_KEY=key)
+    response = api.post(
+        PORTFOLIOS, {"name": "K", "base_currency": "USD"}, format="json", HTTP_IDEMPOTENCY_KEY=key
+    )
     assert response.status_code == 400 and "Idempotency-Key" in response.json()["errors"]
     assert _count(user_a, "K") == 0
 
@@ -118,8 +122,9 @@ def test_a_concurrent_retry_waits_for_the_first_and_gets_its_answer(user_a):
 
     def retry() -> None:
         started.set()
-        results["retry"] = token_client(secret).post(PORTFOLIOS, body, format="json",
-                                                      HTTP_IDEMPOTENCY_KEY="race")
+        results["retry"] = token_client(secret).post(
+            PORTFOLIOS, body, format="json", HTTP_IDEMPOTENCY_KEY="race"
+        )
         connections.close_all()
 
     first_api = token_client(secret)
@@ -151,5 +156,7 @@ def test_a_concurrent_retry_waits_for_the_first_and_gets_its_answer(user_a):
 
 def _someone_waits_on_a_lock() -> bool:
     with connections["owner"].cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()")
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        )
         return cursor.fetchone()[0] > 0

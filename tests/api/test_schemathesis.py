@@ -49,8 +49,14 @@ def _exercise(operation, trader: Trader, mode: GenerationMode, *, examples: int,
     own = _seeded_parameters(operation.path, trader)
 
     @given(case=operation.as_strategy(generation_mode=mode))
-    @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+        phases=[Phase.explicit, Phase.generate],
+    )
     def run(case):
         statuses.add(case.call_and_validate(headers=headers, checks=CHECKS).status_code)
         if own is not None:

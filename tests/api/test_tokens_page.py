@@ -36,7 +36,10 @@ def test_a_read_only_token_is_created_shown_once_listed_with_its_scope_and_audit
 
     api = token_client(secret)
     assert api.get("/api/v1/portfolios/").status_code == 200
-    assert api.post("/api/v1/portfolios/", {"name": "X", "base_currency": "USD"}, format="json").status_code == 403
+    assert (
+        api.post("/api/v1/portfolios/", {"name": "X", "base_currency": "USD"}, format="json").status_code
+        == 403
+    )
 
 
 def test_a_token_needs_a_scope(client, user_a):
@@ -56,9 +59,9 @@ def test_the_old_address_redirects_to_the_new_page(client, user_a):
 
 def test_revoking_from_the_page_stops_the_token_and_is_audited(client, user_a):
     client.force_login(user_a)
-    secret = client.post(PAGE, {"name": "ci", "expires_on": _in_days(7), "scopes": ["read", "trade"]}).context[
-        "secret"
-    ]
+    secret = client.post(
+        PAGE, {"name": "ci", "expires_on": _in_days(7), "scopes": ["read", "trade"]}
+    ).context["secret"]
     with tenant(user_a.pk):
         token = ApiToken.objects.get()
     assert sorted(token.scopes) == ["read", "trade"]
