@@ -26,6 +26,7 @@ from tests.factories.billing import (
 )
 from tests.factories.core import (
     AuditLogFactory,
+    IdempotencyRecordFactory,
     NotificationDeliveryFactory,
     NotificationFactory,
     NotificationPreferenceFactory,
@@ -60,6 +61,7 @@ __all__ = [
     "DiscordLinkCodeFactory",
     "AppliedEventFactory",
     "AuditLogFactory",
+    "IdempotencyRecordFactory",
     "BlockedExecutionFactory",
     "BotFactory",
     "CandleFactory",
