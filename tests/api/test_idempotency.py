@@ -139,8 +139,8 @@ def test_a_concurrent_retry_waits_for_the_first_and_gets_its_answer(user_a):
         started.wait(10)
         # The retry's INSERT now blocks on our uncommitted row; poll until it is waiting on the lock.
         deadline = timezone.now() + timedelta(seconds=10)
-        while timezone.now() < deadline and not _someone_waits_on_a_lock():
-            pass
+        while not _someone_waits_on_a_lock():
+            assert timezone.now() < deadline, "the retry never waited on the first request's record"
 
     idempotency.IdempotencyMiddleware._settle = settle_then_let_the_retry_in
     try:
@@ -155,8 +155,10 @@ def test_a_concurrent_retry_waits_for_the_first_and_gets_its_answer(user_a):
 
 
 def _someone_waits_on_a_lock() -> bool:
+    """A session of this test database waits for a lock (the retry's INSERT, on the first's transaction)."""
     with connections["owner"].cursor() as cursor:
         cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE NOT l.granted AND a.datname = current_database()"
         )
         return cursor.fetchone()[0] > 0

@@ -26,8 +26,8 @@ from tests.api.conftest import Trader
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 # Generated requests shared by all operations (positive, negative), so the run stays near a minute however
 # many operations there are; each operation gets at least the floor.
-TOTAL_EXAMPLES = {GenerationMode.POSITIVE: 240, GenerationMode.NEGATIVE: 120}
-MIN_EXAMPLES = {GenerationMode.POSITIVE: 4, GenerationMode.NEGATIVE: 2}
+TOTAL_EXAMPLES = {GenerationMode.POSITIVE: 160, GenerationMode.NEGATIVE: 64}
+MIN_EXAMPLES = {GenerationMode.POSITIVE: 3, GenerationMode.NEGATIVE: 1}
 
 
 def seeded_ids(trader: Trader) -> dict[str, dict[str, object]]:
