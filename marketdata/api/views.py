@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from django.http import Http404
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -48,9 +48,13 @@ class QuoteListApi(GenericAPIView):
     serializer_class = QuoteOutput
     pagination_class = None
 
-    @extend_schema(tags=MARKETS, summary="Latest quotes of pairs", parameters=[QuoteFilter],
-                   description="Pairs without a quote yet are left out. An unlisted pair is a 400.",
-                   responses=QuoteOutput(many=True))
+    @extend_schema(
+        tags=MARKETS,
+        summary="Latest quotes of pairs",
+        parameters=[QuoteFilter],
+        description="Pairs without a quote yet are left out. An unlisted pair is a 400.",
+        responses=QuoteOutput(many=True),
+    )
     def get(self, request: Request) -> Response:
         filters = QuoteFilter(data=request.query_params)
         filters.is_valid(raise_exception=True)
@@ -66,8 +70,12 @@ class QuoteListApi(GenericAPIView):
 class InstrumentQuoteApi(GenericAPIView):
     serializer_class = QuoteOutput
 
-    @extend_schema(tags=MARKETS, summary="A pair's latest quote", parameters=[PAIR],
-                   description="404 when the pair is not listed or has no quote yet.")
+    @extend_schema(
+        tags=MARKETS,
+        summary="A pair's latest quote",
+        parameters=[PAIR],
+        description="404 when the pair is not listed or has no quote yet.",
+    )
     def get(self, request: Request, symbol: str) -> Response:
         instrument = _pair(symbol)
         quote = quote_latest_map(symbols=[instrument.symbol]).get(instrument.symbol)
@@ -80,14 +88,23 @@ class CandleListApi(GenericAPIView):
     serializer_class = CandleOutput
     pagination_class = None
 
-    @extend_schema(tags=MARKETS, summary="A pair's candles, oldest first", parameters=[PAIR, CandleFilter],
-                   description="The newest `limit` bars of the range, from the stored one-minute candles.",
-                   responses=CandleOutput(many=True))
+    @extend_schema(
+        tags=MARKETS,
+        summary="A pair's candles, oldest first",
+        parameters=[PAIR, CandleFilter],
+        description="The newest `limit` bars of the range, from the stored one-minute candles.",
+        responses=CandleOutput(many=True),
+    )
     def get(self, request: Request, symbol: str) -> Response:
         instrument = _pair(symbol)
         filters = CandleFilter(data=request.query_params)
         filters.is_valid(raise_exception=True)
         data = filters.validated_data
-        bars = candle_list(symbol=instrument.symbol, timeframe=data["interval"], limit=data["limit"],
-                           start=data.get("start"), end=data.get("end"))
+        bars = candle_list(
+            symbol=instrument.symbol,
+            timeframe=data["interval"],
+            limit=data["limit"],
+            start=data.get("start"),
+            end=data.get("end"),
+        )
         return Response(CandleOutput(bars, many=True).data)

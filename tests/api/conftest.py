@@ -6,8 +6,8 @@ import pytest
 from django.test import Client
 
 from tests.factories import api_token_for
-from tests.trading.conftest import btc_quote, instruments, paper_setup  # noqa: F401  (fixtures)
 from tests.trading.binance import recorded_binance  # noqa: F401  (fixture)
+from tests.trading.conftest import btc_quote, instruments, paper_setup  # noqa: F401  (fixtures)
 
 
 def token_client(user, **token_args) -> Client:

@@ -38,17 +38,33 @@ def _patch(client, url, data):
 
 def _order(paper, **fields):
     portfolio, connection = paper
-    data = {"connection": connection.pk, "portfolio": portfolio.pk, "symbol": "BTC/USDT", "side": "buy",
-            "type": "limit", "quantity": "0.1", "price": "19000"}
+    data = {
+        "connection": connection.pk,
+        "portfolio": portfolio.pk,
+        "symbol": "BTC/USDT",
+        "side": "buy",
+        "type": "limit",
+        "quantity": "0.1",
+        "price": "19000",
+    }
     data.update(fields)
     return data
 
 
 def _bot(paper, **fields):
     portfolio, connection = paper
-    data = {"name": "Hourly DCA", "connection": connection.pk, "portfolio": portfolio.pk, "symbol": "BTC-USDT",
-            "strategy": "dca", "params": {"every": 60}, "timeframe": "1m", "allocation": "100",
-            "max_position": "0.5", "daily_loss_limit": "50"}
+    data = {
+        "name": "Hourly DCA",
+        "connection": connection.pk,
+        "portfolio": portfolio.pk,
+        "symbol": "BTC-USDT",
+        "strategy": "dca",
+        "params": {"every": 60},
+        "timeframe": "1m",
+        "allocation": "100",
+        "max_position": "0.5",
+        "daily_loss_limit": "50",
+    }
     data.update(fields)
     return data
 
@@ -58,10 +74,16 @@ def _bot(paper, **fields):
 
 def test_a_paper_market_order_fills_and_moves_the_position(api_a, paper_a):
     portfolio, _ = paper_a
-    placed = _post(api_a, "/api/v1/trading/orders/", _order(paper_a, type="market", quantity="0.05", price=None))
+    placed = _post(
+        api_a, "/api/v1/trading/orders/", _order(paper_a, type="market", quantity="0.05", price=None)
+    )
     assert placed.status_code == 201, placed.content
     order = placed.json()
-    assert (order["status"], order["source"], Decimal(order["filled_quantity"])) == ("filled", "api", Decimal("0.05"))
+    assert (order["status"], order["source"], Decimal(order["filled_quantity"])) == (
+        "filled",
+        "api",
+        Decimal("0.05"),
+    )
     listed = api_a.get("/api/v1/trading/orders/", {"status": "filled"}).json()["results"]
     assert [(o["id"], o["status"]) for o in listed] == [(order["id"], "filled")]
     fills = api_a.get(f"/api/v1/trading/orders/{order['id']}/fills/").json()
@@ -130,7 +152,9 @@ def test_bad_orders_are_field_errors_and_nothing_is_placed(api_a, user_a, paper_
         assert not Order.objects.exists()
 
 
-@pytest.mark.parametrize("query", [{"status": "lost"}, {"since": "last week"}, {"open": "maybe"}, {"side": 7}])
+@pytest.mark.parametrize(
+    "query", [{"status": "lost"}, {"since": "last week"}, {"open": "maybe"}, {"side": 7}]
+)
 def test_bad_order_filters_are_400(api_a, query):
     _problem(api_a.get("/api/v1/trading/orders/", query), 400)
 
@@ -147,9 +171,16 @@ def test_another_traders_connection_and_portfolio_cannot_be_used(api_a, paper_a,
 
 
 def test_a_binance_key_is_stored_encrypted_and_listed_by_its_last_four(api_a, user_a, recorded_binance):
-    created = _post(api_a, "/api/v1/trading/connections/", {
-        "label": "Main", "venue": "binance", "api_key": BINANCE_KEY, "api_secret": BINANCE_SECRET,
-    })
+    created = _post(
+        api_a,
+        "/api/v1/trading/connections/",
+        {
+            "label": "Main",
+            "venue": "binance",
+            "api_key": BINANCE_KEY,
+            "api_secret": BINANCE_SECRET,
+        },
+    )
     assert created.status_code == 201, created.content
     assert created.json()["key_last_four"] == BINANCE_KEY[-4:]
     listed = api_a.get("/api/v1/trading/connections/")
@@ -163,9 +194,16 @@ def test_a_binance_key_is_stored_encrypted_and_listed_by_its_last_four(api_a, us
 
 def test_a_key_that_can_withdraw_is_refused(api_a, recorded_binance):
     recorded_binance.restrictions["enableWithdrawals"] = True
-    response = _post(api_a, "/api/v1/trading/connections/", {
-        "label": "Main", "venue": "binance", "api_key": BINANCE_KEY, "api_secret": BINANCE_SECRET,
-    })
+    response = _post(
+        api_a,
+        "/api/v1/trading/connections/",
+        {
+            "label": "Main",
+            "venue": "binance",
+            "api_key": BINANCE_KEY,
+            "api_secret": BINANCE_SECRET,
+        },
+    )
     assert "can withdraw" in str(_problem(response, 400)["errors"]["api_key"])
     assert api_a.get("/api/v1/trading/connections/").json() == []
 
@@ -217,7 +255,9 @@ def test_a_bot_is_created_changed_paused_resumed_and_deleted(api_a, user_a, pape
     changed = _patch(api_a, url, {"allocation": "50", "params": {"every": 30}, "name": "Half-hourly"})
     assert changed.status_code == 200, changed.content
     assert (changed.json()["allocation"], changed.json()["params"], changed.json()["name"]) == (
-        "50.000000000000", {"every": 30}, "Half-hourly"
+        "50.000000000000",
+        {"every": 30},
+        "Half-hourly",
     )
     assert api_a.get(url).json()["allocation"] == "50.000000000000"
     paused = _post(api_a, f"{url}pause/")
@@ -271,9 +311,8 @@ def test_the_plans_bot_limit_holds_over_the_api(api_a, paper_a):
 
 
 def test_a_bots_orders_plans_and_blocked_executions(api_a, user_a, paper_a):
-    from trading.fanout import services
-
     from tests.trading.conftest import make_signal
+    from trading.fanout import services
 
     bot = _post(api_a, "/api/v1/trading/bots/", _bot(paper_a, params={"every": 1})).json()
     services.plans_execute(plans=services.signal_plan(signal_id=make_signal().pk).pending, symbol="BTC/USDT")
@@ -293,7 +332,10 @@ def test_a_bots_orders_plans_and_blocked_executions(api_a, user_a, paper_a):
     assert [(r["id"], r["regime"], r["bot_name"]) for r in rows] == [(blocked.pk, "bearish", "Hourly DCA")]
     everywhere = api_a.get("/api/v1/trading/blocked-executions/").json()["results"]
     assert [r["id"] for r in everywhere] == [blocked.pk]
-    assert api_a.get("/api/v1/trading/blocked-executions/", {"bot": bot["id"]}).json()["results"][0]["id"] == blocked.pk
+    assert (
+        api_a.get("/api/v1/trading/blocked-executions/", {"bot": bot["id"]}).json()["results"][0]["id"]
+        == blocked.pk
+    )
     one = api_a.get(f"/api/v1/trading/blocked-executions/{blocked.pk}/").json()
     assert (one["side"], one["symbol"], one["reason"]) == ("buy", "BTC/USDT", blocked.reason)
 
@@ -311,8 +353,13 @@ def objects_of_b(user_b, paper_b):
         model = Bot.objects.get(pk=bot["id"])
     plan = ExecutionPlanFactory(user=user_b, bot=model)
     blocked = BlockedExecutionFactory(user=user_b, bot=model)
-    return {"order": order["id"], "connection": paper_b[1].pk, "bot": bot["id"], "plan": plan.pk,
-            "blocked": blocked.pk}
+    return {
+        "order": order["id"],
+        "connection": paper_b[1].pk,
+        "bot": bot["id"],
+        "plan": plan.pk,
+        "blocked": blocked.pk,
+    }
 
 
 OBJECT_ENDPOINTS = [
@@ -335,8 +382,9 @@ OBJECT_ENDPOINTS = [
 
 
 @pytest.mark.parametrize(("method", "template"), OBJECT_ENDPOINTS)
-def test_another_traders_object_is_a_404_and_stays_as_it_was(api_a, paper_a, objects_of_b, user_b, method,
-                                                              template):
+def test_another_traders_object_is_a_404_and_stays_as_it_was(
+    api_a, paper_a, objects_of_b, user_b, method, template
+):
     url = template.format(**objects_of_b)
     if method in ("get", "delete"):
         response = getattr(api_a, method)(url)

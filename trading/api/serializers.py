@@ -68,10 +68,20 @@ class OrderInput(serializers.Serializer):
     side = serializers.ChoiceField(choices=OrderSide.choices)
     type = serializers.ChoiceField(choices=OrderType.choices)
     quantity = serializers.DecimalField(**QUANTITY, min_value=0)
-    price = serializers.DecimalField(**QUANTITY, min_value=0, required=False, allow_null=True,
-                                     help_text="Limit price: limit and stop-limit orders.")
-    stop_price = serializers.DecimalField(**QUANTITY, min_value=0, required=False, allow_null=True,
-                                          help_text="Trigger price: stop and take-profit orders.")
+    price = serializers.DecimalField(
+        **QUANTITY,
+        min_value=0,
+        required=False,
+        allow_null=True,
+        help_text="Limit price: limit and stop-limit orders.",
+    )
+    stop_price = serializers.DecimalField(
+        **QUANTITY,
+        min_value=0,
+        required=False,
+        allow_null=True,
+        help_text="Trigger price: stop and take-profit orders.",
+    )
 
 
 class OrderPlaceInput(OrderInput):
@@ -93,8 +103,9 @@ class OrderFilter(serializers.Serializer):
     symbol = StrictCharField(required=False, max_length=32, help_text=SYMBOL_HELP)
     side = serializers.ChoiceField(choices=OrderSide.choices, required=False)
     source = serializers.ChoiceField(choices=OrderSource.choices, required=False)
-    open = serializers.BooleanField(required=False, default=False, help_text="Only new, open and partially "
-                                    "filled orders.")
+    open = serializers.BooleanField(
+        required=False, default=False, help_text="Only new, open and partially filled orders."
+    )
     since = serializers.DateTimeField(required=False, help_text="Created at or after.")
     until = serializers.DateTimeField(required=False, help_text="Created before.")
 
@@ -116,7 +127,9 @@ class ConnectionOutput(serializers.Serializer):
     label = serializers.CharField()
     venue = serializers.ChoiceField(choices=Venue.choices)
     sandbox = serializers.BooleanField()
-    key_last_four = serializers.CharField(help_text="The API key's last four characters; the key is never shown.")
+    key_last_four = serializers.CharField(
+        help_text="The API key's last four characters; the key is never shown."
+    )
     status = serializers.ChoiceField(choices=ConnectionStatus.choices)
     ip_restricted = serializers.BooleanField(allow_null=True)
     maker_fee = serializers.DecimalField(**RATE, allow_null=True)
@@ -129,12 +142,25 @@ class ConnectionInput(serializers.Serializer):
     label = StrictCharField(max_length=80)
     venue = serializers.ChoiceField(choices=Venue.choices)
     sandbox = serializers.BooleanField(required=False, default=False)
-    api_key = StrictCharField(required=False, allow_blank=True, default="", max_length=KEY_MAX_LENGTH,
-                              write_only=True, help_text="Stored encrypted; only its last four are shown again.")
-    api_secret = StrictCharField(required=False, allow_blank=True, default="", max_length=KEY_MAX_LENGTH,
-                                 write_only=True)
-    passphrase = StrictCharField(required=False, allow_blank=True, default="", max_length=KEY_MAX_LENGTH,
-                                 write_only=True, help_text="OKX, KuCoin and Coinbase keys have one.")
+    api_key = StrictCharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=KEY_MAX_LENGTH,
+        write_only=True,
+        help_text="Stored encrypted; only its last four are shown again.",
+    )
+    api_secret = StrictCharField(
+        required=False, allow_blank=True, default="", max_length=KEY_MAX_LENGTH, write_only=True
+    )
+    passphrase = StrictCharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=KEY_MAX_LENGTH,
+        write_only=True,
+        help_text="OKX, KuCoin and Coinbase keys have one.",
+    )
     confirmed_no_withdrawal = serializers.BooleanField(
         required=False, default=False, help_text="Needed for venues that do not report a key's permissions."
     )
@@ -183,9 +209,10 @@ class BotOutput(serializers.Serializer):
 
 def _params_field(**kwargs):
     return serializers.DictField(
-        child=serializers.IntegerField(min_value=-PARAM_MAX, max_value=PARAM_MAX), allow_empty=True,
+        child=serializers.IntegerField(min_value=-PARAM_MAX, max_value=PARAM_MAX),
+        allow_empty=True,
         help_text="The strategy's parameters by name (see GET /api/v1/trading/strategies/); omitted ones "
-                  "take their defaults.",
+        "take their defaults.",
         **kwargs,
     )
 
@@ -198,11 +225,15 @@ class BotInput(serializers.Serializer):
     strategy = serializers.ChoiceField(choices=[(s.key, s.label) for s in STRATEGIES.values()])
     params = _params_field(required=False, default=dict)
     timeframe = serializers.ChoiceField(choices=Timeframe.choices, default=Timeframe.M1)
-    allocation = serializers.DecimalField(**AMOUNT, min_value=0, help_text="Quote currency spent on each buy.")
-    max_position = serializers.DecimalField(**QUANTITY, min_value=0, help_text="The most base units the bot "
-                                            "may hold.")
-    daily_loss_limit = serializers.DecimalField(**AMOUNT, min_value=0, help_text="Buys stop for the UTC day "
-                                                "once realized losses reach this.")
+    allocation = serializers.DecimalField(
+        **AMOUNT, min_value=0, help_text="Quote currency spent on each buy."
+    )
+    max_position = serializers.DecimalField(
+        **QUANTITY, min_value=0, help_text="The most base units the bot may hold."
+    )
+    daily_loss_limit = serializers.DecimalField(
+        **AMOUNT, min_value=0, help_text="Buys stop for the UTC day once realized losses reach this."
+    )
 
 
 class BotUpdateInput(serializers.Serializer):
@@ -280,4 +311,3 @@ class RegimeReadingOutput(serializers.Serializer):
 
 class RegimeFilter(serializers.Serializer):
     timeframe = serializers.ChoiceField(choices=Timeframe.choices, required=False)
-

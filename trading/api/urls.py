@@ -17,9 +17,15 @@ urlpatterns = [
     path("bots/<int:pk>/resume/", views.BotResumeApi.as_view(), name="api_bot_resume"),
     path("bots/<int:pk>/orders/", views.BotOrdersApi.as_view(), name="api_bot_orders"),
     path("bots/<int:pk>/plans/", views.BotPlansApi.as_view(), name="api_bot_plans"),
-    path("bots/<int:pk>/blocked-executions/", views.BotBlockedExecutionsApi.as_view(), name="api_bot_blocked"),
+    path(
+        "bots/<int:pk>/blocked-executions/", views.BotBlockedExecutionsApi.as_view(), name="api_bot_blocked"
+    ),
     path("blocked-executions/", views.BlockedExecutionListApi.as_view(), name="api_blocked_executions"),
-    path("blocked-executions/<int:pk>/", views.BlockedExecutionDetailApi.as_view(), name="api_blocked_execution"),
+    path(
+        "blocked-executions/<int:pk>/",
+        views.BlockedExecutionDetailApi.as_view(),
+        name="api_blocked_execution",
+    ),
     path("regimes/", views.RegimeLatestListApi.as_view(), name="api_regimes"),
     path("regimes/<str:symbol>/", views.RegimeLatestApi.as_view(), name="api_regime"),
     path("regimes/<str:symbol>/history/", views.RegimeHistoryApi.as_view(), name="api_regime_history"),

@@ -7,9 +7,9 @@ looked up through a selector for request.user, so another trader's object is a 4
 
 from __future__ import annotations
 
+from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
-from django.http import Http404
 from rest_framework import status
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
@@ -61,15 +61,31 @@ PAIR = OpenApiParameter(
 )
 ORDER_EXAMPLE = OpenApiExample(
     "A paper limit buy",
-    value={"connection": 1, "portfolio": 1, "symbol": "BTC/USDT", "side": "buy", "type": "limit",
-           "quantity": "0.01", "price": "19000"},
+    value={
+        "connection": 1,
+        "portfolio": 1,
+        "symbol": "BTC/USDT",
+        "side": "buy",
+        "type": "limit",
+        "quantity": "0.01",
+        "price": "19000",
+    },
     request_only=True,
 )
 BOT_EXAMPLE = OpenApiExample(
     "Buy 100 USDT of BTC every hour",
-    value={"name": "Hourly DCA", "connection": 1, "portfolio": 1, "symbol": "BTC/USDT", "strategy": "dca",
-           "params": {"every": 60}, "timeframe": "1m", "allocation": "100", "max_position": "0.5",
-           "daily_loss_limit": "50"},
+    value={
+        "name": "Hourly DCA",
+        "connection": 1,
+        "portfolio": 1,
+        "symbol": "BTC/USDT",
+        "strategy": "dca",
+        "params": {"every": 60},
+        "timeframe": "1m",
+        "allocation": "100",
+        "max_position": "0.5",
+        "daily_loss_limit": "50",
+    },
     request_only=True,
 )
 
@@ -104,8 +120,14 @@ def _order_values(request: Request, data: dict) -> dict:
     """The ticket's values, as the trade page passes them to order_validate / order_place."""
     connection, portfolio = _own_account(request, data)
     return {
-        "user": request.user, "connection": connection, "portfolio": portfolio, "symbol": data["symbol"],
-        "side": data["side"], "type": data["type"], "quantity": data["quantity"], "price": data.get("price"),
+        "user": request.user,
+        "connection": connection,
+        "portfolio": portfolio,
+        "symbol": data["symbol"],
+        "side": data["side"],
+        "type": data["type"],
+        "quantity": data["quantity"],
+        "price": data.get("price"),
         "stop_price": data.get("stop_price"),
     }
 
@@ -117,8 +139,9 @@ class OrderListApi(GenericAPIView):
     serializer_class = OrderOutput
     ordering = "-created_at"
 
-    @extend_schema(tags=ORDERS, summary="List your orders", parameters=[OrderFilter],
-                   responses=OrderOutput(many=True))
+    @extend_schema(
+        tags=ORDERS, summary="List your orders", parameters=[OrderFilter], responses=OrderOutput(many=True)
+    )
     def get(self, request: Request) -> Response:
         data = _filters(OrderFilter, request)
         open_only = data.pop("open", False)
@@ -127,17 +150,22 @@ class OrderListApi(GenericAPIView):
         return _paginated(self, order_list(user=request.user, open_only=open_only, **data), OrderOutput)
 
     @extend_schema(
-        tags=ORDERS, summary="Place an order",
+        tags=ORDERS,
+        summary="Place an order",
         description="Checks the order as the trade page does (precision, minimum notional, balance) and "
-                    "places it. Paper orders are matched at once: a market order comes back filled.",
-        request=OrderPlaceInput, responses={201: OrderOutput}, examples=[ORDER_EXAMPLE],
+        "places it. Paper orders are matched at once: a market order comes back filled.",
+        request=OrderPlaceInput,
+        responses={201: OrderOutput},
+        examples=[ORDER_EXAMPLE],
     )
     def post(self, request: Request) -> Response:
         payload = OrderPlaceInput(data=request.data)
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
         order = order_place(
-            **_order_values(request, data), source=OrderSource.API, order_id=data.get("client_order_id"),
+            **_order_values(request, data),
+            source=OrderSource.API,
+            order_id=data.get("client_order_id"),
             request=request,
         )
         return Response(OrderOutput(order).data, status=status.HTTP_201_CREATED)
@@ -147,9 +175,12 @@ class OrderCheckApi(GenericAPIView):
     serializer_class = OrderCheckOutput
 
     @extend_schema(
-        tags=ORDERS, summary="Check an order without placing it",
+        tags=ORDERS,
+        summary="Check an order without placing it",
         description="The trade ticket's pre-submit check: the same validation as placing; nothing is written.",
-        request=OrderInput, responses=OrderCheckOutput, examples=[ORDER_EXAMPLE],
+        request=OrderInput,
+        responses=OrderCheckOutput,
+        examples=[ORDER_EXAMPLE],
     )
     def post(self, request: Request) -> Response:
         payload = OrderInput(data=request.data)
@@ -192,19 +223,27 @@ class ConnectionListApi(GenericAPIView):
     serializer_class = ConnectionOutput
     pagination_class = None
 
-    @extend_schema(tags=CONNECTIONS, summary="List your exchange connections",
-                   description="Keys are never shown again: only their last four characters.",
-                   responses=ConnectionOutput(many=True))
+    @extend_schema(
+        tags=CONNECTIONS,
+        summary="List your exchange connections",
+        description="Keys are never shown again: only their last four characters.",
+        responses=ConnectionOutput(many=True),
+    )
     def get(self, request: Request) -> Response:
         return Response(ConnectionOutput(connection_list(user=request.user), many=True).data)
 
     @extend_schema(
-        tags=CONNECTIONS, summary="Connect an exchange account",
+        tags=CONNECTIONS,
+        summary="Connect an exchange account",
         description="Validates the key with the venue, refuses keys that can withdraw or cannot trade, and "
-                    "stores the key, secret and passphrase encrypted.",
-        request=ConnectionInput, responses={201: ConnectionOutput},
-        examples=[OpenApiExample("The built-in paper exchange", value={"label": "Paper", "venue": "paper"},
-                                 request_only=True)],
+        "stores the key, secret and passphrase encrypted.",
+        request=ConnectionInput,
+        responses={201: ConnectionOutput},
+        examples=[
+            OpenApiExample(
+                "The built-in paper exchange", value={"label": "Paper", "venue": "paper"}, request_only=True
+            )
+        ],
     )
     def post(self, request: Request) -> Response:
         payload = ConnectionInput(data=request.data)
@@ -221,13 +260,16 @@ class ConnectionDetailApi(GenericAPIView):
         return Response(ConnectionOutput(connection_get(user=request.user, pk=pk)).data)
 
     @extend_schema(
-        tags=CONNECTIONS, summary="Remove an exchange connection",
+        tags=CONNECTIONS,
+        summary="Remove an exchange connection",
         description="Its keys are erased. A connection with order history stays listed as disabled so that "
-                    "history survives; one with bots or open orders is refused.",
+        "history survives; one with bots or open orders is refused.",
         responses={204: None},
     )
     def delete(self, request: Request, pk: int) -> Response:
-        connection_delete(user=request.user, connection=connection_get(user=request.user, pk=pk), request=request)
+        connection_delete(
+            user=request.user, connection=connection_get(user=request.user, pk=pk), request=request
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -241,8 +283,13 @@ class StrategyListApi(GenericAPIView):
     @extend_schema(tags=BOTS, summary="List the strategies bots can run", responses=StrategyOutput(many=True))
     def get(self, request: Request) -> Response:
         strategies = [
-            {"key": s.key, "label": s.label, "description": s.description, "params": s.params,
-             "buy_regimes": sorted(s.buy_regimes)}
+            {
+                "key": s.key,
+                "label": s.label,
+                "description": s.description,
+                "params": s.params,
+                "buy_regimes": sorted(s.buy_regimes),
+            }
             for s in STRATEGIES.values()
         ]
         return Response(StrategyOutput(strategies, many=True).data)
@@ -252,25 +299,40 @@ class BotListApi(GenericAPIView):
     serializer_class = BotOutput
     ordering = "created_at"
 
-    @extend_schema(tags=BOTS, summary="List your bots", parameters=[BotFilter], responses=BotOutput(many=True))
+    @extend_schema(
+        tags=BOTS, summary="List your bots", parameters=[BotFilter], responses=BotOutput(many=True)
+    )
     def get(self, request: Request) -> Response:
         data = _filters(BotFilter, request)
         if "symbol" in data:
             data["symbol"] = canonical_symbol(data["symbol"])
         return _paginated(self, bot_list(user=request.user, **data).order_by("created_at", "id"), BotOutput)
 
-    @extend_schema(tags=BOTS, summary="Create a bot (it starts running)", request=BotInput,
-                   responses={201: BotOutput}, examples=[BOT_EXAMPLE])
+    @extend_schema(
+        tags=BOTS,
+        summary="Create a bot (it starts running)",
+        request=BotInput,
+        responses={201: BotOutput},
+        examples=[BOT_EXAMPLE],
+    )
     def post(self, request: Request) -> Response:
         payload = BotInput(data=request.data)
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
         connection, portfolio = _own_account(request, data)
         bot = bot_create(
-            user=request.user, name=data["name"], portfolio=portfolio, connection=connection,
-            symbol=data["symbol"], strategy=data["strategy"], params=data["params"], timeframe=data["timeframe"],
-            allocation=data["allocation"], max_position=data["max_position"],
-            daily_loss_limit=data["daily_loss_limit"], request=request,
+            user=request.user,
+            name=data["name"],
+            portfolio=portfolio,
+            connection=connection,
+            symbol=data["symbol"],
+            strategy=data["strategy"],
+            params=data["params"],
+            timeframe=data["timeframe"],
+            allocation=data["allocation"],
+            max_position=data["max_position"],
+            daily_loss_limit=data["daily_loss_limit"],
+            request=request,
         )
         return Response(BotOutput(bot).data, status=status.HTTP_201_CREATED)
 
@@ -283,9 +345,11 @@ class BotDetailApi(GenericAPIView):
         return Response(BotOutput(bot_get(user=request.user, pk=pk)).data)
 
     @extend_schema(
-        tags=BOTS, summary="Change a bot's name, parameters, timeframe or limits",
+        tags=BOTS,
+        summary="Change a bot's name, parameters, timeframe or limits",
         description="Send only what changes. The pair, strategy, connection and portfolio stay.",
-        request=BotUpdateInput, responses=BotOutput,
+        request=BotUpdateInput,
+        responses=BotOutput,
         examples=[OpenApiExample("Smaller buys", value={"allocation": "50"}, request_only=True)],
     )
     def patch(self, request: Request, pk: int) -> Response:
@@ -295,8 +359,12 @@ class BotDetailApi(GenericAPIView):
         bot = bot_update(user=request.user, bot=bot, **payload.validated_data, request=request)
         return Response(BotOutput(bot).data)
 
-    @extend_schema(tags=BOTS, summary="Delete a bot", description="Its orders stay in your order history.",
-                   responses={204: None})
+    @extend_schema(
+        tags=BOTS,
+        summary="Delete a bot",
+        description="Its orders stay in your order history.",
+        responses={204: None},
+    )
     def delete(self, request: Request, pk: int) -> Response:
         bot_delete(user=request.user, bot=bot_get(user=request.user, pk=pk), request=request)
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -323,9 +391,13 @@ class BotPauseApi(_BotStatusApi):
 class BotResumeApi(_BotStatusApi):
     target_status = BotStatus.ENABLED
 
-    @extend_schema(tags=BOTS, summary="Resume a paused bot",
-                   description="Refused when the connection's taker fee is above what bots may pay.",
-                   request=None, responses=BotOutput)
+    @extend_schema(
+        tags=BOTS,
+        summary="Resume a paused bot",
+        description="Refused when the connection's taker fee is above what bots may pay.",
+        request=None,
+        responses=BotOutput,
+    )
     def post(self, request: Request, pk: int) -> Response:
         return super().post(request, pk)
 
@@ -344,8 +416,12 @@ class BotPlansApi(GenericAPIView):
     serializer_class = PlanOutput
     ordering = "-created_at"
 
-    @extend_schema(tags=BOTS, summary="List a bot's execution plans", parameters=[PlanFilter],
-                   responses=PlanOutput(many=True))
+    @extend_schema(
+        tags=BOTS,
+        summary="List a bot's execution plans",
+        parameters=[PlanFilter],
+        responses=PlanOutput(many=True),
+    )
     def get(self, request: Request, pk: int) -> Response:
         bot = bot_get(user=request.user, pk=pk)
         plans = plan_list(user=request.user, bot=bot)
@@ -359,8 +435,9 @@ class BotBlockedExecutionsApi(GenericAPIView):
     serializer_class = BlockedExecutionOutput
     ordering = "-created_at"
 
-    @extend_schema(tags=BOTS, summary="List a bot's blocked executions",
-                   responses=BlockedExecutionOutput(many=True))
+    @extend_schema(
+        tags=BOTS, summary="List a bot's blocked executions", responses=BlockedExecutionOutput(many=True)
+    )
     def get(self, request: Request, pk: int) -> Response:
         bot = bot_get(user=request.user, pk=pk)
         return _paginated(self, blocked_execution_list(user=request.user, bot=bot), BlockedExecutionOutput)
@@ -370,8 +447,12 @@ class BlockedExecutionListApi(GenericAPIView):
     serializer_class = BlockedExecutionOutput
     ordering = "-created_at"
 
-    @extend_schema(tags=BOTS, summary="List executions the regime gatekeeper blocked",
-                   parameters=[BlockedExecutionFilter], responses=BlockedExecutionOutput(many=True))
+    @extend_schema(
+        tags=BOTS,
+        summary="List executions the regime gatekeeper blocked",
+        parameters=[BlockedExecutionFilter],
+        responses=BlockedExecutionOutput(many=True),
+    )
     def get(self, request: Request) -> Response:
         data = _filters(BlockedExecutionFilter, request)
         bot = bot_get(user=request.user, pk=data["bot"]) if "bot" in data else None
@@ -400,8 +481,11 @@ class RegimeLatestListApi(GenericAPIView):
     serializer_class = RegimeReadingOutput
     pagination_class = None
 
-    @extend_schema(tags=REGIMES, summary="The latest regime reading of every pair",
-                   responses=RegimeReadingOutput(many=True))
+    @extend_schema(
+        tags=REGIMES,
+        summary="The latest regime reading of every pair",
+        responses=RegimeReadingOutput(many=True),
+    )
     def get(self, request: Request) -> Response:
         readings = sorted(regime_latest_map().values(), key=lambda reading: reading.instrument.symbol)
         return Response(RegimeReadingOutput(readings, many=True).data)
@@ -410,8 +494,12 @@ class RegimeLatestListApi(GenericAPIView):
 class RegimeLatestApi(GenericAPIView):
     serializer_class = RegimeReadingOutput
 
-    @extend_schema(tags=REGIMES, summary="A pair's latest regime reading", parameters=[PAIR],
-                   description="404 when the pair is not listed or has not been classified yet.")
+    @extend_schema(
+        tags=REGIMES,
+        summary="A pair's latest regime reading",
+        parameters=[PAIR],
+        description="404 when the pair is not listed or has not been classified yet.",
+    )
     def get(self, request: Request, symbol: str) -> Response:
         reading = regime_latest(instrument=_pair(symbol))
         if reading is None:
@@ -423,8 +511,12 @@ class RegimeHistoryApi(GenericAPIView):
     serializer_class = RegimeReadingOutput
     ordering = "-as_of"
 
-    @extend_schema(tags=REGIMES, summary="A pair's regime readings, newest first", parameters=[PAIR, RegimeFilter],
-                   responses=RegimeReadingOutput(many=True))
+    @extend_schema(
+        tags=REGIMES,
+        summary="A pair's regime readings, newest first",
+        parameters=[PAIR, RegimeFilter],
+        responses=RegimeReadingOutput(many=True),
+    )
     def get(self, request: Request, symbol: str) -> Response:
         instrument = _pair(symbol)
         data = _filters(RegimeFilter, request)
