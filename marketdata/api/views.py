@@ -9,6 +9,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.api import ETagMixin, OrderingFilter
 from core.errors import DomainError
 from marketdata.api.serializers import CandleFilter, CandleOutput, InstrumentOutput, QuoteFilter, QuoteOutput
 from marketdata.selectors import candle_list, instrument_get, instrument_list, quote_latest_map
@@ -19,6 +20,13 @@ PAIR = OpenApiParameter(
 )
 
 
+class ApiView(GenericAPIView):
+    """Filters go through the selectors (a query serializer each), so of the default filter backends only the
+    ordering one stays: it hands the view's `ordering` to the cursor pagination."""
+
+    filter_backends = [OrderingFilter]
+
+
 def _pair(symbol: str):
     """The listed instrument named in a path; an unknown one is a 404."""
     try:
@@ -27,7 +35,7 @@ def _pair(symbol: str):
         raise Http404(str(error)) from error
 
 
-class InstrumentListApi(GenericAPIView):
+class InstrumentListApi(ETagMixin, ApiView):
     serializer_class = InstrumentOutput
     pagination_class = None
 
@@ -36,7 +44,7 @@ class InstrumentListApi(GenericAPIView):
         return Response(InstrumentOutput(instrument_list(), many=True).data)
 
 
-class InstrumentDetailApi(GenericAPIView):
+class InstrumentDetailApi(ETagMixin, ApiView):
     serializer_class = InstrumentOutput
 
     @extend_schema(tags=MARKETS, summary="Get a pair", parameters=[PAIR])
@@ -44,7 +52,7 @@ class InstrumentDetailApi(GenericAPIView):
         return Response(InstrumentOutput(_pair(symbol)).data)
 
 
-class QuoteListApi(GenericAPIView):
+class QuoteListApi(ApiView):
     serializer_class = QuoteOutput
     pagination_class = None
 
@@ -67,7 +75,7 @@ class QuoteListApi(GenericAPIView):
         return Response(QuoteOutput([quotes[s] for s in symbols if s in quotes], many=True).data)
 
 
-class InstrumentQuoteApi(GenericAPIView):
+class InstrumentQuoteApi(ETagMixin, ApiView):
     serializer_class = QuoteOutput
 
     @extend_schema(
@@ -84,7 +92,7 @@ class InstrumentQuoteApi(GenericAPIView):
         return Response(QuoteOutput(quote).data)
 
 
-class CandleListApi(GenericAPIView):
+class CandleListApi(ApiView):
     serializer_class = CandleOutput
     pagination_class = None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from core.api import DB_ID_MAX, StrictCharField
 from trading.choices import (
     BotStatus,
     ConnectionStatus,
@@ -26,15 +27,6 @@ AMOUNT = {"max_digits": 32, "decimal_places": 12}
 RATE = {"max_digits": 8, "decimal_places": 6}
 SYMBOL_HELP = 'A listed pair, "BTC/USDT" or "BTC-USDT".'
 PARAM_MAX = 10**6
-
-
-class StrictCharField(serializers.CharField):
-    """A text field that refuses numbers, booleans and objects (DRF's CharField turns 0 into "0")."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
 
 
 # --- orders ---------------------------------------------------------------------------------------------------
@@ -62,8 +54,8 @@ class OrderOutput(serializers.Serializer):
 
 
 class OrderInput(serializers.Serializer):
-    connection = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
-    portfolio = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
+    connection = serializers.IntegerField(min_value=1, max_value=DB_ID_MAX)
+    portfolio = serializers.IntegerField(min_value=1, max_value=DB_ID_MAX)
     symbol = StrictCharField(max_length=32, help_text=SYMBOL_HELP)
     side = serializers.ChoiceField(choices=OrderSide.choices)
     type = serializers.ChoiceField(choices=OrderType.choices)
@@ -219,8 +211,8 @@ def _params_field(**kwargs):
 
 class BotInput(serializers.Serializer):
     name = StrictCharField(max_length=80)
-    connection = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
-    portfolio = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
+    connection = serializers.IntegerField(min_value=1, max_value=DB_ID_MAX)
+    portfolio = serializers.IntegerField(min_value=1, max_value=DB_ID_MAX)
     symbol = StrictCharField(max_length=32, help_text=SYMBOL_HELP)
     strategy = serializers.ChoiceField(choices=[(s.key, s.label) for s in STRATEGIES.values()])
     params = _params_field(required=False, default=dict)
@@ -294,7 +286,7 @@ class BlockedExecutionOutput(serializers.Serializer):
 
 
 class BlockedExecutionFilter(serializers.Serializer):
-    bot = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+    bot = serializers.IntegerField(required=False, min_value=1, max_value=DB_ID_MAX)
 
 
 # --- regime readings ------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.api import ETagMixin, OrderingFilter
 from core.errors import DomainError
 from marketdata.selectors import canonical_symbol, instrument_get
 from trading import ledger
@@ -90,13 +91,20 @@ BOT_EXAMPLE = OpenApiExample(
 )
 
 
+class ApiView(GenericAPIView):
+    """Filters go through the selectors (a query serializer each), so of the default filter backends only the
+    ordering one stays: it hands the view's `ordering` to the cursor pagination."""
+
+    filter_backends = [OrderingFilter]
+
+
 def _filters(serializer_class, request: Request) -> dict:
     filters = serializer_class(data=request.query_params)
     filters.is_valid(raise_exception=True)
     return {key: value for key, value in filters.validated_data.items() if value not in (None, "")}
 
 
-def _paginated(view: GenericAPIView, rows, serializer_class) -> Response:
+def _paginated(view: ApiView, rows, serializer_class) -> Response:
     page = view.paginate_queryset(rows)
     if page is None:
         return Response(serializer_class(rows, many=True).data)
@@ -135,9 +143,9 @@ def _order_values(request: Request, data: dict) -> dict:
 # --- orders ---------------------------------------------------------------------------------------------------
 
 
-class OrderListApi(GenericAPIView):
+class OrderListApi(ApiView):
     serializer_class = OrderOutput
-    ordering = "-created_at"
+    ordering = ("-created_at", "-id")
 
     @extend_schema(
         tags=ORDERS, summary="List your orders", parameters=[OrderFilter], responses=OrderOutput(many=True)
@@ -171,7 +179,7 @@ class OrderListApi(GenericAPIView):
         return Response(OrderOutput(order).data, status=status.HTTP_201_CREATED)
 
 
-class OrderCheckApi(GenericAPIView):
+class OrderCheckApi(ApiView):
     serializer_class = OrderCheckOutput
 
     @extend_schema(
@@ -189,7 +197,7 @@ class OrderCheckApi(GenericAPIView):
         return Response(OrderCheckOutput(check).data)
 
 
-class OrderDetailApi(GenericAPIView):
+class OrderDetailApi(ETagMixin, ApiView):
     serializer_class = OrderOutput
 
     @extend_schema(tags=ORDERS, summary="Get an order")
@@ -197,7 +205,7 @@ class OrderDetailApi(GenericAPIView):
         return Response(OrderOutput(order_get(user=request.user, pk=pk)).data)
 
 
-class OrderCancelApi(GenericAPIView):
+class OrderCancelApi(ApiView):
     serializer_class = OrderOutput
 
     @extend_schema(tags=ORDERS, summary="Cancel an open order", request=None, responses=OrderOutput)
@@ -206,7 +214,7 @@ class OrderCancelApi(GenericAPIView):
         return Response(OrderOutput(order).data)
 
 
-class OrderFillsApi(GenericAPIView):
+class OrderFillsApi(ETagMixin, ApiView):
     serializer_class = FillOutput
     pagination_class = None
 
@@ -219,7 +227,7 @@ class OrderFillsApi(GenericAPIView):
 # --- exchange connections -------------------------------------------------------------------------------------
 
 
-class ConnectionListApi(GenericAPIView):
+class ConnectionListApi(ETagMixin, ApiView):
     serializer_class = ConnectionOutput
     pagination_class = None
 
@@ -252,7 +260,7 @@ class ConnectionListApi(GenericAPIView):
         return Response(ConnectionOutput(connection).data, status=status.HTTP_201_CREATED)
 
 
-class ConnectionDetailApi(GenericAPIView):
+class ConnectionDetailApi(ETagMixin, ApiView):
     serializer_class = ConnectionOutput
 
     @extend_schema(tags=CONNECTIONS, summary="Get an exchange connection")
@@ -276,7 +284,7 @@ class ConnectionDetailApi(GenericAPIView):
 # --- bots -----------------------------------------------------------------------------------------------------
 
 
-class StrategyListApi(GenericAPIView):
+class StrategyListApi(ETagMixin, ApiView):
     serializer_class = StrategyOutput
     pagination_class = None
 
@@ -295,9 +303,9 @@ class StrategyListApi(GenericAPIView):
         return Response(StrategyOutput(strategies, many=True).data)
 
 
-class BotListApi(GenericAPIView):
+class BotListApi(ApiView):
     serializer_class = BotOutput
-    ordering = "created_at"
+    ordering = ("created_at", "id")
 
     @extend_schema(
         tags=BOTS, summary="List your bots", parameters=[BotFilter], responses=BotOutput(many=True)
@@ -337,7 +345,7 @@ class BotListApi(GenericAPIView):
         return Response(BotOutput(bot).data, status=status.HTTP_201_CREATED)
 
 
-class BotDetailApi(GenericAPIView):
+class BotDetailApi(ETagMixin, ApiView):
     serializer_class = BotOutput
 
     @extend_schema(tags=BOTS, summary="Get a bot")
@@ -370,7 +378,7 @@ class BotDetailApi(GenericAPIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class _BotStatusApi(GenericAPIView):
+class _BotStatusApi(ApiView):
     serializer_class = BotOutput
     target_status: str
 
@@ -402,9 +410,9 @@ class BotResumeApi(_BotStatusApi):
         return super().post(request, pk)
 
 
-class BotOrdersApi(GenericAPIView):
+class BotOrdersApi(ApiView):
     serializer_class = OrderOutput
-    ordering = "-created_at"
+    ordering = ("-created_at", "-id")
 
     @extend_schema(tags=BOTS, summary="List a bot's orders", responses=OrderOutput(many=True))
     def get(self, request: Request, pk: int) -> Response:
@@ -412,9 +420,9 @@ class BotOrdersApi(GenericAPIView):
         return _paginated(self, order_list(user=request.user, bot=bot), OrderOutput)
 
 
-class BotPlansApi(GenericAPIView):
+class BotPlansApi(ApiView):
     serializer_class = PlanOutput
-    ordering = "-created_at"
+    ordering = ("-created_at", "-id")
 
     @extend_schema(
         tags=BOTS,
@@ -431,9 +439,9 @@ class BotPlansApi(GenericAPIView):
         return _paginated(self, plans, PlanOutput)
 
 
-class BotBlockedExecutionsApi(GenericAPIView):
+class BotBlockedExecutionsApi(ApiView):
     serializer_class = BlockedExecutionOutput
-    ordering = "-created_at"
+    ordering = ("-created_at", "-id")
 
     @extend_schema(
         tags=BOTS, summary="List a bot's blocked executions", responses=BlockedExecutionOutput(many=True)
@@ -443,9 +451,9 @@ class BotBlockedExecutionsApi(GenericAPIView):
         return _paginated(self, blocked_execution_list(user=request.user, bot=bot), BlockedExecutionOutput)
 
 
-class BlockedExecutionListApi(GenericAPIView):
+class BlockedExecutionListApi(ApiView):
     serializer_class = BlockedExecutionOutput
-    ordering = "-created_at"
+    ordering = ("-created_at", "-id")
 
     @extend_schema(
         tags=BOTS,
@@ -459,7 +467,7 @@ class BlockedExecutionListApi(GenericAPIView):
         return _paginated(self, blocked_execution_list(user=request.user, bot=bot), BlockedExecutionOutput)
 
 
-class BlockedExecutionDetailApi(GenericAPIView):
+class BlockedExecutionDetailApi(ETagMixin, ApiView):
     serializer_class = BlockedExecutionOutput
 
     @extend_schema(tags=BOTS, summary="Get a blocked execution")
@@ -477,7 +485,7 @@ def _pair(symbol: str):
         raise Http404(str(error)) from error
 
 
-class RegimeLatestListApi(GenericAPIView):
+class RegimeLatestListApi(ETagMixin, ApiView):
     serializer_class = RegimeReadingOutput
     pagination_class = None
 
@@ -491,7 +499,7 @@ class RegimeLatestListApi(GenericAPIView):
         return Response(RegimeReadingOutput(readings, many=True).data)
 
 
-class RegimeLatestApi(GenericAPIView):
+class RegimeLatestApi(ETagMixin, ApiView):
     serializer_class = RegimeReadingOutput
 
     @extend_schema(
@@ -507,9 +515,9 @@ class RegimeLatestApi(GenericAPIView):
         return Response(RegimeReadingOutput(reading).data)
 
 
-class RegimeHistoryApi(GenericAPIView):
+class RegimeHistoryApi(ApiView):
     serializer_class = RegimeReadingOutput
-    ordering = "-as_of"
+    ordering = ("-as_of", "-id")
 
     @extend_schema(
         tags=REGIMES,
