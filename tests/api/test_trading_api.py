@@ -426,3 +426,44 @@ def test_a_read_token_reads_but_cannot_trade(user_a, paper_a):
     _problem(_post(reader, "/api/v1/trading/connections/", {"label": "X", "venue": "paper"}), 403)
     with tenant(user_a.pk):
         assert not Order.objects.exists() and not Bot.objects.exists()
+
+
+# --- the shared API machinery on these operations ---------------------------------------------------------------
+
+
+def test_a_retried_order_with_the_same_idempotency_key_is_placed_once(api_a, user_a, paper_a):
+    key = {"HTTP_IDEMPOTENCY_KEY": str(uuid.uuid4())}
+    first = api_a.post("/api/v1/trading/orders/", _order(paper_a), content_type="application/json", **key)
+    retried = api_a.post("/api/v1/trading/orders/", _order(paper_a), content_type="application/json", **key)
+    assert first.status_code == retried.status_code == 201
+    assert first.json()["id"] == retried.json()["id"]
+    with tenant(user_a.pk):
+        assert Order.objects.count() == 1
+    bot_key = {"HTTP_IDEMPOTENCY_KEY": str(uuid.uuid4())}
+    bots = [
+        api_a.post("/api/v1/trading/bots/", _bot(paper_a), content_type="application/json", **bot_key)
+        for _ in range(2)
+    ]
+    assert [b.status_code for b in bots] == [201, 201] and bots[0].json()["id"] == bots[1].json()["id"]
+
+
+def test_orders_are_paged_by_cursor_newest_first(api_a, paper_a):
+    placed = [
+        _post(api_a, "/api/v1/trading/orders/", _order(paper_a, price=str(19000 + n))).json()["id"]
+        for n in range(3)
+    ]
+    seen, url, query = [], "/api/v1/trading/orders/", {"page_size": 2}
+    while url:
+        page = api_a.get(url, query).json()
+        seen += [o["id"] for o in page["results"]]
+        url, query = page["next"], None
+    assert seen == placed[::-1]
+
+
+def test_an_unchanged_order_answers_304_to_its_etag(api_a, paper_a):
+    order = _post(api_a, "/api/v1/trading/orders/", _order(paper_a)).json()
+    url = f"/api/v1/trading/orders/{order['id']}/"
+    etag = api_a.get(url)["ETag"]
+    assert api_a.get(url, HTTP_IF_NONE_MATCH=etag).status_code == 304
+    _post(api_a, f"{url}cancel/")
+    assert api_a.get(url, HTTP_IF_NONE_MATCH=etag).status_code == 200
