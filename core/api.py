@@ -231,8 +231,6 @@ class TokenScopePermission(IsAuthenticated):
     """Signed in, and (for an API token) the token carries the scope the operation needs. Session-signed-in
     browser requests have every scope."""
 
-    message = "Authentication credentials were not provided."
-
     def has_permission(self, request, view) -> bool:
         if not super().has_permission(request, view):
             return False
@@ -390,3 +388,13 @@ class RateLimitHeadersMiddleware:
             response[remaining] = str(state.remaining)
             response[reset] = str(state.reset)
         return response
+
+
+def not_found_handler(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """handler404: API clients get problem+json (a path that matches no route, such as /orders/abc/),
+    everyone else the site's 404 page."""
+    if request.path.startswith("/api/"):
+        return problem_response(404, "No such resource.", instance=request.get_full_path())
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception)

@@ -204,7 +204,7 @@ class TransactionListApi(GenericAPIView):
         examples=[
             OpenApiExample(
                 "Buy",
-                value={"kind": "buy", "symbol": "BTC-USD", "quantity": "0.5", "price": "64000",
+                value={"kind": "buy", "symbol": "BTC/USDT", "quantity": "0.5", "price": "64000",
                        "executed_at": "2026-11-30T12:00:00Z"},
                 request_only=True,
             )

@@ -12,7 +12,7 @@ from decimal import Decimal
 import pytest
 
 from core.rls import tenant
-from tests.api.conftest import token_client
+from tests.api.conftest import user_client
 from tests.factories import BlockedExecutionFactory, ExecutionPlanFactory, api_token_for
 from tests.trading.binance import BINANCE_KEY, BINANCE_SECRET
 from trading.models import Bot, ExchangeConnection, Order
@@ -346,7 +346,7 @@ def test_a_bots_orders_plans_and_blocked_executions(api_a, user_a, paper_a):
 @pytest.fixture
 def objects_of_b(user_b, paper_b):
     """One of each of trader B's objects: an order, a connection, a bot, a plan and a blocked execution."""
-    client_b = token_client(user_b)
+    client_b = user_client(user_b)
     order = _post(client_b, "/api/v1/trading/orders/", _order(paper_b)).json()
     bot = _post(client_b, "/api/v1/trading/bots/", _bot(paper_b)).json()
     with tenant(user_b.pk):
@@ -391,7 +391,7 @@ def test_another_traders_object_is_a_404_and_stays_as_it_was(
     else:
         response = getattr(api_a, method)(url, {"name": "Mine now"}, content_type="application/json")
     _problem(response, 404)
-    client_b = token_client(user_b)
+    client_b = user_client(user_b)
     assert client_b.get(f"/api/v1/trading/orders/{objects_of_b['order']}/").json()["status"] == "open"
     bot = client_b.get(f"/api/v1/trading/bots/{objects_of_b['bot']}/").json()
     assert (bot["name"], bot["status"]) == ("Hourly DCA", "enabled")
@@ -418,7 +418,7 @@ def test_unknown_ids_are_404(api_a):
 def test_a_read_token_reads_but_cannot_trade(user_a, paper_a):
     if "scopes" not in inspect.signature(api_token_for).parameters:
         pytest.skip("tokens have no scopes yet (the API foundation adds them)")
-    reader = token_client(user_a, scopes=["read"])
+    reader = user_client(user_a, scopes=["read"])
     assert reader.get("/api/v1/trading/orders/").status_code == 200
     assert reader.get("/api/v1/trading/bots/").status_code == 200
     _problem(_post(reader, "/api/v1/trading/orders/", _order(paper_a)), 403)
