@@ -377,7 +377,6 @@ OBJECT_ENDPOINTS = [
     ("get", "/api/v1/trading/bots/{bot}/plans/"),
     ("get", "/api/v1/trading/bots/{bot}/blocked-executions/"),
     ("get", "/api/v1/trading/blocked-executions/{blocked}/"),
-    ("get", "/api/v1/trading/blocked-executions/?bot={bot}"),
 ]
 
 
@@ -400,6 +399,8 @@ def test_another_traders_object_is_a_404_and_stays_as_it_was(
 
 
 def test_another_traders_objects_are_not_listed(api_a, paper_a, objects_of_b):
+    refused = _problem(api_a.get("/api/v1/trading/blocked-executions/", {"bot": objects_of_b["bot"]}), 400)
+    assert refused["errors"] == {"bot": ["No such bot."]}, "the same answer as for a bot that does not exist"
     assert api_a.get("/api/v1/trading/orders/").json()["results"] == []
     assert api_a.get("/api/v1/trading/bots/").json()["results"] == []
     assert [c["label"] for c in api_a.get("/api/v1/trading/connections/").json()] == ["Paper"]

@@ -11,6 +11,7 @@ from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import status
+from rest_framework.exceptions import ValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -463,7 +464,12 @@ class BlockedExecutionListApi(ApiView):
     )
     def get(self, request: Request) -> Response:
         data = _filters(BlockedExecutionFilter, request)
-        bot = bot_get(user=request.user, pk=data["bot"]) if "bot" in data else None
+        bot = None
+        if "bot" in data:
+            try:
+                bot = bot_get(user=request.user, pk=data["bot"])
+            except Http404:
+                raise ValidationError({"bot": ["No such bot."]}) from None
         return _paginated(self, blocked_execution_list(user=request.user, bot=bot), BlockedExecutionOutput)
 
 
