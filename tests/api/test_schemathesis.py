@@ -57,9 +57,16 @@ def _bot_seed(trader: Trader) -> tuple[int, int]:
         if blocked is not None:
             return blocked.bot_id, blocked.pk
         bot = bot_create(
-            user=trader.user, name=f"Seeded {Bot.objects.count() + 1}", portfolio=trader.portfolio,
-            connection=trader.connection, symbol="BTC/USDT", strategy="dca", params={"every": 60},
-            allocation="100", max_position="1", daily_loss_limit="50",
+            user=trader.user,
+            name=f"Seeded {Bot.objects.count() + 1}",
+            portfolio=trader.portfolio,
+            connection=trader.connection,
+            symbol="BTC/USDT",
+            strategy="dca",
+            params={"every": 60},
+            allocation="100",
+            max_position="1",
+            daily_loss_limit="50",
         )
     blocked = BlockedExecutionFactory(user=trader.user, bot=bot)
     if not RegimeReading.objects.exists():
