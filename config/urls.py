@@ -21,6 +21,7 @@ urlpatterns = [
     path("", include("marketdata.urls")),
     path("trading/", include("trading.urls")),
     path("", include("billing.urls")),
+    path("", include("bot.urls")),
     path("stripe/", include("billing.webhook_urls")),
     path("api/v1/accounts/", include("accounts.api.urls")),
     path("api/v1/portfolios/", include("portfolios.api.urls")),

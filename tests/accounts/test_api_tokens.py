@@ -155,7 +155,7 @@ def test_bad_input_is_a_form_error_and_creates_nothing(client, user_a, data, fie
     assert message in " ".join(response.context["form"].errors[field])
     assert "secret" not in response.context or response.context["secret"] is None
 
-    htmx = client.post(reverse("account_api_tokens"), data, HTTP_HX_REQUEST="true")
+    htmx = client.post(reverse("account_api_tokens"), {"scopes": ["read"], **data}, HTTP_HX_REQUEST="true")
     assert htmx.status_code == 200, "htmx swaps only 2xx answers"
     assert [t.name for t in htmx.templates][0] == "accounts/partials/api_tokens_panel.html"
     assert message.encode() in htmx.content
