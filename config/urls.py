@@ -26,6 +26,7 @@ urlpatterns = [
     path("api/v1/accounts/", include("accounts.api.urls")),
     path("api/v1/portfolios/", include("portfolios.api.urls")),
     path("api/v1/trading/", include("trading.api.urls")),
+    path("api/v1/markets/", include("marketdata.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
 ]

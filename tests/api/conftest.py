@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
+from django.test import Client
 from rest_framework.test import APIClient
 
 from billing.choices import PlanCode
 from core.rls import tenant
 from tests.factories import SubscriptionFactory, UserFactory, api_token_for
+from tests.trading.binance import recorded_binance  # noqa: F401 (fixture)
 from tests.trading.conftest import btc_quote, instruments, paper_setup  # noqa: F401 (fixtures)
 
 
@@ -71,3 +73,33 @@ def trader(btc_quote) -> Trader:  # noqa: F811
 @pytest.fixture
 def other_trader(btc_quote) -> Trader:  # noqa: F811
     return seed_trader("other@example.com")
+
+
+# --- the markets and trading API tests: two traders with token clients and funded paper accounts -----------
+
+
+def user_client(user, **token_args) -> Client:
+    """A client sending a new token of `user` (`scopes=` as api_token_for takes them)."""
+    client = Client()
+    client.defaults["HTTP_AUTHORIZATION"] = f"Token {api_token_for(user, **token_args)}"
+    return client
+
+
+@pytest.fixture
+def api_a(user_a, instruments):  # noqa: F811
+    return user_client(user_a)
+
+
+@pytest.fixture
+def api_b(user_b, instruments):  # noqa: F811
+    return user_client(user_b)
+
+
+@pytest.fixture
+def paper_a(user_a, btc_quote):  # noqa: F811
+    return paper_setup(user_a)
+
+
+@pytest.fixture
+def paper_b(user_b, btc_quote):  # noqa: F811
+    return paper_setup(user_b)

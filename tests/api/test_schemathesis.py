@@ -32,10 +32,46 @@ MIN_EXAMPLES = {GenerationMode.POSITIVE: 3, GenerationMode.NEGATIVE: 1}
 
 def seeded_ids(trader: Trader) -> dict[str, dict[str, object]]:
     """Path prefix -> path parameters naming one of the trader's objects. Longest prefix wins."""
+    bot, blocked = _bot_seed(trader)
     return {
         "/api/v1/portfolios/{id}/": {"id": trader.portfolio.pk},
         "/api/v1/trading/orders/{id}/": {"id": trader.order_id},
+        "/api/v1/markets/instruments/{symbol}/": {"symbol": "BTC-USDT"},
+        "/api/v1/trading/regimes/{symbol}/": {"symbol": "BTC-USDT"},
+        "/api/v1/trading/connections/{id}/": {"id": trader.connection.pk},
+        "/api/v1/trading/bots/{id}/": {"id": bot},
+        "/api/v1/trading/blocked-executions/{id}/": {"id": blocked},
     }
+
+
+def _bot_seed(trader: Trader) -> tuple[int, int]:
+    """A bot of the trader with one blocked execution, and a regime reading of BTC/USDT; made again when an
+    operation before (DELETE /bots/{id}/) removed them."""
+    from core.rls import tenant
+    from tests.factories import BlockedExecutionFactory, RegimeReadingFactory
+    from trading.bots.services import bot_create
+    from trading.models import BlockedExecution, Bot, RegimeReading
+
+    with tenant(trader.user.pk):
+        blocked = BlockedExecution.objects.select_related("bot").first()
+        if blocked is not None:
+            return blocked.bot_id, blocked.pk
+        bot = bot_create(
+            user=trader.user,
+            name=f"Seeded {Bot.objects.count() + 1}",
+            portfolio=trader.portfolio,
+            connection=trader.connection,
+            symbol="BTC/USDT",
+            strategy="dca",
+            params={"every": 60},
+            allocation="100",
+            max_position="1",
+            daily_loss_limit="50",
+        )
+    blocked = BlockedExecutionFactory(user=trader.user, bot=bot)
+    if not RegimeReading.objects.exists():
+        RegimeReadingFactory(instrument=bot.instrument)
+    return bot.pk, blocked.pk
 
 
 def _seeded_parameters(path: str, trader: Trader) -> dict[str, object] | None:
