@@ -7,6 +7,7 @@ watchlist is a 404.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import date
 
 from drf_spectacular.types import OpenApiTypes
@@ -242,9 +243,7 @@ class PeriodPerformanceApi(APIView):
         result = history.performance[0]
         start = result.start
         curve = [p for p in history.equity_curve() if start is None or p["time"] >= start.isoformat()]
-        body = PeriodPerformanceOutput(result).data
-        body["curve"] = CurvePoint(curve, many=True).data
-        return Response(body)
+        return Response(PeriodPerformanceOutput({**asdict(result), "curve": curve}).data)
 
 
 # --- watchlists ----------------------------------------------------------------------------------------
