@@ -4,20 +4,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('bot', '0001_companion'),
+        ("bot", "0001_companion"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='conversation',
-            name='surface',
-            field=models.CharField(choices=[('web', 'Web'), ('discord', 'Discord'), ('api', 'API')], max_length=16),
+            model_name="conversation",
+            name="surface",
+            field=models.CharField(
+                choices=[("web", "Web"), ("discord", "Discord"), ("api", "API")], max_length=16
+            ),
         ),
         migrations.AlterField(
-            model_name='conversation',
-            name='surface_key',
-            field=models.CharField(help_text='web:default, web:<uuid>, discord:dm:<channel id>, discord:<channel id>, api:<key>', max_length=120),
+            model_name="conversation",
+            name="surface_key",
+            field=models.CharField(
+                help_text="web:default, web:<uuid>, discord:dm:<channel id>, discord:<channel id>, api:<key>",
+                max_length=120,
+            ),
         ),
     ]

@@ -48,7 +48,9 @@ def read_only_a(user_a) -> Client:
 
 
 def post(client: Client, url: str, data=None, **headers):
-    return client.post(url, data if data is not None else {}, content_type="application/json", headers=headers)
+    return client.post(
+        url, data if data is not None else {}, content_type="application/json", headers=headers
+    )
 
 
 def patch(client: Client, url: str, data):

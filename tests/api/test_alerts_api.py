@@ -10,11 +10,18 @@ from django.utils import timezone
 
 from core.rls import tenant
 from portfolios.services import portfolio_create
-from tests.api.more import api_a, api_b, instruments, patch, post, problem, read_only_a, results  # noqa: F401
+from tests.api import more
+from tests.api.more import patch, post, problem, results
 from tests.factories import AlertFactory, AlertFiringFactory
 from tests.portfolios.conftest import set_quote
 
 pytestmark = pytest.mark.django_db
+
+# Fixtures (tests/api/more.py)
+api_a = more.api_a
+api_b = more.api_b
+instruments = more.instruments
+read_only_a = more.read_only_a
 
 URL = "/api/v1/alerts/"
 BTC_ABOVE = {"kind": "price_above", "symbol": "BTC/USDT", "threshold": "70000"}
@@ -61,7 +68,9 @@ def test_pause_resume_and_state_filter(api_a, instruments):
 def test_resuming_an_expired_alert_is_refused(api_a, user_a, instruments):
     with tenant(user_a.pk):
         alert = AlertFactory(
-            user=user_a, instrument=instruments["BTC/USDT"], state="expired",
+            user=user_a,
+            instrument=instruments["BTC/USDT"],
+            state="expired",
             expires_at=timezone.now() - timedelta(hours=1),
         )
     problem(post(api_a, f"{URL}{alert.pk}/resume/"), 400, "expires_at")
@@ -75,7 +84,11 @@ def test_a_portfolio_alert_names_its_portfolio(api_a, user_a, user_b, instrument
     created = post(api_a, URL, {"kind": "portfolio_above", "portfolio_id": mine.pk, "threshold": "20000"})
     assert created.status_code == 201, created.content
     assert created.json()["summary"] == "Main rises above 20,000.00 USDT"
-    problem(post(api_a, URL, {"kind": "portfolio_above", "portfolio_id": theirs.pk, "threshold": "1"}), 400, "portfolio_id")
+    problem(
+        post(api_a, URL, {"kind": "portfolio_above", "portfolio_id": theirs.pk, "threshold": "1"}),
+        400,
+        "portfolio_id",
+    )
     problem(post(api_a, URL, {"kind": "portfolio_above", "threshold": "1"}), 400, "portfolio")
 
 
@@ -93,7 +106,10 @@ def test_a_portfolio_alert_names_its_portfolio(api_a, user_a, user_b, instrument
         ({**BTC_ABOVE, "cooldown_minutes": 10**12}, "cooldown_minutes"),
         ({**BTC_ABOVE, "expires_at": "2000-01-01T00:00:00Z"}, "expires_at"),
         ({**BTC_ABOVE, "note": "x" * 201}, "note"),
-        ({"kind": "percent_move", "symbol": "BTC/USDT", "threshold": "5", "window_minutes": 7}, "window_minutes"),
+        (
+            {"kind": "percent_move", "symbol": "BTC/USDT", "threshold": "5", "window_minutes": 7},
+            "window_minutes",
+        ),
         ({**BTC_ABOVE, "portfolio_id": "first"}, "portfolio_id"),
     ],
 )
@@ -117,7 +133,10 @@ def test_firings_of_all_and_of_one_alert(api_a, user_a, instruments):
         AlertFiringFactory(user=user_a, alert=first, message="BTC/USDT rose above 25,000.00.")
         AlertFiringFactory(user=user_a, alert=second, message="ETH/USDT rose above 2,000.00.")
     every = results(api_a.get(f"{URL}firings/"))
-    assert [f["message"] for f in every] == ["ETH/USDT rose above 2,000.00.", "BTC/USDT rose above 25,000.00."]
+    assert [f["message"] for f in every] == [
+        "ETH/USDT rose above 2,000.00.",
+        "BTC/USDT rose above 25,000.00.",
+    ]
     one = results(api_a.get(f"{URL}{first.pk}/firings/"))
     assert [(f["alert_id"], f["value"]) for f in one] == [(first.pk, "25001.00000000")]
 

@@ -9,10 +9,15 @@ import pytest
 from django.utils import timezone
 
 from core.rls import tenant
-from tests.api.more import api_a, api_b, problem, results  # noqa: F401
+from tests.api import more
+from tests.api.more import problem, results
 from tests.factories import AlertFactory, InvoiceFactory, SubscriptionFactory, UsageRecordFactory
 
 pytestmark = pytest.mark.django_db
+
+# Fixtures (tests/api/more.py)
+api_a = more.api_a
+api_b = more.api_b
 
 
 def _usage(rows: list[dict]) -> dict[str, tuple]:

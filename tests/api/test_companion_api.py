@@ -13,12 +13,18 @@ from alerts.models import Alert
 from billing.choices import Feature
 from billing.selectors import entitlement_usage
 from core.rls import tenant
-from tests.api.more import api_a, api_b, post, problem, read_only_a, results  # noqa: F401
+from tests.api import more
+from tests.api.more import post, problem, results
 from tests.factories import AlertFactory, UsageRecordFactory
 from tests.factories.marketdata import InstrumentFactory, QuoteFactory
 from tests.factories.portfolios import PortfolioFactory, PositionFactory
 
 pytestmark = pytest.mark.django_db
+
+# Fixtures (tests/api/more.py)
+api_a = more.api_a
+api_b = more.api_b
+read_only_a = more.read_only_a
 
 ASK = "/api/v1/companion/ask/"
 CONVERSATIONS = "/api/v1/companion/conversations/"
@@ -35,7 +41,11 @@ def alice_with_btc(user_a):
     QuoteFactory(instrument=btc, price=Decimal("64000"))
     portfolio = PortfolioFactory(user=user_a, name="Main")
     PositionFactory(
-        user=user_a, portfolio=portfolio, instrument=btc, quantity=Decimal("0.75"), cost_basis=Decimal("30000")
+        user=user_a,
+        portfolio=portfolio,
+        instrument=btc,
+        quantity=Decimal("0.75"),
+        cost_basis=Decimal("30000"),
     )
     return user_a
 
@@ -71,7 +81,10 @@ def test_conversation_keys_keep_conversations_apart(api_a, alice_with_btc):
     assert one["conversation_id"] != two["conversation_id"]
     detail = api_a.get(f"{CONVERSATIONS}{one['conversation_id']}/").json()
     assert detail["surface_key"] == "api:research-1"
-    assert [(m["role"], m["status"]) for m in detail["messages"]] == [("user", "asked"), ("assistant", "answered")]
+    assert [(m["role"], m["status"]) for m in detail["messages"]] == [
+        ("user", "asked"),
+        ("assistant", "answered"),
+    ]
     assert detail["messages"][0]["content"] == "price of BTC"
     assert detail["messages"][1]["content"] == one["text"]
 
@@ -87,7 +100,9 @@ def test_over_the_plan_limit_the_reply_says_so_and_nothing_is_counted(api_a, use
 
 def test_confirming_a_proposed_change(api_a, user_a, alice_with_btc):
     with tenant(user_a.pk):
-        alert = AlertFactory(user=user_a, instrument=InstrumentFactory(symbol="ETH/USDT"), threshold=Decimal("5000"))
+        alert = AlertFactory(
+            user=user_a, instrument=InstrumentFactory(symbol="ETH/USDT"), threshold=Decimal("5000")
+        )
     reply = post(api_a, ASK, {"text": f"pause alert #{alert.pk}"}).json()
     assert reply["confirmation"], reply
     with tenant(user_a.pk):
@@ -128,7 +143,9 @@ def test_bad_questions_are_field_errors(api_a, user_a, body, field):
 
 
 def test_an_overlong_idempotency_key_is_a_400(api_a):
-    problem(post(api_a, ASK, {"text": "price of BTC"}, **{"Idempotency-Key": "k" * 300}), 400, "Idempotency-Key")
+    problem(
+        post(api_a, ASK, {"text": "price of BTC"}, **{"Idempotency-Key": "k" * 300}), 400, "Idempotency-Key"
+    )
 
 
 def test_confirm_bad_input(api_a, alice_with_btc):

@@ -7,10 +7,16 @@ import pytest
 
 from core.notifications import notify
 from core.rls import tenant
-from tests.api.more import api_a, api_b, patch, post, problem, read_only_a, results  # noqa: F401
+from tests.api import more
+from tests.api.more import patch, post, problem, results
 from tests.factories import NotificationFactory
 
 pytestmark = pytest.mark.django_db
+
+# Fixtures (tests/api/more.py)
+api_a = more.api_a
+api_b = more.api_b
+read_only_a = more.read_only_a
 
 URL = "/api/v1/notifications/"
 

@@ -9,11 +9,18 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from core.rls import tenant
 from portfolios.importing import MAX_IMPORT_BYTES
 from portfolios.services import portfolio_create, transaction_record
-from tests.api.more import api_a, api_b, instruments, post, problem, read_only_a, results  # noqa: F401
+from tests.api import more
+from tests.api.more import post, problem, results
 from tests.factories import SnapshotFactory, WatchlistFactory
 from tests.portfolios.conftest import D, at, set_quote
 
 pytestmark = pytest.mark.django_db
+
+# Fixtures (tests/api/more.py)
+api_a = more.api_a
+api_b = more.api_b
+instruments = more.instruments
+read_only_a = more.read_only_a
 
 NEXUS_FILE = b"""date,type,symbol,currency,quantity,price,fee,fee_currency,note,external_id
 2023-03-01T09:00:00Z,deposit,,USDT,10000,,,,,d-1
@@ -90,7 +97,11 @@ def test_import_without_a_file_is_a_field_error(api_a, portfolio):
 def test_transaction_get_and_delete(api_a, portfolio):
     with tenant(portfolio.user_id):
         deposit = transaction_record(
-            user=portfolio.user, portfolio=portfolio, kind="deposit", currency="USDT", quantity=D(500),
+            user=portfolio.user,
+            portfolio=portfolio,
+            kind="deposit",
+            currency="USDT",
+            quantity=D(500),
             executed_at=at(1),
         )
     url = f"/api/v1/portfolios/{portfolio.pk}/transactions/{deposit.pk}/"
@@ -114,7 +125,9 @@ def test_deleting_a_buy_a_later_sell_needs_is_refused(api_a, portfolio, instrume
 
 def test_snapshots_newest_first_and_filtered_by_day(api_a, portfolio):
     with tenant(portfolio.user_id):
-        days = [SnapshotFactory(user=portfolio.user, portfolio=portfolio, value=D(1000 + n)) for n in range(3)]
+        days = [
+            SnapshotFactory(user=portfolio.user, portfolio=portfolio, value=D(1000 + n)) for n in range(3)
+        ]
     url = f"/api/v1/portfolios/{portfolio.pk}/snapshots/"
     rows = results(api_a.get(url))
     assert [r["date"] for r in rows] == [s.date.isoformat() for s in reversed(days)]
@@ -122,7 +135,9 @@ def test_snapshots_newest_first_and_filtered_by_day(api_a, portfolio):
     since = results(api_a.get(url, {"since": days[1].date.isoformat()}))
     assert [r["date"] for r in since] == [days[2].date.isoformat(), days[1].date.isoformat()]
     problem(api_a.get(url, {"since": "yesterday"}), 400, "since")
-    problem(api_a.get(url, {"since": days[2].date.isoformat(), "until": days[0].date.isoformat()}), 400, "until")
+    problem(
+        api_a.get(url, {"since": days[2].date.isoformat(), "until": days[0].date.isoformat()}), 400, "until"
+    )
 
 
 def test_performance_for_one_period_with_its_curve(api_a, portfolio):
@@ -169,7 +184,12 @@ def test_watchlist_bad_input(api_a, instruments):
 def test_another_users_objects_are_404(api_a, api_b, portfolio, other_portfolio, user_b, instruments):
     with tenant(user_b.pk):
         txn = transaction_record(
-            user=user_b, portfolio=other_portfolio, kind="deposit", currency="USDT", quantity=D(5), executed_at=at(1)
+            user=user_b,
+            portfolio=other_portfolio,
+            kind="deposit",
+            currency="USDT",
+            quantity=D(5),
+            executed_at=at(1),
         )
         watchlist = WatchlistFactory(user=user_b)
     mine = f"/api/v1/portfolios/{portfolio.pk}"
