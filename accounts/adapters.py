@@ -10,7 +10,7 @@ class AccountAdapter(DefaultAccountAdapter):
 
 
 class SocialAccountAdapter(DefaultSocialAccountAdapter):
-    """Discord only links an existing Nexus account (Settings → Discord, docs/companion-discord.md): signing
+    """Discord only links an existing Nexus account (Settings → Discord, docs/companion.md): signing
     in with Discord works for an account already linked, but it never opens a new one."""
 
     def is_open_for_signup(self, request, sociallogin) -> bool:

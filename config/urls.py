@@ -23,6 +23,7 @@ urlpatterns = [
     path("", include("marketdata.urls")),
     path("trading/", include("trading.urls")),
     path("", include("billing.urls")),
+    path("", include("bot.urls")),
     path("stripe/", include("billing.webhook_urls")),
     path("api/v1/accounts/me/usage/", include(account_usage_urlpatterns)),
     path("api/v1/accounts/", include("accounts.api.urls")),

@@ -56,7 +56,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
         checks["redis"] = f"error: {exc.__class__.__name__}"
     ready = all(value == "ok" for value in checks.values()) and "migrations" in checks
     # Reported, not required: the web serves traffic whether or not the Discord bot runs ("off" without a
-    # token, "stale" when its heartbeat is older than 45 s; docs/companion-discord.md).
+    # token, "stale" when its heartbeat is older than 45 s; docs/companion.md).
     checks["discord_bot"] = discord_bot_status()
     return JsonResponse({"status": "ready" if ready else "not ready", "checks": checks}, status=200 if ready else 503)
 

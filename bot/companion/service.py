@@ -29,7 +29,7 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
-from django.db import IntegrityError
+from django.db import IntegrityError, connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -225,6 +225,7 @@ def _answer(
     specs = tool_specs()
     regenerated = False
     for _ in range(MAX_PROVIDER_TURNS):
+        _release_connection(provider)
         turn = provider.complete(messages=messages, tools=specs)
         outcome.prompt_tokens += turn.prompt_tokens
         outcome.completion_tokens += turn.completion_tokens
@@ -263,6 +264,14 @@ def _answer(
     outcome.text = grounding.REFUSAL
     outcome.proposal = None
     return outcome
+
+
+def _release_connection(provider: Provider) -> None:
+    """Close this thread's database connection while a remote model thinks (seconds), so that waiting
+    questions hold no connection; the next tool call opens one again. Not inside a caller's transaction,
+    and not for a provider that answers in-process (`local = True`: the offline planner)."""
+    if not getattr(provider, "local", False) and not connection.in_atomic_block:
+        connection.close()
 
 
 def _run_call(
@@ -316,14 +325,13 @@ def companion_ask(
                 user=user, conversation=conversation, role=Role.USER, content=text, status=MessageStatus.ASKED
             )
             messages = _prompt(conversation=conversation, question=question)
+            over_limit = _over_limit(user=user)
     if stored is not None:
         _emit_text(on_event, reply.text)
         return reply
 
-    try:
-        entitlement_check(user=user, feature=Feature.AI_QUERIES)
-    except PlanLimitExceeded as exc:
-        outcome = _Outcome(status=MessageStatus.OVER_LIMIT, text=str(exc))
+    if over_limit is not None:
+        outcome = _Outcome(status=MessageStatus.OVER_LIMIT, text=over_limit)
     else:
         provider = provider_get()
         try:
@@ -338,6 +346,14 @@ def companion_ask(
                 text="The companion's language model could not answer just now, so nothing was counted "
                 "against your plan. Please try again in a moment.",
             )
+        except Exception:  # a bug must not leave the member without a reply; it is logged with its trace
+            logger.exception("companion.failed", provider=getattr(provider, "name", ""))
+            outcome = _Outcome(
+                status=MessageStatus.ERROR,
+                provider=getattr(provider, "name", ""),
+                text="Something went wrong while answering, so nothing was counted against your plan. "
+                "Please try again.",
+            )
     try:
         reply = _store(user=user, conversation=conversation, outcome=outcome, idempotency_key=idempotency_key)
     except IntegrityError:
@@ -350,6 +366,16 @@ def companion_ask(
             reply = _reply_from(stored, action=selectors.pending_action_for(message=stored))
     _emit_text(on_event, reply.text)
     return reply
+
+
+def _over_limit(*, user) -> str | None:
+    """The plan's upgrade message when no AI query is left this month, else None (nothing recorded yet:
+    the query is consumed when the answer is stored)."""
+    try:
+        entitlement_check(user=user, feature=Feature.AI_QUERIES)
+    except PlanLimitExceeded as exc:
+        return str(exc)
+    return None
 
 
 def _store(*, user, conversation: Conversation, outcome: _Outcome, idempotency_key: str) -> CompanionReply:
@@ -427,6 +453,7 @@ def companion_confirm(*, user, conversation_id: int, token: str, accept: bool) -
                 return _reply_from(done)
             raise DomainError("That change was already handled.")
         now = timezone.now()
+        result: dict[str, Any]
         if not accept:
             state, status = ActionState.CANCELLED, MessageStatus.CANCELLED
             text, result = f"Cancelled; nothing was changed ({action.summary}).", {}

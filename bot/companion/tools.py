@@ -372,7 +372,7 @@ def recent_orders(*, user, scope: str = "recent", limit: int | str | None = 10) 
                 "status": order.get_status_display(),
                 "filled_quantity": quantity(order.filled_quantity),
                 "average_price": price_format(order.average_price, "") if order.average_price else None,
-                "bot": order.bot.name if order.bot_id else None,
+                "bot": order.bot.name if order.bot is not None else None,
                 "created_at": _when(order.created_at),
             }
             for order in orders
@@ -390,13 +390,13 @@ def indicator_explain(*, user, name: str) -> dict[str, Any]:
 
 # --- writes (proposed, then confirmed) ---------------------------------------------------------------
 
-_DIRECTIONS = {
+_DIRECTIONS: dict[str, str] = {
     "above": AlertKind.PRICE_ABOVE,
     "below": AlertKind.PRICE_BELOW,
     "cross": AlertKind.PRICE_CROSS,
     "crosses": AlertKind.PRICE_CROSS,
 }
-_VERBS = {
+_VERBS: dict[str, str] = {
     AlertKind.PRICE_ABOVE: "rises above",
     AlertKind.PRICE_BELOW: "falls below",
     AlertKind.PRICE_CROSS: "crosses",

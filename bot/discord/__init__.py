@@ -1,4 +1,4 @@
-"""The Discord side of the companion (docs/companion-discord.md).
+"""The Discord side of the companion (docs/companion.md).
 
 - `commands`: what each slash command does, as plain synchronous functions that run inside the member's
   tenant and return a `render.Reply` (tested without Discord);

@@ -1,4 +1,4 @@
-"""Prometheus metrics of the bot process, served on DISCORD_BOT_METRICS_PORT (default 9108) by `runbot`."""
+"""Prometheus metrics of the bot process, served on DISCORD_BOT_METRICS_PORT (default 9109) by `runbot`."""
 
 from __future__ import annotations
 

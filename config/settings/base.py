@@ -215,7 +215,7 @@ SOCIALACCOUNT_PROVIDERS: dict[str, dict] = (
     if GOOGLE_CLIENT_ID
     else {}
 )
-# Discord (docs/companion-discord.md): "Connect with Discord" on /settings/ links a member's Discord account
+# Discord (docs/companion.md): "Connect with Discord" on /settings/ links a member's Discord account
 # (allauth's connect flow; redirect URL <SITE_URL>/accounts/discord/login/callback/). Without these the
 # one-time link code is the way to link.
 DISCORD_CLIENT_ID = env("DISCORD_CLIENT_ID", default="")
@@ -238,12 +238,12 @@ ANYMAIL = {"RESEND_API_KEY": env("RESEND_API_KEY", default="")}
 # Links in emails (notifications) point here.
 SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000")
 
-# --- Discord bot (docs/companion-discord.md) -----------------------------------------------------------
+# --- Discord bot (docs/companion.md) -----------------------------------------------------------
 # Without a token `manage.py runbot` exits, the `discord` notification channel is unavailable and /readyz
 # reports the bot "off".
 DISCORD_BOT_TOKEN = env("DISCORD_BOT_TOKEN", default="")
 DISCORD_API_BASE = env("DISCORD_API_BASE", default="https://discord.com/api/v10")
-DISCORD_BOT_METRICS_PORT = env.int("DISCORD_BOT_METRICS_PORT", default=9108)
+DISCORD_BOT_METRICS_PORT = env.int("DISCORD_BOT_METRICS_PORT", default=9109)
 # Threads that run the bot's database work (each holds its own database connections).
 DISCORD_BOT_WORKERS = env.int("DISCORD_BOT_WORKERS", default=8)
 

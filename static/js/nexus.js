@@ -17,6 +17,21 @@
       toggle.setAttribute("aria-expanded", open ? "true" : "false");
     }
   });
+  // A WebSocket message meant for elements only some pages have (the assistant's pending answer) comes as
+  // <template data-ws-for="ID">out-of-band fragments</template>: applied where #ID exists, dropped
+  // silently everywhere else, so other pages and tabs log no htmx:oobErrorNoTarget. Cancelled here, such a
+  // message never reaches the ws extension's swap (nor the present-targets filter below, which only sees
+  // top-level hx-swap-oob nodes).
+  document.addEventListener("htmx:wsBeforeMessage", function (event) {
+    var message = event.detail.message;
+    if (typeof message !== "string" || message.indexOf("<template data-ws-for=") !== 0) return;
+    event.preventDefault();
+    var holder = document.createElement("template");
+    holder.innerHTML = message;
+    var wrapper = holder.content.firstElementChild;
+    var scope = wrapper && document.getElementById(wrapper.getAttribute("data-ws-for"));
+    if (scope) htmx.swap(scope, wrapper.innerHTML, { swapStyle: "none" });
+  });
   // The per-user WebSocket carries every push addressed to the user (portfolio revaluations, open orders,
   // billing status, toasts), whatever page is open. A fragment whose target this page does not show is
   // dropped before HTMX swaps it, instead of failing with htmx:oobErrorNoTarget. The body declares

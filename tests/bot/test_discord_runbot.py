@@ -193,7 +193,7 @@ def test_make_run_starts_the_bot_only_with_a_token(monkeypatch, capsys, tmp_path
         def wait(self):
             return 0
 
-    monkeypatch.setattr(launcher, "resolve_services", lambda: {"DISCORD_BOT_TOKEN": token})
+    monkeypatch.setattr(launcher, "resolve_services", lambda **_: {"DISCORD_BOT_TOKEN": token})
     monkeypatch.setattr(launcher, "manage", lambda env, *args: None)
     monkeypatch.setattr(launcher.subprocess, "Popen", Process)
     monkeypatch.setattr(launcher, "ROOT", tmp_path)

@@ -54,7 +54,7 @@ def _console_problems(page) -> list[str]:
     return problems
 
 
-@pytest.mark.parametrize("path", ["/alerts/", "/trading/", "/settings/"])
+@pytest.mark.parametrize("path", ["/alerts/", "/trading/", "/settings/", "/assistant/"])
 def test_portfolio_pushes_reaching_another_page_log_no_console_errors(page, path):
     trader = UserFactory(email=f"away-{uuid4().hex[:8]}@example.com")
     with tenant(trader.pk):
@@ -88,6 +88,7 @@ PHONE_PAGES = [
     "/portfolios/",
     "/watchlists/",
     "/markets",
+    "/assistant/",
 ]
 
 

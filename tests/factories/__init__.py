@@ -24,6 +24,7 @@ from tests.factories.billing import (
     UsageRecordFactory,
     WebhookEventFactory,
 )
+from tests.factories.bot import ConversationFactory, MessageFactory, PendingActionFactory
 from tests.factories.core import (
     AuditLogFactory,
     NotificationDeliveryFactory,
@@ -65,17 +66,20 @@ __all__ = [
     "CandleFactory",
     "CashBalanceFactory",
     "CheckoutSessionFactory",
+    "ConversationFactory",
     "ExchangeConnectionFactory",
     "ExecutionPlanFactory",
     "FillFactory",
     "InstrumentFactory",
     "InvoiceFactory",
     "LotFactory",
+    "MessageFactory",
     "MeterReportFactory",
     "NotificationDeliveryFactory",
     "NotificationFactory",
     "NotificationPreferenceFactory",
     "OrderFactory",
+    "PendingActionFactory",
     "PortfolioFactory",
     "PositionFactory",
     "QuoteFactory",

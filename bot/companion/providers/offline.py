@@ -50,6 +50,7 @@ NAMES = {
     "avalanche": "AVAX", "avax": "AVAX", "polkadot": "DOT", "chainlink": "LINK", "link": "LINK",
     "litecoin": "LTC", "ltc": "LTC", "tron": "TRX", "trx": "TRX", "polygon": "MATIC", "matic": "MATIC",
 }  # fmt: skip
+QUOTE_ASSETS = {"USDT", "USDC", "USD", "BUSD", "DAI", "EUR", "BTC", "ETH"}
 # All-caps words that are not assets.
 NOT_ASSETS = {
     "I", "A", "P", "L", "PNL", "RSI", "SMA", "EMA", "MACD", "ADX", "ATR", "VWAP", "TWR", "YTD", "UTC", "AI",
@@ -97,9 +98,13 @@ class Plan:
 def assets_in(question: str) -> list[str]:
     """The assets or pairs a question names, in order: "BTC/USDT", "ETH", ..."""
     found: list[str] = []
-    for match in re.finditer(r"\b([A-Za-z]{2,10})\s*[/-]\s*([A-Za-z]{2,10})\b", question):
-        pair = f"{match.group(1)}/{match.group(2)}".upper()
-        if pair not in found and not {match.group(1).upper(), match.group(2).upper()} & {"P", "L"}:
+    for match in re.finditer(r"\b([A-Za-z]{2,10})\s*([/-])\s*([A-Za-z]{2,10})\b", question):
+        base, separator, quote = match.group(1).upper(), match.group(2), match.group(3).upper()
+        # "BTC/USDT", "eth/btc", "btc-usdt"; not "all-time", "time-weighted" or "year-to-date".
+        if separator == "-" and quote not in QUOTE_ASSETS:
+            continue
+        pair = f"{base}/{quote}"
+        if pair not in found:
             found.append(pair)
     covered = {part for pair in found for part in pair.split("/")}
     for word in re.findall(r"[A-Za-z][A-Za-z0-9]*", question):
@@ -204,23 +209,22 @@ def plan_question(question: str) -> Plan:
             if not value
         ]
         plan.text = (
-            "To set a price alert I need " + ", ".join(missing) + '. For example: "alert me when BTC goes '
-            'above 70000".'
+            "To set a price alert I need "
+            + ", ".join(missing)
+            + '. Say it like this: "alert me when BTC goes above" followed by the price.'
         )
         return plan
 
     # Reads.
-    explaining = (
-        indicator is not None
-        and bool(EXPLAIN.search(q))
-        and (not asset or re.search(r"\b(mean|means|meaning|explain|define|definition)\b", q) is not None)
-    )
+    mine = re.search(r"\b(my|i|i'm|am i|mine|do i|have i)\b", q)
+    # "What is RSI?" is a definition; "what is my unrealized P&L?" asks for the member's own figure.
+    defining = re.search(r"\b(mean|means|meaning|explain|define|definition)\b", q) is not None
+    explaining = indicator is not None and bool(EXPLAIN.search(q)) and (defining or not (asset or mine))
     if explaining:
         plan.add("indicator_explain", name=indicator.name)
         if not asset:
             return plan
     period = _period(q)
-    mine = re.search(r"\b(my|i|i'm|am i|mine|do i|have i)\b", q)
     if re.search(r"\bbots?\b", q):
         plan.add("bots_list")
     if re.search(r"\borders?\b|\bfills?\b|\btrades?\b", q):
@@ -229,7 +233,7 @@ def plan_question(question: str) -> Plan:
     if re.search(r"\balerts?\b", q):
         state = "armed" if re.search(r"\b(armed|active)\b", q) else None
         plan.add("alerts_list", **({"state": state} if state else {}))
-    if re.search(r"\b(perform|performance|return|returns|twr|drawdown|volatility)\b", q) or (
+    if re.search(r"\b(perform\w*|return|returns|twr|drawdown|volatility)\b", q) or (
         period
         and re.search(r"\b(made|make|lost|lose|gain|gained|profit|p&l|pnl|p/l|up|down|doing|did)\b", q)
         and not asset
@@ -360,6 +364,8 @@ def _price(result: dict[str, Any], _: dict) -> str:
     if result.get("change_24h_pct"):
         text += f" ({result['change_24h_pct']} over 24h)"
     text += f", as of {result['updated_at']}" if result.get("updated_at") else ""
+    if result.get("bid") and result.get("ask"):
+        text += f"; bid {result['bid']}, ask {result['ask']}"
     if result.get("stale"):
         text += "; the feed has not updated it for a while, so it may be stale"
     return text + "."
@@ -491,6 +497,7 @@ class OfflineProvider:
     """Provider (base.py) without a model: plans tool calls from the question, answers from their results."""
 
     name = "offline"
+    local = True  # answers in-process: the service keeps its database connection across turns
 
     def complete(self, *, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ProviderTurn:
         last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=None)

@@ -1,4 +1,4 @@
-"""`manage.py runbot`: the Discord bot (docs/companion-discord.md). Needs DISCORD_BOT_TOKEN."""
+"""`manage.py runbot`: the Discord bot (docs/companion.md). Needs DISCORD_BOT_TOKEN."""
 
 from __future__ import annotations
 
