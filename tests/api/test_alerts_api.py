@@ -161,3 +161,19 @@ def test_another_users_alert_is_404_everywhere(api_a, api_b, user_b, instruments
 def test_a_read_token_cannot_write(read_only_a, instruments):
     problem(post(read_only_a, URL, BTC_ABOVE), 403)
     assert read_only_a.get(URL).status_code == 200
+
+
+@pytest.mark.parametrize("big", [2**63, 10**30])
+def test_ids_beyond_the_database_range_are_404s(api_a, instruments, big):
+    for response in [
+        api_a.get(f"{URL}{big}/"),
+        post(api_a, f"{URL}{big}/pause/"),
+        api_a.get(f"{URL}{big}/firings/"),
+        post(api_a, f"/api/v1/notifications/{big}/read/"),
+        api_a.get(f"/api/v1/billing/invoices/{big}/"),
+        api_a.get(f"/api/v1/companion/conversations/{big}/"),
+        api_a.get(f"/api/v1/portfolios/{big}/snapshots/"),
+        api_a.get(f"/api/v1/watchlists/{big}/"),
+        api_a.delete(f"/api/v1/watchlists/{big}/items/{big}/"),
+    ]:
+        problem(response, 404)
