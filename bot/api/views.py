@@ -35,7 +35,7 @@ from bot.companion.service import (
     conversation_list,
     conversation_messages,
 )
-from bot.models import Surface
+from bot.models import Conversation, Surface
 from core.errors import DomainError
 from core.rls import tenant
 
@@ -131,6 +131,8 @@ class ConversationListApi(generics.ListAPIView):
     ordering = ("-updated_at", "-id")
 
     def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # the schema generator's call
+            return Conversation.objects.none()
         return conversation_list(user=self.request.user)
 
     @extend_schema(
