@@ -80,11 +80,19 @@ class InvoiceOutput(serializers.Serializer):
     amount_due = serializers.DecimalField(max_digits=16, decimal_places=3)
     amount_paid = serializers.DecimalField(max_digits=16, decimal_places=3)
     total = serializers.DecimalField(max_digits=16, decimal_places=3)
-    hosted_invoice_url = serializers.URLField()
-    invoice_pdf = serializers.URLField()
+    hosted_invoice_url = serializers.URLField(
+        allow_null=True, help_text="Stripe's invoice page; null if none."
+    )
+    invoice_pdf = serializers.URLField(allow_null=True, help_text="The PDF; null if none.")
     period_start = serializers.DateTimeField(allow_null=True)
     period_end = serializers.DateTimeField(allow_null=True)
     created_at = serializers.DateTimeField()
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        for name in ("hosted_invoice_url", "invoice_pdf"):
+            data[name] = data[name] or None  # Stripe gives none for some invoices: null, not an empty "URL"
+        return data
 
 
 class AiQueriesOutput(serializers.Serializer):

@@ -97,3 +97,18 @@ def test_unauthenticated_is_401(client):
 def test_billing_is_read_only(api_a):
     for url in ["/api/v1/billing/", "/api/v1/billing/plans/", "/api/v1/billing/invoices/"]:
         problem(api_a.post(url, {}, content_type="application/json"), 405)
+
+
+def test_invoice_links_are_urls_or_null(api_a, user_a):
+    with tenant(user_a.pk):
+        linked = InvoiceFactory(
+            user=user_a,
+            hosted_invoice_url="https://invoice.stripe.com/i/acct_1/test",
+            invoice_pdf="https://pay.stripe.com/invoice/acct_1/test/pdf",
+        )
+        bare = InvoiceFactory(user=user_a)
+    got = api_a.get(f"/api/v1/billing/invoices/{linked.pk}/").json()
+    assert got["hosted_invoice_url"] == "https://invoice.stripe.com/i/acct_1/test"
+    assert got["invoice_pdf"].endswith("/pdf")
+    bare_json = api_a.get(f"/api/v1/billing/invoices/{bare.pk}/").json()
+    assert (bare_json["hosted_invoice_url"], bare_json["invoice_pdf"]) == (None, None)
