@@ -9,6 +9,7 @@ request is a new question.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 
 from drf_spectacular.types import OpenApiTypes
@@ -45,8 +46,8 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
     OpenApiTypes.STR,
     OpenApiParameter.HEADER,
     required=False,
-    description="Your id for this question: a retry with the same key returns the first answer and "
-    f"consumes no second AI query (at most {IDEMPOTENCY_KEY_MAX_CHARS - len(KEY_PREFIX)} characters).",
+    description="Your id for this question (a UUID, say): a retry with the same key returns the first answer "
+    "and consumes no second AI query.",
 )
 
 
@@ -94,17 +95,15 @@ class AskApi(APIView):
     def post(self, request: Request) -> Response:
         data = AskInput(data=request.data)
         data.is_valid(raise_exception=True)
-        key = request.headers.get("Idempotency-Key") or uuid.uuid4().hex
-        if len(key) > IDEMPOTENCY_KEY_MAX_CHARS - len(KEY_PREFIX):
-            raise exceptions.ValidationError(
-                {"Idempotency-Key": [f"At most {IDEMPOTENCY_KEY_MAX_CHARS - len(KEY_PREFIX)} characters."]}
-            )
+        key = f"{KEY_PREFIX}{request.headers.get('Idempotency-Key') or uuid.uuid4().hex}"
+        if len(key) > IDEMPOTENCY_KEY_MAX_CHARS:  # a long client key, stored as its digest
+            key = f"{KEY_PREFIX}sha256:{hashlib.sha256(key.encode()).hexdigest()}"
         reply = companion_ask(
             user=request.user,
             text=data.validated_data["text"],
             surface=Surface.API,
             surface_key=f"{Surface.API}:{data.validated_data['conversation']}",
-            idempotency_key=f"{KEY_PREFIX}{key}",
+            idempotency_key=key,
         )
         return Response(_reply_data(reply))
 
