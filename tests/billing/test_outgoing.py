@@ -291,7 +291,17 @@ def test_seed_demo_is_idempotent(user_a):
     from django.apps import apps
 
     config = apps.get_app_config("billing")
+    outputs = []
     for _ in range(2):
-        config.seed_demo(trader=user_a, stdout=StringIO())
+        out = StringIO()
+        config.seed_demo(trader=user_a, stdout=out)
+        outputs.append(out.getvalue())
     with tenant(user_a.pk):
-        assert UsageRecord.objects.filter(user=user_a).count() == 3
+        subscription = Subscription.objects.get(user=user_a)
+        # One Pro trial, granted by the first run and kept (not restarted) by the second; no AI usage is
+        # invented: the demo trader's queries are the ones actually asked.
+        assert (subscription.plan, subscription.status) == (PRO.code, SubscriptionStatus.TRIALING)
+        assert subscription.is_local_trial
+        assert not UsageRecord.objects.filter(user=user_a).exists()
+    assert outputs[0].count("Pro trial") == outputs[1].count("Pro trial") == 1
+    assert outputs[0] == outputs[1]
