@@ -4,6 +4,7 @@ from allauth.account import forms as allauth_forms
 from django import forms
 from django.core.validators import MaxLengthValidator
 
+from accounts.choices import ApiScope
 from accounts.models import User
 
 # 254, RFC 5321's limit and what accounts_user.email and account_emailaddress.email hold. Django's
@@ -38,6 +39,14 @@ class ApiTokenForm(forms.Form):
         widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
         help_text="The token works until the end of this day (UTC), a year at most.",
     )
+    scopes = forms.MultipleChoiceField(
+        choices=ApiScope.choices,
+        initial=[ApiScope.READ],
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Read only is enough for reports and exports; trade lets it place orders and change data.",
+        error_messages={"required": "Choose at least one scope: read, trade or both."},
+    )
+
 
 class _StorableEmailMixin:
     """allauth's form, with its email field held to EMAIL_MAX_LENGTH."""

@@ -5,13 +5,14 @@ from collections.abc import Iterator
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from knox.models import AbstractAuthToken
 from knox.settings import CONSTANTS as KNOX
 
-from accounts.choices import TIME_ZONE_CHOICES, BaseCurrency
+from accounts.choices import TIME_ZONE_CHOICES, ApiScope, BaseCurrency, api_scopes_all
 
 
 def new_session_salt() -> str:
@@ -119,6 +120,8 @@ class ApiToken(AbstractAuthToken):
     name = models.CharField(max_length=80)
     expiry = models.DateTimeField(help_text="The token stops working at this moment (UTC).")
     last_used_at = models.DateTimeField(null=True, blank=True)
+    # What the token may do (core.api.TokenScopePermission). Tokens made before scopes existed got both.
+    scopes = ArrayField(models.CharField(max_length=16, choices=ApiScope.choices), default=api_scopes_all)
 
     class Meta:
         ordering = ["-created", "-id"]

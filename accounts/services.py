@@ -3,6 +3,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
 
 from allauth.socialaccount.models import SocialAccount
@@ -15,7 +16,7 @@ from django.utils import timezone
 from knox.models import get_digest_token
 from knox.settings import CONSTANTS as KNOX
 
-from accounts.choices import NOTIFY_ACCOUNT_SECURITY
+from accounts.choices import NOTIFY_ACCOUNT_SECURITY, ApiScope, api_scopes_all
 from accounts.models import ApiToken, DiscordLinkCode, User
 from core.audit import audit_record
 from core.consumers import user_sockets_reauthenticate
@@ -60,12 +61,13 @@ def user_log_out_everywhere(*, user: User, request: HttpRequest | None = None) -
 
 
 def _api_token_audit_fields(token: ApiToken) -> dict:
-    return {"name": token.name, "prefix": token.token_key, "expiry": token.expiry}
+    return {"name": token.name, "prefix": token.token_key, "expiry": token.expiry, "scopes": list(token.scopes)}
 
 
-def api_token_create(*, user: User, name: str, expires_on: date,
+def api_token_create(*, user: User, name: str, expires_on: date, scopes: Iterable[str] | None = None,
                      request: HttpRequest | None = None) -> tuple[ApiToken, str]:
-    """A new API token for `user`, working until the end of `expires_on` (UTC).
+    """A new API token for `user`, working until the end of `expires_on` (UTC), with `scopes` (ApiScope
+    values; default: all of them).
 
     Returns the row and the token itself, which is not stored anywhere (only its digest is): the caller
     shows it once.
@@ -80,6 +82,12 @@ def api_token_create(*, user: User, name: str, expires_on: date,
         latest = today + API_TOKEN_MAX_LIFETIME
         raise DomainError(f"A token can live for a year at most; choose {latest:%Y-%m-%d} or earlier.",
                           field="expires_on")
+    chosen = api_scopes_all() if scopes is None else sorted(set(scopes))
+    if not chosen:
+        raise DomainError("Choose at least one scope: read, trade or both.", field="scopes")
+    unknown = [scope for scope in chosen if scope not in ApiScope.values]
+    if unknown:
+        raise DomainError(f"Unknown scope {unknown[0]!r}; the scopes are read and trade.", field="scopes")
     digest, secret = get_digest_token()
     with tenant(user.pk):
         # Not knox's manager.create(): it takes the expiry as a duration from now, ours is a day's end.
@@ -89,6 +97,7 @@ def api_token_create(*, user: User, name: str, expires_on: date,
             digest=digest,
             token_key=secret[: KNOX.TOKEN_KEY_LENGTH],
             expiry=datetime.combine(expires_on + timedelta(days=1), time.min, tzinfo=UTC),
+            scopes=chosen,
         )
         token.save(force_insert=True)
         audit_record(action="account.api_token_created", user=user, actor=user, target=token,

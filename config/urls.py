@@ -29,6 +29,7 @@ urlpatterns = [
     path("api/v1/accounts/", include("accounts.api.urls")),
     path("api/v1/portfolios/", include("portfolios.api.urls")),
     path("api/v1/trading/", include("trading.api.urls")),
+    path("api/v1/markets/", include("marketdata.api.urls")),
     path("api/v1/watchlists/", include(watchlist_urlpatterns)),
     path("api/v1/alerts/", include("alerts.api.urls")),
     path("api/v1/notifications/", include("core.notifications_api")),
@@ -37,3 +38,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
 ]
+
+# /api/... paths that match no route answer in problem+json, like the API's own 404s.
+handler404 = "core.api.not_found_handler"

@@ -121,3 +121,24 @@ class NotificationPreference(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.kind} by {self.channel}: {'on' if self.enabled else 'off'}"
+
+
+class IdempotencyRecord(TenantModel):
+    """An unsafe API request sent with an `Idempotency-Key` header, and the answer it got: a retry with the
+    same key returns that answer instead of acting again (core.idempotency). Kept 24 hours."""
+
+    key = models.CharField(max_length=255)
+    method = models.CharField(max_length=8)
+    path = models.CharField(max_length=2048)
+    request_hash = models.CharField(max_length=64, help_text="SHA-256 of the method, path, query and body.")
+    # Null while the first request runs (its transaction holds the row; a concurrent retry waits for it).
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    content_type = models.CharField(max_length=255, blank=True, default="")
+    response_body = models.BinaryField(default=b"")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="core_idempotency_user_key")]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path} [{self.key}]"

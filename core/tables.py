@@ -130,6 +130,7 @@ TABLES: dict[str, Table] = {
         _tenant("core_notification", "in-app notifications (the page header's bell also on account pages)",
                 auth_privileges=READ),
         _tenant("core_notificationdelivery", "a notification's email and Discord deliveries"),
+        _tenant("core_idempotencyrecord", "a trader's API requests sent with an Idempotency-Key and their answers"),
         _tenant("core_notificationpreference", "which channels a trader wants for each kind"),
         _tenant("portfolios_cashbalance", "cash per currency in a portfolio"),
         _tenant("portfolios_lot", "FIFO lots"),

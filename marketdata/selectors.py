@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db import connection
@@ -78,15 +78,28 @@ def quote_latest_map(*, symbols: Iterable[str]) -> dict[str, QuoteSnapshot]:
     return {q.instrument.symbol: quote_snapshot(quote=q, instrument=q.instrument, now=now) for q in quotes}
 
 
-def candle_list(*, symbol: str, timeframe: str = "1m", limit: int = 500) -> list[CandleBar]:
-    """The most recent `limit` bars, oldest first. 5m / 1h / 1d are aggregated from the 1m candles (UTC)."""
+def candle_list(
+    *, symbol: str, timeframe: str = "1m", limit: int = 500, start: datetime | None = None,
+    end: datetime | None = None,
+) -> list[CandleBar]:
+    """The most recent `limit` bars, oldest first. 5m / 1h / 1d are aggregated from the 1m candles (UTC).
+
+    `start` / `end` bound the range: bars whose open time is at or after `start` (the bucket holding it,
+    for aggregated bars) and before `end`; the newest `limit` of them."""
     if timeframe not in TIMEFRAMES:
         raise DomainError(f"Timeframe must be one of {', '.join(TIMEFRAMES)}.", field="timeframe")
     if not 1 <= limit <= CANDLE_LIMIT_MAX:
         raise DomainError(f"Limit must be between 1 and {CANDLE_LIMIT_MAX}.", field="limit")
+    if start is not None and end is not None and start >= end:
+        raise DomainError("The range's start must be before its end.", field="start")
     instrument = instrument_get(symbol=symbol)
     if timeframe == "1m":
-        rows = Candle.objects.filter(instrument=instrument).order_by("-open_time")[:limit]
+        rows = Candle.objects.filter(instrument=instrument)
+        if start is not None:
+            rows = rows.filter(open_time__gte=start)
+        if end is not None:
+            rows = rows.filter(open_time__lt=end)
+        rows = rows.order_by("-open_time")[:limit]
         return [
             CandleBar(
                 open_time=c.open_time, open=c.open, high=c.high, low=c.low, close=c.close, volume=c.volume
@@ -97,7 +110,8 @@ def candle_list(*, symbol: str, timeframe: str = "1m", limit: int = 500) -> list
     with connection.cursor() as cursor:
         cursor.execute(
             """
-            WITH latest AS (SELECT max(open_time) AS t FROM marketdata_candle WHERE instrument_id = %(id)s)
+            WITH latest AS (SELECT max(open_time) AS t FROM marketdata_candle
+                             WHERE instrument_id = %(id)s AND (%(end)s::timestamptz IS NULL OR open_time < %(end)s))
             SELECT date_bin(%(step)s, c.open_time, TIMESTAMPTZ '2000-01-03 00:00:00+00') AS bucket,
                    (array_agg(c.open ORDER BY c.open_time))[1],
                    max(c.high), min(c.low),
@@ -107,11 +121,14 @@ def candle_list(*, symbol: str, timeframe: str = "1m", limit: int = 500) -> list
              WHERE c.instrument_id = %(id)s
                AND c.open_time >= date_bin(%(step)s, latest.t, TIMESTAMPTZ '2000-01-03 00:00:00+00')
                                   - %(step)s * (%(limit)s - 1)
+               AND c.open_time <= latest.t
+               AND (%(start)s::timestamptz IS NULL
+                    OR c.open_time >= date_bin(%(step)s, %(start)s, TIMESTAMPTZ '2000-01-03 00:00:00+00'))
              GROUP BY bucket
              ORDER BY bucket DESC
              LIMIT %(limit)s
             """,
-            {"id": instrument.pk, "step": step, "limit": limit},
+            {"id": instrument.pk, "step": step, "limit": limit, "start": start, "end": end},
         )
         rows = cursor.fetchall()
     return [

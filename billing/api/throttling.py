@@ -1,4 +1,4 @@
-"""DRF pieces: the per-plan rate limit."""
+"""DRF pieces: the per-plan rate limit, with RateLimit-* headers on every answer it counts (docs/api.md)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from rest_framework.throttling import SimpleRateThrottle
 from billing.choices import Feature, PlanCode
 from billing.plans import plan_get
 from billing.selectors import user_plan
+from core.api import rate_limit_note
 
 
 class PlanRateThrottle(SimpleRateThrottle):
@@ -33,4 +34,9 @@ class PlanRateThrottle(SimpleRateThrottle):
             return True
         self.rate = f"{limit}/min"
         self.num_requests, self.duration = limit, 60
-        return super().allow_request(request, view)
+        allowed = super().allow_request(request, view)
+        history = getattr(self, "history", [])
+        # Seconds until the oldest request in the window leaves it (the window then has room again).
+        reset = self.duration - (self.now - history[-1]) if history else 0
+        rate_limit_note(request, limit=limit, remaining=self.num_requests - len(history), reset=reset)
+        return allowed

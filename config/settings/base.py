@@ -34,6 +34,7 @@ THIRD_PARTY_APPS = [
     "django_structlog",
     "csp",
     "rest_framework",
+    "django_filters",
     "knox",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -73,6 +74,9 @@ MIDDLEWARE = [
     "django_structlog.middlewares.RequestMiddleware",
     # Last: opens the request's transaction and sets app.user_id before the view runs.
     "core.rls.TenantMiddleware",
+    # Inside the request's transaction: Idempotency-Key on unsafe /api/v1/ requests; RateLimit-* headers.
+    "core.idempotency.IdempotencyMiddleware",
+    "core.api.RateLimitHeadersMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -253,16 +257,22 @@ REST_FRAMEWORK = {
         "core.api_auth.TenantTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Signed in, and an API token must carry the operation's scope (read / trade; docs/api.md).
+    "DEFAULT_PERMISSION_CLASSES": ["core.api.TokenScopePermission"],
+    # drf-spectacular's, plus the problem answers and the Idempotency-Key header every operation shares.
+    "DEFAULT_SCHEMA_CLASS": "core.api_schema.ApiAutoSchema",
     "EXCEPTION_HANDLER": "core.api.problem_exception_handler",
     "DEFAULT_PARSER_CLASSES": [
         "core.api.DepthLimitedJSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
-    "DEFAULT_PAGINATION_CLASS": "core.api.BoundedLimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "core.api.CursorPagination",
     "PAGE_SIZE": 50,
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "core.api.OrderingFilter",
+    ],
     # Per-plan requests per minute (docs/billing.md).
     "DEFAULT_THROTTLE_CLASSES": ["billing.api.PlanRateThrottle"],
 }
@@ -429,6 +439,8 @@ OPENAI_MODEL = env("OPENAI_MODEL", default="gpt-4o-mini")
 # Expire alerts and show repeating ones armed again; re-enqueue deliveries whose queue message was lost.
 CELERY_BEAT_SCHEDULE["alerts-maintenance"] = {"task": "alerts.maintenance", "schedule": 30.0}
 CELERY_BEAT_SCHEDULE["notifications-sweep"] = {"task": "core.notifications.sweep", "schedule": 60.0}
+# Idempotency-Key records live 24 hours (core/idempotency.py).
+CELERY_BEAT_SCHEDULE["core-idempotency-purge"] = {"task": "core.idempotency_purge", "schedule": 3600.0}
 
 # --- AI companion: the OpenAI provider's patience (docs/companion.md) -------------------------------------
 # Per HTTP attempt; the client retries timeouts, 408/409/429/5xx up to OPENAI_MAX_RETRIES times (Retry-After).

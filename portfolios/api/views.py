@@ -6,14 +6,16 @@ Input serializers check shapes; services do the work; DomainError and Http404 be
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from django.core.validators import RegexValidator
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
+from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.choices import BaseCurrency
-from core.api import BoundedLimitOffsetPagination
+from core.api import ETagMixin, StrictCharField, problem_responses
 from marketdata.selectors import instrument_get
 from portfolios.choices import DECIMAL_PLACES, Period, PortfolioKind, TransactionKind, TransactionSource
 from portfolios.selectors import (
@@ -30,6 +32,10 @@ MAX_DIGITS = 28
 
 def _decimal_field(**kwargs) -> serializers.DecimalField:
     return serializers.DecimalField(max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES, **kwargs)
+
+
+# A name needs a character other than a space (the schema says so too, as a pattern).
+_NOT_BLANK = RegexValidator(r"\S", message="Give a name that is not only spaces.")
 
 
 class PortfolioOutput(serializers.Serializer):
@@ -101,43 +107,51 @@ class PerformanceOutput(serializers.Serializer):
     volatility_pct = serializers.DecimalField(max_digits=20, decimal_places=2, allow_null=True)
 
 
-class PortfolioListApi(APIView):
-    class PortfolioCreateInputSerializer(serializers.Serializer):
-        name = serializers.CharField(max_length=80)
-        base_currency = serializers.ChoiceField(choices=BaseCurrency.choices)
-        kind = serializers.ChoiceField(choices=PortfolioKind.choices, default=PortfolioKind.MANUAL)
-        allow_short = serializers.BooleanField(default=False)
+class PortfolioCreateInput(serializers.Serializer):
+    name = StrictCharField(max_length=80, validators=[_NOT_BLANK])
+    base_currency = serializers.ChoiceField(choices=BaseCurrency.choices)
+    kind = serializers.ChoiceField(choices=PortfolioKind.choices, default=PortfolioKind.MANUAL)
+    allow_short = serializers.BooleanField(default=False)
 
+
+class PortfolioListApi(ETagMixin, APIView):
     serializer_class = PortfolioOutput
 
-    @extend_schema(responses=PortfolioOutput(many=True))
+    @extend_schema(summary="Your portfolios", responses=PortfolioOutput(many=True))
     def get(self, request: Request) -> Response:
         return Response(PortfolioOutput(portfolio_list(user=request.user), many=True).data)
 
-    @extend_schema(request=PortfolioCreateInputSerializer, responses={201: PortfolioOutput})
+    @extend_schema(
+        summary="Create a portfolio",
+        request=PortfolioCreateInput,
+        responses={201: PortfolioOutput, **problem_responses(400)},
+        examples=[OpenApiExample("Manual", value={"name": "Long term", "base_currency": "USD"}, request_only=True)],
+    )
     def post(self, request: Request) -> Response:
-        data = self.PortfolioCreateInputSerializer(data=request.data)
+        data = PortfolioCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         portfolio = portfolio_create(user=request.user, request=request, **data.validated_data)
         return Response(PortfolioOutput(portfolio).data, status=status.HTTP_201_CREATED)
 
 
+class PortfolioDetailOutput(PortfolioOutput):
+    valuation = ValuationOutput()
+
+
 class PortfolioDetailApi(APIView):
-    class PortfolioDetailOutputSerializer(PortfolioOutput):
-        valuation = ValuationOutput()
+    serializer_class = PortfolioDetailOutput
 
-    serializer_class = PortfolioDetailOutputSerializer
-
+    @extend_schema(summary="A portfolio with its current valuation", responses=PortfolioDetailOutput)
     def get(self, request: Request, pk: int) -> Response:
         portfolio = portfolio_get(user=request.user, pk=pk)
         portfolio.valuation = portfolio_valuation(portfolio=portfolio)
-        return Response(self.PortfolioDetailOutputSerializer(portfolio).data)
+        return Response(PortfolioDetailOutput(portfolio).data)
 
 
 class PositionListApi(APIView):
     serializer_class = PositionOutput
 
-    @extend_schema(responses=PositionOutput(many=True))
+    @extend_schema(summary="A portfolio's positions, valued now", responses=PositionOutput(many=True))
     def get(self, request: Request, pk: int) -> Response:
         portfolio = portfolio_get(user=request.user, pk=pk)
         return Response(PositionOutput(portfolio_valuation(portfolio=portfolio).lines, many=True).data)
@@ -146,7 +160,7 @@ class PositionListApi(APIView):
 class PerformanceApi(APIView):
     serializer_class = PerformanceOutput
 
-    @extend_schema(responses=PerformanceOutput(many=True))
+    @extend_schema(summary="A portfolio's performance over each period", responses=PerformanceOutput(many=True))
     def get(self, request: Request, pk: int) -> Response:
         portfolio = portfolio_get(user=request.user, pk=pk)
         history = portfolio_history(
@@ -155,32 +169,50 @@ class PerformanceApi(APIView):
         return Response(PerformanceOutput(history.performance, many=True).data)
 
 
-class TransactionListApi(APIView):
-    class TransactionInputSerializer(serializers.Serializer):
-        kind = serializers.ChoiceField(choices=TransactionKind.choices)
-        symbol = serializers.CharField(required=False, allow_blank=True, default="", max_length=32)
-        currency = serializers.CharField(required=False, allow_blank=True, default="", max_length=16)
-        quantity = _decimal_field(min_value=0)
-        price = _decimal_field(min_value=0, required=False, allow_null=True, default=None)
-        fee = _decimal_field(min_value=0, required=False, default=0)
-        fee_currency = serializers.CharField(required=False, allow_blank=True, default="", max_length=16)
-        executed_at = serializers.DateTimeField()
-        external_id = serializers.CharField(required=False, allow_null=True, default=None, max_length=128)
-        note = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
+class TransactionInput(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=TransactionKind.choices)
+    symbol = StrictCharField(required=False, allow_blank=True, default="", max_length=32)
+    currency = StrictCharField(required=False, allow_blank=True, default="", max_length=16)
+    quantity = _decimal_field(min_value=0)
+    price = _decimal_field(min_value=0, required=False, allow_null=True, default=None)
+    fee = _decimal_field(min_value=0, required=False, default=0)
+    fee_currency = StrictCharField(required=False, allow_blank=True, default="", max_length=16)
+    executed_at = serializers.DateTimeField()
+    external_id = StrictCharField(required=False, allow_null=True, default=None, max_length=128)
+    note = StrictCharField(required=False, allow_blank=True, default="", max_length=500)
 
+
+class TransactionListApi(GenericAPIView):
     serializer_class = TransactionOutput
+    # Newest first; the cursor pages through executed_at (ties keep their order).
+    ordering = ("-executed_at", "-id")
 
-    @extend_schema(responses=TransactionOutput(many=True))
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # the schema generator: only the model is needed
+            return transaction_list(portfolio=None)
+        return transaction_list(portfolio=portfolio_get(user=self.request.user, pk=self.kwargs["pk"]))
+
+    @extend_schema(summary="A portfolio's transactions, newest first", responses=TransactionOutput(many=True))
     def get(self, request: Request, pk: int) -> Response:
-        portfolio = portfolio_get(user=request.user, pk=pk)
-        paginator = BoundedLimitOffsetPagination()
-        page = paginator.paginate_queryset(transaction_list(portfolio=portfolio), request, view=self)
-        return paginator.get_paginated_response(TransactionOutput(page, many=True).data)
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(TransactionOutput(page, many=True).data)
 
-    @extend_schema(request=TransactionInputSerializer, responses={201: TransactionOutput})
+    @extend_schema(
+        summary="Record a trade, deposit or withdrawal",
+        request=TransactionInput,
+        responses={201: TransactionOutput, **problem_responses(400)},
+        examples=[
+            OpenApiExample(
+                "Buy",
+                value={"kind": "buy", "symbol": "BTC/USDT", "quantity": "0.5", "price": "64000",
+                       "executed_at": "2026-11-30T12:00:00Z"},
+                request_only=True,
+            )
+        ],
+    )
     def post(self, request: Request, pk: int) -> Response:
         portfolio = portfolio_get(user=request.user, pk=pk)
-        data = self.TransactionInputSerializer(data=request.data)
+        data = TransactionInput(data=request.data)
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
         symbol = fields.pop("symbol")

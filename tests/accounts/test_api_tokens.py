@@ -32,7 +32,7 @@ def _api(secret: str) -> APIClient:
 
 
 def _create(client, **data):
-    return client.post(reverse("account_api_tokens"), data)
+    return client.post(reverse("account_api_tokens"), {"scopes": ["read", "trade"], **data})
 
 
 def _in_days(days: int) -> str:
@@ -155,7 +155,7 @@ def test_bad_input_is_a_form_error_and_creates_nothing(client, user_a, data, fie
     assert message in " ".join(response.context["form"].errors[field])
     assert "secret" not in response.context or response.context["secret"] is None
 
-    htmx = client.post(reverse("account_api_tokens"), data, HTTP_HX_REQUEST="true")
+    htmx = client.post(reverse("account_api_tokens"), {"scopes": ["read"], **data}, HTTP_HX_REQUEST="true")
     assert htmx.status_code == 200, "htmx swaps only 2xx answers"
     assert [t.name for t in htmx.templates][0] == "accounts/partials/api_tokens_panel.html"
     assert message.encode() in htmx.content
@@ -166,7 +166,8 @@ def test_bad_input_is_a_form_error_and_creates_nothing(client, user_a, data, fie
 def test_htmx_create_and_revoke_answer_with_the_panel(client, user_a):
     client.force_login(user_a)
     created = client.post(
-        reverse("account_api_tokens"), {"name": "ci", "expires_on": _in_days(7)}, HTTP_HX_REQUEST="true"
+        reverse("account_api_tokens"), {"name": "ci", "expires_on": _in_days(7), "scopes": ["read"]},
+        HTTP_HX_REQUEST="true",
     )
     assert created.templates[0].name == "accounts/partials/api_tokens_panel.html"
     assert created.context["secret"].encode() in created.content

@@ -27,6 +27,7 @@ from tests.factories.billing import (
 from tests.factories.bot import ConversationFactory, MessageFactory, PendingActionFactory
 from tests.factories.core import (
     AuditLogFactory,
+    IdempotencyRecordFactory,
     NotificationDeliveryFactory,
     NotificationFactory,
     NotificationPreferenceFactory,
@@ -61,6 +62,7 @@ __all__ = [
     "DiscordLinkCodeFactory",
     "AppliedEventFactory",
     "AuditLogFactory",
+    "IdempotencyRecordFactory",
     "BlockedExecutionFactory",
     "BotFactory",
     "CandleFactory",

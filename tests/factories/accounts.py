@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 
 import factory
@@ -71,10 +72,12 @@ class ApiTokenFactory(TenantFactory):
         return token
 
 
-def api_token_for(user: User, *, name: str = "test client", expires_on: date | None = None) -> str:
-    """A new working API token of `user`: the text a client sends as `Authorization: Token <it>`."""
+def api_token_for(user: User, *, name: str = "test client", expires_on: date | None = None,
+                  scopes: Iterable[str] | None = None) -> str:
+    """A new working API token of `user`: the text a client sends as `Authorization: Token <it>`.
+    `scopes`: "read" and/or "trade" (default: both)."""
     expires_on = expires_on or datetime.now(UTC).date() + timedelta(days=30)
-    _, secret = api_token_create(user=user, name=name, expires_on=expires_on)
+    _, secret = api_token_create(user=user, name=name, expires_on=expires_on, scopes=scopes)
     return secret
 
 

@@ -2,7 +2,14 @@ from __future__ import annotations
 
 import factory
 
-from core.models import AuditLog, DeliveryStatus, Notification, NotificationDelivery, NotificationPreference
+from core.models import (
+    AuditLog,
+    DeliveryStatus,
+    IdempotencyRecord,
+    Notification,
+    NotificationDelivery,
+    NotificationPreference,
+)
 from tests.factories.base import TenantFactory, owner
 
 
@@ -43,3 +50,18 @@ class NotificationPreferenceFactory(TenantFactory):
     kind = "alert.price"
     channel = "email"
     enabled = False
+
+
+class IdempotencyRecordFactory(TenantFactory):
+    """A finished API request sent with an Idempotency-Key (core.idempotency writes these)."""
+
+    class Meta:
+        model = IdempotencyRecord
+
+    key = factory.Sequence(lambda n: f"key-{n}")
+    method = "POST"
+    path = "/api/v1/portfolios/"
+    request_hash = "0" * 64
+    status_code = 201
+    content_type = "application/json"
+    response_body = b'{"id": 1}'

@@ -9,8 +9,13 @@ from trading.common import user_id_of
 from trading.models import Bot
 
 
-def bot_list(*, user) -> QuerySet[Bot]:
-    return Bot.objects.filter(user_id=user_id_of(user)).select_related("instrument", "connection", "portfolio")
+def bot_list(*, user, status: str | None = None, symbol: str | None = None) -> QuerySet[Bot]:
+    bots = Bot.objects.filter(user_id=user_id_of(user)).select_related("instrument", "connection", "portfolio")
+    if status:
+        bots = bots.filter(status=status)
+    if symbol:
+        bots = bots.filter(instrument__symbol=symbol)
+    return bots
 
 
 def bot_get(*, user, pk) -> Bot:

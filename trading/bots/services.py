@@ -76,6 +76,65 @@ def bot_create(
     return bot
 
 
+_UNCHANGED = object()
+
+
+@transaction.atomic
+def bot_update(
+    *,
+    user,
+    bot: Bot,
+    name=_UNCHANGED,
+    params=_UNCHANGED,
+    timeframe=_UNCHANGED,
+    allocation=_UNCHANGED,
+    max_position=_UNCHANGED,
+    daily_loss_limit=_UNCHANGED,
+    request: HttpRequest | None = None,
+) -> Bot:
+    """Change a bot's name, strategy parameters, timeframe or limits, with the checks of `bot_create`.
+
+    Its pair, strategy, connection and portfolio stay: a bot on other ones is another bot. Audited."""
+    if bot.user_id != user.pk:
+        raise DomainError("That bot is not yours.")
+    before = _bot_summary(bot)
+    if name is not _UNCHANGED:
+        name = (name or "").strip()
+        if not name:
+            raise DomainError("Give the bot a name.", field="name")
+        if Bot.objects.filter(user=user, name=name).exclude(pk=bot.pk).exists():
+            raise DomainError("You already have a bot with that name.", field="name")
+        bot.name = name
+    if params is not _UNCHANGED:
+        bot.params, bot.params_key = strategy_params_clean(bot.strategy, params)
+    if timeframe is not _UNCHANGED:
+        if timeframe not in Timeframe.values:
+            raise DomainError("Choose a timeframe.", field="timeframe")
+        bot.timeframe = timeframe
+    if allocation is not _UNCHANGED:
+        bot.allocation = positive_input(allocation, field="allocation", label="Per-trade allocation")
+        if bot.allocation < bot.instrument.min_notional:
+            raise DomainError(
+                f"Each trade must be worth at least {plain(bot.instrument.min_notional)} {bot.instrument.quote} "
+                f"on {bot.instrument.symbol}.", field="allocation",
+            )
+    if max_position is not _UNCHANGED:
+        bot.max_position = positive_input(max_position, field="max_position", label="Maximum position")
+    if daily_loss_limit is not _UNCHANGED:
+        loss_limit = decimal_input(daily_loss_limit, field="daily_loss_limit", label="Daily loss limit")
+        if loss_limit is None:
+            raise DomainError("Enter the daily loss limit.", field="daily_loss_limit")
+        bot.daily_loss_limit = loss_limit
+    after = _bot_summary(bot)
+    if after == before:
+        return bot
+    bot.save()
+    audit_record(action="trading.bot_updated", user=user, actor=request_actor(request, user), target=bot,
+                 before={k: v for k, v in before.items() if after[k] != v},
+                 after={k: v for k, v in after.items() if before[k] != v}, request=request)
+    return bot
+
+
 def _fee_check(connection: ExchangeConnection) -> None:
     """Fee validation: bots trade often, so a venue charging more than the configured maximum is refused."""
     limit = Decimal(settings.TRADING_BOT_MAX_TAKER_FEE)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db.models import QuerySet
+from django.http import Http404
 
 from trading.common import user_id_of
 from trading.models import BlockedExecution, Bot, ExecutionPlan
@@ -22,3 +23,10 @@ def blocked_execution_list(*, user, bot: Bot | None = None) -> QuerySet[BlockedE
     if bot is not None:
         rows = rows.filter(bot=bot)
     return rows.order_by("-created_at", "-id")
+
+
+def blocked_execution_get(*, user, pk) -> BlockedExecution:
+    try:
+        return blocked_execution_list(user=user).get(pk=int(pk))
+    except (BlockedExecution.DoesNotExist, TypeError, ValueError, OverflowError):
+        raise Http404("No such blocked execution.") from None

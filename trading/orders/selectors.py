@@ -10,7 +10,7 @@ from django.http import Http404
 
 from trading.choices import OPEN_ORDER_STATUSES
 from trading.common import user_id_of
-from trading.models import Order
+from trading.models import Bot, Fill, Order
 
 
 def order_list(
@@ -23,6 +23,7 @@ def order_list(
     source: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    bot: Bot | None = None,
 ) -> QuerySet[Order]:
     orders = Order.objects.filter(user_id=user_id_of(user)).select_related("instrument", "connection", "bot")
     if open_only:
@@ -35,6 +36,8 @@ def order_list(
         orders = orders.filter(side=side)
     if source:
         orders = orders.filter(source=source)
+    if bot is not None:
+        orders = orders.filter(bot=bot)
     if since:
         orders = orders.filter(created_at__gte=since)
     if until:
@@ -47,3 +50,8 @@ def order_get(*, user, pk) -> Order:
         return order_list(user=user).get(pk=uuid.UUID(str(pk)))
     except (Order.DoesNotExist, ValueError, TypeError):
         raise Http404("No such order.") from None
+
+
+def fill_list(*, user, order: Order) -> QuerySet[Fill]:
+    """An order's executions, oldest first."""
+    return Fill.objects.filter(user_id=user_id_of(user), order=order).order_by("executed_at", "id")
