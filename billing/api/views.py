@@ -27,7 +27,7 @@ class LimitOutput(serializers.Serializer):
     limit = serializers.IntegerField(allow_null=True, help_text="Empty: no limit.")
 
 
-class PlanOutput(serializers.Serializer):
+class BillingPlanOutput(serializers.Serializer):
     code = serializers.ChoiceField(choices=PlanCode.choices)
     name = serializers.CharField()
     tagline = serializers.CharField()
@@ -58,8 +58,10 @@ class UsageOutput(serializers.Serializer):
 class SubscriptionOutput(serializers.Serializer):
     status = serializers.ChoiceField(choices=SubscriptionStatus.choices)
     status_label = serializers.CharField()
-    plan = PlanOutput(help_text="The plan whose limits apply now.")
-    subscribed_plan = PlanOutput(help_text="The plan subscribed to (differs while payment has failed).")
+    plan = BillingPlanOutput(help_text="The plan whose limits apply now.")
+    subscribed_plan = BillingPlanOutput(
+        help_text="The plan subscribed to (differs while payment has failed)."
+    )
     trial_end = serializers.DateTimeField(allow_null=True)
     trial_days_left = serializers.IntegerField(allow_null=True)
     current_period_end = serializers.DateTimeField(allow_null=True)
@@ -146,11 +148,11 @@ class BillingApi(APIView):
 
 
 class PlanListApi(APIView):
-    serializer_class = PlanOutput
+    serializer_class = BillingPlanOutput
 
-    @extend_schema(summary="Plans on offer", responses={200: PlanOutput(many=True)})
+    @extend_schema(summary="Plans on offer", responses={200: BillingPlanOutput(many=True)})
     def get(self, request: Request) -> Response:
-        return Response(PlanOutput(plan_list(), many=True).data)
+        return Response(BillingPlanOutput(plan_list(), many=True).data)
 
 
 class UsageApi(APIView):
