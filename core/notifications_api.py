@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api import StrictCharField
 from core.models import Notification
 from core.notifications import (
     notification_list,
@@ -55,20 +56,9 @@ class PreferenceOutput(serializers.Serializer):
 
 
 class PreferenceChange(serializers.Serializer):
-    kind = serializers.CharField(max_length=64)
-    channel = serializers.CharField(max_length=32)
+    kind = StrictCharField(max_length=64)
+    channel = StrictCharField(max_length=32)
     enabled = serializers.BooleanField()
-
-    def to_internal_value(self, data):
-        if isinstance(data, dict):
-            wrong = {
-                name: ["Not a valid string."]
-                for name in ("kind", "channel")
-                if name in data and not isinstance(data[name], str)
-            }
-            if wrong:
-                raise serializers.ValidationError(wrong)
-        return super().to_internal_value(data)
 
 
 class PreferencesInput(serializers.Serializer):

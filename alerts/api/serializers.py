@@ -8,22 +8,14 @@ from datetime import timedelta
 from rest_framework import serializers
 
 from alerts.choices import WINDOW_CHOICES, AlertKind, AlertState, PnlUnit
+from core.api import DB_ID_MAX, StrictCharField
 
 MAX_COOLDOWN_MINUTES = 43_200  # 30 days, as the form and alerts.services.MAX_COOLDOWN
 
 
-class StrictText(serializers.CharField):
-    """A string, and only a string: `"note": 0` is a 400, not the note "0"."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
 class AlertInput(serializers.Serializer):
     kind = serializers.ChoiceField(choices=AlertKind.choices)
-    symbol = StrictText(
+    symbol = StrictCharField(
         max_length=32, required=False, allow_blank=True, default="", help_text="Market alerts: e.g. BTC/USDT."
     )
     threshold = serializers.DecimalField(
@@ -35,19 +27,26 @@ class AlertInput(serializers.Serializer):
         help_text="A price, a signed percent for percent moves (-5 for a 5% fall), a portfolio value or P&L.",
     )
     portfolio_id = serializers.IntegerField(
-        required=False, allow_null=True, default=None, min_value=1, help_text="Portfolio and position alerts."
+        required=False,
+        allow_null=True,
+        default=None,
+        min_value=1,
+        max_value=DB_ID_MAX,
+        help_text="Portfolio and position alerts.",
     )
     pnl_unit = serializers.ChoiceField(choices=PnlUnit.choices, required=False, allow_blank=True, default="")
     window_minutes = serializers.ChoiceField(
         choices=WINDOW_CHOICES, required=False, allow_null=True, default=None, help_text="Percent moves."
     )
-    venue = StrictText(max_length=32, required=False, allow_blank=True, default="", help_text="Empty: any.")
+    venue = StrictCharField(
+        max_length=32, required=False, allow_blank=True, default="", help_text="Empty: any."
+    )
     repeat = serializers.BooleanField(required=False, default=False)
     cooldown_minutes = serializers.IntegerField(
         min_value=0, max_value=MAX_COOLDOWN_MINUTES, required=False, default=15
     )
     expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
-    note = StrictText(max_length=200, required=False, allow_blank=True, default="")
+    note = StrictCharField(max_length=200, required=False, allow_blank=True, default="")
 
 
 def alert_input_values(alert) -> dict:

@@ -6,22 +6,14 @@ from rest_framework import serializers
 
 from bot.companion.service import QUESTION_MAX_CHARS
 from bot.models import MessageStatus, Role, Surface
+from core.api import StrictCharField
 
 CONVERSATION_KEY_MAX = 100
 CONVERSATION_KEY_PATTERN = r"^[A-Za-z0-9_.:-]+$"
 
 
-class StrictText(serializers.CharField):
-    """A string, and only a string: `"text": 0` is a 400, not the question "0"."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
 class AskInput(serializers.Serializer):
-    text = StrictText(max_length=QUESTION_MAX_CHARS, help_text="The question.")
+    text = StrictCharField(max_length=QUESTION_MAX_CHARS, help_text="The question.")
     conversation = serializers.RegexField(
         CONVERSATION_KEY_PATTERN,
         max_length=CONVERSATION_KEY_MAX,
@@ -64,7 +56,7 @@ class ReplyOutput(serializers.Serializer):
 
 
 class ConfirmInput(serializers.Serializer):
-    token = StrictText(max_length=64)
+    token = StrictCharField(max_length=64)
     accept = serializers.BooleanField(help_text="true: make the change; false: drop it.")
 
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import exceptions, generics, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -41,14 +40,6 @@ from core.errors import DomainError
 from core.rls import tenant
 
 KEY_PREFIX = "api:"
-IDEMPOTENCY_HEADER = OpenApiParameter(
-    "Idempotency-Key",
-    OpenApiTypes.STR,
-    OpenApiParameter.HEADER,
-    required=False,
-    description="Your id for this question (a UUID, say): a retry with the same key returns the first answer "
-    "and consumes no second AI query.",
-)
 
 
 def _conversation(request: Request, conversation_id: int):
@@ -81,7 +72,6 @@ class AskApi(APIView):
         "performance, alerts, bots, orders). An answer consumes one AI query of your plan; over the limit "
         "the reply's status is `over_limit` and says which plan allows more. Changes it proposes (create or "
         "pause an alert, pause or resume a bot) come back as `confirmation` and need the confirm operation.",
-        parameters=[IDEMPOTENCY_HEADER],
         request=AskInput,
         responses={200: ReplyOutput},
         examples=[

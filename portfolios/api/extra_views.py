@@ -18,6 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api import StrictCharField
 from marketdata.selectors import instrument_get, quote_latest_map
 from portfolios.api.views import PerformanceOutput, TransactionOutput
 from portfolios.choices import DECIMAL_PLACES, Period
@@ -280,21 +281,11 @@ def _watchlist_data(watchlists: list) -> list[dict]:
 
 
 class WatchlistInput(serializers.Serializer):
-    name = serializers.CharField(max_length=80)
-
-    def to_internal_value(self, data):
-        if isinstance(data, dict) and "name" in data and not isinstance(data["name"], str):
-            raise serializers.ValidationError({"name": ["Not a valid string."]})
-        return super().to_internal_value(data)
+    name = StrictCharField(max_length=80)
 
 
 class WatchlistItemInput(serializers.Serializer):
-    symbol = serializers.CharField(max_length=32, help_text="A listed instrument, e.g. BTC/USDT.")
-
-    def to_internal_value(self, data):
-        if isinstance(data, dict) and "symbol" in data and not isinstance(data["symbol"], str):
-            raise serializers.ValidationError({"symbol": ["Not a valid string."]})
-        return super().to_internal_value(data)
+    symbol = StrictCharField(max_length=32, help_text="A listed instrument, e.g. BTC/USDT.")
 
 
 class WatchlistListApi(APIView):
