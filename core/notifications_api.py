@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api import StrictCharField
+from core.api import ETagMixin, StrictCharField
 from core.models import Notification
 from core.notifications import (
     notification_list,
@@ -136,7 +136,7 @@ class NotificationReadApi(APIView):
         )
 
 
-class NotificationPreferencesApi(APIView):
+class NotificationPreferencesApi(ETagMixin, APIView):
     serializer_class = PreferenceOutput
 
     @extend_schema(

@@ -23,6 +23,7 @@ from alerts.api.serializers import (
 from alerts.models import Alert, AlertFiring
 from alerts.selectors import alert_firing_list, alert_get, alert_list
 from alerts.services import alert_create, alert_delete, alert_pause, alert_resume, alert_update
+from core.api import ETagMixin
 from core.errors import DomainError
 from portfolios.selectors import portfolio_get
 
@@ -91,7 +92,7 @@ class AlertListApi(generics.ListAPIView):
         return Response(_output(request, alert.pk), status=status.HTTP_201_CREATED)
 
 
-class AlertDetailApi(APIView):
+class AlertDetailApi(ETagMixin, APIView):
     serializer_class = AlertOutput
 
     @extend_schema(summary="Get an alert", responses={200: AlertOutput})

@@ -19,6 +19,7 @@ from billing.choices import Feature, InvoiceStatus, PlanCode, SubscriptionStatus
 from billing.models import Invoice
 from billing.plans import plan_list
 from billing.selectors import billing_overview, entitlement_summary, invoice_list, month_start, user_plan
+from core.api import ETagMixin
 
 
 class LimitOutput(serializers.Serializer):
@@ -119,7 +120,7 @@ def _next_month(start: datetime) -> datetime:
     )
 
 
-class BillingApi(APIView):
+class BillingApi(ETagMixin, APIView):
     serializer_class = SubscriptionOutput
 
     @extend_schema(
@@ -147,7 +148,7 @@ class BillingApi(APIView):
         return Response(SubscriptionOutput(body).data)
 
 
-class PlanListApi(APIView):
+class PlanListApi(ETagMixin, APIView):
     serializer_class = BillingPlanOutput
 
     @extend_schema(summary="Plans on offer", responses={200: BillingPlanOutput(many=True)})
@@ -155,7 +156,7 @@ class PlanListApi(APIView):
         return Response(BillingPlanOutput(plan_list(), many=True).data)
 
 
-class UsageApi(APIView):
+class UsageApi(ETagMixin, APIView):
     serializer_class = UsageOutput
 
     @extend_schema(
@@ -182,7 +183,7 @@ class InvoiceListApi(generics.ListAPIView):
         return super().get(request, *args, **kwargs)
 
 
-class InvoiceDetailApi(APIView):
+class InvoiceDetailApi(ETagMixin, APIView):
     serializer_class = InvoiceOutput
 
     @extend_schema(summary="Get an invoice", responses={200: InvoiceOutput})
@@ -193,7 +194,7 @@ class InvoiceDetailApi(APIView):
         return Response(InvoiceOutput(invoice).data)
 
 
-class AccountUsageApi(APIView):
+class AccountUsageApi(ETagMixin, APIView):
     serializer_class = AccountUsageOutput
 
     @extend_schema(

@@ -36,6 +36,7 @@ from bot.companion.service import (
     conversation_messages,
 )
 from bot.models import Conversation, Surface
+from core.api import ETagMixin
 from core.errors import DomainError
 from core.rls import tenant
 
@@ -132,7 +133,7 @@ class ConversationListApi(generics.ListAPIView):
         return super().get(request, *args, **kwargs)
 
 
-class ConversationDetailApi(APIView):
+class ConversationDetailApi(ETagMixin, APIView):
     serializer_class = ConversationDetailOutput
 
     @extend_schema(summary="Get a conversation with its messages", responses={200: ConversationDetailOutput})

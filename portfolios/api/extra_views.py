@@ -18,7 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api import StrictCharField
+from core.api import ETagMixin, StrictCharField
 from marketdata.selectors import instrument_get, quote_latest_map
 from portfolios.api.views import PerformanceOutput, TransactionOutput
 from portfolios.choices import DECIMAL_PLACES, Period
@@ -61,7 +61,7 @@ def _transaction(request: Request, pk: int, txn_id: int):
     return txn
 
 
-class TransactionDetailApi(APIView):
+class TransactionDetailApi(ETagMixin, APIView):
     serializer_class = TransactionOutput
 
     @extend_schema(summary="Get one transaction", responses={200: TransactionOutput})
@@ -221,7 +221,7 @@ class PeriodPerformanceOutput(PerformanceOutput):
     curve = CurvePoint(many=True, help_text="The equity curve over the period, the live value last.")
 
 
-class PeriodPerformanceApi(APIView):
+class PeriodPerformanceApi(ETagMixin, APIView):
     serializer_class = PeriodPerformanceOutput
 
     @extend_schema(
@@ -288,7 +288,7 @@ class WatchlistItemInput(serializers.Serializer):
     symbol = StrictCharField(max_length=32, help_text="A listed instrument, e.g. BTC/USDT.")
 
 
-class WatchlistListApi(APIView):
+class WatchlistListApi(ETagMixin, APIView):
     serializer_class = WatchlistOutput
 
     @extend_schema(
@@ -315,7 +315,7 @@ class WatchlistListApi(APIView):
         )
 
 
-class WatchlistDetailApi(APIView):
+class WatchlistDetailApi(ETagMixin, APIView):
     serializer_class = WatchlistOutput
 
     @extend_schema(summary="Get a watchlist", responses={200: WatchlistOutput})

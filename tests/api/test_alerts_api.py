@@ -177,3 +177,15 @@ def test_ids_beyond_the_database_range_are_404s(api_a, instruments, big):
         api_a.delete(f"/api/v1/watchlists/{big}/items/{big}/"),
     ]:
         problem(response, 404)
+
+
+def test_an_alert_is_read_with_an_etag_and_a_changed_alert_gets_a_new_one(api_a, instruments):
+    alert = post(api_a, URL, BTC_ABOVE).json()
+    url = f"{URL}{alert['id']}/"
+    first = api_a.get(url)
+    etag = first["ETag"]
+    unchanged = api_a.get(url, HTTP_IF_NONE_MATCH=etag)
+    assert unchanged.status_code == 304 and not unchanged.content
+    post(api_a, f"{url}pause/")
+    changed = api_a.get(url, HTTP_IF_NONE_MATCH=etag)
+    assert changed.status_code == 200 and changed.json()["state"] == "disabled" and changed["ETag"] != etag
