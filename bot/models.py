@@ -17,6 +17,7 @@ from core.models import TenantModel
 class Surface(models.TextChoices):
     WEB = "web", "Web"
     DISCORD = "discord", "Discord"
+    API = "api", "API"
 
 
 class Role(models.TextChoices):
@@ -46,7 +47,8 @@ class ActionState(models.TextChoices):
 class Conversation(TenantModel):
     surface = models.CharField(max_length=16, choices=Surface.choices)
     surface_key = models.CharField(
-        max_length=120, help_text="web:default, web:<uuid>, discord:dm:<channel id>, discord:<channel id>"
+        max_length=120,
+        help_text="web:default, web:<uuid>, discord:dm:<channel id>, discord:<channel id>, api:<key>",
     )
     title = models.CharField(max_length=120, blank=True)
     summary = models.TextField(

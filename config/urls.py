@@ -4,7 +4,9 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from accounts import views as accounts_views
+from billing.api.urls import account_usage_urlpatterns
 from core import views as core_views
+from portfolios.api.urls import watchlist_urlpatterns
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="dashboard", permanent=False)),
@@ -23,10 +25,16 @@ urlpatterns = [
     path("", include("billing.urls")),
     path("", include("bot.urls")),
     path("stripe/", include("billing.webhook_urls")),
+    path("api/v1/accounts/me/usage/", include(account_usage_urlpatterns)),
     path("api/v1/accounts/", include("accounts.api.urls")),
     path("api/v1/portfolios/", include("portfolios.api.urls")),
     path("api/v1/trading/", include("trading.api.urls")),
     path("api/v1/markets/", include("marketdata.api.urls")),
+    path("api/v1/watchlists/", include(watchlist_urlpatterns)),
+    path("api/v1/alerts/", include("alerts.api.urls")),
+    path("api/v1/notifications/", include("core.notifications_api")),
+    path("api/v1/billing/", include("billing.api.urls")),
+    path("api/v1/companion/", include("bot.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
 ]

@@ -290,6 +290,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "AlertKindEnum": "alerts.choices.AlertKind",
+        "PlanCodeEnum": "billing.choices.PlanCode",
+    },
 }
 
 # --- Internationalisation -----------------------------------------------------------------------------

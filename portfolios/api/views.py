@@ -125,7 +125,9 @@ class PortfolioListApi(ETagMixin, APIView):
         summary="Create a portfolio",
         request=PortfolioCreateInput,
         responses={201: PortfolioOutput, **problem_responses(400)},
-        examples=[OpenApiExample("Manual", value={"name": "Long term", "base_currency": "USD"}, request_only=True)],
+        examples=[
+            OpenApiExample("Manual", value={"name": "Long term", "base_currency": "USD"}, request_only=True)
+        ],
     )
     def post(self, request: Request) -> Response:
         data = PortfolioCreateInput(data=request.data)
@@ -160,7 +162,9 @@ class PositionListApi(APIView):
 class PerformanceApi(APIView):
     serializer_class = PerformanceOutput
 
-    @extend_schema(summary="A portfolio's performance over each period", responses=PerformanceOutput(many=True))
+    @extend_schema(
+        summary="A portfolio's performance over each period", responses=PerformanceOutput(many=True)
+    )
     def get(self, request: Request, pk: int) -> Response:
         portfolio = portfolio_get(user=request.user, pk=pk)
         history = portfolio_history(
@@ -204,8 +208,13 @@ class TransactionListApi(GenericAPIView):
         examples=[
             OpenApiExample(
                 "Buy",
-                value={"kind": "buy", "symbol": "BTC/USDT", "quantity": "0.5", "price": "64000",
-                       "executed_at": "2026-11-30T12:00:00Z"},
+                value={
+                    "kind": "buy",
+                    "symbol": "BTC/USDT",
+                    "quantity": "0.5",
+                    "price": "64000",
+                    "executed_at": "2026-11-30T12:00:00Z",
+                },
                 request_only=True,
             )
         ],

@@ -9,6 +9,8 @@ the id of one of the trader's own objects (SEEDED_IDS), so real answers are chec
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import schemathesis
 from django.core.wsgi import get_wsgi_application
 from hypothesis import HealthCheck, Phase, given, settings
@@ -41,7 +43,61 @@ def seeded_ids(trader: Trader) -> dict[str, dict[str, object]]:
         "/api/v1/trading/connections/{id}/": {"id": trader.connection.pk},
         "/api/v1/trading/bots/{id}/": {"id": bot},
         "/api/v1/trading/blocked-executions/{id}/": {"id": blocked},
+        **_more_seed(trader),
     }
+
+
+def _more_seed(trader: Trader) -> dict[str, dict[str, object]]:
+    """An alert that fired, a watchlist with BTC/USDT, a notification, an invoice, a companion conversation
+    and a transaction of the trader; each made again when an operation before deleted it."""
+    from alerts.models import Alert
+    from billing.models import Invoice
+    from bot.models import Conversation
+    from core.models import Notification
+    from core.rls import tenant
+    from marketdata.selectors import instrument_get
+    from portfolios.models import Watchlist
+    from portfolios.selectors import transaction_list
+    from tests.factories import (
+        AlertFactory,
+        AlertFiringFactory,
+        InvoiceFactory,
+        NotificationFactory,
+        WatchlistFactory,
+        WatchlistItemFactory,
+    )
+    from tests.factories.bot import MessageFactory
+
+    user = trader.user
+    btc = instrument_get(symbol="BTC/USDT")
+    with tenant(user.pk):
+        alert = Alert.objects.first()
+        if alert is None:
+            alert = AlertFactory(user=user, instrument=btc, threshold=Decimal("90000"))
+            AlertFiringFactory(user=user, alert=alert)
+        watchlist = Watchlist.objects.first()
+        if watchlist is None:
+            watchlist = WatchlistFactory(user=user)
+        if not watchlist.items.exists():
+            WatchlistItemFactory(user=user, watchlist=watchlist, instrument=btc)
+        notification = Notification.objects.first() or NotificationFactory(user=user)
+        invoice = Invoice.objects.first() or InvoiceFactory(user=user)
+        conversation = Conversation.objects.first() or MessageFactory(user=user).conversation
+        txn = transaction_list(portfolio=trader.portfolio).first()
+    seeded = {
+        "/api/v1/alerts/{alert_id}/": {"alert_id": alert.pk},
+        "/api/v1/watchlists/{id}/": {"id": watchlist.pk},
+        "/api/v1/watchlists/{id}/items/{instrument_id}/": {"id": watchlist.pk, "instrument_id": btc.pk},
+        "/api/v1/notifications/{notification_id}/": {"notification_id": notification.pk},
+        "/api/v1/billing/invoices/{invoice_id}/": {"invoice_id": invoice.pk},
+        "/api/v1/companion/conversations/{conversation_id}/": {"conversation_id": conversation.pk},
+    }
+    if txn is not None:
+        seeded["/api/v1/portfolios/{id}/transactions/{txn_id}/"] = {
+            "id": trader.portfolio.pk,
+            "txn_id": txn.pk,
+        }
+    return seeded
 
 
 def _bot_seed(trader: Trader) -> tuple[int, int]:
