@@ -103,6 +103,9 @@ class NotificationListApi(generics.ListAPIView):
 
 
 class NotificationReadAllApi(APIView):
+    # Marking notifications read changes nothing a trade scope protects.
+    required_scopes = {"POST": "read"}
+
     serializer_class = ReadOutput
 
     @extend_schema(
@@ -119,6 +122,8 @@ class NotificationReadAllApi(APIView):
 
 
 class NotificationReadApi(APIView):
+    required_scopes = {"POST": "read"}
+
     serializer_class = ReadOutput
 
     @extend_schema(

@@ -65,6 +65,9 @@ def _reply_data(reply: CompanionReply) -> dict:
 
 
 class AskApi(APIView):
+    # Asking reads the member's data; the companion's writes wait for a confirmation, which needs trade.
+    required_scopes = {"POST": "read"}
+
     serializer_class = ReplyOutput
 
     @extend_schema(

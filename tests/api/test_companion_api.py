@@ -170,6 +170,15 @@ def test_another_members_conversation_is_404_and_never_answered_from(api_a, api_
     assert api_a.get(url).status_code == 200
 
 
-def test_a_read_token_cannot_ask(read_only_a):
-    problem(post(read_only_a, ASK, {"text": "price of BTC"}), 403)
+def test_a_read_token_asks_but_cannot_confirm_a_change(read_only_a, user_a, alice_with_btc):
+    with tenant(user_a.pk):
+        alert = AlertFactory(
+            user=user_a, instrument=InstrumentFactory(symbol="ETH/USDT"), threshold=Decimal("5000")
+        )
+    reply = post(read_only_a, ASK, {"text": f"pause alert #{alert.pk}"})
+    assert reply.status_code == 200 and reply.json()["confirmation"], reply.content
+    url = f"{CONVERSATIONS}{reply.json()['conversation_id']}/confirm/"
+    problem(post(read_only_a, url, {"token": reply.json()["confirmation"]["token"], "accept": True}), 403)
+    with tenant(user_a.pk):
+        assert Alert.objects.get(pk=alert.pk).state == AlertState.ARMED
     assert read_only_a.get(CONVERSATIONS).status_code == 200

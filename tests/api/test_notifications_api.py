@@ -104,3 +104,10 @@ def test_a_read_token_cannot_change_preferences(read_only_a):
     body = {"preferences": [{"kind": "alert.price", "channel": "email", "enabled": False}]}
     problem(patch(read_only_a, f"{URL}preferences/", body), 403)
     assert read_only_a.get(f"{URL}preferences/").status_code == 200
+
+
+def test_a_read_token_marks_notifications_read(read_only_a, user_a):
+    with tenant(user_a.pk):
+        notify(user=user_a, kind="alert.price", message="BTC/USDT rose above 70,000.00.")
+    assert post(read_only_a, f"{URL}read/").json() == {"marked": 1, "unread": 0}
+    assert results(read_only_a.get(URL, {"unread": "true"})) == []
