@@ -100,6 +100,9 @@ def client_a(user_a) -> Client:
 def test_settings_page_gives_a_code_then_shows_the_link_and_unlinks(client_a, user_a, settings):
     page = client_a.get("/settings/").content.decode()
     assert 'id="discord"' in page and "Get a link code" in page
+    # The section is in the page's body once, not in its <title>.
+    assert page.count('id="discord"') == 1
+    assert "Discord" not in re.search(r"<title>(.*?)</title>", page, re.S).group(1)
     assert "Connect with Discord" not in page  # the OAuth app is not configured in tests
 
     page = client_a.post("/settings/discord/code/").content.decode()
