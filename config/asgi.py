@@ -17,17 +17,32 @@ from django.urls import re_path  # noqa: E402
 
 from config.routing import public_websocket_urlpatterns, websocket_urlpatterns  # noqa: E402
 from core.rls import SessionUserMiddleware  # noqa: E402
+from marketdata.api_socket import ApiSocketConsumer  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
-            URLRouter(
-                [
-                    *public_websocket_urlpatterns,
-                    re_path(r"", SessionMiddlewareStack(SessionUserMiddleware(URLRouter(websocket_urlpatterns)))),
-                ]
-            )
+        # The programs' socket: token-authenticated (no cookies), so no origin check (programs send none).
+        "websocket": URLRouter(
+            [
+                re_path(r"^ws/v1/$", ApiSocketConsumer.as_asgi()),
+                re_path(
+                    r"",
+                    AllowedHostsOriginValidator(
+                        URLRouter(
+                            [
+                                *public_websocket_urlpatterns,
+                                re_path(
+                                    r"",
+                                    SessionMiddlewareStack(
+                                        SessionUserMiddleware(URLRouter(websocket_urlpatterns))
+                                    ),
+                                ),
+                            ]
+                        )
+                    ),
+                ),
+            ]
         ),
     }
 )

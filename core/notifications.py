@@ -45,6 +45,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
+from core.api_events import api_events_send
 from core.consumers import user_group
 from core.errors import DomainError
 from core.models import DeliveryStatus, Notification, NotificationDelivery, NotificationPreference
@@ -502,6 +503,18 @@ def send_in_app(notification: Notification) -> None:
     async_to_sync(get_channel_layer().group_send)(
         user_group(notification.user_id), {"type": "user.html", "html": html}
     )
+    api_events_send(_api_events([notification]))
+
+
+def _api_events(notifications: list[Notification]) -> list[tuple[int, str, dict]]:
+    """The programs' socket (core.api_events): every in-app notification, and alerts' also as `alert`."""
+    events = []
+    for n in notifications:
+        payload = {"id": n.pk, "kind": n.kind, "message": n.message, "link": n.link, "created_at": n.created_at}
+        events.append((n.user_id, "notifications", payload))
+        if n.kind.startswith("alert"):
+            events.append((n.user_id, "alerts", payload))
+    return events
 
 
 def send_in_app_many(notifications: list[Notification]) -> None:
@@ -544,6 +557,7 @@ def send_in_app_many(notifications: list[Notification]) -> None:
                 raise result
 
     async_to_sync(send_all)()
+    api_events_send(_api_events(notifications))
 
 
 def absolute_url(link: str) -> str:

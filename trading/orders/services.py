@@ -16,6 +16,7 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
+from core.api_events import api_events_send
 from core.audit import audit_entry, audit_record
 from core.batch import Pending, TenantPipeline
 from core.errors import DomainError
@@ -368,6 +369,15 @@ def order_filled_payload(order: Order) -> dict:
 def orders_filled_send(payloads: list[dict]) -> None:
     if payloads:
         orders_filled.send_robust(sender=Order, fills=payloads)
+        api_events_send([event for payload in payloads for event in _fill_api_events(payload)])
+
+
+def _fill_api_events(payload: dict) -> list[tuple[int, str, dict]]:
+    """The programs' socket: a `fill` and the order's new state (core.api_events)."""
+    fill = {k: v for k, v in payload.items() if k != "user_id"}
+    order = {"order_id": payload["order_id"], "symbol": payload["symbol"], "side": payload["side"], "status": "filled",
+             "filled_quantity": payload["quantity"], "average_price": payload["price"]}
+    return [(payload["user_id"], "fills", fill), (payload["user_id"], "orders", order)]
 
 
 def _filled_dedup_key(order: Order) -> str:

@@ -1,0 +1,72 @@
+"""JSON events for programs on the API socket (`/ws/v1/`, marketdata.api_socket; docs/api.md "The socket").
+
+Pages get HTML fragments in the `user.<id>` group; programs get JSON in `api.user.<id>`. Senders call
+`api_events_send` after their transaction commits. With no program connected the group has no members
+and channels_redis's group_send costs one Redis round trip that delivers nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+
+import structlog
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.core.serializers.json import DjangoJSONEncoder
+
+logger = structlog.get_logger(__name__)
+
+MESSAGE_TYPE = "api.event"
+# What a client may subscribe to that is about the token's user.
+USER_CHANNELS = ("orders", "fills", "positions", "alerts", "notifications")
+# The message type for each channel.
+EVENT_TYPES = {
+    "orders": "order",
+    "fills": "fill",
+    "positions": "position",
+    "alerts": "alert",
+    "notifications": "notification",
+}
+
+
+def api_group(user_id: int) -> str:
+    return f"api.user.{user_id}"
+
+
+def api_frame(channel: str, payload: dict) -> str:
+    """The JSON text a client receives: {"type": "fill", "channel": "fills", ...payload}."""
+    return json.dumps(
+        {"type": EVENT_TYPES[channel], "channel": channel, **payload},
+        cls=DjangoJSONEncoder,
+        separators=(",", ":"),
+    )
+
+
+def api_events_send(events: list[tuple[int, str, dict]]) -> None:
+    """Send (user id, channel, payload) events to the users' API sockets. Never raises: the change that
+    caused an event is already committed, and a program that misses one can read the REST API."""
+    if not events:
+        return
+    messages = [
+        (api_group(user_id), api_frame(channel, payload), channel) for user_id, channel, payload in events
+    ]
+
+    async def send() -> None:
+        layer = get_channel_layer()
+        for group, frame, channel in messages:
+            await layer.group_send(group, {"type": MESSAGE_TYPE, "channel": channel, "frame": frame})
+
+    try:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            async_to_sync(send)()
+            return
+        # Called from a thread running an event loop: async_to_sync refuses to block it.
+        sender = threading.Thread(target=asyncio.run, args=(send(),), name="api-events")
+        sender.start()
+        sender.join()
+    except Exception:
+        logger.exception("core.api_events_send_failed", events=len(messages))

@@ -1,0 +1,271 @@
+"""The programs' WebSocket, /ws/v1/ (docs/api.md "The socket"): token auth, channels, events, limits."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from channels.testing import WebsocketCommunicator
+
+from accounts.models import ApiToken
+from accounts.services import api_token_revoke
+from core.notifications import notify
+from core.rls import tenant
+from marketdata.services import instruments_seed
+from tests.factories.accounts import UserFactory, api_token_for
+from tests.marketdata.conftest import hub_reset, run_async
+from tests.marketdata.test_feed import make_publisher, tick
+from trading.orders.services import orders_filled_send
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def instruments(db):
+    return {i.symbol: i for i in instruments_seed()}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_market_state():
+    """This process's market hub and channel layers start from nothing (tests/marketdata/conftest.py)."""
+    hub_reset()
+    yield
+    hub_reset()
+
+
+def application():
+    from config.asgi import application
+
+    return application
+
+
+def auth(token: str) -> list[tuple[bytes, bytes]]:
+    return [(b"authorization", f"Token {token}".encode())]
+
+
+async def open_socket(token: str | None, *, query: str = "", app=None) -> WebsocketCommunicator:
+    client = WebsocketCommunicator(
+        app or application(), f"/ws/v1/{query}", headers=auth(token) if token else []
+    )
+    connected, _ = await client.connect()
+    assert connected
+    return client
+
+
+async def refused_code(client: WebsocketCommunicator) -> int:
+    message = await client.receive_output(timeout=5)
+    assert message["type"] == "websocket.close"
+    return message["code"]
+
+
+async def next_of(client: WebsocketCommunicator, kind: str, timeout: float = 5) -> dict:
+    """The next message of type `kind`, skipping heartbeats and others."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        left = deadline - asyncio.get_running_loop().time()
+        message = json.loads(await client.receive_from(timeout=max(left, 0.01)))
+        if message["type"] == kind:
+            return message
+
+
+async def subscribe(client: WebsocketCommunicator, *channels: str) -> dict:
+    await client.send_json_to({"op": "subscribe", "channels": list(channels)})
+    return await next_of(client, "subscribed")
+
+
+def test_no_token_bad_token_revoked_and_expired_tokens_are_closed_with_4401(db, time_machine):
+    user = UserFactory()
+    revoked = api_token_for(user)
+    with tenant(user.pk):
+        api_token_revoke(user=user, token=ApiToken.objects.get(user=user))
+    expired = api_token_for(user, name="old", expires_on=datetime.now(UTC).date())
+    time_machine.move_to(datetime.now(UTC) + timedelta(days=2))  # past the end of its expiry day
+
+    async def scenario():
+        codes = []
+        for token in (None, "nexus_" + "0" * 64, revoked, expired, "nexus_é"):
+            client = await open_socket(token)
+            codes.append(await refused_code(client))
+        return codes
+
+    assert run_async(scenario) == [4401] * 5
+
+
+def test_read_scope_required_and_token_as_header_or_query(db):
+    user = UserFactory()
+    trade_only = api_token_for(user, scopes=["trade"])
+    read = api_token_for(user, scopes=["read"])
+
+    async def scenario():
+        refused = await refused_code(await open_socket(trade_only))
+        by_header = await open_socket(read)
+        welcome = json.loads(await by_header.receive_from(timeout=5))
+        await by_header.disconnect()
+        by_query = await open_socket(None, query=f"?token={read}")
+        welcome_q = json.loads(await by_query.receive_from(timeout=5))
+        await by_query.disconnect()
+        return refused, welcome, welcome_q
+
+    refused, welcome, welcome_q = run_async(scenario)
+    assert refused == 4403
+    assert welcome["type"] == welcome_q["type"] == "welcome" and welcome["heartbeat_seconds"] > 0
+
+
+def test_bad_messages_get_errors_and_the_socket_stays_open(instruments):
+    token = api_token_for(UserFactory())
+
+    async def scenario():
+        client = await open_socket(token)
+        errors = []
+        for text in (
+            "not json",
+            "[1]",
+            '{"op": "dance"}',
+            '{"op": "subscribe", "channels": "orders"}',
+            '{"op": "subscribe", "channels": ["quotes:NOPE/USDT"]}',
+            '{"op": "subscribe", "channels": ["candles:BTC/USDT:7m"]}',
+            '{"op": "subscribe", "channels": ["gossip"]}',
+            "x" * 10000,
+        ):
+            await client.send_to(text_data=text)
+            errors.append(await next_of(client, "error"))
+        await client.send_to(bytes_data=b"\x00")
+        errors.append(await next_of(client, "error"))
+        await client.send_json_to({"op": "ping"})
+        pong = await next_of(client, "pong")
+        await client.disconnect()
+        return errors, pong
+
+    errors, pong = run_async(scenario)
+    assert len(errors) == 9 and all(e["detail"] for e in errors)
+    assert "Unknown instrument" in errors[4]["detail"] and "interval" in errors[5]["detail"]
+    assert pong["ts"] > 0
+
+
+def test_quotes_and_candles_arrive_for_subscribed_symbols_only(instruments):
+    token = api_token_for(UserFactory())
+
+    async def scenario():
+        client = await open_socket(token)
+        confirmed = await subscribe(client, "quotes:BTC-USDT", "candles:ETH/USDT:1m")
+        publisher = make_publisher(instruments, "BTC/USDT", "ETH/USDT", "SOL/USDT", coalesce=0)
+        publisher.accept_tick(tick("SOL/USDT", "21", 1))
+        publisher.accept_tick(tick("BTC/USDT", "23050.5", 1))
+        publisher.accept_tick(tick("ETH/USDT", "1601", 1))
+        await publisher.publish_due()
+        got = [await next_of(client, "quote"), await next_of(client, "candle")]
+        await client.send_json_to({"op": "unsubscribe", "channels": ["quotes:BTC/USDT"]})
+        unsubscribed = await next_of(client, "unsubscribed")
+        publisher.accept_tick(tick("BTC/USDT", "23060", 2))
+        publisher.accept_tick(tick("ETH/USDT", "1602", 2))
+        await publisher.publish_due()
+        after = await next_of(client, "candle")
+        await client.send_json_to({"op": "ping"})
+        await next_of(client, "pong")  # nothing else (no BTC quote) came before it
+        await client.disconnect()
+        return confirmed, got, unsubscribed, after
+
+    confirmed, (quote, candle), unsubscribed, after = run_async(scenario)
+    assert confirmed["active"] == ["candles:ETH/USDT:1m", "quotes:BTC/USDT"]
+    assert quote["symbol"] == "BTC/USDT" and Decimal(quote["price"]) == Decimal("23050.5")
+    assert quote["channel"] == "quotes:BTC/USDT" and "display" not in quote
+    assert (
+        candle["symbol"] == "ETH/USDT"
+        and candle["interval"] == "1m"
+        and Decimal(candle["c"]) == Decimal("1601")
+    )
+    assert unsubscribed["active"] == ["candles:ETH/USDT:1m"]
+    assert Decimal(after["c"]) == Decimal("1602")
+
+
+def test_fills_orders_and_notifications_reach_only_their_user(db):
+    me, other = UserFactory(), UserFactory()
+    token = api_token_for(me)
+
+    async def scenario():
+        client = await open_socket(token)
+        await subscribe(client, "orders", "fills", "notifications", "alerts")
+        payload = {"symbol": "BTC/USDT", "side": "buy", "quantity": Decimal("0.5"), "price": Decimal("23000")}
+        await asyncio.to_thread(
+            orders_filled_send,
+            [
+                {**payload, "order_id": "theirs", "user_id": other.pk},
+                {**payload, "order_id": "mine", "user_id": me.pk},
+            ],
+        )
+        fill, order = await next_of(client, "fill"), await next_of(client, "order")
+        await asyncio.to_thread(notify, user=other, kind="alert.price", message="Theirs")
+        await asyncio.to_thread(notify, user=me, kind="alert.price", message="BTC crossed 23,000")
+        notification, alert = await next_of(client, "notification"), await next_of(client, "alert")
+        await client.send_json_to({"op": "unsubscribe", "channels": ["fills", "orders", "alerts"]})
+        await next_of(client, "unsubscribed")
+        await asyncio.to_thread(orders_filled_send, [{**payload, "order_id": "later", "user_id": me.pk}])
+        await asyncio.to_thread(notify, user=me, kind="alert.price", message="Again")
+        again = await next_of(client, "notification")  # the unsubscribed fill/order/alert never came first
+        await client.disconnect()
+        return fill, order, notification, alert, again
+
+    fill, order, notification, alert, again = run_async(scenario)
+    assert fill["order_id"] == "mine" and fill["quantity"] == "0.5" and "user_id" not in fill
+    assert order["order_id"] == "mine" and order["status"] == "filled"
+    assert notification["message"] == alert["message"] == "BTC crossed 23,000"
+    assert again["message"] == "Again"
+
+
+def test_heartbeats_then_a_silent_client_is_closed_with_4408(db, settings):
+    settings.API_SOCKET_HEARTBEAT_SECONDS = 0.2
+    token = api_token_for(UserFactory())
+
+    async def scenario():
+        client = await open_socket(token)
+        beat = await next_of(client, "heartbeat")
+        while True:  # say nothing: after 2 beats' time without a word the server closes
+            message = await client.receive_output(timeout=5)
+            if message["type"] == "websocket.close":
+                return beat, message["code"]
+
+    beat, code = run_async(scenario)
+    assert beat["ts"] > 0 and code == 4408
+
+
+def test_a_client_that_stops_reading_is_closed_with_4429(instruments, settings):
+    """The transport stops taking frames (a client that does not read): the bounded queue fills and the
+    server closes instead of buffering."""
+    settings.API_SOCKET_QUEUE_LIMIT = 5
+    token = api_token_for(UserFactory())
+    stalled = asyncio.Event()
+    closes = []
+
+    def stalling(app):
+        async def wrapped(scope, receive, send):
+            async def blocked_send(message):
+                if message["type"] == "websocket.close":
+                    closes.append(message["code"])
+                elif message["type"] == "websocket.send" and stalled.is_set():
+                    await asyncio.Event().wait()  # never completes, like a full TCP window
+                await send(message)
+
+            await app(scope, receive, blocked_send)
+
+        return wrapped
+
+    async def scenario():
+        client = await open_socket(token, app=stalling(application()))
+        await subscribe(client, "quotes:BTC/USDT")
+        stalled.set()
+        publisher = make_publisher(instruments, "BTC/USDT", coalesce=0)
+        for seq in range(1, 30):
+            publisher.accept_tick(tick("BTC/USDT", str(23000 + seq), seq))
+            await publisher.publish_due()
+            if closes:
+                break
+            await asyncio.sleep(0.02)  # the hub flushes every 10 ms
+        message = await client.receive_output(timeout=5)
+        while message["type"] != "websocket.close":
+            message = await client.receive_output(timeout=5)
+        return message["code"]
+
+    assert run_async(scenario) == 4429
