@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from channels.testing import WebsocketCommunicator
@@ -15,12 +19,15 @@ from accounts.services import api_token_revoke
 from core.notifications import notify
 from core.rls import tenant
 from marketdata.services import instruments_seed
+from tests.e2e.conftest import asgi_server  # noqa: F401 - fixture: daphne in a subprocess
 from tests.factories.accounts import UserFactory, api_token_for
 from tests.marketdata.conftest import hub_reset, run_async
 from tests.marketdata.test_feed import make_publisher, tick
+from trading.models import Order
 from trading.orders.services import orders_filled_send
 
 pytestmark = pytest.mark.django_db(transaction=True)
+EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "api_client.py"
 
 
 @pytest.fixture
@@ -269,3 +276,22 @@ def test_a_client_that_stops_reading_is_closed_with_4429(instruments, settings):
         return message["code"]
 
     assert run_async(scenario) == 4429
+
+
+def test_the_example_client_sees_its_paper_market_order_fill_on_the_socket(asgi_server, user_a, paper_a):  # noqa: F811
+    """docs/examples/api_client.py against the real server (daphne in a subprocess)."""
+    token = api_token_for(user_a)
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLE), "BTC/USDT", "0.01"],
+        env={**os.environ, "NEXUS_URL": asgi_server.url, "NEXUS_TOKEN": token},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    fill = json.loads(result.stdout.strip().splitlines()[-1])
+    assert fill["type"] == "fill" and fill["symbol"] == "BTC/USDT" and fill["side"] == "buy"
+    assert Decimal(fill["quantity"]) == Decimal("0.01")
+    with tenant(user_a.pk):
+        order = Order.objects.get(pk=fill["order_id"])
+    assert order.user_id == user_a.pk and order.status == "filled"
