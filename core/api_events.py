@@ -1,8 +1,9 @@
 """JSON events for programs on the API socket (`/ws/v1/`, marketdata.api_socket; docs/api.md "The socket").
 
 Pages get HTML fragments in the `user.<id>` group; programs get JSON in `api.user.<id>`. Senders call
-`api_events_send` after their transaction commits. With no program connected the group has no members
-and channels_redis's group_send costs one Redis round trip that delivers nothing.
+`api_events_send` after their transaction commits. Each open API socket marks its user present in the
+cache (renewed every heartbeat); events of users without a socket are dropped after one `get_many`, so
+a fan-out of thousands of fills costs one cache round trip, not a group_send per user.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import threading
 import structlog
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.core.cache import cache
 from django.core.serializers.json import DjangoJSONEncoder
 
 logger = structlog.get_logger(__name__)
@@ -35,6 +37,20 @@ def api_group(user_id: int) -> str:
     return f"api.user.{user_id}"
 
 
+def api_presence_key(user_id: int) -> str:
+    return f"api.socket.{user_id}"
+
+
+async def api_presence_mark(user_id: int, *, seconds: float) -> None:
+    """The user has an API socket open, for `seconds` (the socket renews it while open)."""
+    await cache.aset(api_presence_key(user_id), 1, max(int(seconds), 1))
+
+
+def api_users_present(user_ids: set[int]) -> set[int]:
+    present = cache.get_many([api_presence_key(user_id) for user_id in user_ids])
+    return {user_id for user_id in user_ids if api_presence_key(user_id) in present}
+
+
 def api_frame(channel: str, payload: dict) -> str:
     """The JSON text a client receives: {"type": "fill", "channel": "fills", ...payload}."""
     return json.dumps(
@@ -47,6 +63,14 @@ def api_frame(channel: str, payload: dict) -> str:
 def api_events_send(events: list[tuple[int, str, dict]]) -> None:
     """Send (user id, channel, payload) events to the users' API sockets. Never raises: the change that
     caused an event is already committed, and a program that misses one can read the REST API."""
+    if not events:
+        return
+    try:
+        present = api_users_present({user_id for user_id, _, _ in events})
+    except Exception:
+        logger.exception("core.api_events_presence_failed")
+        return
+    events = [event for event in events if event[0] in present]
     if not events:
         return
     messages = [

@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from accounts.choices import ApiScope
 from core.api_auth import api_token_lookup
-from core.api_events import USER_CHANNELS, api_group
+from core.api_events import USER_CHANNELS, api_group, api_presence_mark
 from core.errors import DomainError
 from core.inputs import json_loads_bounded, text_problem
 from marketdata.hub import Subscriber, hub
@@ -139,6 +139,7 @@ class ApiSocketConsumer(AsyncWebsocketConsumer):
         self.in_hub = False
         self.last_seen = time.monotonic()
         await self.channel_layer.group_add(api_group(user_id), self.channel_name)
+        await api_presence_mark(user_id, seconds=self._presence_seconds())
         loop = asyncio.get_running_loop()
         self.writer = loop.create_task(self._write())
         self.beater = loop.create_task(self._heartbeat())
@@ -187,6 +188,12 @@ class ApiSocketConsumer(AsyncWebsocketConsumer):
                 await self._shut(CLOSE_IDLE)
                 return
             await self.enqueue(json.dumps({"type": "heartbeat", "ts": time.time()}))
+            await api_presence_mark(self.user_id, seconds=self._presence_seconds())
+
+    @staticmethod
+    def _presence_seconds() -> float:
+        # Outlives a missed renewal; a stale mark only costs a group_send that reaches nobody.
+        return max(3 * heartbeat_seconds(), 60)
 
     async def error(self, detail: str) -> None:
         await self.enqueue(json.dumps({"type": "error", "detail": detail}))
