@@ -25,6 +25,7 @@ from django.db import connections
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from core.api_events import api_events_send
 from core.consumers import user_group
 from core.rls import tenant
 from marketdata.selectors import instrument_list, quote_latest_map
@@ -136,7 +137,11 @@ def portfolio_push(*, portfolio_id: int, user_id: int) -> None:
 
 
 def portfolios_push(*, portfolios: list[tuple[int, int]]) -> None:
-    """`portfolio_push` for many (portfolio id, owner id) pairs: one presence lookup for all of them."""
+    """`portfolio_push` for many (portfolio id, owner id) pairs: one presence lookup for all of them.
+    Programs with an API socket get a `position` event per portfolio (its positions changed)."""
+    api_events_send(
+        [(user_id, "positions", {"portfolio_id": portfolio_id}) for portfolio_id, user_id in portfolios]
+    )
     watching = viewers_among(user_ids={user_id for _, user_id in portfolios})
     for portfolio_id, user_id in portfolios:
         if user_id in watching:

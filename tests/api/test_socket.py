@@ -19,10 +19,12 @@ from accounts.services import api_token_revoke
 from core.notifications import notify
 from core.rls import tenant
 from marketdata.services import instruments_seed
+from portfolios.live import portfolios_push
 from tests.e2e.conftest import asgi_server  # noqa: F401 - fixture: daphne in a subprocess
 from tests.factories.accounts import UserFactory, api_token_for
 from tests.marketdata.conftest import hub_reset, run_async
 from tests.marketdata.test_feed import make_publisher, tick
+from tests.trading.conftest import paper_setup
 from trading.models import Order
 from trading.orders.services import orders_filled_send
 
@@ -194,7 +196,7 @@ def test_fills_orders_and_notifications_reach_only_their_user(db):
 
     async def scenario():
         client = await open_socket(token)
-        await subscribe(client, "orders", "fills", "notifications", "alerts")
+        await subscribe(client, "orders", "fills", "notifications", "alerts", "positions")
         payload = {"symbol": "BTC/USDT", "side": "buy", "quantity": Decimal("0.5"), "price": Decimal("23000")}
         await asyncio.to_thread(
             orders_filled_send,
@@ -207,15 +209,20 @@ def test_fills_orders_and_notifications_reach_only_their_user(db):
         await asyncio.to_thread(notify, user=other, kind="alert.price", message="Theirs")
         await asyncio.to_thread(notify, user=me, kind="alert.price", message="BTC crossed 23,000")
         notification, alert = await next_of(client, "notification"), await next_of(client, "alert")
+        portfolio, _ = await asyncio.to_thread(paper_setup, me)
+        await asyncio.to_thread(portfolios_push, portfolios=[(portfolio.pk + 1000, other.pk)])
+        await asyncio.to_thread(portfolios_push, portfolios=[(portfolio.pk, me.pk)])
+        position = await next_of(client, "position")
         await client.send_json_to({"op": "unsubscribe", "channels": ["fills", "orders", "alerts"]})
         await next_of(client, "unsubscribed")
         await asyncio.to_thread(orders_filled_send, [{**payload, "order_id": "later", "user_id": me.pk}])
         await asyncio.to_thread(notify, user=me, kind="alert.price", message="Again")
         again = await next_of(client, "notification")  # the unsubscribed fill/order/alert never came first
         await client.disconnect()
-        return fill, order, notification, alert, again
+        return fill, order, notification, alert, again, position, portfolio
 
-    fill, order, notification, alert, again = run_async(scenario)
+    fill, order, notification, alert, again, position, portfolio = run_async(scenario)
+    assert position["portfolio_id"] == portfolio.pk
     assert fill["order_id"] == "mine" and fill["quantity"] == "0.5" and "user_id" not in fill
     assert order["order_id"] == "mine" and order["status"] == "filled"
     assert notification["message"] == alert["message"] == "BTC crossed 23,000"
