@@ -288,7 +288,7 @@ def request_for(operation: str, client: Seeded, rng: random.Random) -> tuple[str
 
 
 async def run_client(
-    client: Seeded, base: str, deadline: float, pause: float, results: Results, seed: int
+    client: Seeded, base: str, measure_from: float, deadline: float, pause: float, results: Results, seed: int
 ) -> None:
     import aiohttp
 
@@ -302,6 +302,7 @@ async def run_client(
             operation = rng.choices(names, weights)[0]
             method, path, body = request_for(operation, client, rng)
             extra = {"Idempotency-Key": str(uuid.uuid4())} if method == "POST" else {}
+            measured = time.monotonic() >= measure_from
             started = time.perf_counter()
             try:
                 async with session.request(method, path, json=body, headers=extra) as response:
@@ -310,6 +311,12 @@ async def run_client(
             except (aiohttp.ClientError, TimeoutError) as error:
                 payload, status = b"", f"exception:{type(error).__name__}"
             elapsed = (time.perf_counter() - started) * 1000
+            if not measured:  # warm-up: the servers' first requests (imports, connections), off the clock
+                if isinstance(status, int) and status < 400 and operation == "order_place":
+                    client.orders.append(json.loads(payload)["id"])
+                if pause:
+                    await asyncio.sleep(rng.uniform(0, 2 * pause))
+                continue
             results.latencies[operation].append(elapsed)
             results.statuses[str(status)] += 1
             if not isinstance(status, int) or status >= 400:
@@ -324,14 +331,16 @@ async def run_client(
 
 
 async def drive(
-    clients: list[Seeded], ports: list[int], duration: float, pause: float
+    clients: list[Seeded], ports: list[int], warmup: float, duration: float, pause: float
 ) -> tuple[Results, float]:
     results = Results()
-    started = time.monotonic()
+    started = time.monotonic() + warmup
     deadline = started + duration
     await asyncio.gather(
         *(
-            run_client(client, f"http://127.0.0.1:{ports[n % len(ports)]}", deadline, pause, results, n)
+            run_client(
+                client, f"http://127.0.0.1:{ports[n % len(ports)]}", started, deadline, pause, results, n
+            )
             for n, client in enumerate(clients)
         )
     )
@@ -343,6 +352,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=60, help="seconds of load")
     parser.add_argument("--clients", type=int, default=200, help="concurrent clients, one trader each")
     parser.add_argument("--servers", type=int, default=2, help="daphne processes")
+    parser.add_argument("--warmup", type=float, default=5, help="seconds of load before measuring")
     parser.add_argument("--pause", type=float, default=1.0, help="mean seconds between a client's requests")
     args = parser.parse_args()
     random.seed(7)
@@ -362,7 +372,7 @@ def main() -> None:
     try:
         for port in ports:
             servers.append(start_daphne(port))
-        results, seconds = asyncio.run(drive(clients, ports, args.duration, args.pause))
+        results, seconds = asyncio.run(drive(clients, ports, args.warmup, args.duration, args.pause))
     finally:
         stop.set()
         for process in servers:
@@ -400,6 +410,7 @@ def main() -> None:
                 "plan": "pro trial (600 requests/min per trader)",
                 "server_processes": args.servers,
                 "duration_s": round(seconds, 1),
+                "warmup_s": args.warmup,
                 "mean_pause_s": args.pause,
                 "requests": requests,
                 "requests_per_s": round(requests / seconds, 1),
