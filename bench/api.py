@@ -1,7 +1,8 @@
 """REST API load benchmark: concurrent API clients mixing reads and paper market orders.
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/nexus REDIS_URL=redis://127.0.0.1:6379/0 \
-        .venv/bin/python bench/api.py [--duration 60] [--clients 200] [--servers 2] [--pause 1.0]
+        .venv/bin/python bench/api.py [--duration 60] [--clients 200] [--servers 2] [--pause 1.0] \
+        [--warmup 5] [--log daphne.log]
 
 It uses a database of its own (<name>_bench_api, recreated), a Redis key prefix of its own, DEBUG off, and:
 
@@ -20,7 +21,8 @@ It uses a database of its own (<name>_bench_api, recreated), a Redis key prefix 
    one request in nine is a paper market order, POST /api/v1/trading/orders/ with an Idempotency-Key), then
    waits a random pause (uniform 0 .. 2 x `--pause` seconds, mean `--pause`; `--pause 0`: back to back,
    the server's saturation) before the next one. A request's latency runs from sending it to having read
-   its whole body.
+   its whole body. The first `--warmup` seconds of load are not measured (the servers' first requests).
+   A request still unanswered after 60 s counts as an error (`exception:TimeoutError`).
 
 Prints one JSON line: per operation count and p50/p95/p99 ms, errors (non-2xx/3xx and failed connections)
 with their rate and statuses, orders/s, requests/s, the server process count and the target (p95 < 300 ms,
@@ -227,13 +229,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_daphne(port: int) -> subprocess.Popen:
+def start_daphne(port: int, log) -> subprocess.Popen:
     process = subprocess.Popen(
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
         cwd=ROOT,
         env=ENV,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 60
     while True:
@@ -352,6 +354,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=60, help="seconds of load")
     parser.add_argument("--clients", type=int, default=200, help="concurrent clients, one trader each")
     parser.add_argument("--servers", type=int, default=2, help="daphne processes")
+    parser.add_argument("--log", help="a file for the servers' output (default: discarded)")
     parser.add_argument("--warmup", type=float, default=5, help="seconds of load before measuring")
     parser.add_argument("--pause", type=float, default=1.0, help="mean seconds between a client's requests")
     args = parser.parse_args()
@@ -369,9 +372,10 @@ def main() -> None:
     refresher.start()
     ports = [free_port() for _ in range(args.servers)]
     servers: list[subprocess.Popen] = []
+    log = open(args.log, "w") if args.log else subprocess.DEVNULL  # noqa: SIM115 - the servers write it
     try:
         for port in ports:
-            servers.append(start_daphne(port))
+            servers.append(start_daphne(port, log))
         results, seconds = asyncio.run(drive(clients, ports, args.warmup, args.duration, args.pause))
     finally:
         stop.set()
