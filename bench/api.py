@@ -29,6 +29,14 @@ with their rate and statuses, orders/s, requests/s, the server process count and
 no errors). The clients run on the same host as the servers, PostgreSQL and Redis, and share its cores
 (the reference machine has 2, and other work may be running on it): the figures are an upper bound of
 what a dedicated host would show.
+
+Measured 2026-11-30 on that host while other work ran (load average 5-7), 2 daphne processes, pause 1 s:
+50 clients for 10 s: 20.7 requests/s, p50 757 ms, p95 1.7 s, no errors. 200 clients for 60 s: 8 requests/s,
+p50 760 ms, 182 of 971 requests unanswered after 60 s, no 429s; the servers' log (`--log`) shows PostgreSQL
+refusing connections ("remaining connection slots are reserved", max_connections 100 on a server shared with
+other databases): every request in flight has a thread of its own and opens its own connections
+(DB_CONN_MAX_AGE=0, plus the auth and system contexts'), so the connection count grows with the clients;
+docs/deploy.md's PgBouncer is what a real deployment puts in front.
 """
 
 from __future__ import annotations
