@@ -1,0 +1,451 @@
+"""REST API load benchmark: concurrent API clients mixing reads and paper market orders.
+
+    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/nexus REDIS_URL=redis://127.0.0.1:6379/0 \
+        .venv/bin/python bench/api.py [--duration 60] [--clients 200] [--servers 2] [--pause 1.0] \
+        [--warmup 5] [--log daphne.log]
+
+It uses a database of its own (<name>_bench_api, recreated), a Redis key prefix of its own, DEBUG off, and:
+
+1. seeds (not timed), through the services the product uses: the default instruments with live quotes and
+   a day of one-minute candles for BTC/USDT and ETH/USDT (in system_context, as the feed writes them), and
+   one trader per client (200 clients = 200 traders, one each), each with a paper portfolio holding
+   1,000,000 USDT, a paper exchange connection, an open limit order, an alert, an API token (read + trade)
+   and a Pro trial granted by billing's own service (`subscription_trial_grant`): 600 API requests a
+   minute, which one client's load stays under. Any 429 is still counted and reported
+   (`rate_limited_429`), never hidden.
+2. starts `--servers` daphne processes (config.asgi, the real stack; default 2, one per core; clients are
+   spread over them as a load balancer would) and, while a thread keeps the quotes fresh once a second as
+   the feed does (a paper market order fills at once at the latest quote; a stale one is refused),
+3. runs `--clients` clients in this process with aiohttp, one ClientSession (its own connection) per
+   client, for `--duration` seconds. Each client picks an operation at random (weights in OPERATIONS: about
+   one request in nine is a paper market order, POST /api/v1/trading/orders/ with an Idempotency-Key), then
+   waits a random pause (uniform 0 .. 2 x `--pause` seconds, mean `--pause`; `--pause 0`: back to back,
+   the server's saturation) before the next one. A request's latency runs from sending it to having read
+   its whole body. The first `--warmup` seconds of load are not measured (the servers' first requests).
+   A request still unanswered after 60 s counts as an error (`exception:TimeoutError`).
+
+Prints one JSON line: per operation count and p50/p95/p99 ms, errors (non-2xx/3xx and failed connections)
+with their rate and statuses, orders/s, requests/s, the server process count and the target (p95 < 300 ms,
+no errors). The clients run on the same host as the servers, PostgreSQL and Redis, and share its cores
+(the reference machine has 2, and other work may be running on it): the figures are an upper bound of
+what a dedicated host would show.
+
+Measured 2026-11-30 on that host while other work ran (load average 5-7), 2 daphne processes, pause 1 s:
+50 clients for 10 s: 20.7 requests/s, p50 757 ms, p95 1.7 s, no errors. 200 clients for 60 s: 8 requests/s,
+p50 760 ms, 182 of 971 requests unanswered after 60 s, no 429s; the servers' log (`--log`) shows PostgreSQL
+refusing connections ("remaining connection slots are reserved", max_connections 100 on a server shared with
+other databases): every request in flight has a thread of its own and opens its own connections
+(DB_CONN_MAX_AGE=0, plus the auth and system contexts'), so the connection count grows with the clients;
+docs/deploy.md's PgBouncer is what a real deployment puts in front.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchenv import bench_environment  # noqa: E402 - bench/ is on the path when a bench runs
+
+ENV = bench_environment(
+    "bench_api",
+    DJANGO_SETTINGS_MODULE="config.settings.local",
+    DJANGO_SECRET_KEY=os.environ.get(
+        "DJANGO_SECRET_KEY", "bench-only-insecure-key-0123456789-abcdefghijklmnop"
+    ),
+    DJANGO_ALLOWED_HOSTS="testserver,localhost,127.0.0.1",
+)
+os.environ.update(ENV)
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.core.management import call_command  # noqa: E402
+
+ORDER_SYMBOLS = {"BTC/USDT": Decimal("0.001"), "ETH/USDT": Decimal("0.01")}  # about $23 and $16 a fill
+CANDLE_SYMBOLS = ["BTC-USDT", "ETH-USDT"]
+CASH = Decimal("1000000")
+TARGET_P95_MS = 300
+# Operation -> weight: reads mostly, about one request in nine a paper market order.
+OPERATIONS = {
+    "portfolios": 2,
+    "positions": 2,
+    "orders_list": 2,
+    "order_detail": 2,
+    "instruments": 1,
+    "quotes": 3,
+    "candles": 2,
+    "alerts_list": 1,
+    "account_usage": 1,
+    "order_place": 2,
+}
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+@dataclass
+class Seeded:
+    token: str
+    portfolio: int
+    connection: int
+    orders: list[str] = field(default_factory=list)
+
+
+def seed_market() -> None:
+    """The default instruments, a live quote each, and a day of one-minute candles for two pairs."""
+    from marketdata.models import Quote
+    from marketdata.registry import DEFAULT_INSTRUMENTS
+    from marketdata.services import candles_store, instruments_seed, quotes_store
+    from marketdata.types import CandleBar
+
+    instruments = {i.symbol: i for i in instruments_seed()}
+    now = datetime.now(UTC)
+    quotes_store(
+        quotes=[
+            Quote(
+                instrument=instruments[spec["symbol"]],
+                price=spec["reference_price"],
+                open_24h=spec["reference_price"],
+                source="bench",
+                at=now,
+                updated_at=now,
+            )
+            for spec in DEFAULT_INSTRUMENTS
+        ]
+    )
+    start = now.replace(second=0, microsecond=0) - timedelta(days=1)
+    rows = []
+    for spec in DEFAULT_INSTRUMENTS:
+        if spec["symbol"].replace("/", "-") not in CANDLE_SYMBOLS:
+            continue
+        price = spec["reference_price"]
+        for minute in range(24 * 60):
+            close = (price * Decimal(1 + random.uniform(-0.001, 0.001))).quantize(Decimal("0.01"))
+            rows.append(
+                (
+                    instruments[spec["symbol"]].pk,
+                    CandleBar(
+                        open_time=start + timedelta(minutes=minute),
+                        open=price,
+                        high=max(price, close),
+                        low=min(price, close),
+                        close=close,
+                        volume=Decimal(random.randint(1, 100)),
+                    ),
+                )
+            )
+            price = close
+    candles_store(rows=rows)
+
+
+def quotes_refresh(stop: threading.Event) -> None:
+    """Every second, a small random step on every quote, written as the feed writes them."""
+    from core.rls import system_context
+    from marketdata.models import Quote
+    from marketdata.services import quotes_store
+
+    with system_context(reason="bench: read the quotes to move"):
+        quotes = list(Quote.objects.select_related("instrument"))
+    while not stop.wait(1.0):
+        now = datetime.now(UTC)
+        for quote in quotes:
+            step = Decimal(1 + random.uniform(-0.0005, 0.0005))
+            quote.price = (quote.price * step).quantize(Decimal(10) ** -quote.instrument.price_precision)
+            quote.at = quote.updated_at = now
+        quotes_store(quotes=quotes)
+
+
+def seed_traders(count: int) -> list[Seeded]:
+    from django.utils import timezone
+
+    from accounts.models import User
+    from accounts.services import api_token_create
+    from alerts.choices import AlertKind
+    from alerts.services import alert_create
+    from billing.choices import PlanCode
+    from billing.services import subscription_trial_grant
+    from core.rls import system_context, tenant
+    from portfolios.choices import PortfolioKind, TransactionKind
+    from portfolios.services import portfolio_create, transaction_record
+    from trading.choices import OrderSide, OrderSource, OrderType
+    from trading.connections.services import connection_create
+    from trading.orders.services import order_place
+
+    seeded = []
+    expires_on = datetime.now(UTC).date() + timedelta(days=2)
+    for n in range(count):
+        with system_context(reason="bench: a trader signs up"):
+            user = User.objects.create_user(email=f"api{n}@bench.local", password=None)
+        subscription_trial_grant(user=user, plan_code=PlanCode.PRO)
+        with tenant(user.pk):
+            portfolio = portfolio_create(
+                user=user, name="Paper", base_currency="USDT", kind=PortfolioKind.PAPER
+            )
+            transaction_record(
+                user=user,
+                portfolio=portfolio,
+                kind=TransactionKind.DEPOSIT,
+                quantity=CASH,
+                currency="USDT",
+                executed_at=timezone.now(),
+                external_id="bench-cash",
+            )
+            connection = connection_create(user=user, label="Paper", venue="paper")
+            order = order_place(
+                user=user,
+                connection=connection,
+                portfolio=portfolio,
+                symbol="BTC/USDT",
+                side=OrderSide.BUY,
+                type=OrderType.LIMIT,
+                quantity=Decimal("0.01"),
+                price=Decimal("15000"),
+                source=OrderSource.API,
+            )
+            alert_create(user=user, kind=AlertKind.PRICE_ABOVE, symbol="BTC/USDT", threshold="90000")
+            _, token = api_token_create(user=user, name="bench", expires_on=expires_on)
+        seeded.append(
+            Seeded(token=token, portfolio=portfolio.pk, connection=connection.pk, orders=[str(order.pk)])
+        )
+    return seeded
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_daphne(port: int, log) -> subprocess.Popen:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+        cwd=ROOT,
+        env=ENV,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):  # noqa: S310 - loopback
+                return process
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError("daphne did not start") from None
+            time.sleep(0.2)
+
+
+class Results:
+    def __init__(self) -> None:
+        self.latencies: dict[str, list[float]] = defaultdict(list)
+        self.statuses: Counter[str] = Counter()
+        self.errors_by_operation: Counter[str] = Counter()
+        self.orders_filled = 0
+
+
+def request_for(operation: str, client: Seeded, rng: random.Random) -> tuple[str, str, dict | None]:
+    """Method, path and JSON body of one operation of this client."""
+    if operation == "portfolios":
+        return "GET", "/api/v1/portfolios/", None
+    if operation == "positions":
+        return "GET", f"/api/v1/portfolios/{client.portfolio}/positions/", None
+    if operation == "orders_list":
+        return "GET", "/api/v1/trading/orders/", None
+    if operation == "order_detail":
+        return "GET", f"/api/v1/trading/orders/{rng.choice(client.orders[-20:])}/", None
+    if operation == "instruments":
+        return "GET", "/api/v1/markets/instruments/", None
+    if operation == "quotes":
+        return "GET", "/api/v1/markets/quotes/", None
+    if operation == "candles":
+        return "GET", f"/api/v1/markets/instruments/{rng.choice(CANDLE_SYMBOLS)}/candles/?limit=200", None
+    if operation == "alerts_list":
+        return "GET", "/api/v1/alerts/", None
+    if operation == "account_usage":
+        return "GET", "/api/v1/accounts/me/usage/", None
+    symbol, quantity = rng.choice(list(ORDER_SYMBOLS.items()))
+    body = {
+        "connection": client.connection,
+        "portfolio": client.portfolio,
+        "symbol": symbol,
+        "side": "buy",
+        "type": "market",
+        "quantity": str(quantity),
+    }
+    return "POST", "/api/v1/trading/orders/", body
+
+
+async def run_client(
+    client: Seeded, base: str, measure_from: float, deadline: float, pause: float, results: Results, seed: int
+) -> None:
+    import aiohttp
+
+    rng = random.Random(seed)
+    names, weights = list(OPERATIONS), list(OPERATIONS.values())
+    headers = {"Authorization": f"Token {client.token}", "Accept": "application/json"}
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(base, headers=headers, timeout=timeout) as session:
+        await asyncio.sleep(rng.uniform(0, max(pause, 0.5)))  # the clients do not all start at once
+        while time.monotonic() < deadline:
+            operation = rng.choices(names, weights)[0]
+            method, path, body = request_for(operation, client, rng)
+            extra = {"Idempotency-Key": str(uuid.uuid4())} if method == "POST" else {}
+            measured = time.monotonic() >= measure_from
+            started = time.perf_counter()
+            try:
+                async with session.request(method, path, json=body, headers=extra) as response:
+                    payload = await response.read()
+                    status = response.status
+            except (aiohttp.ClientError, TimeoutError) as error:
+                payload, status = b"", f"exception:{type(error).__name__}"
+            elapsed = (time.perf_counter() - started) * 1000
+            if not measured:  # warm-up: the servers' first requests (imports, connections), off the clock
+                if isinstance(status, int) and status < 400 and operation == "order_place":
+                    client.orders.append(json.loads(payload)["id"])
+                if pause:
+                    await asyncio.sleep(rng.uniform(0, 2 * pause))
+                continue
+            results.latencies[operation].append(elapsed)
+            results.statuses[str(status)] += 1
+            if not isinstance(status, int) or status >= 400:
+                results.errors_by_operation[operation] += 1
+            elif operation == "order_place":
+                order = json.loads(payload)
+                client.orders.append(order["id"])
+                if order.get("status") == "filled":
+                    results.orders_filled += 1
+            if pause:
+                await asyncio.sleep(rng.uniform(0, 2 * pause))
+
+
+async def drive(
+    clients: list[Seeded], ports: list[int], warmup: float, duration: float, pause: float
+) -> tuple[Results, float]:
+    results = Results()
+    started = time.monotonic() + warmup
+    deadline = started + duration
+    await asyncio.gather(
+        *(
+            run_client(
+                client, f"http://127.0.0.1:{ports[n % len(ports)]}", started, deadline, pause, results, n
+            )
+            for n, client in enumerate(clients)
+        )
+    )
+    return results, time.monotonic() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=60, help="seconds of load")
+    parser.add_argument("--clients", type=int, default=200, help="concurrent clients, one trader each")
+    parser.add_argument("--servers", type=int, default=2, help="daphne processes")
+    parser.add_argument("--log", help="a file for the servers' output (default: discarded)")
+    parser.add_argument("--warmup", type=float, default=5, help="seconds of load before measuring")
+    parser.add_argument("--pause", type=float, default=1.0, help="mean seconds between a client's requests")
+    args = parser.parse_args()
+    random.seed(7)
+
+    call_command("db_bootstrap", recreate=True, verbosity=0)
+    call_command("migrate", database="owner", verbosity=0, interactive=False)
+    seed_started = time.perf_counter()
+    seed_market()
+    clients = seed_traders(args.clients)
+    seed_seconds = time.perf_counter() - seed_started
+
+    stop = threading.Event()
+    refresher = threading.Thread(target=quotes_refresh, args=(stop,), daemon=True)
+    refresher.start()
+    ports = [free_port() for _ in range(args.servers)]
+    servers: list[subprocess.Popen] = []
+    log = open(args.log, "w") if args.log else subprocess.DEVNULL  # noqa: SIM115 - the servers write it
+    try:
+        for port in ports:
+            servers.append(start_daphne(port, log))
+        results, seconds = asyncio.run(drive(clients, ports, args.warmup, args.duration, args.pause))
+    finally:
+        stop.set()
+        for process in servers:
+            process.terminate()
+        for process in servers:
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    requests = sum(results.statuses.values())
+    errors = {
+        status: count
+        for status, count in results.statuses.items()
+        if not status.isdigit() or int(status) >= 400
+    }
+    error_count = sum(errors.values())
+    operations = {
+        name: {
+            "count": len(samples),
+            "p50_ms": round(percentile(samples, 0.50), 1),
+            "p95_ms": round(percentile(samples, 0.95), 1),
+            "p99_ms": round(percentile(samples, 0.99), 1),
+        }
+        for name, samples in sorted(results.latencies.items())
+    }
+    every = [sample for samples in results.latencies.values() for sample in samples]
+    worst_p95 = max((row["p95_ms"] for row in operations.values()), default=None)
+    print(
+        json.dumps(
+            {
+                "bench": "api",
+                "clients": args.clients,
+                "traders": args.clients,
+                "plan": "pro trial (600 requests/min per trader)",
+                "server_processes": args.servers,
+                "duration_s": round(seconds, 1),
+                "warmup_s": args.warmup,
+                "mean_pause_s": args.pause,
+                "requests": requests,
+                "requests_per_s": round(requests / seconds, 1),
+                "orders_placed": len(results.latencies.get("order_place", []))
+                - results.errors_by_operation["order_place"],
+                "orders_filled": results.orders_filled,
+                "orders_per_s": round(results.orders_filled / seconds, 1),
+                "all_p50_ms": round(percentile(every, 0.50), 1) if every else None,
+                "all_p95_ms": round(percentile(every, 0.95), 1) if every else None,
+                "all_p99_ms": round(percentile(every, 0.99), 1) if every else None,
+                "operations": operations,
+                "errors": error_count,
+                "error_rate": round(error_count / requests, 5) if requests else None,
+                "errors_by_status": errors,
+                "errors_by_operation": dict(results.errors_by_operation),
+                "rate_limited_429": results.statuses.get("429", 0),
+                "target": {"p95_ms_below": TARGET_P95_MS, "errors": 0},
+                "target_met": worst_p95 is not None and worst_p95 < TARGET_P95_MS and error_count == 0,
+                "seed_seconds": round(seed_seconds, 1),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
