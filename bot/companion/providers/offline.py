@@ -16,10 +16,12 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from bot.companion.indicators import indicator_in_text
 from bot.companion.providers.base import ProviderTurn, ToolCall
+from core.money import plain
 
 NOT_ADVICE = "Not investment advice."
 
@@ -143,7 +145,7 @@ def _level(q: str, assets: list[str]) -> str | None:
     for match in LEVEL.finditer(q):
         number = match.group(1).replace(",", "")
         if match.group(2):
-            return str(int(float(number) * 1000)) if "." in number else f"{number}000"
+            return plain(Decimal(number) * 1000)  # "70.25k" is 70250, exactly
         return number
     return None
 
