@@ -229,6 +229,48 @@ def test_fills_orders_and_notifications_reach_only_their_user(db):
     assert again["message"] == "Again"
 
 
+def test_every_order_state_reaches_the_socket_not_only_fills(user_a, paper_a, user_b, paper_b):
+    """A resting order's life as a program sees it: open when placed, cancelled when cancelled, and a
+    venue's rejection; another trader's orders never arrive."""
+    from tests.trading.test_orders import _stored_order_in, place
+    from trading.exchanges.base import ExchangeOrder
+    from trading.orders import services as order_services
+
+    token = api_token_for(user_a)
+
+    def reject(order):
+        report = ExchangeOrder(client_order_id=str(order.pk), exchange_order_id="x1", status="rejected",
+                               filled_quantity=Decimal("0"), average_price=None, fills=())
+        with tenant(user_a.pk):
+            order_services.order_apply_exchange(order=order, update=report)
+
+    def cancel(order):
+        with tenant(user_a.pk):
+            order_services.order_cancel(user=user_a, order=order)
+
+    async def scenario():
+        client = await open_socket(token)
+        await subscribe(client, "orders")
+        await asyncio.to_thread(place, user_b, paper_b, type="limit", price=Decimal("15000"))
+        placed = await asyncio.to_thread(place, user_a, paper_a, type="limit", price=Decimal("15000"))
+        opened = await next_of(client, "order")
+        await asyncio.to_thread(cancel, placed)
+        cancelled = await next_of(client, "order")
+        resting = await asyncio.to_thread(_stored_order_in, user_a, paper_a, "new")
+        await next_of(client, "order")  # its placement (open), before the test moved it back to new
+        await asyncio.to_thread(reject, resting)
+        rejected = await next_of(client, "order")
+        await client.disconnect()
+        return placed, opened, cancelled, resting, rejected
+
+    placed, opened, cancelled, resting, rejected = run_async(scenario)
+    assert (opened["order_id"], opened["status"]) == (str(placed.pk), "open")
+    assert Decimal(opened["filled_quantity"]) == 0 and opened["average_price"] is None
+    assert (cancelled["order_id"], cancelled["status"], cancelled["reason"]) == (
+        str(placed.pk), "cancelled", "Cancelled by you.")
+    assert (rejected["order_id"], rejected["status"]) == (str(resting.pk), "rejected")
+
+
 def test_heartbeats_then_a_silent_client_is_closed_with_4408(db, settings):
     settings.API_SOCKET_HEARTBEAT_SECONDS = 0.2
     token = api_token_for(UserFactory())
