@@ -484,10 +484,16 @@ def schedules_due(*, now: datetime | None = None) -> int:
     recorded = 0
     for rule_id, user_id in due:
         with tenant(user_id):
-            rule = Rule.objects.select_for_update(of=("self",)).select_related("user").filter(pk=rule_id).first()
+            rule = (
+                Rule.objects.select_for_update(of=("self",)).select_related("user").defer("user__password")
+                .filter(pk=rule_id).first()
+            )
             if rule is None or rule.next_run_at is None or rule.next_run_at > now:
                 continue
-            due_at = rule.next_run_at
+            # The latest due time (runs missed while the beat was down are not caught up one by one).
+            local_now = now.astimezone(ZoneInfo(rule.user.time_zone or "UTC"))
+            latest = croniter(rule.trigger["cron"], local_now).get_prev(datetime).astimezone(ZoneInfo("UTC"))
+            due_at = max(rule.next_run_at, latest)
             rule.next_run_at = schedule_next(expression=rule.trigger["cron"], time_zone=rule.user.time_zone, after=now)
             rule.save(update_fields=["next_run_at", "updated_at"])
             local = due_at.astimezone(ZoneInfo(rule.user.time_zone or "UTC"))
@@ -620,7 +626,10 @@ def run_execute(*, run_id: int, user_id: int) -> RuleRun:
     """Carry out a recorded run (the `automation.run_execute` task). Safe to run again at any point."""
     now = timezone.now()
     with tenant(user_id):
-        run = RuleRun.objects.select_for_update(of=("self",)).select_related("rule", "user").filter(pk=run_id).first()
+        run = (
+            RuleRun.objects.select_for_update(of=("self",)).select_related("rule", "user").defer("user__password")
+            .filter(pk=run_id).first()
+        )
         if run is None or run.status in FINISHED_RUN_STATUSES:
             return run
         run.status, run.attempts, run.claimed_at = RunStatus.RUNNING, run.attempts + 1, now
@@ -745,9 +754,12 @@ def _run_finish(*, run_id: int, user_id: int, status: str | None = None, detail:
     """Close the run and keep the rule's failure count: enough failures in a row pause it and tell its owner."""
     now = timezone.now()
     with tenant(user_id):
-        run = RuleRun.objects.select_related("user").get(pk=run_id)
-        rule = Rule.objects.select_for_update(of=("self",)).select_related("alert").get(pk=run.rule_id)
-        run = RuleRun.objects.select_for_update(of=("self",)).select_related("user", "rule").get(pk=run_id)
+        rule_id = RuleRun.objects.values_list("rule_id", flat=True).get(pk=run_id)
+        rule = Rule.objects.select_for_update(of=("self",)).select_related("alert").get(pk=rule_id)
+        run = (
+            RuleRun.objects.select_for_update(of=("self",)).select_related("user", "rule").defer("user__password")
+            .get(pk=run_id)
+        )
         if run.status in FINISHED_RUN_STATUSES:
             return run
         results = list(run.results.all())
