@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 from decimal import Decimal
 
 from django.http import Http404
@@ -42,7 +43,7 @@ class Outcome:
     status: str
     summary: str
     detail: str = ""
-    order: object | None = None
+    order: Any = None
     order_value: Decimal | None = None
 
 

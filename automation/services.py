@@ -30,7 +30,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
-from croniter import CroniterBadCronError, croniter
+from croniter import CroniterBadCronError, croniter  # type: ignore[import-untyped]
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
@@ -74,7 +74,7 @@ from core.audit import audit_record
 from core.channel_posts import ChannelPostFailed, channel_post
 from core.errors import DomainError
 from core.jobs import task_enqueue
-from core.money import decimal_parse, plain
+from core.money import Precision, decimal_parse, plain
 from core.notifications import notify
 from core.rls import system_context, tenant
 from marketdata.selectors import instrument_get
@@ -86,7 +86,7 @@ logger = structlog.get_logger(__name__)
 MAX_CONDITIONS = 5
 MAX_ACTIONS = 5
 MAX_RUNS_PER_HOUR = 120
-MONEY = {"max_digits": 24, "decimal_places": 8}
+MONEY: Precision = {"max_digits": 24, "decimal_places": 8}
 DIRECTION_KIND = {
     PriceDirection.ABOVE: AlertKind.PRICE_ABOVE,
     PriceDirection.BELOW: AlertKind.PRICE_BELOW,
@@ -167,7 +167,7 @@ def _trigger_clean(*, user, kind: str, raw: dict) -> dict:
         if alert_id in (None, ""):
             return {"alert_id": None}
         try:
-            return {"alert_id": alert_get(user=user, alert_id=int(alert_id)).pk}
+            return {"alert_id": alert_get(user=user, alert_id=int(str(alert_id))).pk}
         except (DomainError, TypeError, ValueError):
             raise DomainError("Choose one of your alerts, or any alert.", field="trigger_alert") from None
     if kind == TriggerKind.ORDER_FILLED:
@@ -194,7 +194,8 @@ def _trigger_clean(*, user, kind: str, raw: dict) -> dict:
 
 def _cooldown(raw: dict) -> int:
     try:
-        minutes = int(raw.get("cooldown_minutes") if raw.get("cooldown_minutes") not in (None, "") else 15)
+        value = raw.get("cooldown_minutes")
+        minutes = int(str(value)) if value not in (None, "") else 15
     except (TypeError, ValueError):
         raise DomainError("Enter the minutes between triggers.", field="trigger_cooldown_minutes") from None
     if minutes < 0 or minutes > 30 * 24 * 60:
@@ -218,7 +219,7 @@ def _rule_clean(
     if len(actions) > MAX_ACTIONS:
         raise DomainError(f"A rule has at most {MAX_ACTIONS} actions.", field="actions")
     try:
-        runs = int(max_runs_per_hour)
+        runs = int(str(max_runs_per_hour))
     except (TypeError, ValueError):
         raise DomainError("Enter how many runs an hour are allowed.", field="max_runs_per_hour") from None
     if runs < 1 or runs > MAX_RUNS_PER_HOUR:
@@ -613,7 +614,9 @@ def rule_test_fire(*, user, rule: Rule, event: dict | None = None) -> RuleRun:
         run = rule_event_record(rule_id=rule.pk, user_id=user.pk, event_id=f"test:{uuid.uuid4()}",
                                 event=event, dry_run=True, execute=False)
         assert run is not None  # a fresh event id cannot be a duplicate
-    return run_execute(run_id=run.pk, user_id=user.pk)
+    executed = run_execute(run_id=run.pk, user_id=user.pk)
+    assert executed is not None  # recorded above, in this user's tenant
+    return executed
 
 
 def _variables(run: RuleRun) -> dict:
@@ -622,7 +625,7 @@ def _variables(run: RuleRun) -> dict:
     return variables
 
 
-def run_execute(*, run_id: int, user_id: int) -> RuleRun:
+def run_execute(*, run_id: int, user_id: int) -> RuleRun | None:
     """Carry out a recorded run (the `automation.run_execute` task). Safe to run again at any point."""
     now = timezone.now()
     with tenant(user_id):

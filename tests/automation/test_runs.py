@@ -133,11 +133,11 @@ def test_the_daily_order_cap_refuses_an_order_that_would_exceed_it(user_a, paper
 
 def test_a_dry_run_records_what_would_happen_and_does_nothing(user_a, paper):
     rule = webhook_rule(user_a, paper)
-    run = rule_test_fire(user=user_a, rule=rule, event={"ticker": "ETHUSDT", "action": "sell", "contracts": "0.5"})
+    run = rule_test_fire(user=user_a, rule=rule, event={"ticker": "BTCUSDT", "action": "sell", "contracts": "0.005"})
     assert run.status == "dry_run"
     with tenant(user_a.pk):
         [result] = run.results.all()
-    assert result.status == "would" and result.summary.startswith("Would sell 0.5 ETH/USDT")
+    assert result.status == "would" and result.summary.startswith("Would sell 0.005 BTC/USDT")
     assert _orders(user_a) == []
 
 
