@@ -1,5 +1,6 @@
 """Demo rules for the demo trader, created through the services (idempotent): a TradingView webhook that
-places paper orders, and a regime rule that pauses the trend bot when BTC turns bearish."""
+places paper orders, and a regime rule that pauses a bot (the trend bot, if the plan allowed it) when BTC
+turns bearish."""
 
 from __future__ import annotations
 
@@ -44,15 +45,16 @@ def seed_rules(*, trader, stdout) -> None:
             "daily_order_cap": "2000",
         },
     ]
-    trend = bot_list(user=trader).filter(name="BTC trend").first()
+    bots = bot_list(user=trader).order_by("pk")
+    trend = bots.filter(name="BTC trend").first() or bots.first()
     if trend is not None:
         specs.append({
-            "name": "Pause the trend bot when BTC turns bearish",
+            "name": f"Pause {trend.name} when BTC turns bearish",
             "trigger_kind": TriggerKind.REGIME_CHANGE,
             "trigger": {"symbol": "BTC/USDT", "regime": "bearish"},
             "actions": [
                 {"kind": ActionKind.PAUSE_BOT, "bot_id": trend.pk},
-                {"kind": ActionKind.NOTIFY, "message": "BTC/USDT turned {{regime}}: the trend bot is paused."},
+                {"kind": ActionKind.NOTIFY, "message": f"BTC/USDT turned {{{{regime}}}}: {trend.name} is paused."},
             ],
         })
     for spec in specs:
