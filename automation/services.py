@@ -783,19 +783,27 @@ def _run_finish(*, run_id: int, user_id: int, status: str | None = None, detail:
         if run.dry_run:
             return run
         rule.last_run_at = now
-        rule.consecutive_failures = rule.consecutive_failures + 1 if status == RunStatus.FAILED else 0
-        rule.save(update_fields=["last_run_at", "consecutive_failures", "updated_at"])
-        if status == RunStatus.FAILED and rule.consecutive_failures >= failures_to_pause() and rule.status == RuleStatus.ACTIVE:
-            reason = f"Paused after {rule.consecutive_failures} failed runs in a row. Last: {detail}"
-            rule_pause(user=run.user, rule=rule, reason=reason)
-            notify(
-                user=run.user, kind=NOTIFICATION_KIND_PAUSED,
-                message=f"Your automation rule “{rule.name}” was paused after {rule.consecutive_failures} "
-                f"failed runs in a row. Check its runs, fix it and resume it.",
-                link=reverse("automation:rule_detail", args=[rule.pk]),
-                dedup_key=f"automation-paused:{rule.pk}:{run.pk}",
-            )
+        rule.save(update_fields=["last_run_at", "updated_at"])
+        _failures_count(rule=rule, run=run, failed=status == RunStatus.FAILED, detail=detail)
     return run
+
+
+def _failures_count(*, rule: Rule, run: RuleRun, failed: bool, detail: str) -> None:
+    """Count a failed run against the rule (a success resets the count); enough in a row pause it and tell
+    its owner. The caller holds the rule's row lock."""
+    rule.consecutive_failures = rule.consecutive_failures + 1 if failed else 0
+    rule.save(update_fields=["consecutive_failures", "updated_at"])
+    if not failed or rule.consecutive_failures < failures_to_pause() or rule.status != RuleStatus.ACTIVE:
+        return
+    reason = f"Paused after {rule.consecutive_failures} failed runs in a row. Last: {detail}"
+    rule_pause(user=run.user, rule=rule, reason=reason)
+    notify(
+        user=run.user, kind=NOTIFICATION_KIND_PAUSED,
+        message=f"Your automation rule \u201c{rule.name}\u201d was paused after {rule.consecutive_failures} "
+        f"failed runs in a row. Check its runs, fix it and resume it.",
+        link=reverse("automation:rule_detail", args=[rule.pk]),
+        dedup_key=f"automation-paused:{rule.pk}:{run.pk}",
+    )
 
 
 # --- Outgoing webhook deliveries ------------------------------------------------------------------------
@@ -845,3 +853,15 @@ def _delivery_close(*, delivery_id: int, user_id: int, ok: bool, error: str = ""
         action.summary = (f"POSTed to {delivery.url} ({status})" if ok else f"POST to {delivery.url} failed")[:500]
         action.detail = "" if ok else f"{error} ({delivery.attempts} attempts)"
         action.save(update_fields=["status", "summary", "detail", "updated_at"])
+        if ok:
+            return
+        # The run had finished with the call queued: it failed after all, and counts as a failure of the rule.
+        rule = Rule.objects.select_for_update(of=("self",)).get(pk=delivery.action.run.rule_id)
+        run = (
+            RuleRun.objects.select_for_update(of=("self",)).select_related("user").defer("user__password")
+            .get(pk=action.run_id)
+        )
+        if run.status == RunStatus.SUCCEEDED:
+            run.status, run.detail = RunStatus.FAILED, f"The webhook call failed: {error}"[:500]
+            run.save(update_fields=["status", "detail"])
+            _failures_count(rule=rule, run=run, failed=True, detail=run.detail)
