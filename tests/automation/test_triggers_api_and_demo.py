@@ -133,3 +133,21 @@ def test_the_demo_trader_gets_a_webhook_rule_and_a_regime_rule(user_a, instrumen
     with tenant(user_a.pk):
         kinds = sorted(rule_list(user=user_a).values_list("trigger_kind", flat=True))
     assert kinds == ["regime_change", "webhook"]
+
+
+def test_the_gatekeeper_announces_a_regime_change_once_and_a_rule_runs_on_it(user_a, instruments):
+    from tests.factories import RegimeReadingFactory
+    from trading.decisions.services import regime_current
+
+    btc = instruments["BTC/USDT"]
+    hour = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
+    RegimeReadingFactory(instrument=btc, timeframe="1h", as_of=hour.replace(hour=9), regime="bullish")
+    with tenant(user_a.pk):
+        rule = rule_create(user=user_a, name="Any change", trigger_kind="regime_change",
+                           trigger={"symbol": "BTC/USDT"}, actions=NOTIFY)
+    for _ in range(2):  # the second classification of the same bar changes nothing
+        with system_context(reason="tests: the signal engine classifies the pair"):
+            reading = regime_current(instrument=btc, as_of=hour)  # no hourly candles: sideways
+    [run] = _runs(user_a)
+    assert (run.rule_id, run.event_id) == (rule.pk, f"regime:{reading.pk}:sideways")
+    assert (run.event["previous"], run.event["regime"]) == ("bullish", "sideways")
