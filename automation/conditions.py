@@ -62,7 +62,11 @@ def condition_clean(*, user, raw: dict, prefix: str = "condition") -> dict:
         end = _time(raw.get("end"), field=f"{prefix}_end")
         if start == end:
             raise DomainError("The window must not start and end at the same time.", field=f"{prefix}_end")
-        days = sorted({int(day) for day in raw.get("days") or range(7)})
+        given = raw.get("days") or list(range(7))
+        try:
+            days = sorted({int(str(day)) for day in given}) if isinstance(given, list) else []
+        except ValueError:
+            days = []
         if not days or any(day < 0 or day > 6 for day in days):
             raise DomainError("Choose at least one day.", field=f"{prefix}_days")
         return {"kind": kind, "start": start.strftime("%H:%M"), "end": end.strftime("%H:%M"), "days": days}

@@ -143,7 +143,7 @@ def _trigger_clean(*, user, kind: str, raw: dict) -> dict:
         price = decimal_parse(raw.get("price"), field="trigger_price", label="a price", **MONEY)
         if price <= 0:
             raise DomainError("The price must be greater than zero.", field="trigger_price")
-        return {"symbol": instrument_get(symbol=raw.get("symbol") or "").symbol, "direction": direction,
+        return {"symbol": instrument_get(symbol=str(raw.get("symbol") or "")).symbol, "direction": direction,
                 "price": plain(price), "cooldown_minutes": _cooldown(raw)}
     if kind == TriggerKind.PERCENT_MOVE:
         percent = decimal_parse(raw.get("percent"), field="trigger_percent", label="a percent", **MONEY)
@@ -182,7 +182,7 @@ def _trigger_clean(*, user, kind: str, raw: dict) -> dict:
         except Http404:
             raise DomainError("Choose one of your bots, or any bot.", field="trigger_bot") from None
     if kind == TriggerKind.SCHEDULE:
-        return {"cron": _cron_clean(raw.get("cron") or "")}
+        return {"cron": _cron_clean(str(raw.get("cron") or ""))}
     template = raw.get("template")
     if isinstance(template, str):
         try:
