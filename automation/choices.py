@@ -67,9 +67,11 @@ class RunStatus(models.TextChoices):
 FINISHED_RUN_STATUSES = frozenset(
     {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CONDITIONS_NOT_MET, RunStatus.SKIPPED, RunStatus.DRY_RUN}
 )
-# Runs that count against a rule's runs-per-hour limit: the ones that got as far as their conditions.
+# Runs that count against a rule's runs-per-hour limit: the ones that got as far as their conditions (a rule in
+# dry-run mode too; "test it" fires are left out by their event id).
 COUNTED_RUN_STATUSES = frozenset(
-    {RunStatus.PENDING, RunStatus.RUNNING, RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CONDITIONS_NOT_MET}
+    {RunStatus.PENDING, RunStatus.RUNNING, RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CONDITIONS_NOT_MET,
+     RunStatus.DRY_RUN}
 )
 
 

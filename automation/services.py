@@ -86,6 +86,7 @@ logger = structlog.get_logger(__name__)
 MAX_CONDITIONS = 5
 MAX_ACTIONS = 5
 MAX_RUNS_PER_HOUR = 120
+TEST_EVENT_PREFIX = "test:"
 MONEY: Precision = {"max_digits": 24, "decimal_places": 8}
 DIRECTION_KIND = {
     PriceDirection.ABOVE: AlertKind.PRICE_ABOVE,
@@ -406,9 +407,12 @@ def rule_delete(*, user, rule: Rule) -> None:
 
 
 def _runs_last_hour(rule: Rule, now: datetime) -> int:
-    return RuleRun.objects.filter(
-        rule=rule, created_at__gte=now - timedelta(hours=1), status__in=COUNTED_RUN_STATUSES, dry_run=False
-    ).count()
+    """Runs of the last hour that count against the limit: not skipped ones, not "test it" fires."""
+    return (
+        RuleRun.objects.filter(rule=rule, created_at__gte=now - timedelta(hours=1), status__in=COUNTED_RUN_STATUSES)
+        .exclude(event_id__startswith=TEST_EVENT_PREFIX)
+        .count()
+    )
 
 
 def rule_event_record(
@@ -611,7 +615,7 @@ def rule_test_fire(*, user, rule: Rule, event: dict | None = None) -> RuleRun:
             event = sample_event(rule=rule)
         elif rule.trigger_kind == TriggerKind.WEBHOOK:
             event = template_extract(rule.trigger["template"], event)
-        run = rule_event_record(rule_id=rule.pk, user_id=user.pk, event_id=f"test:{uuid.uuid4()}",
+        run = rule_event_record(rule_id=rule.pk, user_id=user.pk, event_id=f"{TEST_EVENT_PREFIX}{uuid.uuid4()}",
                                 event=event, dry_run=True, execute=False)
         assert run is not None  # a fresh event id cannot be a duplicate
     executed = run_execute(run_id=run.pk, user_id=user.pk)
