@@ -661,7 +661,10 @@ def _run_link(run: RuleRun) -> str:
 def _action_run(*, run: RuleRun, position: int, action: dict) -> None:
     user, kind = run.user, action["kind"]
     with tenant(user.pk):
-        recorded = RunAction.objects.select_for_update(of=("self",)).filter(run=run, position=position).first()
+        # The run's row lock: a second worker on the same run (a redelivery while the first still runs) waits
+        # here, then finds the action recorded and skips it.
+        RuleRun.objects.select_for_update(of=("self",)).filter(pk=run.pk).first()
+        recorded = RunAction.objects.filter(run=run, position=position).first()
         if recorded is not None:
             if recorded.status == ActionStatus.SENDING:
                 # A worker died during the call: it may have gone out, so it is not made a second time.
@@ -761,12 +764,12 @@ def _run_finish(*, run_id: int, user_id: int, status: str | None = None, detail:
     """Close the run and keep the rule's failure count: enough failures in a row pause it and tell its owner."""
     now = timezone.now()
     with tenant(user_id):
-        rule_id = RuleRun.objects.values_list("rule_id", flat=True).get(pk=run_id)
-        rule = Rule.objects.select_for_update(of=("self",)).select_related("alert").get(pk=rule_id)
+        # Locks in one order everywhere: the run, then its rule.
         run = (
             RuleRun.objects.select_for_update(of=("self",)).select_related("user", "rule").defer("user__password")
             .get(pk=run_id)
         )
+        rule = Rule.objects.select_for_update(of=("self",)).select_related("alert").get(pk=run.rule_id)
         if run.status in FINISHED_RUN_STATUSES:
             return run
         results = list(run.results.all())
@@ -860,11 +863,11 @@ def _delivery_close(*, delivery_id: int, user_id: int, ok: bool, error: str = ""
         if ok:
             return
         # The run had finished with the call queued: it failed after all, and counts as a failure of the rule.
-        rule = Rule.objects.select_for_update(of=("self",)).get(pk=delivery.action.run.rule_id)
         run = (
             RuleRun.objects.select_for_update(of=("self",)).select_related("user").defer("user__password")
             .get(pk=action.run_id)
         )
+        rule = Rule.objects.select_for_update(of=("self",)).get(pk=run.rule_id)
         if run.status == RunStatus.SUCCEEDED:
             run.status, run.detail = RunStatus.FAILED, f"The webhook call failed: {error}"[:500]
             run.save(update_fields=["status", "detail"])

@@ -47,6 +47,26 @@ def test_a_duplicate_delivery_records_one_run_and_a_rerun_places_one_order(user_
         assert run.status == "succeeded" and run.attempts == 1
 
 
+def test_two_workers_on_one_run_at_once_place_one_order(user_a, paper):
+    from concurrent.futures import ThreadPoolExecutor
+
+    rule = webhook_rule(user_a, paper)
+    run = _record(rule)
+
+    def execute():
+        try:
+            return run_execute(run_id=run.pk, user_id=user_a.pk).status
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        statuses = list(pool.map(lambda _: execute(), range(2)))
+    assert statuses == ["succeeded", "succeeded"]
+    assert len(_orders(user_a)) == 1
+    with tenant(user_a.pk):
+        assert RunAction.objects.filter(run=run).count() == 1
+
+
 def _worker(queue: str) -> subprocess.Popen:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"}
     return subprocess.Popen(
