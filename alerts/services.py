@@ -31,6 +31,7 @@ from alerts.choices import (
     notification_kind,
 )
 from alerts.crossing import crosses
+from alerts.events import alert_fired
 from alerts.models import THRESHOLD, Alert, AlertFiring
 from alerts.selectors import active_q
 from billing.choices import Feature
@@ -377,6 +378,12 @@ def alert_fire(
         )
         firing.save(update_fields=["notification"])
         alert_changes_on_commit([alert.pk])
+        fired = {
+            "firing_id": firing.pk, "alert_id": alert.pk, "user_id": user_id, "kind": alert.kind,
+            "symbol": alert.instrument.symbol if alert.instrument else "", "value": value,
+            "previous_value": previous_value, "message": message,
+        }
+        transaction.on_commit(lambda: alert_fired.send_robust(sender=AlertFiring, firing=fired))
     return FireResult("fired", firing)
 
 

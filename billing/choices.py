@@ -9,6 +9,8 @@ class Feature(models.TextChoices):
     EXCHANGE_CONNECTIONS = "exchange_connections", "exchange connections"
     AI_QUERIES = "ai_queries", "AI queries per month"
     API_REQUESTS_PER_MINUTE = "api_requests_per_minute", "API requests per minute"
+    AUTOMATION_RULES = "automation_rules", "automation rules"
+    WEBHOOK_TRIGGERS = "webhook_triggers", "webhook-triggered rules"
 
 
 # Features whose use billing records itself (UsageRecord), counted per calendar month (UTC).

@@ -64,6 +64,8 @@ FREE = Plan(
         Feature.EXCHANGE_CONNECTIONS: 1,
         Feature.AI_QUERIES: 25,
         Feature.API_REQUESTS_PER_MINUTE: 60,
+        Feature.AUTOMATION_RULES: 3,
+        Feature.WEBHOOK_TRIGGERS: 1,
     },
     highlights=("Paper trading", "Live portfolio", "Community support"),
 )
@@ -80,6 +82,8 @@ PRO = Plan(
         Feature.EXCHANGE_CONNECTIONS: 5,
         Feature.AI_QUERIES: 1000,
         Feature.API_REQUESTS_PER_MINUTE: 600,
+        Feature.AUTOMATION_RULES: 50,
+        Feature.WEBHOOK_TRIGGERS: 10,
     },
     ai_queries_included=1000,
     ai_query_overage=Decimal("0.02"),
@@ -97,6 +101,8 @@ ENTERPRISE = Plan(
         Feature.EXCHANGE_CONNECTIONS: 25,
         Feature.AI_QUERIES: None,
         Feature.API_REQUESTS_PER_MINUTE: 3000,
+        Feature.AUTOMATION_RULES: None,
+        Feature.WEBHOOK_TRIGGERS: None,
     },
     ai_queries_included=10000,
     ai_query_overage=Decimal("0.01"),
@@ -154,6 +160,8 @@ _UNITS = {
     Feature.EXCHANGE_CONNECTIONS: ("exchange connection", "exchange connections"),
     Feature.AI_QUERIES: ("AI query a month", "AI queries a month"),
     Feature.API_REQUESTS_PER_MINUTE: ("API request a minute", "API requests a minute"),
+    Feature.AUTOMATION_RULES: ("automation rule", "automation rules"),
+    Feature.WEBHOOK_TRIGGERS: ("webhook-triggered rule", "webhook-triggered rules"),
 }
 
 

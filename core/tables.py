@@ -116,6 +116,10 @@ TABLES: dict[str, Table] = {
         # --- tenant: a user's own data ---------------------------------------------------------------
         _tenant("alerts_alert", "a trader's price and portfolio alerts"),
         _tenant("alerts_alertfiring", "when a trader's alert fired"),
+        _tenant("automation_rule", "a trader's automation rules (with their webhook URL token and secret)"),
+        _tenant("automation_rulerun", "each trigger event of a rule, its conditions' values and outcome"),
+        _tenant("automation_runaction", "what each action of a rule's run did"),
+        _tenant("automation_webhookdelivery", "a rule's outgoing webhook calls and their attempts"),
         _tenant("bot_conversation", "a member's companion conversations (web chat, Discord DM or channel)"),
         _tenant("bot_message", "the questions and answers of a companion conversation"),
         _tenant("bot_pendingaction", "writes the companion proposed, waiting for the member's confirmation"),

@@ -86,6 +86,7 @@ class OrderSource(models.TextChoices):
     MANUAL = "manual", "Order ticket"
     API = "api", "API"
     BOT = "bot", "Bot"
+    AUTOMATION = "automation", "Automation rule"
 
 
 class BotStatus(models.TextChoices):

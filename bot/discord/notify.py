@@ -21,6 +21,7 @@ from django.conf import settings
 
 from accounts.selectors import discord_uid
 from bot.discord.render import COLOR_INFO, FOOTER_MAX, split_text
+from core.channel_posts import ChannelPostFailed
 from core.models import Notification
 from core.notifications import DeliveryFailed, DeliveryRefused, absolute_url
 
@@ -129,3 +130,17 @@ def send_discord(notification: Notification) -> None:
         "POST", f"/channels/{channel_id}/messages", json={"embeds": [notification_embed(notification)]}
     )
     logger.info("discord.notification_sent", notification_id=notification.pk, user_id=notification.user_id)
+
+
+def post_to_channel(channel_id: str, text: str) -> None:
+    """Post `text` to a Discord channel as the bot (the sender core.channel_posts calls for "discord")."""
+    if not settings.DISCORD_BOT_TOKEN:
+        raise ChannelPostFailed("The Discord bot is not configured (DISCORD_BOT_TOKEN is not set).")
+    if not str(channel_id).isdigit():
+        raise ChannelPostFailed("A Discord channel id is a number (right-click the channel, Copy Channel ID).")
+    try:
+        for part in split_text(text, 2000):
+            discord_request("POST", f"/channels/{channel_id}/messages", json={"content": part})
+    except (DeliveryFailed, DeliveryRefused) as exc:
+        raise ChannelPostFailed(str(exc) or "Discord refused the message.") from exc
+    logger.info("discord.channel_post_sent", channel_id=channel_id)

@@ -54,6 +54,7 @@ LOCAL_APPS = [
     "trading",
     "billing",
     "alerts",
+    "automation",
     "bot",
 ]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
@@ -450,3 +451,15 @@ CELERY_BEAT_SCHEDULE["core-idempotency-purge"] = {"task": "core.idempotency_purg
 # Per HTTP attempt; the client retries timeouts, 408/409/429/5xx up to OPENAI_MAX_RETRIES times (Retry-After).
 OPENAI_TIMEOUT_SECONDS = env.float("OPENAI_TIMEOUT_SECONDS", default=20.0)
 OPENAI_MAX_RETRIES = env.int("OPENAI_MAX_RETRIES", default=2)
+
+# --- Automation rules (docs/automation.md) ------------------------------------------------------------------
+# Schedule (cron) rules are checked every minute; a rule failing this many runs in a row is paused.
+CELERY_BEAT_SCHEDULE["automation-schedules"] = {"task": "automation.schedules_due", "schedule": 60.0}
+AUTOMATION_FAILURES_TO_PAUSE = env.int("AUTOMATION_FAILURES_TO_PAUSE", default=3)
+# Incoming webhooks: a timestamp further than this from now is refused as a replay.
+AUTOMATION_WEBHOOK_WINDOW_SECONDS = env.int("AUTOMATION_WEBHOOK_WINDOW_SECONDS", default=300)
+# Outgoing webhooks: attempts, and the first retry's wait (doubled each time).
+AUTOMATION_WEBHOOK_MAX_ATTEMPTS = env.int("AUTOMATION_WEBHOOK_MAX_ATTEMPTS", default=6)
+AUTOMATION_WEBHOOK_RETRY_BASE_SECONDS = env.int("AUTOMATION_WEBHOOK_RETRY_BASE_SECONDS", default=30)
+# Outgoing webhooks to private, loopback and link-local addresses: refused unless allowed (development).
+AUTOMATION_WEBHOOK_ALLOW_PRIVATE = env.bool("AUTOMATION_WEBHOOK_ALLOW_PRIVATE", default=DEBUG)

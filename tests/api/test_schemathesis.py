@@ -92,12 +92,28 @@ def _more_seed(trader: Trader) -> dict[str, dict[str, object]]:
         "/api/v1/billing/invoices/{invoice_id}/": {"invoice_id": invoice.pk},
         "/api/v1/companion/conversations/{conversation_id}/": {"conversation_id": conversation.pk},
     }
+    seeded.update(_automation_seed(trader))
     if txn is not None:
         seeded["/api/v1/portfolios/{id}/transactions/{txn_id}/"] = {
             "id": trader.portfolio.pk,
             "txn_id": txn.pk,
         }
     return seeded
+
+
+def _automation_seed(trader: Trader) -> dict[str, dict[str, object]]:
+    """An automation rule of the trader with one run; made again when an operation before deleted it."""
+    from automation.models import Rule, RuleRun
+    from core.rls import tenant
+    from tests.factories import RuleFactory, RuleRunFactory
+
+    with tenant(trader.user.pk):
+        rule = Rule.objects.first() or RuleFactory(user=trader.user)
+        run = RuleRun.objects.first() or RuleRunFactory(user=trader.user, rule=rule)
+    return {
+        "/api/v1/automation/rules/{rule_id}/": {"rule_id": rule.pk},
+        "/api/v1/automation/runs/{run_id}/": {"run_id": run.pk},
+    }
 
 
 def _bot_seed(trader: Trader) -> tuple[int, int]:

@@ -85,6 +85,8 @@ PHONE_PAGES = [
     "/trading/",
     "/trading/bots/",
     "/alerts/",
+    "/automation/",
+    "/automation/new/",
     "/portfolios/",
     "/watchlists/",
     "/markets",

@@ -14,6 +14,7 @@ from tests.factories.accounts import (
     api_token_for,
 )
 from tests.factories.alerts import AlertFactory, AlertFiringFactory
+from tests.factories.automation import RuleFactory, RuleRunFactory, RunActionFactory, WebhookDeliveryFactory
 from tests.factories.billing import (
     AppliedEventFactory,
     CheckoutSessionFactory,
@@ -86,6 +87,9 @@ __all__ = [
     "PositionFactory",
     "QuoteFactory",
     "RegimeReadingFactory",
+    "RuleFactory",
+    "RuleRunFactory",
+    "RunActionFactory",
     "SignalFactory",
     "SnapshotFactory",
     "StripePriceFactory",
@@ -96,6 +100,7 @@ __all__ = [
     "UserFactory",
     "WatchlistFactory",
     "WatchlistItemFactory",
+    "WebhookDeliveryFactory",
     "WebhookEventFactory",
     "api_token_for",
 ]

@@ -18,6 +18,7 @@ from marketdata.selectors import candle_list, instrument_get
 from trading.choices import BotStatus, SignalAction, SignalStatus
 from trading.decisions.regime import REGIME_TIMEFRAME, RegimeParams, regime_classify
 from trading.decisions.strategies import strategy_decide, strategy_get
+from trading.events import regime_changed
 from trading.models import Bot, RegimeReading, Signal
 
 TIMEFRAME_SECONDS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "4h": 14400, "1d": 86400}
@@ -35,14 +36,30 @@ def regime_current(*, instrument, as_of=None) -> RegimeReading:
     candles = candle_list(symbol=instrument.symbol, timeframe=REGIME_TIMEFRAME, limit=params.candles_needed)
     result = regime_classify(candles, params)
     as_of = candles[-1].open_time if candles else (as_of or timezone.now())
-    reading, _ = RegimeReading.objects.get_or_create(
+    reading, created = RegimeReading.objects.get_or_create(
         instrument=instrument, timeframe=REGIME_TIMEFRAME, as_of=as_of,
         defaults={"regime": result.regime, "sma_slope_pct": result.sma_slope_pct, "adx": result.adx},
     )
-    if reading.regime != result.regime:
+    previous: str | None = None
+    if created:
+        before = (
+            RegimeReading.objects.filter(instrument=instrument, timeframe=REGIME_TIMEFRAME, as_of__lt=as_of)
+            .order_by("-as_of")
+            .values_list("regime", flat=True)
+            .first()
+        )
+        previous = before if before is not None and before != reading.regime else None
+    elif reading.regime != result.regime:
         # The hourly bar was still forming when it was last classified.
+        previous = reading.regime
         reading.regime, reading.sma_slope_pct, reading.adx = result.regime, result.sma_slope_pct, result.adx
         reading.save(update_fields=["regime", "sma_slope_pct", "adx"])
+    if previous is not None:
+        change = {
+            "symbol": instrument.symbol, "previous": previous, "regime": reading.regime,
+            "reading_id": reading.pk, "as_of": reading.as_of,
+        }
+        transaction.on_commit(lambda: regime_changed.send_robust(sender=RegimeReading, **change))
     return reading
 
 

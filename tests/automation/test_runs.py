@@ -1,0 +1,176 @@
+"""Runs: exactly once per trigger event (duplicate deliveries, a re-run, a worker SIGKILLed mid-run), the
+per-rule rate limit and daily order cap, dry runs, and pausing a rule that keeps failing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connections, transaction
+
+import automation.tasks  # noqa: F401  (the task the worker runs, registered here too)
+from automation.models import Rule, RuleRun, RunAction
+from automation.services import rule_event_record, rule_test_fire, run_execute
+from core.models import Notification
+from core.rls import tenant
+from tests.automation.conftest import order_action, webhook_rule
+from tests.trading.conftest import make_bot
+from trading.models import Bot, Order
+
+ROOT = Path(__file__).resolve().parents[2]
+EVENT = {"ticker": "BTC/USDT", "strategy.order.action": "buy", "strategy.order.contracts": "0.01"}
+
+
+def _orders(user) -> list[Order]:
+    with tenant(user.pk):
+        return list(Order.objects.filter(user=user))
+
+
+def _record(rule, event_id="e-1", event=EVENT):
+    return rule_event_record(rule_id=rule.pk, user_id=rule.user_id, event_id=event_id, event=event, execute=False)
+
+
+def test_a_duplicate_delivery_records_one_run_and_a_rerun_places_one_order(user_a, paper):
+    rule = webhook_rule(user_a, paper)
+    run = _record(rule)
+    assert _record(rule) is None  # the same event again: nothing recorded
+    run_execute(run_id=run.pk, user_id=user_a.pk)
+    run_execute(run_id=run.pk, user_id=user_a.pk)
+    assert len(_orders(user_a)) == 1
+    with tenant(user_a.pk):
+        run.refresh_from_db()
+        assert run.status == "succeeded" and run.attempts == 1
+
+
+def test_two_workers_on_one_run_at_once_place_one_order(user_a, paper):
+    from concurrent.futures import ThreadPoolExecutor
+
+    rule = webhook_rule(user_a, paper)
+    run = _record(rule)
+
+    def execute():
+        try:
+            return run_execute(run_id=run.pk, user_id=user_a.pk).status
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        statuses = list(pool.map(lambda _: execute(), range(2)))
+    assert statuses == ["succeeded", "succeeded"]
+    assert len(_orders(user_a)) == 1
+    with tenant(user_a.pk):
+        assert RunAction.objects.filter(run=run).count() == 1
+
+
+def _worker(queue: str) -> subprocess.Popen:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "-Q", queue,
+         "--without-heartbeat", "--without-gossip", "--without-mingle", "-l", "info"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+
+
+def _wait(predicate, process, what: str, seconds: float = 45) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert process.poll() is None, process.stdout.read().decode()
+        if time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"{what}: {process.stdout.read().decode()[-3000:]}")
+        time.sleep(0.1)
+
+
+def _waiting_on_a_lock() -> bool:
+    with connections["owner"].cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+        return cursor.fetchone()[0] > 0
+
+
+@pytest.mark.parametrize("cut", ["before the order", "after the order"])
+def test_a_worker_killed_mid_run_and_redelivered_places_one_order(user_a, paper, cut):
+    """A real Celery worker claims the run and is SIGKILLed while blocked on a row lock; the redelivered task
+    resumes the run: one order, not two (and none lost)."""
+    from config.celery import app as celery_app
+
+    bot = make_bot(user_a, paper)
+    rule = webhook_rule(user_a, paper, actions=[order_action(paper), {"kind": "pause_bot", "bot_id": bot.pk}])
+    run = _record(rule)
+    queue = f"automation-kill-{os.getpid()}-{run.pk}"
+    # Block the worker: before the order the action waits for the rule row (the daily cap's lock); after the
+    # order is committed, pausing the bot waits for the bot row.
+    table, row = (Rule._meta.db_table, rule.pk) if cut == "before the order" else (Bot._meta.db_table, bot.pk)
+    locker = connections["system"]  # BYPASSRLS: it sees (and locks) the trader's row
+    with transaction.atomic(using="system"):
+        with locker.cursor() as cursor:
+            cursor.execute(f'SELECT 1 FROM "{table}" WHERE id = %s FOR UPDATE', [row])
+            assert cursor.fetchone() == (1,)
+        worker = _worker(queue)
+        try:
+            celery_app.tasks["automation.run_execute"].apply_async(args=[run.pk, user_a.pk], queue=queue)
+            with tenant(user_a.pk):
+                _wait(lambda: RuleRun.objects.get(pk=run.pk).status == "running" and _waiting_on_a_lock(), worker,
+                      "the worker did not claim the run")
+            worker.send_signal(signal.SIGKILL)
+            worker.wait(timeout=30)
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+    assert len(_orders(user_a)) == (0 if cut == "before the order" else 1)
+    # The broker delivers the unacknowledged task again: the same task, the same run.
+    run_execute(run_id=run.pk, user_id=user_a.pk)
+    run_execute(run_id=run.pk, user_id=user_a.pk)
+    assert len(_orders(user_a)) == 1
+    with tenant(user_a.pk):
+        run.refresh_from_db()
+        assert run.status == "succeeded", run.detail
+        assert run.attempts == 2
+        assert [r.status for r in RunAction.objects.filter(run=run).order_by("position")] == ["succeeded", "succeeded"]
+        assert Bot.objects.get(pk=bot.pk).status == "paused"
+
+
+def test_the_rate_limit_skips_runs_beyond_the_hourly_allowance(user_a, paper):
+    rule = webhook_rule(user_a, paper, max_runs_per_hour=2)
+    runs = [_record(rule, event_id=f"e-{i}") for i in range(3)]
+    assert [r.status for r in runs] == ["pending", "pending", "skipped"]
+    assert "Rate limit" in runs[2].detail
+
+
+def test_the_daily_order_cap_refuses_an_order_that_would_exceed_it(user_a, paper):
+    rule = webhook_rule(user_a, paper, daily_order_cap="300")  # BTC at 20,000: 0.01 is about 200
+    first, second = _record(rule, "e-1"), _record(rule, "e-2")
+    assert run_execute(run_id=first.pk, user_id=user_a.pk).status == "succeeded"
+    refused = run_execute(run_id=second.pk, user_id=user_a.pk)
+    assert refused.status == "failed"
+    assert "Daily order cap" in refused.detail
+    assert len(_orders(user_a)) == 1
+
+
+def test_a_dry_run_records_what_would_happen_and_does_nothing(user_a, paper):
+    rule = webhook_rule(user_a, paper)
+    run = rule_test_fire(user=user_a, rule=rule, event={"ticker": "BTCUSDT", "action": "sell", "contracts": "0.005"})
+    assert run.status == "dry_run"
+    with tenant(user_a.pk):
+        [result] = run.results.all()
+    assert result.status == "would" and result.summary.startswith("Would sell 0.005 BTC/USDT")
+    assert _orders(user_a) == []
+
+
+def test_a_rule_failing_n_times_in_a_row_is_paused_and_its_owner_told(user_a, paper, settings):
+    settings.AUTOMATION_FAILURES_TO_PAUSE = 2
+    rule = webhook_rule(user_a, paper)
+    too_big = {**EVENT, "strategy.order.contracts": "100"}  # 2,000,000 USDT: more than the paper cash
+    for i in range(2):
+        run = _record(rule, f"e-{i}", too_big)
+        assert run_execute(run_id=run.pk, user_id=user_a.pk).status == "failed"
+    with tenant(user_a.pk):
+        rule.refresh_from_db()
+        assert rule.status == "paused" and "2 failed runs in a row" in rule.paused_reason
+        [notice] = Notification.objects.filter(user=user_a, kind="automation.rule_paused")
+        assert rule.name in notice.message
+    assert _record(rule, "e-9").status == "skipped"
