@@ -9,6 +9,7 @@ class Feature(models.TextChoices):
     EXCHANGE_CONNECTIONS = "exchange_connections", "exchange connections"
     AI_QUERIES = "ai_queries", "AI queries per month"
     API_REQUESTS_PER_MINUTE = "api_requests_per_minute", "API requests per minute"
+    PUBLISHED_NOTES = "published_notes", "published research notes"
 
 
 # Features whose use billing records itself (UsageRecord), counted per calendar month (UTC).

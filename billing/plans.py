@@ -64,6 +64,7 @@ FREE = Plan(
         Feature.EXCHANGE_CONNECTIONS: 1,
         Feature.AI_QUERIES: 25,
         Feature.API_REQUESTS_PER_MINUTE: 60,
+        Feature.PUBLISHED_NOTES: 3,
     },
     highlights=("Paper trading", "Live portfolio", "Community support"),
 )
@@ -80,6 +81,7 @@ PRO = Plan(
         Feature.EXCHANGE_CONNECTIONS: 5,
         Feature.AI_QUERIES: 1000,
         Feature.API_REQUESTS_PER_MINUTE: 600,
+        Feature.PUBLISHED_NOTES: 50,
     },
     ai_queries_included=1000,
     ai_query_overage=Decimal("0.02"),
@@ -97,6 +99,7 @@ ENTERPRISE = Plan(
         Feature.EXCHANGE_CONNECTIONS: 25,
         Feature.AI_QUERIES: None,
         Feature.API_REQUESTS_PER_MINUTE: 3000,
+        Feature.PUBLISHED_NOTES: None,
     },
     ai_queries_included=10000,
     ai_query_overage=Decimal("0.01"),
@@ -154,6 +157,7 @@ _UNITS = {
     Feature.EXCHANGE_CONNECTIONS: ("exchange connection", "exchange connections"),
     Feature.AI_QUERIES: ("AI query a month", "AI queries a month"),
     Feature.API_REQUESTS_PER_MINUTE: ("API request a minute", "API requests a minute"),
+    Feature.PUBLISHED_NOTES: ("published research note", "published research notes"),
 }
 
 

@@ -54,6 +54,7 @@ LOCAL_APPS = [
     "trading",
     "billing",
     "alerts",
+    "research",
     "bot",
 ]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
