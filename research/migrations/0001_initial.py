@@ -9,7 +9,6 @@ from django.db import migrations, models
 
 import core.rls
 
-
 # search_vector, kept by the database on every insert and update (services, bulk loads, COPY alike):
 # title weight A, tags B, body C ('english' configuration: stemming, stop words).
 SEARCH_TRIGGERS = """

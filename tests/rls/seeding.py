@@ -13,9 +13,9 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.apps import apps
+from django.contrib.auth import get_user_model
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.search import SearchVectorField
-from django.contrib.auth import get_user_model
 from django.db import models
 from django.utils import timezone
 
