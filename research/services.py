@@ -201,18 +201,18 @@ def _revision_write(*, note: Note, instruments: list) -> NoteRevision:
             "thesis": {
                 "direction": note.direction,
                 "symbol": note.thesis_instrument.symbol if note.thesis_instrument_id else "",
-                "entry": note.entry,
-                "target": note.target,
-                "stop": note.stop,
-                "horizon": note.horizon,
-            } if note.direction else None,
+                "entry": str(note.entry),
+                "target": str(note.target),
+                "stop": str(note.stop),
+                "horizon": note.horizon.isoformat(),
+            } if note.direction and note.horizon else None,
             "chart": {
                 "symbol": note.chart_instrument.symbol if note.chart_instrument_id else "",
                 "interval": note.chart_interval,
-                "start": note.chart_start,
-                "end": note.chart_end,
+                "start": note.chart_start.isoformat(),
+                "end": note.chart_end.isoformat(),
                 "alt": note.chart_alt,
-            } if note.chart_interval else None,
+            } if note.chart_interval and note.chart_start and note.chart_end else None,
         },
     )
 

@@ -43,6 +43,12 @@ from tests.factories.portfolios import (
     WatchlistFactory,
     WatchlistItemFactory,
 )
+from tests.factories.research import (
+    NoteFactory,
+    NoteInstrumentFactory,
+    NoteRevisionFactory,
+    PublishedNoteFactory,
+)
 from tests.factories.trading import (
     BlockedExecutionFactory,
     BotFactory,
@@ -55,6 +61,10 @@ from tests.factories.trading import (
 )
 
 __all__ = [
+    "NoteFactory",
+    "NoteInstrumentFactory",
+    "NoteRevisionFactory",
+    "PublishedNoteFactory",
     "DEFAULT_PASSWORD",
     "AlertFactory",
     "AlertFiringFactory",
