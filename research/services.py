@@ -64,7 +64,7 @@ class NoteInput:
     entry: Decimal | str | None = None
     target: Decimal | str | None = None
     stop: Decimal | str | None = None
-    horizon: date | None = None
+    horizon: date | str | None = None
     chart_symbol: str = ""
     chart_interval: str = ""
     chart_start: datetime | None = None
@@ -99,6 +99,19 @@ def _price(value, *, field: str, label: str) -> Decimal:
     if price <= 0:
         raise DomainError(f"The {label} must be greater than zero.", field=field)
     return price
+
+
+def _date(value) -> date:
+    if isinstance(value, datetime):
+        raise DomainError("Give the horizon as a date (YYYY-MM-DD).", field="horizon")
+    if isinstance(value, date):
+        return value
+    if value in (None, ""):
+        raise DomainError("Choose the date by which the thesis should play out.", field="horizon")
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise DomainError("Give the horizon as a date (YYYY-MM-DD).", field="horizon") from None
 
 
 def note_clean(*, data: NoteInput) -> tuple[dict, list]:
@@ -145,10 +158,9 @@ def note_clean(*, data: NoteInput) -> tuple[dict, list]:
             raise DomainError("For a long thesis the stop must be below the entry and the target above it.", field="target")
         if data.direction == Direction.SHORT and not target < entry < stop:
             raise DomainError("For a short thesis the target must be below the entry and the stop above it.", field="target")
-        if data.horizon is None:
-            raise DomainError("Choose the date by which the thesis should play out.", field="horizon")
+        horizon = _date(data.horizon)
         values.update(
-            direction=data.direction, entry=entry, target=target, stop=stop, horizon=data.horizon,
+            direction=data.direction, entry=entry, target=target, stop=stop, horizon=horizon,
             thesis_instrument=thesis_instrument,
         )
         if thesis_instrument not in instruments:
