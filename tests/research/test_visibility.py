@@ -42,9 +42,13 @@ def test_the_database_refuses_another_users_note_whatever_the_code_asks(author, 
 def test_the_runtime_role_cannot_write_published_copies(author, reader, btc):
     note = write(author, title="Published", body="x")
     publish(author, note)
-    with tenant(reader.pk), pytest.raises(DatabaseError, match="permission denied"), transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("UPDATE research_publishednote SET title = 'defaced'")
+    with (
+        tenant(reader.pk),
+        pytest.raises(DatabaseError, match="permission denied"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute("UPDATE research_publishednote SET title = 'defaced'")
 
 
 def test_a_published_note_is_readable_by_every_member(author, reader, btc):
