@@ -22,6 +22,7 @@ from django.db import models
 from django.db.models import Q
 
 from core.models import TenantModel
+from core.money import Precision
 from research.choices import (
     CHART_ALT_MAX,
     TAG_MAX,
@@ -32,7 +33,7 @@ from research.choices import (
     Outcome,
 )
 
-PRICE = {"max_digits": 20, "decimal_places": 8}
+PRICE: Precision = {"max_digits": 20, "decimal_places": 8}
 
 _THESIS_NONE = (
     Q(direction="")

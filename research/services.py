@@ -198,6 +198,10 @@ def note_clean(*, data: NoteInput) -> tuple[dict, list]:
     return values, instruments
 
 
+def _symbol(instrument) -> str:
+    return instrument.symbol if instrument is not None else ""
+
+
 def _revision_write(*, note: Note, instruments: list) -> NoteRevision:
     note.revision_count += 1
     Note.objects.filter(pk=note.pk).update(revision_count=note.revision_count)
@@ -212,14 +216,14 @@ def _revision_write(*, note: Note, instruments: list) -> NoteRevision:
             "symbols": [i.symbol for i in instruments],
             "thesis": {
                 "direction": note.direction,
-                "symbol": note.thesis_instrument.symbol if note.thesis_instrument_id else "",
+                "symbol": _symbol(note.thesis_instrument),
                 "entry": str(note.entry),
                 "target": str(note.target),
                 "stop": str(note.stop),
                 "horizon": note.horizon.isoformat(),
             } if note.direction and note.horizon else None,
             "chart": {
-                "symbol": note.chart_instrument.symbol if note.chart_instrument_id else "",
+                "symbol": _symbol(note.chart_instrument),
                 "interval": note.chart_interval,
                 "start": note.chart_start.isoformat(),
                 "end": note.chart_end.isoformat(),
@@ -299,7 +303,7 @@ def note_publish(*, user, note: Note, audience: str, now: datetime | None = None
     note = Note.objects.select_for_update().get(user_id=user.pk, pk=note.pk)
     if not note.is_published:
         entitlement_check(user=user, feature=Feature.PUBLISHED_NOTES)
-        if note.direction and note.first_published_at is None and note.horizon < now.date():
+        if note.direction and note.first_published_at is None and note.horizon and note.horizon < now.date():
             raise DomainError(
                 "The thesis's horizon has passed: move it to a future date before publishing.", field="horizon"
             )
@@ -351,12 +355,12 @@ def _published_copy_write(*, note: Note, symbols: list[str], author) -> Publishe
         "updated_at": timezone.now(),
         "withdrawn_at": None,
         "direction": note.direction,
-        "thesis_symbol": note.thesis_instrument.symbol if note.thesis_instrument_id else "",
+        "thesis_symbol": _symbol(note.thesis_instrument),
         "entry": note.entry,
         "target": note.target,
         "stop": note.stop,
         "horizon": note.horizon,
-        "chart_symbol": note.chart_instrument.symbol if note.chart_instrument_id else "",
+        "chart_symbol": _symbol(note.chart_instrument),
         "chart_interval": note.chart_interval,
         "chart_start": note.chart_start,
         "chart_end": note.chart_end,
@@ -391,8 +395,10 @@ def published_outcome_refresh(*, published_id: int, now: datetime | None = None)
     now = now or timezone.now()
     with system_context(reason="research: thesis outcomes (shared reference rows)"):
         copy = PublishedNote.objects.select_for_update().filter(pk=published_id).first()
-        if copy is None or not copy.direction or copy.outcome != Outcome.OPEN:
+        if copy is None or copy.outcome != Outcome.OPEN:
             return copy.outcome if copy is not None else ""
+        if copy.target is None or copy.stop is None or copy.horizon is None:  # the check constraint forbids it
+            raise ValueError(f"published thesis {copy.pk} is incomplete")
         verdict = thesis_verdict(
             symbol=copy.thesis_symbol, direction=copy.direction, target=copy.target, stop=copy.stop,
             horizon=copy.horizon, since=copy.first_published_at, now=now,
