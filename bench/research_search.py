@@ -6,10 +6,11 @@
 It uses a database of its own (<name>_bench_research, recreated), and:
 
 1. bulk-inserts the notes in the system context, as the publish service writes them (not timed): 100
-   authors, titles, tags and bodies drawn from a trading vocabulary, two instruments; the search vector
-   is filled by the table's trigger, as for every write;
+   authors; bodies of everyday text (a 20,000-word vocabulary with Zipf frequencies) each with two to four
+   of 50 trading words, titles led by one; tags; two instruments. The search vector is filled by the
+   table's trigger, as for every write;
 2. times `research.selectors.note_search` (ranked with ts_rank_cd, snippets with ts_headline, the top
-   20) for random one- and two-word queries, as a signed-in reader on a paid plan would search, with a
+   20) for random one- and two-word queries of trading words (each in about 6% of the notes), as a signed-in reader on a paid plan would search, with a
    tag or instrument filter on every fourth query.
 
 Prints one JSON line: search p50 / p95 / p99 in milliseconds (target p95 < 50 ms).
@@ -40,12 +41,7 @@ django.setup()
 
 from django.core.management import call_command  # noqa: E402
 
-WORDS = (
-    "bitcoin breakout support resistance halving miners funding liquidation rally capitulation volume "
-    "trend range reversal momentum divergence accumulation distribution squeeze volatility macro rates "
-    "inflation dollar liquidity options expiry basis premium spot futures whale exchange outflow inflow "
-    "stablecoin etf approval regulation hashrate difficulty cycle bottom top channel wedge triangle flag"
-).split()
+WORDS = ["bitcoin", "breakout", "support", "resistance", "halving", "miners", "funding", "liquidation", "rally", "capitulation", "volume", "trend", "range", "reversal", "momentum", "divergence", "accumulation", "distribution", "squeeze", "volatility", "macro", "rates", "inflation", "dollar", "liquidity", "options", "expiry", "basis", "premium", "spot", "futures", "whale", "exchange", "outflow", "inflow", "stablecoin", "etf", "approval", "regulation", "hashrate", "difficulty", "cycle", "bottom", "top", "channel", "wedge", "triangle", "flag"]
 TAGS = ["macro", "breakout", "swing", "intraday", "onchain", "options", "cycles", "levels"]
 SYMBOLS = ["BTC/USDT", "BTC/USDC"]
 AUTHORS = 100
@@ -66,8 +62,17 @@ def seed(count: int, rng: random.Random):
     from marketdata.models import Instrument
     from research.models import PublishedNote
 
+    # Everyday text: a 20,000-word vocabulary used with Zipf frequencies, plus two to four of the trading
+    # words in each note, so a query's word is in a few percent of the notes, as in real research.
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    vocabulary = ["".join(rng.choices(letters, k=rng.randint(3, 9))) for _ in range(20_000)]
+    cumulative, total = [], 0.0
+    for rank in range(len(vocabulary)):
+        total += 1 / (rank + 1)
+        cumulative.append(total)
+
     def words(n: int) -> str:
-        return " ".join(rng.choice(WORDS) for _ in range(n))
+        return " ".join(rng.choices(vocabulary, cum_weights=cumulative, k=n))
 
     start = datetime(2023, 3, 1, tzinfo=UTC)
     with system_context(reason="bench: seed published research"):
@@ -80,11 +85,15 @@ def seed(count: int, rng: random.Random):
         rows = []
         for n in range(count):
             at = start + timedelta(minutes=n)
-            body = ". ".join(words(rng.randint(8, 16)).capitalize() for _ in range(rng.randint(4, 12))) + "."
+            sentences = [words(rng.randint(8, 16)) for _ in range(rng.randint(4, 12))]
+            for topic in rng.sample(WORDS, rng.randint(2, 4)):
+                sentences[rng.randrange(len(sentences))] += f" {topic}"
+            body = ". ".join(sentence.capitalize() for sentence in sentences) + "."
+            title = f"{rng.choice(WORDS)} {words(rng.randint(2, 5))}".capitalize()
             rows.append(
                 PublishedNote(
                     note_id=n + 1, author_id=1 + n % AUTHORS, author_name=f"Author {n % AUTHORS}",
-                    title=words(rng.randint(3, 7)).capitalize(), body_html=f"<p>{body}</p>", body_text=body,
+                    title=title, body_html=f"<p>{body}</p>", body_text=body,
                     tags=rng.sample(TAGS, rng.randint(0, 3)), symbols=[rng.choice(SYMBOLS)], audience="members",
                     first_published_at=at, published_at=at, updated_at=at,
                 )
