@@ -11,6 +11,7 @@ from research.services import NoteInput
 
 # The service names the thesis and chart instruments by symbol, as the form does.
 SERVICE_TO_FORM_FIELD: dict[str, str] = {}
+THESIS_FIELDS = ("direction", "thesis_symbol", "entry", "target", "stop", "horizon")
 PRICE_WIDGET = {"step": "any", "inputmode": "decimal", "min": "0"}
 DATETIME_WIDGET = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
 
@@ -69,7 +70,7 @@ class NoteForm(forms.Form):
 
     @classmethod
     def for_note(cls, note: Note, data=None, *, symbols: list[str], linked: list[str]) -> NoteForm:
-        return cls(
+        form = cls(
             data,
             symbols=symbols,
             initial={
@@ -90,6 +91,10 @@ class NoteForm(forms.Form):
                 "chart_alt": note.chart_alt,
             },
         )
+        if note.first_published_at is not None:  # the track record measures the thesis as first published
+            for name in THESIS_FIELDS:
+                form.fields[name].disabled = True
+        return form
 
     def note_input(self) -> NoteInput:
         return NoteInput(**self.cleaned_data)

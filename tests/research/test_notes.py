@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -105,3 +106,18 @@ def test_preview_renders_safely(author):
     assert response.status_code == 200
     assert "<strong>hi</strong>" in response.content.decode()
     assert "<script>" not in response.content.decode()
+
+
+def test_the_edit_form_locks_a_published_thesis(author, btc):
+    note = write(author, title="Call", body="v1", symbols=["BTC/USDT"], **LONG)
+    publish(author, note)
+    client = client_for(author)
+    page = client.get(f"/research/notes/{note.pk}/edit/").content.decode()
+    [target_input] = re.findall(r'<input[^>]*name="target"[^>]*>', page)
+    assert "disabled" in target_input
+    saved = client.post(f"/research/notes/{note.pk}/edit/", {"title": "Call v2", "body": "v2", "symbols": ["BTC/USDT"],
+                                                           "target": "99999"})
+    assert saved.status_code == 302
+    with tenant(author.pk):
+        stored = Note.objects.get(pk=note.pk)
+    assert (stored.title, stored.target) == ("Call v2", Decimal("22000"))
