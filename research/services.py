@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from django.db import transaction
@@ -176,6 +176,11 @@ def note_clean(*, data: NoteInput) -> tuple[dict, list]:
             raise DomainError(f"Choose the chart's interval ({', '.join(ChartInterval.values)}).", field="chart_interval")
         if data.chart_start is None or data.chart_end is None:
             raise DomainError("Give the chart's time range: a start and an end.", field="chart_start")
+        for name, moment in (("chart_start", data.chart_start), ("chart_end", data.chart_end)):
+            try:
+                moment.astimezone(UTC)
+            except (OverflowError, ValueError):
+                raise DomainError("Enter a time between the years 1 and 9999.", field=name) from None
         if data.chart_start >= data.chart_end:
             raise DomainError("The chart's start must be before its end.", field="chart_end")
         if (data.chart_end - data.chart_start) / TIMEFRAMES[data.chart_interval] > CHART_BARS_MAX:
@@ -184,7 +189,7 @@ def note_clean(*, data: NoteInput) -> tuple[dict, list]:
                 "range or a longer interval.",
                 field="chart_interval",
             )
-        alt = " ".join((data.chart_alt or "").split())
+        alt = " ".join((data.chart_alt or "").replace("\x00", "").split())
         if not alt:
             raise DomainError("Describe what the chart shows, for readers who cannot see it.", field="chart_alt")
         if len(alt) > CHART_ALT_MAX:

@@ -267,7 +267,10 @@ def search_view(request: HttpRequest) -> HttpResponse:
             hits = note_search(user=request.user, query=query, mine=form.cleaned_data["mine"], **filters)
         except DomainError as exc:
             form_add_domain_error(form=form, error=exc)
-    return render(request, "research/search.html", {"form": form, "hits": hits, "query": query})
+    return render(
+        request, "research/search.html",
+        {"form": form, "hits": hits, "query": query, "author_id": filters.get("author_id")},
+    )
 
 
 @login_required

@@ -164,6 +164,7 @@ def test_summary_lists_every_limit_with_usage(user_a, counters):
         "exchange_connections": (0, 1, False),
         "ai_queries": (1, 25, False),
         "api_requests_per_minute": (None, 60, False),
+        "published_notes": (0, 3, False),
     }
 
 
