@@ -11,6 +11,7 @@ class Feature(models.TextChoices):
     API_REQUESTS_PER_MINUTE = "api_requests_per_minute", "API requests per minute"
     AUTOMATION_RULES = "automation_rules", "automation rules"
     WEBHOOK_TRIGGERS = "webhook_triggers", "webhook-triggered rules"
+    PUBLISHED_NOTES = "published_notes", "published research notes"
 
 
 # Features whose use billing records itself (UsageRecord), counted per calendar month (UTC).

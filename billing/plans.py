@@ -66,6 +66,7 @@ FREE = Plan(
         Feature.API_REQUESTS_PER_MINUTE: 60,
         Feature.AUTOMATION_RULES: 3,
         Feature.WEBHOOK_TRIGGERS: 1,
+        Feature.PUBLISHED_NOTES: 3,
     },
     highlights=("Paper trading", "Live portfolio", "Community support"),
 )
@@ -84,6 +85,7 @@ PRO = Plan(
         Feature.API_REQUESTS_PER_MINUTE: 600,
         Feature.AUTOMATION_RULES: 50,
         Feature.WEBHOOK_TRIGGERS: 10,
+        Feature.PUBLISHED_NOTES: 50,
     },
     ai_queries_included=1000,
     ai_query_overage=Decimal("0.02"),
@@ -103,6 +105,7 @@ ENTERPRISE = Plan(
         Feature.API_REQUESTS_PER_MINUTE: 3000,
         Feature.AUTOMATION_RULES: None,
         Feature.WEBHOOK_TRIGGERS: None,
+        Feature.PUBLISHED_NOTES: None,
     },
     ai_queries_included=10000,
     ai_query_overage=Decimal("0.01"),
@@ -162,6 +165,7 @@ _UNITS = {
     Feature.API_REQUESTS_PER_MINUTE: ("API request a minute", "API requests a minute"),
     Feature.AUTOMATION_RULES: ("automation rule", "automation rules"),
     Feature.WEBHOOK_TRIGGERS: ("webhook-triggered rule", "webhook-triggered rules"),
+    Feature.PUBLISHED_NOTES: ("published research note", "published research notes"),
 }
 
 

@@ -11,7 +11,7 @@ from core.rls import system_context, tenant
 from core.tables import TABLES, TableClass
 from tests import factories
 
-OUR_APPS = {"accounts", "core", "marketdata", "portfolios", "trading", "alerts", "automation", "billing", "bot"}
+OUR_APPS = {"accounts", "core", "marketdata", "portfolios", "trading", "alerts", "automation", "billing", "bot", "research"}
 FACTORIES = [
     value
     for value in vars(factories).values()
