@@ -30,7 +30,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
-from croniter import CroniterBadCronError, croniter
+from croniter import CroniterBadCronError, croniter  # type: ignore[import-untyped]
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
