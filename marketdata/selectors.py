@@ -6,12 +6,14 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from core.errors import DomainError
 from core.inputs import text_problem
+from marketdata.feed.sources.replay import load_recording, recording_path
 from marketdata.models import Candle, Instrument, Quote
 from marketdata.render import tick_payload
 from marketdata.types import CandleBar, QuoteSnapshot, change_pct
@@ -202,3 +204,10 @@ def live_payloads(*, instruments: Iterable[Instrument]) -> list[dict]:
             )
         )
     return payloads
+
+
+def recorded_candles(*, symbol: str) -> list[CandleBar]:
+    """The recorded one-minute candles of `symbol` that the replay feed plays (`MARKET_REPLAY_DIR`, e.g. March
+    2023), at their recorded times, oldest first; [] when there is no recording of the pair."""
+    path = recording_path(symbol=symbol, directory=settings.MARKET_REPLAY_DIR)
+    return load_recording(path) if path is not None else []

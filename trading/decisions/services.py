@@ -26,7 +26,7 @@ from trading.models import Bot, RegimeReading, Signal
 TIMEFRAME_SECONDS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "4h": 14400, "1d": 86400}
 
 
-def _timeframe_closes(timeframe: str, candle_open_time) -> bool:
+def timeframe_closes(timeframe: str, candle_open_time) -> bool:
     """Does the one-minute candle opening at `candle_open_time` close a `timeframe` bar?"""
     close = candle_open_time + timedelta(minutes=1)
     return int(close.timestamp()) % TIMEFRAME_SECONDS[timeframe] == 0
@@ -101,7 +101,7 @@ def signals_compute(*, symbol: str, candle_open_time, published_at=None) -> list
                 instrument=instrument, status=BotStatus.ENABLED
             ).values_list("strategy", "params_key", "timeframe", "params")
         }
-    due = {key: params for key, params in settings_in_use.items() if _timeframe_closes(key[2], candle_open_time)}
+    due = {key: params for key, params in settings_in_use.items() if timeframe_closes(key[2], candle_open_time)}
     if not due:
         return []
     closed_at = published_at or timezone.now()
