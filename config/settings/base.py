@@ -293,6 +293,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "AlertKindEnum": "alerts.choices.AlertKind",
         "PlanCodeEnum": "billing.choices.PlanCode",
+        "ReplaySourceEnum": "trading.choices.ReplaySource",
+        "OrderSourceEnum": "trading.choices.OrderSource",
     },
 }
 

@@ -232,6 +232,10 @@ class Report:
         return self.journal.realized + self.journal.unrealized
 
     @property
+    def last_pnl(self) -> Decimal | None:
+        return self.points[-1].pnl if self.points else None
+
+    @property
     def curve_chart(self) -> dict:
         return svg_polyline([p.pnl for p in self.points])
 
