@@ -8,15 +8,19 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.errors import DomainError
+from core.rls import tenant
+from marketdata.selectors import recorded_candles
 from portfolios.choices import PortfolioKind, TransactionKind
 from portfolios.services import portfolio_create, transaction_record
 from trading import ledger
 from trading.bots.services import bot_create
 from trading.choices import Timeframe, Venue
 from trading.connections.services import connection_create
-from trading.models import Bot, ExchangeConnection
+from trading.models import Bot, ExchangeConnection, ReplayRun
+from trading.tracker.services import replay_execute, replay_from_bot
 
 DEMO_PORTFOLIO = "Paper trading"
+DEMO_REPLAY_BOT = "BTC trend"
 DEMO_CASH = Decimal("10000")
 DEMO_BOTS = [
     {"name": "BTC DCA", "strategy": "dca", "params": {"every": 5}, "allocation": "100", "max_position": "0.2",
@@ -51,3 +55,19 @@ def trading_demo_seed(*, trader, stdout) -> None:
             stdout.write(f"Trading: bot {spec['name']!r} not created: {error}")
     bots = Bot.objects.filter(user=trader).count()
     stdout.write(f"Trading: paper connection, '{portfolio.name}' portfolio and {bots} bot(s) for {trader.email}")
+    _demo_replay(trader=trader, stdout=stdout)
+
+
+def _demo_replay(*, trader, stdout) -> None:
+    """One simulation for the strategy tracker: the trend bot over the recorded March 2023 candles (about five
+    seconds); the tracker's replay page has a button for the others."""
+    bot = Bot.objects.filter(user=trader, name=DEMO_REPLAY_BOT).first()
+    if bot is None or ReplayRun.objects.filter(user=trader, bot=bot).exists():
+        return
+    if not recorded_candles(symbol=bot.instrument.symbol):
+        stdout.write("Trading: no recorded candles, so no demo simulation")
+        return
+    with tenant(trader.pk):
+        run = replay_from_bot(user=trader, bot=bot, enqueue=False)
+    status = replay_execute(run_id=run.pk, user_id=trader.pk)
+    stdout.write(f"Trading: simulation {run.name!r} {status} (strategy tracker)")

@@ -51,6 +51,8 @@ from tests.factories.trading import (
     FillFactory,
     OrderFactory,
     RegimeReadingFactory,
+    ReplayFillFactory,
+    ReplayRunFactory,
     SignalFactory,
 )
 
@@ -86,6 +88,8 @@ __all__ = [
     "PositionFactory",
     "QuoteFactory",
     "RegimeReadingFactory",
+    "ReplayFillFactory",
+    "ReplayRunFactory",
     "SignalFactory",
     "SnapshotFactory",
     "StripePriceFactory",

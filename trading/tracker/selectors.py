@@ -280,22 +280,17 @@ def report_build(*, user, subject: Subject, now: datetime | None = None) -> Repo
     fills = subject_fills(user=user, subject=subject)
     run = replay_get(user=user, pk=subject.key) if subject.kind == "replay" else None
     symbols = sorted({f.symbol for f in fills})
+    closes: Callable[[str, date], Decimal | None]
     if run is not None:
         marks = {run.instrument.symbol: run.mark_price} if run.mark_price is not None else {}
         closes_by_day = {date.fromisoformat(day): Decimal(close) for day, close in run.daily_closes.items()}
-
-        def closes(symbol: str, day: date) -> Decimal | None:
-            return closes_by_day.get(day)
-
+        closes = lambda symbol, day: closes_by_day.get(day)  # noqa: E731 - one pair per replay
         end = run.data_to + MINUTE if run.data_to else None
     else:
         marks = {symbol: quote.price for symbol, quote in quote_latest_map(symbols=symbols).items()}
         end = None
-        if fills:
-            closes = _daily_closes(symbols, min(f.at for f in fills).date(), (now or timezone.now()).date())
-        else:
-            def closes(symbol: str, day: date) -> Decimal | None:
-                return None
+        first_day = min((f.at for f in fills), default=now or timezone.now()).date()
+        closes = _daily_closes(symbols, first_day, (now or timezone.now()).date())
     journal = journal_build(fills, marks=marks, closes=closes, end=end)
     points = equity_points(journal.pnl_by_day, journal.capital)
     closed = journal.closed

@@ -61,9 +61,11 @@ def replay_create(
     start: datetime | None = None,
     end: datetime | None = None,
     bot: Bot | None = None,
+    enqueue: bool = True,
     request: HttpRequest | None = None,
 ) -> ReplayRun:
-    """Store a simulation and start it (Celery, after commit). Settings are checked as a bot's are."""
+    """Store a simulation and start it (Celery, after commit; `enqueue=False` leaves it queued for the caller
+    to run with `replay_execute`). Settings are checked as a bot's are."""
     name = (name or "").strip()
     if not name:
         raise DomainError("Give the simulation a name.", field="name")
@@ -120,17 +122,18 @@ def replay_create(
                "timeframe": timeframe, "source": source},
         request=request,
     )
-    run_ref = [run.pk, user.pk]
-    transaction.on_commit(lambda: task_enqueue("trading.replay_run", args=run_ref))
+    if enqueue:
+        run_ref = [run.pk, user.pk]
+        transaction.on_commit(lambda: task_enqueue("trading.replay_run", args=run_ref))
     return run
 
 
-def replay_from_bot(*, user, bot: Bot, request: HttpRequest | None = None) -> ReplayRun:
+def replay_from_bot(*, user, bot: Bot, enqueue: bool = True, request: HttpRequest | None = None) -> ReplayRun:
     """A replay of one of the trader's bots over the recording: the bot's own settings."""
     return replay_create(
         user=user, name=f"{bot.name} over the recording", symbol=bot.instrument.symbol, strategy=bot.strategy,
         params=bot.params, timeframe=bot.timeframe, allocation=bot.allocation, max_position=bot.max_position,
-        daily_loss_limit=bot.daily_loss_limit, bot=bot, request=request,
+        daily_loss_limit=bot.daily_loss_limit, bot=bot, enqueue=enqueue, request=request,
     )
 
 
