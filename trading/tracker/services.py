@@ -21,12 +21,13 @@ from core.errors import DomainError
 from core.jobs import task_enqueue
 from core.money import plain
 from core.rls import tenant
-from marketdata.selectors import candle_list, instrument_get, recorded_candles
+from marketdata.selectors import TIMEFRAMES, candle_list, instrument_get, recorded_candles
 from marketdata.types import CandleBar
-from trading.choices import ReplaySource, ReplayStatus, Timeframe
+from trading.choices import ReplaySource, ReplayStatus
 from trading.common import positive_input, request_actor
 from trading.decisions.candles import MemoryCandles
-from trading.decisions.strategies import strategy_params_clean
+from trading.decisions.regime import RegimeParams
+from trading.decisions.strategies import strategy_get, strategy_params_clean
 from trading.models import Bot, ReplayFill, ReplayRun
 from trading.tracker.replay import PaperSink, ReplaySettings, replay_steps
 
@@ -73,8 +74,8 @@ def replay_create(
         raise DomainError("The name is at most 120 characters.", field="name")
     instrument = instrument_get(symbol=symbol)
     cleaned, params_key = strategy_params_clean(strategy, params)
-    if timeframe not in Timeframe.values:
-        raise DomainError("Choose one of the listed timeframes.", field="timeframe")
+    if timeframe not in TIMEFRAMES:
+        raise DomainError(f"Replays run on {', '.join(TIMEFRAMES)} candles.", field="timeframe")
     if source not in ReplaySource.values:
         raise DomainError("Choose where the candles come from.", field="source")
     if source == ReplaySource.STORED:
@@ -137,11 +138,17 @@ def replay_from_bot(*, user, bot: Bot, enqueue: bool = True, request: HttpReques
     )
 
 
+def _warmup(run: ReplayRun) -> timedelta:
+    """History read before a stored range's start: what the regime classifier and the strategy need."""
+    strategy_bars = strategy_get(run.strategy).candles_needed(run.params) + 1
+    return timedelta(hours=RegimeParams().candles_needed) + TIMEFRAMES[run.timeframe] * strategy_bars
+
+
 def _candles(run: ReplayRun) -> list[CandleBar]:
     if run.source == ReplaySource.RECORDING:
         return recorded_candles(symbol=run.instrument.symbol)
     bars: list[CandleBar] = []
-    cursor = run.start
+    cursor = run.start - _warmup(run) if run.start is not None else None
     while cursor is not None and run.end is not None and cursor < run.end:
         page = candle_list(symbol=run.instrument.symbol, timeframe="1m", limit=STORED_PAGE, start=cursor, end=run.end)
         if not page:
@@ -172,10 +179,10 @@ def replay_execute(*, run_id: int, user_id: int) -> str:
         return run.status
     try:
         minutes = _candles(run)
-        if not minutes:
+        replayed = [bar.open_time for bar in minutes if run.start is None or bar.open_time >= run.start]
+        if not replayed:
             raise DomainError("There are no candles to replay for this pair and range.")
-        _progress(run_id, user_id, candles_total=len(minutes), data_from=minutes[0].open_time,
-                  data_to=minutes[-1].open_time)
+        _progress(run_id, user_id, candles_total=len(replayed), data_from=replayed[0], data_to=replayed[-1])
         instrument = run.instrument
         source = MemoryCandles(symbol=instrument.symbol, minutes=minutes)
         replay_settings = ReplaySettings(
@@ -187,7 +194,7 @@ def replay_execute(*, run_id: int, user_id: int) -> str:
         )
         fills, decisions, blocked = [], 0, 0
         for step in replay_steps(
-            source=source, settings=replay_settings, minutes=[bar.open_time for bar in minutes],
+            source=source, settings=replay_settings, minutes=replayed,
             sink=PaperSink(price_precision=instrument.price_precision, quote=instrument.quote),
             progress=lambda done: _progress(run_id, user_id, candles_done=done),
         ):
@@ -203,11 +210,12 @@ def replay_execute(*, run_id: int, user_id: int) -> str:
                 ))
         daily = {}
         for bar in minutes:
-            daily[bar.open_time.date().isoformat()] = str(bar.close)
+            if bar.open_time >= replayed[0]:
+                daily[bar.open_time.date().isoformat()] = str(bar.close)
         with tenant(user_id):
             ReplayFill.objects.bulk_create(fills, batch_size=1000)
             ReplayRun.objects.filter(pk=run_id).update(
-                status=ReplayStatus.DONE, decisions=decisions, blocked=blocked, candles_done=len(minutes),
+                status=ReplayStatus.DONE, decisions=decisions, blocked=blocked, candles_done=len(replayed),
                 mark_price=minutes[-1].close, daily_closes=daily, finished_at=timezone.now(),
             )
         logger.info("trading.replay_done", run=run_id, fills=len(fills), decisions=decisions, blocked=blocked)
