@@ -10,7 +10,14 @@ import pytest
 
 from trading.tracker.journal import JournalFill, journal_build
 from trading.tracker.selectors import breakdowns
-from trading.tracker.stats import curve_stats, equity_points, exposure, sharpe_ratio, sortino_ratio, trade_stats
+from trading.tracker.stats import (
+    curve_stats,
+    equity_points,
+    exposure,
+    sharpe_ratio,
+    sortino_ratio,
+    trade_stats,
+)
 
 DOC = (Path(__file__).resolve().parents[3] / "docs" / "strategy-math.md").read_text()
 CENT = D("0.01")
