@@ -204,7 +204,7 @@ def journal_build(
     trips.sort(key=lambda t: (t.entry_at, t.exit_at or datetime.max.replace(tzinfo=t.entry_at.tzinfo)))
     return Journal(
         trips=trips,
-        pnl_by_day=_daily(days, closes=closes, last_day=end.date() if end else None),
+        pnl_by_day=_daily(days, closes=closes, last_day=(end - timedelta(microseconds=1)).date() if end else None),
         capital=capital,
         exposure_intervals=intervals,
         start=start,
