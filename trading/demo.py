@@ -17,7 +17,7 @@ from trading.bots.services import bot_create
 from trading.choices import Timeframe, Venue
 from trading.connections.services import connection_create
 from trading.models import Bot, ExchangeConnection, ReplayRun
-from trading.tracker.services import replay_execute, replay_from_bot
+from trading.tracker.services import replay_create, replay_execute
 
 DEMO_PORTFOLIO = "Paper trading"
 DEMO_REPLAY_BOT = "BTC trend"
@@ -59,15 +59,22 @@ def trading_demo_seed(*, trader, stdout) -> None:
 
 
 def _demo_replay(*, trader, stdout) -> None:
-    """One simulation for the strategy tracker: the trend bot over the recorded March 2023 candles (about five
-    seconds); the tracker's replay page has a button for the others."""
-    bot = Bot.objects.filter(user=trader, name=DEMO_REPLAY_BOT).first()
-    if bot is None or ReplayRun.objects.filter(user=trader, bot=bot).exists():
+    """One simulation for the strategy tracker: the trend bot's settings over the recorded March 2023 candles
+    (about five seconds), linked to the bot when the trader's plan allowed it; the tracker's replay page has a
+    button for the others."""
+    spec = next(s for s in DEMO_BOTS if s["name"] == DEMO_REPLAY_BOT)
+    name = f"{DEMO_REPLAY_BOT} over the recording"
+    if ReplayRun.objects.filter(user=trader, name=name).exists():
         return
-    if not recorded_candles(symbol=bot.instrument.symbol):
+    if not recorded_candles(symbol="BTC/USDT"):
         stdout.write("Trading: no recorded candles, so no demo simulation")
         return
     with tenant(trader.pk):
-        run = replay_from_bot(user=trader, bot=bot, enqueue=False)
+        run = replay_create(
+            user=trader, name=name, symbol="BTC/USDT", strategy=spec["strategy"], params=spec["params"],
+            timeframe=Timeframe.M1, allocation=spec["allocation"], max_position=spec["max_position"],
+            daily_loss_limit=spec["daily_loss_limit"], bot=Bot.objects.filter(user=trader, name=DEMO_REPLAY_BOT).first(),
+            enqueue=False,
+        )
     status = replay_execute(run_id=run.pk, user_id=trader.pk)
     stdout.write(f"Trading: simulation {run.name!r} {status} (strategy tracker)")
