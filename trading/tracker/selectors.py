@@ -16,6 +16,7 @@ from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
 
+from core.inputs import text_problem
 from core.money import ZERO
 from marketdata.selectors import candle_list, quote_latest_map
 from trading.choices import OrderSide, OrderSource, Regime, ReplayStatus
@@ -40,6 +41,7 @@ REGIME_ORDER = [Regime.BULLISH, Regime.BEARISH, Regime.SIDEWAYS, ""]
 REGIME_LABELS = {**dict(Regime.choices), "": "Not classified"}
 GATE_HORIZONS = {"1h": timedelta(hours=1), "4h": timedelta(hours=4), "24h": timedelta(hours=24), "72h": timedelta(hours=72)}
 GATE_ROWS_MAX = 500
+KEY_MAX_LENGTH = 64
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,9 @@ def _replay_subject(run: ReplayRun) -> Subject:
 
 def subject_get(*, user, kind: str, key: str) -> Subject:
     """The subject `kind:key` if it is the trader's own; Http404 otherwise."""
+    key = str(key)
+    if text_problem(key, max_length=KEY_MAX_LENGTH):  # from a URL: nothing of the trader's could match it
+        raise Http404("Nothing of that name is tracked.")
     if kind == "bot":
         try:
             bot = Bot.objects.select_related("instrument").get(user_id=user_id_of(user), pk=int(key))
