@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
+from core.inputs import validate_utc_datetime
 from trading.choices import OrderSide, OrderSource, OrderStatus, OrderType, ReplaySource, Timeframe, Venue
 from trading.common import PLAYBOOK_TAG_MAX
 from trading.decisions.strategies import STRATEGIES
@@ -130,9 +131,9 @@ class ReplayForm(forms.Form):
                                           help_text="Simulated buys stop for the day once realized losses reach this.")
     source = forms.ChoiceField(choices=ReplaySource.choices, initial=ReplaySource.RECORDING, label="Candles",
                                widget=forms.RadioSelect)
-    start = forms.DateTimeField(required=False, label="From (UTC, stored candles)",
+    start = forms.DateTimeField(required=False, label="From (UTC, stored candles)", validators=[validate_utc_datetime],
                                 widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
-    end = forms.DateTimeField(required=False, label="Until (UTC, stored candles)",
+    end = forms.DateTimeField(required=False, label="Until (UTC, stored candles)", validators=[validate_utc_datetime],
                               widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
 
     def __init__(self, *args, **kwargs) -> None:

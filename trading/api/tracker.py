@@ -13,7 +13,8 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.api import BoundedLimitOffsetPagination, OrderingFilter, StrictCharField
+from core.api import DB_ID_MAX, BoundedLimitOffsetPagination, OrderingFilter, StrictCharField
+from core.inputs import validate_utc_datetime
 from trading.bots.selectors import bot_get
 from trading.choices import OrderSide, Regime, ReplaySource, ReplayStatus, Timeframe
 from trading.decisions.strategies import STRATEGIES
@@ -127,9 +128,13 @@ class ReplayInput(serializers.Serializer):
     max_position = serializers.DecimalField(**QUANTITY, min_value=0)
     daily_loss_limit = serializers.DecimalField(**AMOUNT, min_value=0)
     source = serializers.ChoiceField(choices=ReplaySource.choices, default=ReplaySource.RECORDING)
-    start = serializers.DateTimeField(required=False, help_text="Stored candles only.")
-    end = serializers.DateTimeField(required=False, help_text="Stored candles only; at most 31 days after start.")
-    bot = serializers.IntegerField(required=False, min_value=1, help_text="Link the run to one of your bots.")
+    start = serializers.DateTimeField(required=False, validators=[validate_utc_datetime], help_text="Stored candles only.")
+    end = serializers.DateTimeField(
+        required=False, validators=[validate_utc_datetime], help_text="Stored candles only; at most 31 days after start."
+    )
+    bot = serializers.IntegerField(
+        required=False, min_value=1, max_value=DB_ID_MAX, help_text="Link the run to one of your bots."
+    )
 
 
 class ReplayOutput(serializers.Serializer):
