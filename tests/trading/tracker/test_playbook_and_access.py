@@ -73,6 +73,8 @@ def test_a_tags_round_trip_is_in_its_journal_and_statistics(client, user_a, pape
     page = client.get("/trading/tracker/tag/breakout/").content.decode()
     assert "Trade journal" in page and "Order ticket: breakout" in page and "Per regime at entry" in page
     assert "breakout" in client.get("/trading/tracker/").content.decode()
+    history = client.get("/trading/orders/history/").content.decode()
+    assert '<a href="/trading/tracker/tag/breakout/">breakout</a>' in history
 
 
 def test_another_traders_bot_tag_and_replay_are_404_in_pages_and_api(client, user_a, user_b, paper_a):
