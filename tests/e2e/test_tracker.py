@@ -14,8 +14,15 @@ from core.rls import tenant
 from marketdata.models import Instrument
 from marketdata.services import instruments_seed
 from tests.e2e.test_trading_flow import _log_in, _off_loop
-from tests.factories import ReplayFillFactory, ReplayRunFactory, UserFactory
-from trading.models import ReplayRun
+from tests.factories import (
+    BlockedExecutionFactory,
+    BotFactory,
+    ReplayFillFactory,
+    ReplayRunFactory,
+    SignalFactory,
+    UserFactory,
+)
+from trading.models import Bot, ReplayRun
 from trading.tracker.services import replay_execute
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "owner"])
@@ -36,12 +43,21 @@ def _setup():
                                (40, "sell", "20900"), (50, "buy", "22000")):
         ReplayFillFactory(user=user, run=run, side=side, price=Decimal(price), quantity=Decimal("0.01"),
                           fee=Decimal(price) * Decimal("0.00001"), executed_at=start + timedelta(hours=hours))
-    return user, run
+    other = ReplayRunFactory(user=user, name="A second simulation with a longer name than most", instrument=btc)
+    ReplayFillFactory(user=user, run=other, executed_at=start)
+    bot = BotFactory(user=user, instrument=btc, name="DCA bot with a long name that has to wrap on a phone")
+    BlockedExecutionFactory(user=user, bot=bot, signal=SignalFactory(instrument=btc, regime="bearish"))
+    return user, run, other
 
 
-def _run_other_than(user, run):
+def _run_other_than(user, *runs):
     with tenant(user.pk):
-        return ReplayRun.objects.exclude(pk=run.pk).get()
+        return ReplayRun.objects.exclude(pk__in=[r.pk for r in runs]).get()
+
+
+def _bot_id(user):
+    with tenant(user.pk):
+        return Bot.objects.get().pk
 
 
 def _no_sideways_scroll(page) -> None:
@@ -49,7 +65,7 @@ def _no_sideways_scroll(page) -> None:
 
 
 def test_the_tracker_on_a_phone_and_a_replay_started_from_its_page(page):
-    user, run = _off_loop(_setup)
+    user, run, other = _off_loop(_setup)
     errors: list[str] = []
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
     page.set_viewport_size({"width": 375, "height": 800})
@@ -73,9 +89,13 @@ def test_the_tracker_on_a_phone_and_a_replay_started_from_its_page(page):
     expect(page.locator(".journal-table tbody tr")).to_have_count(3)  # two round trips and the open one
     _no_sideways_scroll(page)
 
-    for path in ("/trading/tracker/gate/", "/trading/tracker/compare/", "/trading/tracker/replays/"):
+    for path in ("/trading/tracker/gate/", f"/trading/tracker/compare/?s=replay:{run.pk}&s=replay:{other.pk}",
+                 "/trading/tracker/replays/", f"/trading/tracker/bot/{_off_loop(_bot_id, user)}/"):
         page.goto(path)
+        expect(page.locator("main h1").first).to_be_visible()
         _no_sideways_scroll(page)
+    page.goto("/trading/tracker/gate/")
+    expect(page.get_by_text("DCA bot with a long name that has to wrap on a phone").first).to_be_visible()
 
     page.set_viewport_size({"width": 1280, "height": 900})
     page.goto("/trading/tracker/replays/")
@@ -86,10 +106,10 @@ def test_the_tracker_on_a_phone_and_a_replay_started_from_its_page(page):
     expect(page).to_have_url(re.compile(r"/trading/tracker/replays/\d+/$"))
     status = page.locator("[data-replay-status]")
     expect(status).to_have_text("Queued")
-    new_run = _off_loop(_run_other_than, user, run)
+    new_run = _off_loop(_run_other_than, user, run, other)
     assert _off_loop(lambda: replay_execute(run_id=new_run.pk, user_id=user.pk)) == "done"
     expect(status).to_have_text("Done", timeout=15000)
     page.get_by_role("link", name="See the simulated journal and statistics").click()
     expect(page.get_by_role("heading", name="Simulation: DCA over the recording", level=1)).to_be_visible()
-    assert _off_loop(_run_other_than, user, run).decisions > 0
+    assert _off_loop(_run_other_than, user, run, other).decisions > 0
     assert not errors, errors
