@@ -153,6 +153,8 @@ TABLES: dict[str, Table] = {
         _tenant("trading_executionplan", "one bot's plan for one signal"),
         _tenant("trading_fill", "fills"),
         _tenant("trading_order", "orders"),
+        _tenant("trading_replayrun", "a trader's strategy-tracker simulations over recorded candles"),
+        _tenant("trading_replayfill", "the simulated fills of a trader's replay"),
         # --- reference: shared by everyone, written by the process that owns it --------------------------
         _reference("marketdata_instrument", "the pairs Nexus trades; seeded, edited by staff"),
         _reference("marketdata_quote", "latest price per pair, written by the market feed"),

@@ -247,3 +247,8 @@ def replay_bar_list(*, symbol: str, start: datetime, end: datetime) -> list[Cand
         bar = recording[int(minute.timestamp() // 60) % len(recording)]
         bars.append(CandleBar(minute, bar.open, bar.high, bar.low, bar.close, bar.volume))
     return bars
+def recorded_candles(*, symbol: str) -> list[CandleBar]:
+    """The recorded one-minute candles of `symbol` that the replay feed plays (`MARKET_REPLAY_DIR`, e.g. March
+    2023), at their recorded times, oldest first; [] when there is no recording of the pair."""
+    path = recording_path(symbol=symbol, directory=settings.MARKET_REPLAY_DIR)
+    return load_recording(path) if path is not None else []

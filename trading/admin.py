@@ -10,6 +10,7 @@ from trading.models import (
     Fill,
     Order,
     RegimeReading,
+    ReplayRun,
     Signal,
 )
 
@@ -33,7 +34,8 @@ class FillInline(admin.TabularInline):
 
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin):
-    list_display = ["id", "user", "instrument", "side", "type", "quantity", "status", "source", "created_at"]
+    list_display = ["id", "user", "instrument", "side", "type", "quantity", "status", "source", "playbook_tag",
+                    "created_at"]
     list_filter = ["status", "type", "side", "source"]
     search_fields = ["id", "exchange_order_id", "user__email"]
     inlines = [FillInline]
@@ -73,3 +75,20 @@ class BlockedExecutionAdmin(admin.ModelAdmin):
 class RegimeReadingAdmin(admin.ModelAdmin):
     list_display = ["as_of", "instrument", "timeframe", "regime", "sma_slope_pct", "adx"]
     list_filter = ["regime", "instrument"]
+
+
+@admin.register(ReplayRun)
+class ReplayRunAdmin(admin.ModelAdmin):
+    """Strategy-tracker simulations: read only (their fills are simulated, never orders)."""
+
+    list_display = ["name", "user", "instrument", "strategy", "params_key", "timeframe", "status", "decisions",
+                    "blocked", "created_at"]
+    list_filter = ["status", "strategy", "source"]
+    search_fields = ["name", "user__email"]
+    exclude = ["daily_closes"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -127,3 +127,15 @@ class Timeframe(models.TextChoices):
     H1 = "1h", "1 hour"
     H4 = "4h", "4 hours"
     D1 = "1d", "1 day"
+
+
+class ReplayStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class ReplaySource(models.TextChoices):
+    RECORDING = "recording", "The recorded market data (March 2023)"
+    STORED = "stored", "Stored candles in a date range"

@@ -4,6 +4,7 @@ Money helpers (`ZERO`, `plain`) are core/money.py's."""
 
 from __future__ import annotations
 
+import re
 from decimal import ROUND_DOWN, Decimal
 
 from django.http import HttpRequest
@@ -49,3 +50,20 @@ def positive_input(value, *, field: str, label: str) -> Decimal:
     if number is None:
         raise DomainError(f"Enter the {label.lower()}.", field=field)
     return number
+
+
+PLAYBOOK_TAG_MAX = 40
+_PLAYBOOK_TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]*")
+
+
+def playbook_tag_clean(value) -> str:
+    """A manual order's playbook tag: letters, digits, spaces, dots, dashes and underscores, at most 40; "" for none."""
+    tag = " ".join(str(value or "").split())
+    if not tag:
+        return ""
+    if len(tag) > PLAYBOOK_TAG_MAX or not _PLAYBOOK_TAG.fullmatch(tag):
+        raise DomainError(
+            "A playbook tag is up to 40 letters, digits, spaces, dots, dashes or underscores, starting with a "
+            "letter or digit.", field="playbook_tag",
+        )
+    return tag

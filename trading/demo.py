@@ -8,15 +8,19 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.errors import DomainError
+from core.rls import tenant
+from marketdata.selectors import recorded_candles
 from portfolios.choices import PortfolioKind, TransactionKind
 from portfolios.services import portfolio_create, transaction_record
 from trading import ledger
 from trading.bots.services import bot_create
 from trading.choices import Timeframe, Venue
 from trading.connections.services import connection_create
-from trading.models import Bot, ExchangeConnection
+from trading.models import Bot, ExchangeConnection, ReplayRun
+from trading.tracker.services import replay_create, replay_execute
 
 DEMO_PORTFOLIO = "Paper trading"
+DEMO_REPLAY_BOT = "BTC trend"
 DEMO_CASH = Decimal("10000")
 DEMO_BOTS = [
     {"name": "BTC DCA", "strategy": "dca", "params": {"every": 5}, "allocation": "100", "max_position": "0.2",
@@ -51,3 +55,26 @@ def trading_demo_seed(*, trader, stdout) -> None:
             stdout.write(f"Trading: bot {spec['name']!r} not created: {error}")
     bots = Bot.objects.filter(user=trader).count()
     stdout.write(f"Trading: paper connection, '{portfolio.name}' portfolio and {bots} bot(s) for {trader.email}")
+    _demo_replay(trader=trader, stdout=stdout)
+
+
+def _demo_replay(*, trader, stdout) -> None:
+    """One simulation for the strategy tracker: the trend bot's settings over the recorded March 2023 candles
+    (about five seconds), linked to the bot when the trader's plan allowed it; the tracker's replay page has a
+    button for the others."""
+    spec = next(s for s in DEMO_BOTS if s["name"] == DEMO_REPLAY_BOT)
+    name = f"{DEMO_REPLAY_BOT} over the recording"
+    if ReplayRun.objects.filter(user=trader, name=name).exists():
+        return
+    if not recorded_candles(symbol="BTC/USDT"):
+        stdout.write("Trading: no recorded candles, so no demo simulation")
+        return
+    with tenant(trader.pk):
+        run = replay_create(
+            user=trader, name=name, symbol="BTC/USDT", strategy=spec["strategy"], params=spec["params"],
+            timeframe=Timeframe.M1, allocation=spec["allocation"], max_position=spec["max_position"],
+            daily_loss_limit=spec["daily_loss_limit"], bot=Bot.objects.filter(user=trader, name=DEMO_REPLAY_BOT).first(),
+            enqueue=False,
+        )
+    status = replay_execute(run_id=run.pk, user_id=trader.pk)
+    stdout.write(f"Trading: simulation {run.name!r} {status} (strategy tracker)")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from django import forms
 
-from trading.choices import OrderSide, OrderSource, OrderStatus, OrderType, Timeframe, Venue
+from core.inputs import validate_utc_datetime
+from trading.choices import OrderSide, OrderSource, OrderStatus, OrderType, ReplaySource, Timeframe, Venue
+from trading.common import PLAYBOOK_TAG_MAX
 from trading.decisions.strategies import STRATEGIES
 
 KEY_MAX_LENGTH = 1024
@@ -45,12 +47,17 @@ class OrderTicketForm(forms.Form):
                                help_text="Limit and stop-limit orders.")
     stop_price = forms.DecimalField(required=False, min_value=0, max_digits=28, decimal_places=12,
                                     label="Trigger price", help_text="Stop and take-profit orders.")
+    playbook_tag = forms.CharField(
+        required=False, max_length=PLAYBOOK_TAG_MAX, label="Playbook tag (optional)",
+        help_text="The setup this trade follows, e.g. \"breakout\"; the strategy tracker keeps statistics per tag.",
+    )
 
     def __init__(self, *args, connections, portfolios, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["connection"].choices = [(c.pk, str(c)) for c in connections]
         self.fields["portfolio"].choices = [(p.pk, p.name) for p in portfolios]
         self.fields["symbol"].choices = _instrument_choices()
+        self.fields["playbook_tag"].widget.attrs.update({"list": "playbook-tags", "autocomplete": "off"})
         for name in ("quantity", "price", "stop_price"):
             self.fields[name].widget.attrs.update({"inputmode": "decimal", "step": "any"})
 
@@ -101,3 +108,50 @@ class BotForm(forms.Form):
             for spec in strategy.params
             if self.cleaned_data.get(spec.name) is not None
         }
+
+
+class ReplayForm(forms.Form):
+    """A simulation of a bot's settings over recorded candles (the strategy tracker's replay)."""
+
+    name = forms.CharField(max_length=120, initial="My replay")
+    symbol = forms.ChoiceField(label="Pair")
+    strategy = forms.ChoiceField(choices=[(s.key, s.label) for s in STRATEGIES.values()])
+    timeframe = forms.ChoiceField(choices=Timeframe.choices, initial=Timeframe.M1)
+    fast = forms.IntegerField(required=False, label="SMA crossover: fast length", initial=9)
+    slow = forms.IntegerField(required=False, label="SMA crossover: slow length", initial=21)
+    period = forms.IntegerField(required=False, label="RSI: length", initial=14)
+    oversold = forms.IntegerField(required=False, label="RSI: buy level", initial=30)
+    overbought = forms.IntegerField(required=False, label="RSI: sell level", initial=70)
+    every = forms.IntegerField(required=False, label="DCA: buy every N candles", initial=60)
+    allocation = forms.DecimalField(min_value=0, max_digits=32, decimal_places=12, label="Per-trade allocation",
+                                    initial=250, help_text="Quote currency spent on each simulated buy.")
+    max_position = forms.DecimalField(min_value=0, max_digits=28, decimal_places=12, label="Maximum position",
+                                      initial="0.1", help_text="The most base units the simulated bot may hold.")
+    daily_loss_limit = forms.DecimalField(min_value=0, max_digits=32, decimal_places=12, initial=150,
+                                          help_text="Simulated buys stop for the day once realized losses reach this.")
+    source = forms.ChoiceField(choices=ReplaySource.choices, initial=ReplaySource.RECORDING, label="Candles",
+                               widget=forms.RadioSelect)
+    start = forms.DateTimeField(required=False, label="From (UTC, stored candles)", validators=[validate_utc_datetime],
+                                widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    end = forms.DateTimeField(required=False, label="Until (UTC, stored candles)", validators=[validate_utc_datetime],
+                              widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["symbol"].choices = _instrument_choices()
+
+    def strategy_params(self) -> dict:
+        strategy = STRATEGIES[self.cleaned_data["strategy"]]
+        return {
+            spec.name: self.cleaned_data[spec.name]
+            for spec in strategy.params
+            if self.cleaned_data.get(spec.name) is not None
+        }
+
+
+GATE_HORIZON_CHOICES = [("1h", "1 hour"), ("4h", "4 hours"), ("24h", "24 hours"), ("72h", "72 hours")]
+
+
+class GateHorizonForm(forms.Form):
+    horizon = forms.ChoiceField(choices=GATE_HORIZON_CHOICES, initial="24h", required=False,
+                                label="Mark blocked trades after")

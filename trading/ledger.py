@@ -3,6 +3,8 @@
 Every fill (a bot's plan in a chunk or alone, and the general order path's `order_apply_exchange`: manual
 orders, real venues' reports, resting matches) is recorded through `portfolios.batch.LedgerBatch`
 (`ledger_batch`, `fill_record_in`), whose rows are written by the caller's `core.unit_of_work.UnitOfWork`.
+The strategy tracker's journal (trading/tracker/journal.py) matches fills into round trips with the
+portfolio ledger's own FIFO lots (`PositionState`), so there is one FIFO.
 Only a fill dated before its portfolio's latest transaction (a replay) goes through
 `portfolios.services.transaction_record` (`fill_record`), in the same database transaction, with the
 fill's id as external id.
@@ -18,9 +20,13 @@ from portfolios import selectors as portfolio_selectors
 from portfolios import services as portfolio_services
 from portfolios.batch import LedgerBatch, NeedsReplay
 from portfolios.choices import PortfolioKind, TransactionSource
+from portfolios.ledger import LotState, PositionState, share
 from portfolios.live import portfolios_push
 
-__all__ = ["FillEntry", "LedgerBatch", "NeedsReplay", "fill_record_in", "ledger_batch", "portfolios_push"]
+__all__ = [
+    "FillEntry", "LedgerBatch", "LotState", "NeedsReplay", "PositionState", "fill_record_in", "ledger_batch",
+    "portfolios_push", "share",
+]
 
 
 def is_paper_portfolio(portfolio) -> bool:

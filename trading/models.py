@@ -24,6 +24,8 @@ from trading.choices import (
     OrderType,
     PlanStatus,
     Regime,
+    ReplaySource,
+    ReplayStatus,
     SignalAction,
     SignalStatus,
     Timeframe,
@@ -211,6 +213,10 @@ class Order(TenantModel):
     instrument = models.ForeignKey("marketdata.Instrument", on_delete=models.PROTECT, related_name="+")
     bot = models.ForeignKey(Bot, on_delete=models.SET_NULL, null=True, blank=True, related_name="orders")
     source = models.CharField(max_length=16, choices=OrderSource.choices, default=OrderSource.MANUAL)
+    playbook_tag = models.CharField(
+        max_length=40, blank=True, default="",
+        help_text="The trader's own playbook setup this manual order follows; the strategy tracker groups by it.",
+    )
     side = models.CharField(max_length=8, choices=OrderSide.choices)
     type = models.CharField(max_length=16, choices=OrderType.choices)
     quantity = models.DecimalField(**QUANTITY)
@@ -273,3 +279,75 @@ class Fill(TenantModel):
     class Meta:
         ordering = ["executed_at", "id"]
         constraints = [models.UniqueConstraint(fields=["order", "fill_id"], name="trading_fill_once")]
+
+
+class ReplayRun(TenantModel):
+    """A simulation: what a bot's settings would have done over recorded candles, run by the live strategy and
+    gatekeeper code (trading/tracker/replay.py). Never an order: its fills are `ReplayFill` rows."""
+
+    name = models.CharField(max_length=120)
+    bot = models.ForeignKey(Bot, on_delete=models.SET_NULL, null=True, blank=True, related_name="replays")
+    instrument = models.ForeignKey("marketdata.Instrument", on_delete=models.PROTECT, related_name="+")
+    strategy = models.CharField(max_length=32)
+    params = models.JSONField(default=dict, blank=True)
+    params_key = models.CharField(max_length=64)
+    timeframe = models.CharField(max_length=8, choices=Timeframe.choices)
+    allocation = models.DecimalField(**AMOUNT)
+    max_position = models.DecimalField(**QUANTITY)
+    daily_loss_limit = models.DecimalField(**AMOUNT)
+    fee_rate = models.DecimalField(**RATE)
+    slippage_rate = models.DecimalField(**RATE)
+    source = models.CharField(max_length=16, choices=ReplaySource.choices, default=ReplaySource.RECORDING)
+    start = models.DateTimeField(null=True, blank=True)
+    end = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=ReplayStatus.choices, default=ReplayStatus.QUEUED)
+    candles_total = models.PositiveIntegerField(default=0)
+    candles_done = models.PositiveIntegerField(default=0)
+    decisions = models.PositiveIntegerField(default=0, help_text="Buy and sell decisions of the strategy.")
+    blocked = models.PositiveIntegerField(default=0, help_text="Decisions the regime gatekeeper blocked.")
+    error = models.CharField(max_length=300, blank=True)
+    data_from = models.DateTimeField(null=True, blank=True)
+    data_to = models.DateTimeField(null=True, blank=True)
+    mark_price = models.DecimalField(**PRICE, null=True, blank=True, help_text="The last close replayed.")
+    daily_closes = models.JSONField(default=dict, blank=True, help_text="Close of each UTC day replayed.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["user", "-created_at"])]
+        constraints = [
+            models.CheckConstraint(condition=Q(allocation__gt=0), name="trading_replay_allocation_positive"),
+            models.CheckConstraint(condition=Q(max_position__gt=0), name="trading_replay_max_position_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Simulation: {self.name}"
+
+    @property
+    def progress_pct(self) -> int:
+        return int(self.candles_done * 100 / self.candles_total) if self.candles_total else 0
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (ReplayStatus.DONE, ReplayStatus.FAILED)
+
+
+class ReplayFill(TenantModel):
+    """One simulated fill of a replay: at the deciding candle's close moved by the paper exchange's slippage,
+    with its fee. Fed to the same journal and statistics as real fills."""
+
+    run = models.ForeignKey(ReplayRun, on_delete=models.CASCADE, related_name="fills", db_index=False)
+    side = models.CharField(max_length=8, choices=OrderSide.choices)
+    quantity = models.DecimalField(**QUANTITY)
+    price = models.DecimalField(**PRICE)
+    fee = models.DecimalField(**AMOUNT, default=ZERO)
+    executed_at = models.DateTimeField()
+    regime = models.CharField(max_length=16, choices=Regime.choices)
+    reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["executed_at", "id"]
+        indexes = [models.Index(fields=["run", "executed_at"])]
+        constraints = [models.CheckConstraint(condition=Q(quantity__gt=0), name="trading_replayfill_quantity_positive")]

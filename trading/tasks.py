@@ -23,6 +23,7 @@ from trading.decisions import services as decision_services
 from trading.exchanges.base import ExchangeUnavailable, OrderStatusUnknown
 from trading.fanout import services as fanout_services
 from trading.orders import services as order_services
+from trading.tracker import services as tracker_services
 
 # Transient database failures: the fan-out tasks retry them (they are idempotent).
 DATABASE_OUTAGES = (OperationalError, InterfaceError)
@@ -93,3 +94,9 @@ def trading_sweep_task() -> dict:
         "requeued_plans": len(sweep.requeued_plans),
         "resubmitted_orders": len(sweep.resubmitted_orders),
     }
+
+
+@shared_task(name="trading.replay_run")
+def replay_run_task(run_id: int, user_id: int) -> str:
+    """A strategy-tracker simulation; a redelivered message finds the run claimed and does nothing."""
+    return tracker_services.replay_execute(run_id=run_id, user_id=user_id)

@@ -37,6 +37,7 @@ from trading.forms import (
 from trading.orders.selectors import order_get, order_list
 from trading.orders.services import order_cancel, order_place
 from trading.orders.validation import order_validate
+from trading.tracker.selectors import playbook_tags
 
 DEFAULT_SYMBOL = "BTC/USDT"
 IP_ADVICE = (
@@ -55,7 +56,9 @@ def _ticket_form(request: HttpRequest, data=None, initial=None) -> OrderTicketFo
         initial = {"connection": connection.pk, "symbol": DEFAULT_SYMBOL}
         if matching:
             initial["portfolio"] = matching[0].pk
-    return OrderTicketForm(data, initial=initial, connections=connections, portfolios=portfolios)
+    form = OrderTicketForm(data, initial=initial, connections=connections, portfolios=portfolios)
+    form.known_tags = playbook_tags(user=request.user)
+    return form
 
 
 def _trade_context(request: HttpRequest, form: OrderTicketForm, **extra) -> dict:
@@ -114,12 +117,15 @@ def order_place_view(request: HttpRequest) -> HttpResponse:
     placed = None
     if form.is_valid():
         try:
-            placed = order_place(**_ticket_values(request, form), request=request)
+            placed = order_place(
+                **_ticket_values(request, form), playbook_tag=form.cleaned_data.get("playbook_tag", ""),
+                request=request,
+            )
         except DomainError as error:
             form_add_domain_error(form=form, error=error)
     if placed is not None:
         # A fresh ticket for the next order on the same account and pair.
-        kept = ("connection", "portfolio", "symbol", "side", "type")
+        kept = ("connection", "portfolio", "symbol", "side", "type", "playbook_tag")
         form = _ticket_form(request, initial={key: form.cleaned_data[key] for key in kept})
     context = {"form": form, "placed": placed}
     if request.htmx:

@@ -301,6 +301,8 @@ SPECTACULAR_SETTINGS = {
         "PlanCodeEnum": "billing.choices.PlanCode",
         # marketdata's candle intervals, which research's chart intervals are.
         "IntervalEnum": "research.choices.ChartInterval",
+        "ReplaySourceEnum": "trading.choices.ReplaySource",
+        "OrderSourceEnum": "trading.choices.OrderSource",
     },
 }
 

@@ -43,6 +43,8 @@ def seeded_ids(trader: Trader) -> dict[str, dict[str, object]]:
         "/api/v1/trading/connections/{id}/": {"id": trader.connection.pk},
         "/api/v1/trading/bots/{id}/": {"id": bot},
         "/api/v1/trading/blocked-executions/{id}/": {"id": blocked},
+        "/api/v1/trading/tracker/{kind}/{key}/": {"kind": "bot", "key": str(bot)},
+        "/api/v1/trading/tracker/replays/{id}/": {"id": _replay_seed(trader)},
         **_more_seed(trader),
         **_research_seed(trader),
     }
@@ -136,6 +138,17 @@ def _automation_seed(trader: Trader) -> dict[str, dict[str, object]]:
         "/api/v1/automation/rules/{rule_id}/": {"rule_id": rule.pk},
         "/api/v1/automation/runs/{run_id}/": {"run_id": run.pk},
     }
+def _replay_seed(trader: Trader) -> int:
+    """A finished replay (simulation) of the trader with one simulated fill."""
+    from core.rls import tenant
+    from tests.factories import ReplayFillFactory
+    from trading.models import ReplayRun
+
+    with tenant(trader.user.pk):
+        run = ReplayRun.objects.first()
+    if run is None:
+        run = ReplayFillFactory(user=trader.user).run
+    return run.pk
 
 
 def _bot_seed(trader: Trader) -> tuple[int, int]:

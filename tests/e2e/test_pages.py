@@ -84,6 +84,8 @@ PHONE_PAGES = [
     "/dashboard/",
     "/trading/",
     "/trading/bots/",
+    "/trading/tracker/",
+    "/trading/tracker/replays/",
     "/alerts/",
     "/automation/",
     "/automation/new/",

@@ -58,6 +58,8 @@ from tests.factories.trading import (
     FillFactory,
     OrderFactory,
     RegimeReadingFactory,
+    ReplayFillFactory,
+    ReplayRunFactory,
     SignalFactory,
 )
 
@@ -100,6 +102,8 @@ __all__ = [
     "RuleFactory",
     "RuleRunFactory",
     "RunActionFactory",
+    "ReplayFillFactory",
+    "ReplayRunFactory",
     "SignalFactory",
     "SnapshotFactory",
     "StripePriceFactory",

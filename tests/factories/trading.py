@@ -23,6 +23,8 @@ from trading.models import (
     Fill,
     Order,
     RegimeReading,
+    ReplayFill,
+    ReplayRun,
     Signal,
 )
 
@@ -134,3 +136,38 @@ class FillFactory(TenantFactory):
     price = Decimal("20000")
     fee_currency = factory.SelfAttribute("order.instrument.quote")
     executed_at = factory.LazyFunction(timezone.now)
+
+
+class ReplayRunFactory(TenantFactory):
+    """A finished simulation of SMA 9/21 on BTC/USDT (no fills: add ReplayFillFactory rows, or run
+    `trading.tracker.services.replay_execute` on a queued one)."""
+
+    class Meta:
+        model = ReplayRun
+
+    name = factory.Sequence(lambda n: f"Replay {n}")
+    instrument = factory.SubFactory(InstrumentFactory)
+    strategy = "sma_crossover"
+    params = factory.LazyFunction(lambda: {"fast": 9, "slow": 21})
+    params_key = "fast=9,slow=21"
+    timeframe = Timeframe.M1
+    allocation = Decimal("250")
+    max_position = Decimal("0.1")
+    daily_loss_limit = Decimal("150")
+    fee_rate = Decimal("0.001")
+    slippage_rate = Decimal("0.0005")
+    status = "done"
+
+
+class ReplayFillFactory(TenantFactory):
+    class Meta:
+        model = ReplayFill
+
+    run = factory.SubFactory(ReplayRunFactory, user=owner())
+    side = OrderSide.BUY
+    quantity = Decimal("0.01")
+    price = Decimal("20000")
+    fee = Decimal("0.2")
+    executed_at = factory.LazyFunction(timezone.now)
+    regime = Regime.BULLISH
+    reason = "SMA9 crossed above SMA21"

@@ -30,7 +30,7 @@ from portfolios.models import Portfolio, Transaction, Watchlist, WatchlistItem
 from portfolios.services import portfolio_create, watchlist_create
 from tests.factories import DEFAULT_PASSWORD, api_token_for
 from tests.trading.conftest import paper_setup, set_quote
-from trading.models import Bot, ExchangeConnection, Order
+from trading.models import Bot, ExchangeConnection, Order, ReplayRun
 
 pytestmark = pytest.mark.django_db
 
@@ -89,7 +89,7 @@ API_BY_KIND = {
 # --- What a request may have written ----------------------------------------------------------------------
 
 WATCHED = [User, EmailAddress, Portfolio, Transaction, Watchlist, WatchlistItem, Alert, ExchangeConnection, Bot,
-           Order, AuditLog]  # fmt: skip
+           Order, ReplayRun, AuditLog]  # fmt: skip
 
 
 def row_counts() -> dict[str, int]:
@@ -177,9 +177,18 @@ FORMS = {
     "order": (
         "/trading/orders/",
         {"connection": "{c}", "portfolio": "{pp}", "symbol": "BTC/USDT", "side": "buy", "type": "limit",
-         "quantity": "0.1", "price": "19000", "stop_price": ""},
+         "quantity": "0.1", "price": "19000", "stop_price": "", "playbook_tag": "breakout"},
         {"connection": "choice", "portfolio": "choice", "symbol": "choice", "side": "choice", "type": "choice",
-         "quantity": "number", "price": "number", "stop_price": "number"},
+         "quantity": "number", "price": "number", "stop_price": "number", "playbook_tag": "text"},
+    ),
+    "replay": (
+        "/trading/tracker/replays/",
+        {"name": "Trend", "symbol": "BTC/USDT", "strategy": "sma_crossover", "timeframe": "1m", "fast": "9",
+         "slow": "21", "allocation": "250", "max_position": "0.1", "daily_loss_limit": "150",
+         "source": "recording", "start": "", "end": ""},
+        {"name": "text", "symbol": "choice", "strategy": "choice", "timeframe": "choice", "fast": "number",
+         "slow": "number", "allocation": "number", "max_position": "number", "daily_loss_limit": "number",
+         "source": "choice", "start": "date", "end": "date"},
     ),
     "bot": (
         "/trading/bots/",
@@ -367,7 +376,16 @@ ENDPOINTS = {
         {"connection": "{c}", "portfolio": "{pp}", "symbol": "BTC/USDT", "side": "buy", "type": "limit",
          "quantity": "0.1", "price": "19000"},
         {"connection": "id", "portfolio": "id", "symbol": "text", "side": "choice", "type": "choice",
-         "quantity": "number", "price": "number", "stop_price": "number", "client_order_id": "uuid"},
+         "quantity": "number", "price": "number", "stop_price": "number", "client_order_id": "uuid",
+         "playbook_tag": "text"},
+    ),
+    "replay": (
+        "post", "/api/v1/trading/tracker/replays/",
+        {"name": "Trend", "symbol": "BTC/USDT", "strategy": "sma_crossover", "params": {"fast": "9", "slow": "21"},
+         "timeframe": "1m", "allocation": "250", "max_position": "0.1", "daily_loss_limit": "150"},
+        {"name": "text", "symbol": "text", "strategy": "choice", "timeframe": "choice", "allocation": "number",
+         "max_position": "number", "daily_loss_limit": "number", "source": "choice", "start": "date",
+         "end": "date", "bot": "id"},
     ),
 }  # fmt: skip
 

@@ -46,6 +46,7 @@ class OrderOutput(serializers.Serializer):
     average_price = serializers.DecimalField(**QUANTITY, allow_null=True)
     fees_paid = serializers.DecimalField(**AMOUNT)
     source = serializers.ChoiceField(choices=OrderSource.choices)
+    playbook_tag = serializers.CharField(help_text="The trader's playbook tag; empty when none.")
     connection = serializers.IntegerField(source="connection_id")
     portfolio = serializers.IntegerField(source="portfolio_id")
     bot = serializers.IntegerField(source="bot_id", allow_null=True)
@@ -78,6 +79,10 @@ class OrderInput(serializers.Serializer):
 
 class OrderPlaceInput(OrderInput):
     client_order_id = serializers.UUIDField(required=False, help_text="Send your own to make retries safe.")
+    playbook_tag = StrictCharField(
+        required=False, allow_blank=True, max_length=40,
+        help_text="The setup this order follows (letters, digits, spaces, . _ -); the strategy tracker groups by it.",
+    )
 
 
 class OrderCheckOutput(serializers.Serializer):

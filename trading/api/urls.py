@@ -1,6 +1,6 @@
 from django.urls import path
 
-from trading.api import views
+from trading.api import tracker, views
 
 urlpatterns = [
     path("orders/", views.OrderListApi.as_view(), name="api_orders"),
@@ -29,4 +29,10 @@ urlpatterns = [
     path("regimes/", views.RegimeLatestListApi.as_view(), name="api_regimes"),
     path("regimes/<str:symbol>/", views.RegimeLatestApi.as_view(), name="api_regime"),
     path("regimes/<str:symbol>/history/", views.RegimeHistoryApi.as_view(), name="api_regime_history"),
+    path("tracker/", tracker.SubjectListApi.as_view(), name="api_tracker"),
+    path("tracker/gate/", tracker.GateApi.as_view(), name="api_tracker_gate"),
+    path("tracker/replays/", tracker.ReplayListApi.as_view(), name="api_tracker_replays"),
+    path("tracker/replays/<int:pk>/", tracker.ReplayDetailApi.as_view(), name="api_tracker_replay"),
+    path("tracker/<str:kind>/<str:key>/stats/", tracker.StatsApi.as_view(), name="api_tracker_stats"),
+    path("tracker/<str:kind>/<str:key>/journal/", tracker.JournalApi.as_view(), name="api_tracker_journal"),
 ]

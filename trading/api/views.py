@@ -175,6 +175,7 @@ class OrderListApi(ApiView):
             **_order_values(request, data),
             source=OrderSource.API,
             order_id=data.get("client_order_id"),
+            playbook_tag=data.get("playbook_tag", ""),
             request=request,
         )
         return Response(OrderOutput(order).data, status=status.HTTP_201_CREATED)

@@ -18,6 +18,7 @@ from trading.common import decimal_input, positive_input, request_actor
 from trading.connections.selectors import connection_trades_portfolio
 from trading.decisions.strategies import strategy_params_clean
 from trading.entitlements import trading_entitlement_check
+from trading.exchanges.base import ExchangeFill
 from trading.models import Bot, ExchangeConnection, Fill
 
 BOT_FILL_FIELDS = ["position_quantity", "position_cost", "realized_pnl", "realized_pnl_day", "pnl_day", "updated_at"]
@@ -181,9 +182,10 @@ def bot_delete(*, user, bot: Bot, request: HttpRequest | None = None) -> None:
                  request=request)
 
 
-def bot_fill_account(bot: Bot, *, side: str, fill: Fill, quote: str) -> None:
-    """Move the bot's own position, cost and realized P&L (today's too) by one fill; the caller saves."""
-    today = timezone.now().date()
+def bot_fill_account(bot: Bot, *, side: str, fill: Fill | ExchangeFill, quote: str, today=None) -> None:
+    """Move the bot's own position, cost and realized P&L (today's too) by one fill; the caller saves.
+    `today` is the UTC day the fill counts for (the replay's simulated day; now by default)."""
+    today = today or timezone.now().date()
     if bot.pnl_day != today:
         bot.pnl_day, bot.realized_pnl_day = today, ZERO
     fee_in_quote = fill.fee if fill.fee_currency == quote else ZERO

@@ -5,7 +5,9 @@ engine only (`system_context`); an actionable new signal is fanned out by the `t
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
 from functools import partial
 
 from django.db import transaction
@@ -14,9 +16,10 @@ from django.utils import timezone
 from core.jobs import task_enqueue
 from core.money import ZERO
 from core.rls import system_context
-from marketdata.selectors import candle_list, instrument_get
+from marketdata.selectors import instrument_get
 from trading.choices import BotStatus, SignalAction, SignalStatus
-from trading.decisions.regime import REGIME_TIMEFRAME, RegimeParams, regime_classify
+from trading.decisions.candles import MINUTE, CandleSource, StoredCandles
+from trading.decisions.regime import REGIME_TIMEFRAME, RegimeParams, RegimeResult, regime_classify
 from trading.decisions.strategies import strategy_decide, strategy_get
 from trading.events import regime_changed
 from trading.models import Bot, RegimeReading, Signal
@@ -24,18 +27,57 @@ from trading.models import Bot, RegimeReading, Signal
 TIMEFRAME_SECONDS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "4h": 14400, "1d": 86400}
 
 
-def _timeframe_closes(timeframe: str, candle_open_time) -> bool:
+def timeframe_closes(timeframe: str, candle_open_time) -> bool:
     """Does the one-minute candle opening at `candle_open_time` close a `timeframe` bar?"""
     close = candle_open_time + timedelta(minutes=1)
     return int(close.timestamp()) % TIMEFRAME_SECONDS[timeframe] == 0
 
 
-def regime_current(*, instrument, as_of=None) -> RegimeReading:
-    """Classify the pair now from its hourly candles, storing one reading per hourly bar."""
+@dataclass(frozen=True)
+class SignalDecision:
+    """What a strategy decided at one bar close: the live engine stores it as a Signal, the replay keeps it."""
+
+    candle_open_time: datetime
+    action: str
+    reason: str
+    price: Decimal
+
+
+def signal_decide(
+    *, source: CandleSource, symbol: str, strategy_key: str, params: dict, timeframe: str, minute_open_time: datetime
+) -> SignalDecision:
+    """The strategy's decision at the close of the one-minute candle opening at `minute_open_time`, from the
+    bars of `timeframe` closed by then. The one decision path of the live engine and of the replay."""
+    strategy = strategy_get(strategy_key)
+    candles = source.bars(
+        symbol=symbol, timeframe=timeframe, limit=strategy.candles_needed(params) + 1, end=minute_open_time + MINUTE
+    )
+    decision = strategy_decide(strategy_key, candles, params)
+    return SignalDecision(
+        candle_open_time=candles[-1].open_time if candles else minute_open_time,
+        action=decision.action,
+        reason=decision.reason[:300],
+        price=candles[-1].close if candles else ZERO,
+    )
+
+
+def regime_at(*, source: CandleSource, symbol: str, minute_open_time: datetime) -> tuple[datetime | None, RegimeResult]:
+    """The gatekeeper's regime as of the close of the minute opening at `minute_open_time` (the newest
+    hourly bar may still be forming), with the open time of that hourly bar."""
     params = RegimeParams()
-    candles = candle_list(symbol=instrument.symbol, timeframe=REGIME_TIMEFRAME, limit=params.candles_needed)
-    result = regime_classify(candles, params)
-    as_of = candles[-1].open_time if candles else (as_of or timezone.now())
+    candles = source.bars(
+        symbol=symbol, timeframe=REGIME_TIMEFRAME, limit=params.candles_needed, end=minute_open_time + MINUTE
+    )
+    return (candles[-1].open_time if candles else None), regime_classify(candles, params)
+
+
+def regime_current(*, instrument, as_of=None, source: CandleSource | None = None) -> RegimeReading:
+    """Classify the pair from its hourly candles (as of the close of the minute opening at `as_of`, or of the
+    newest stored minute), storing one reading per hourly bar; a reading that differs from the one before
+    sends `regime_changed` after the commit."""
+    minute = as_of or timezone.now()
+    bar_time, result = regime_at(source=source or StoredCandles(), symbol=instrument.symbol, minute_open_time=minute)
+    as_of = bar_time or minute
     reading, created = RegimeReading.objects.get_or_create(
         instrument=instrument, timeframe=REGIME_TIMEFRAME, as_of=as_of,
         defaults={"regime": result.regime, "sma_slope_pct": result.sma_slope_pct, "adx": result.adx},
@@ -77,25 +119,26 @@ def signals_compute(*, symbol: str, candle_open_time, published_at=None) -> list
                 instrument=instrument, status=BotStatus.ENABLED
             ).values_list("strategy", "params_key", "timeframe", "params")
         }
-    due = {key: params for key, params in settings_in_use.items() if _timeframe_closes(key[2], candle_open_time)}
+    due = {key: params for key, params in settings_in_use.items() if timeframe_closes(key[2], candle_open_time)}
     if not due:
         return []
     closed_at = published_at or timezone.now()
     # Signals and regime readings are shared reference rows, written by the signal engine only.
+    source = StoredCandles()
     with system_context(reason=f"signal engine: decisions on {symbol}"):
-        regime = regime_current(instrument=instrument)
+        regime = regime_current(instrument=instrument, as_of=candle_open_time, source=source)
         actionable = []
         for (strategy_key, params_key, timeframe), params in sorted(due.items()):
-            strategy = strategy_get(strategy_key)
-            candles = candle_list(symbol=symbol, timeframe=timeframe, limit=strategy.candles_needed(params) + 1)
-            decision = strategy_decide(strategy_key, candles, params)
+            decision = signal_decide(
+                source=source, symbol=symbol, strategy_key=strategy_key, params=params, timeframe=timeframe,
+                minute_open_time=candle_open_time,
+            )
             signal, created = Signal.objects.get_or_create(
                 instrument=instrument, strategy=strategy_key, params_key=params_key, timeframe=timeframe,
-                candle_open_time=candles[-1].open_time if candles else candle_open_time,
+                candle_open_time=decision.candle_open_time,
                 defaults={
                     "params": params, "closed_at": closed_at, "action": decision.action,
-                    "price": candles[-1].close if candles else ZERO, "regime": regime.regime,
-                    "reason": decision.reason[:300],
+                    "price": decision.price, "regime": regime.regime, "reason": decision.reason,
                     "status": SignalStatus.HOLD if decision.action == SignalAction.HOLD else SignalStatus.PLANNED,
                 },
             )

@@ -70,6 +70,17 @@ def _market_price(side: str, quote: PaperQuote, *, price_precision: int) -> Deci
     return price.quantize(Decimal(1).scaleb(-price_precision), rounding=rounding)
 
 
+def market_fill(
+    *, side: str, price: Decimal, quantity: Decimal, price_precision: int, quote_currency: str, at: datetime,
+    client_order_id: str,
+) -> ExchangeFill:
+    """How the paper exchange fills a market order when all it knows is a last price (no bid or ask): the
+    same slippage, tick rounding and fee as a live paper fill. The replay's execution sink."""
+    fill_price = _market_price(side, PaperQuote(price=price), price_precision=price_precision)
+    [fill] = _filled(client_order_id, quantity, fill_price, quote_currency, at).fills
+    return fill
+
+
 def _triggered(order_type: str, side: str, stop_price: Decimal, price: Decimal) -> bool:
     # A stop guards against the market moving against the trader; a take-profit fires when it moved for them.
     if order_type in {OrderType.STOP_MARKET, OrderType.STOP_LIMIT}:

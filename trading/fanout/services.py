@@ -34,18 +34,20 @@ from trading.choices import (
     SignalAction,
     SignalStatus,
 )
-from trading.common import quantize_down
-from trading.decisions.strategies import strategy_get
 from trading.exchanges.registry import adapter_for
 from trading.fanout import batch
 from trading.fanout.plans import (
     BLOCKED_LINK,
     INSUFFICIENT_FOR_PLAN,
     NOTIFY_BLOCKED,
+    BotBook,
     blocked_message,
     blocked_payload,
     executions_blocked_send,
+    gate_block_reason,
     plan_order_id,
+    plan_side,
+    plan_size,
     plan_skipped_notice,
 )
 from trading.models import BlockedExecution, Bot, ExecutionPlan, Order, Signal
@@ -87,9 +89,7 @@ def signal_plan(*, signal_id: int, now=None) -> FanOut:
             return FanOut(signal_id=signal_id, stale=True, planned=0, pending=[], blocked=[], symbol=instrument.symbol)
         if signal.status == SignalStatus.STALE:
             return FanOut(signal_id=signal_id, stale=True, planned=0, pending=[], blocked=[], symbol=instrument.symbol)
-        strategy = strategy_get(signal.strategy)
-        allowed = strategy.regimes_for(signal.action)
-        blocked = signal.regime not in allowed
+        block_reason = gate_block_reason(strategy_key=signal.strategy, action=signal.action, regime=signal.regime)
         max_fee = Decimal(settings.TRADING_BOT_MAX_TAKER_FEE)
         today = now.date()
         bots = (
@@ -101,40 +101,30 @@ def signal_plan(*, signal_id: int, now=None) -> FanOut:
             .select_related("connection")
         )
         plans, blocks = [], []
-        side = OrderSide.BUY if signal.action == SignalAction.BUY else OrderSide.SELL
+        side = plan_side(signal.action)
         for bot in bots.iterator(chunk_size=2000):
             plan = ExecutionPlan(
                 user_id=bot.user_id, signal=signal, bot=bot, side=side, reference_price=signal.price,
             )
-            if blocked:
-                plan.status = PlanStatus.BLOCKED
-                plan.reason = (
-                    f"{strategy.label} does not {signal.action} in a {signal.regime} market "
-                    f"(allowed: {', '.join(sorted(allowed))})."
-                )
+            if block_reason:
+                plan.status, plan.reason = PlanStatus.BLOCKED, block_reason
                 blocks.append(BlockedExecution(
                     user_id=bot.user_id, bot=bot, signal=signal, side=side, regime=signal.regime, reason=plan.reason,
                 ))
-            elif bot.connection.taker_fee is None or bot.connection.taker_fee > max_fee:
-                plan.status, plan.reason = PlanStatus.SKIPPED, "The venue's taker fee is above the maximum for bots."
-            elif side == OrderSide.BUY:
-                loss_today = -(bot.realized_pnl_day if bot.pnl_day == today else ZERO)
-                room = bot.max_position - bot.position_quantity
-                quantity = quantize_down(
-                    min(bot.allocation / signal.price, room), instrument.quantity_precision
-                ) if room > 0 else ZERO
-                if bot.daily_loss_limit and loss_today >= bot.daily_loss_limit:
-                    plan.status, plan.reason = PlanStatus.SKIPPED, "Daily loss limit reached."
-                elif quantity * signal.price < instrument.min_notional:
-                    plan.status, plan.reason = PlanStatus.SKIPPED, "Maximum position reached."
-                else:
-                    plan.quantity = quantity
             else:
-                quantity = quantize_down(bot.position_quantity, instrument.quantity_precision)
-                if quantity <= 0 or quantity * signal.price < instrument.min_notional:
-                    plan.status, plan.reason = PlanStatus.SKIPPED, "Nothing to sell."
-                else:
-                    plan.quantity = quantity
+                sizing = plan_size(
+                    book=BotBook(
+                        allocation=bot.allocation, max_position=bot.max_position,
+                        daily_loss_limit=bot.daily_loss_limit, position_quantity=bot.position_quantity,
+                        loss_today=-(bot.realized_pnl_day if bot.pnl_day == today else ZERO),
+                        taker_fee=bot.connection.taker_fee,
+                    ),
+                    action=signal.action, price=signal.price, quantity_precision=instrument.quantity_precision,
+                    min_notional=instrument.min_notional, max_fee=max_fee,
+                )
+                plan.quantity = sizing.quantity
+                if sizing.status != PlanStatus.PENDING:
+                    plan.status, plan.reason = sizing.status, sizing.reason
             plans.append(plan)
         ExecutionPlan.objects.bulk_create(plans, batch_size=2000, ignore_conflicts=True)
         BlockedExecution.objects.bulk_create(blocks, batch_size=2000, ignore_conflicts=True)

@@ -35,7 +35,7 @@ from trading.choices import (
     OrderSource,
     OrderStatus,
 )
-from trading.common import request_actor
+from trading.common import playbook_tag_clean, request_actor
 from trading.events import orders_filled
 from trading.exchanges.base import (
     ExchangeFill,
@@ -90,6 +90,7 @@ def order_summary(order: Order) -> dict:
         "status": order.status,
         "filled_quantity": order.filled_quantity,
         "source": order.source,
+        "playbook_tag": order.playbook_tag,
     }
 
 
@@ -110,15 +111,18 @@ def order_place(
     order_id: uuid.UUID | None = None,
     quote=None,
     available: Decimal | None = None,
+    playbook_tag: str = "",
     request: HttpRequest | None = None,
 ) -> Order:
-    """Validate and place an order. On a venue that places in our transaction (paper) it is matched at once;
+    """Validate and place an order. `playbook_tag` names the trader's own setup a manual or API order follows
+    (the strategy tracker groups by it); bots' orders have none. On a venue that places in our transaction (paper) it is matched at once;
     orders for a real venue are submitted by a Celery task after commit (so a crash can never leave an
     untracked order)."""
     check = order_validate(
         user=user, portfolio=portfolio, connection=connection, symbol=symbol, side=side, type=type,
         quantity=quantity, price=price, stop_price=stop_price, quote=quote, available=available,
     )
+    tag = playbook_tag_clean(playbook_tag) if source != OrderSource.BOT else ""
     order = Order(
         id=order_id or uuid.uuid4(),
         user=user,
@@ -127,6 +131,7 @@ def order_place(
         instrument=check.instrument,
         bot=bot,
         source=source,
+        playbook_tag=tag,
         side=side,
         type=type,
         quantity=check.quantity,
