@@ -189,13 +189,40 @@ def discord_bot_token(env: dict[str, str]) -> str:
     return ""
 
 
+def cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def choose_workers(processes: list[str], env: dict[str, str]) -> list[str]:
+    """One Celery worker consuming every queue (`worker`), or one per queue (`worker-<queue>`).
+
+    NEXUS_WORKERS=single|per-queue decides; by default a machine with fewer than 4 CPUs runs the single
+    worker (four workers of their own would cost more memory than they gain there)."""
+    mode = env.get("NEXUS_WORKERS", "").strip() or ("per-queue" if cpu_count() >= 4 else "single")
+    if mode not in {"single", "per-queue"}:
+        raise SystemExit(f"NEXUS_WORKERS must be 'single' or 'per-queue', not {mode!r}")
+    per_queue = [name for name in processes if name.startswith("worker-")]
+    if mode == "single":
+        say("Celery: one worker consuming every queue (NEXUS_WORKERS=per-queue runs one per queue)")
+        return [name for name in processes if name not in per_queue]
+    say(f"Celery: one worker per queue ({', '.join(n.removeprefix('worker-') for n in per_queue)})")
+    return [name for name in processes if name != "worker"]
+
+
 def run(_: argparse.Namespace) -> int:
     env = resolve_services(stop_at_exit=True)
     env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
     manage(env, "db_bootstrap")
     manage(env, "migrate", "--database", "owner", "--no-input", "-v", "0")
     manage(env, "seed_demo")
-    processes = procfile_processes()
+    processes = choose_workers(procfile_processes(), env)
+    web = env.get("WEB_CONCURRENCY", "").strip() or str(cpu_count())
+    env["WEB_CONCURRENCY"] = web
+    say(f"web: {web} daphne process(es) on one socket (WEB_CONCURRENCY)")
+    env.update(start_pooler(env))
     if not discord_bot_token(env):
         processes = [name for name in processes if name != "bot"]
         say("Discord bot: off. Set DISCORD_BOT_TOKEN to turn it on (docs/companion.md explains how).")

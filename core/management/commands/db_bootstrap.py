@@ -20,6 +20,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 from psycopg import sql
 
+from config.database import RUNTIME_LOCK_TIMEOUT
 from core.tables import grants_apply
 
 
@@ -82,6 +83,14 @@ class Command(BaseCommand):
             if password:
                 conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
         runtime = [settings.DB_APP_ROLE, settings.DB_SYSTEM_ROLE, settings.DB_AUTH_ROLE]
+        for role in runtime:
+            # The runtime's lock_timeout as a role default, so it holds for connections made through PgBouncer
+            # too (a pooler passes no per-connection `options`; config/database.py).
+            conn.execute(
+                sql.SQL("ALTER ROLE {} SET lock_timeout = {}").format(
+                    sql.Identifier(role), sql.Literal(RUNTIME_LOCK_TIMEOUT)
+                )
+            )
         memberships = conn.execute(
             """SELECT r.rolname, m.rolname FROM pg_auth_members am
                  JOIN pg_roles r ON r.oid = am.roleid JOIN pg_roles m ON m.oid = am.member
