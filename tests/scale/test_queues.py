@@ -11,8 +11,10 @@ from django.conf import settings
 from config.celery import app
 from tests.scale.helpers import ROOT
 
+pytestmark = pytest.mark.django_db
 
-@pytest.fixture(scope="module")
+
+@pytest.fixture
 def registered() -> list[str]:
     app.loader.import_default_modules()  # every app's tasks module, as a worker loads them
     return sorted(name for name in app.tasks if not name.startswith("celery."))

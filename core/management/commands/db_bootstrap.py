@@ -84,13 +84,16 @@ class Command(BaseCommand):
                 conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
         runtime = [settings.DB_APP_ROLE, settings.DB_SYSTEM_ROLE, settings.DB_AUTH_ROLE]
         for role in runtime:
-            # The runtime's lock_timeout as a role default, so it holds for connections made through PgBouncer
-            # too (a pooler passes no per-connection `options`; config/database.py).
-            conn.execute(
-                sql.SQL("ALTER ROLE {} SET lock_timeout = {}").format(
-                    sql.Identifier(role), sql.Literal(RUNTIME_LOCK_TIMEOUT)
+            # Role defaults, so they hold for connections made through PgBouncer too: the runtime's lock_timeout
+            # (a pooler passes no per-connection `options`; config/database.py), and UTC, so Django never
+            # changes the time zone with a session-level SET (which transaction pooling would carry over to
+            # other clients of the same server connection).
+            for parameter, value in (("lock_timeout", RUNTIME_LOCK_TIMEOUT), ("timezone", "UTC")):
+                conn.execute(
+                    sql.SQL("ALTER ROLE {} SET {} = {}").format(
+                        sql.Identifier(role), sql.Identifier(parameter), sql.Literal(value)
+                    )
                 )
-            )
         memberships = conn.execute(
             """SELECT r.rolname, m.rolname FROM pg_auth_members am
                  JOIN pg_roles r ON r.oid = am.roleid JOIN pg_roles m ON m.oid = am.member
