@@ -189,14 +189,23 @@ def discord_bot_token(env: dict[str, str]) -> str:
     return ""
 
 
+def _sibling(name: str):
+    """scripts/<name>.py, however this file was loaded (as a script, or by the tests from its path)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"nexus_{name}", Path(__file__).resolve().parent / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def start_pooler(env: dict[str, str]) -> dict[str, str]:
     """A local PgBouncer (transaction mode) for the runtime roles when the binary is installed; the
     settings DATABASE_POOLER_URL points the web, workers, consumers and feed at it. Says what it did."""
     import psycopg
     from psycopg.conninfo import conninfo_to_dict
 
-    import pgbouncer
-
+    pgbouncer = _sibling("pgbouncer")
     if env.get("DATABASE_POOLER_URL"):
         say("PgBouncer: using DATABASE_POOLER_URL from the environment")
         return {}
