@@ -61,6 +61,8 @@ INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # A database outage anywhere below answers 503 with Retry-After, not 500 (core/unavailable.py).
+    "core.unavailable.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -136,6 +138,8 @@ DATABASES = database_settings(
 if not DB_POOL_SIZE:
     for _alias in ("default", "system", "auth"):
         DATABASES[_alias]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=DATABASES[_alias]["CONN_MAX_AGE"])
+# Seconds a 503 asks the client to wait while the database is unreachable (core/unavailable.py).
+DB_UNAVAILABLE_RETRY_AFTER = env.int("DB_UNAVAILABLE_RETRY_AFTER", default=5)
 DATABASE_ROUTERS = ["core.db_router.OwnerMigratesRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
