@@ -439,6 +439,9 @@ MARKET_METRICS_PORT = env.int("MARKET_METRICS_PORT", default=9108)
 MARKET_TICK_RETENTION_HOURS = env.int("MARKET_TICK_RETENTION_HOURS", default=24)
 # The tick stream the tick consumers read keeps about this many published batches (docs/market-data.md).
 MARKET_TICK_STREAM_MAXLEN = env.int("MARKET_TICK_STREAM_MAXLEN", default=100_000)
+# Feeds elect a leader with a Redis lease of this TTL (marketdata/feed/leader.py): a standby takes over
+# within about this long after the leader dies.
+MARKET_FEED_LEASE_SECONDS = env.float("MARKET_FEED_LEASE_SECONDS", default=5.0)
 CELERY_BEAT_SCHEDULE["marketdata-trim-ticks"] = {"task": "marketdata.trim_ticks", "schedule": 600.0}
 
 # --- Billing: Stripe through dj-stripe (docs/billing.md) --------------------------------------------------

@@ -17,17 +17,19 @@ from decimal import Decimal
 import redis
 import structlog
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import close_old_connections, connection
 
 from core.rls import system_context
 from marketdata import metrics, services
 from marketdata.events import candle_closed
 from marketdata.feed.candles import CandleBuilder
+from marketdata.feed.leader import FeedDeposed, FeedLease, Resume
 from marketdata.feed.sources.base import RawTick
 from marketdata.feed.staleness import StalenessTracker
 from marketdata.models import Instrument, Quote
 from marketdata.render import ALL_GROUP, channel_message, group_name, tick_payload, with_stale
-from marketdata.tickstream import tick_batches_append
+from marketdata.tickstream import tick_batches_append, tick_stream_key, ticks_encode
 from marketdata.types import CandleBar, TickEvent
 
 logger = structlog.get_logger(__name__)
@@ -56,6 +58,9 @@ class SymbolState:
     stats_due: bool = True
     last_closed: datetime | None = None
     last_data: dict | None = None
+    # The previous leader published this symbol's ticks up to here (marketdata/feed/leader.py): ticks up to
+    # it still build the candle but are not published again.
+    resume_after: datetime | None = None
 
 
 class Publisher:
@@ -67,6 +72,8 @@ class Publisher:
         channel_layer,
         coalesce_seconds: float = 0.25,
         now=time.monotonic,
+        fence: FeedLease | None = None,
+        resume: dict[str, Resume] | None = None,
     ) -> None:
         self.states = {
             i.symbol: SymbolState(
@@ -93,6 +100,12 @@ class Publisher:
         self.unannounced: list[tuple[str, CandleBar]] = []
         self.unstreamed: list[list[TickEvent]] = []  # published batches not yet on the tick stream
         self._seq = 0
+        # With a fence (the feed's lease), every publish is claimed first and a deposed leader's is refused.
+        self.fence = fence
+        for symbol, point in (resume or {}).items():
+            state = self.states.get(symbol)
+            if state is not None:
+                state.resume_after, state.last_closed = point.tick_at, point.closed_at
 
     # --- input, called on the event loop by the sources --------------------------------------------
     def accept_tick(self, tick: RawTick) -> None:
@@ -102,11 +115,14 @@ class Publisher:
         closed = self.builder.add(tick.symbol, price=tick.price, volume=tick.volume, at=tick.at)
         if closed is None and self.builder.current[tick.symbol].open_time > tick.at:
             return  # a late trade for a minute already closed: dropped with the candle it belonged to
-        if closed is not None:
+        if closed is not None and not (state.last_closed is not None and closed.open_time <= state.last_closed):
             self.closed.append((tick.symbol, closed))
         state.price, state.at, state.received_at = tick.price, tick.at, time.time()
         if tick.bid is not None:
             state.bid, state.ask = tick.bid, tick.ask
+        if state.resume_after is not None and tick.at <= state.resume_after:
+            state.published_price = tick.price  # the previous leader published it
+            return
         state.pending_ticks.append(tick)
         state.dirty = True
         if self.staleness.touch(tick.symbol, self.now()):
@@ -137,6 +153,8 @@ class Publisher:
             self._wake.clear()
             try:
                 await self.publish_due()
+            except FeedDeposed:
+                raise  # another feed leads now: stop at once (run_marketfeed goes back to standby)
             except Exception:  # the database or Redis is away: keep the batch, retry, never stop the feed
                 logger.exception("marketdata.publish_failed")
                 await asyncio.sleep(RETRY_SECONDS)
@@ -197,6 +215,9 @@ class Publisher:
             self._put_back(batch)
             raise
         self.unannounced += closed
+        if self.fence is not None:
+            # Still the leader? Checked (with the marks a successor resumes from) before anything goes out.
+            await sync_to_async(self.fence.claim)(ticks={state.symbol: state.at for state, *_ in batch})
         await self._broadcast(messages)
         try:
             await sync_to_async(self._store_live)(batch, quotes)
@@ -344,6 +365,13 @@ class Publisher:
         for symbol, bar in closed:
             metrics.CANDLES_CLOSED.labels(symbol).inc()
             self._robust(candle_closed, "candle_closed", symbol=symbol, candle=bar)
+        if closed and self.fence is not None:
+            # After announcing: a leader killed in between has its successor announce the minute again
+            # (signals_compute is idempotent), rather than nobody.
+            latest: dict[str, datetime] = {}
+            for symbol, bar in closed:
+                latest[symbol] = max(bar.open_time, latest.get(symbol, bar.open_time))
+            self.fence.claim(closed=latest)
         self._stream_ticks()
 
     def _robust(self, signal, name: str, **kwargs) -> None:
@@ -364,7 +392,14 @@ class Publisher:
         if not self.unstreamed:
             return
         try:
-            tick_batches_append(self.unstreamed)
+            if self.fence is None:
+                tick_batches_append(self.unstreamed)
+            else:
+                self.fence.stream_append(
+                    tick_stream_key(),
+                    [ticks_encode(ticks)["ticks"] for ticks in self.unstreamed],
+                    maxlen=settings.MARKET_TICK_STREAM_MAXLEN,
+                )
         except redis.RedisError:
             metrics.TICK_STREAM_FAILURES.inc()
             raise
