@@ -103,6 +103,10 @@ def usable_resume_points(points: dict[str, Resume], *, now: datetime) -> dict[st
     return usable
 
 
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def default_holder() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
@@ -150,7 +154,7 @@ class FeedLease:
 
     def current_holder(self) -> str | None:
         value = self.client.get(self.lease_key)
-        return value.decode() if value else None
+        return _text(value) if value else None
 
     # --- fenced writes --------------------------------------------------------------------------------
     def claim(self, *, ticks: dict[str, datetime] | None = None, closed: dict[str, datetime] | None = None) -> None:
@@ -168,7 +172,7 @@ class FeedLease:
             raise FeedDeposed(f"fence token {self.token} is no longer the lease's")
 
     def resume_points(self) -> dict[str, Resume]:
-        raw = {k.decode(): v.decode() for k, v in self.client.hgetall(self.marks_key).items()}
+        raw = {_text(k): _text(v) for k, v in self.client.hgetall(self.marks_key).items()}
         points: dict[str, dict[str, datetime]] = {}
         for field, value in raw.items():
             kind, _, symbol = field.partition(":")
