@@ -51,6 +51,7 @@ def write_config(
     server_port: int | str,
     listen_port: int,
     roles: dict[str, str],
+    listen_addr: str = "127.0.0.1",
     pool_size: int = 20,
     max_client_conn: int = 2000,
     prepared_statements: bool = False,
@@ -68,10 +69,11 @@ def write_config(
         f"* = {server}",
         "",
         "[pgbouncer]",
-        "listen_addr = 127.0.0.1",
+        f"listen_addr = {listen_addr}",
         f"listen_port = {listen_port}",
         "unix_socket_dir =",
-        # Trust only when a role has no password (the embedded server trusts local connections anyway).
+        # Trust only when a role has no password (the embedded server trusts local connections anyway;
+        # the compose service always has passwords).
         f"auth_type = {'trust' if trusted else 'scram-sha-256'}",
         f"auth_file = {userlist}",
         "pool_mode = transaction",
@@ -149,3 +151,42 @@ def stop(process: subprocess.Popen, timeout: float = 10.0) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=timeout)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The compose service: pgbouncer.ini from the environment Nexus reads (DATABASE_URL's host and port,
+    the DB_*_ROLE / DB_*_PASSWORD of the three runtime roles), then PgBouncer in the foreground."""
+    import argparse
+    from urllib.parse import urlsplit
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--listen-addr", default="0.0.0.0")  # noqa: S104 - a container's service port
+    parser.add_argument("--port", type=int, default=6432)
+    parser.add_argument("--dir", type=Path, default=Path("/tmp/pgbouncer"))  # noqa: S108 - the container's own
+    parser.add_argument("--pool-size", type=int, default=int(os.environ.get("PGBOUNCER_POOL_SIZE", "20")))
+    args = parser.parse_args(argv)
+    binary = pgbouncer_binary()
+    if binary is None:
+        raise SystemExit("pgbouncer is not installed")
+    server = urlsplit(os.environ["DATABASE_URL"])
+    roles = {
+        os.environ.get(f"DB_{name}_ROLE", f"nexus_{name.lower()}"): os.environ.get(f"DB_{name}_PASSWORD", "")
+        for name in ("APP", "SYSTEM", "AUTH")
+    }
+    ini = write_config(
+        args.dir,
+        server_host=server.hostname or "127.0.0.1",
+        server_port=server.port or 5432,
+        listen_port=args.port,
+        listen_addr=args.listen_addr,
+        roles=roles,
+        pool_size=args.pool_size,
+        prepared_statements=supports_prepared_statements(binary),
+    )
+    user = _run_as()
+    _make_readable(ini, user)
+    os.execv(binary, [binary, *user, str(ini)])  # noqa: S606 - the pooler replaces this process
+
+
+if __name__ == "__main__":
+    main()
