@@ -9,6 +9,9 @@ The parent imports no Django. It restarts a child that dies (at most `MAX_RESTAR
 SIGTERM/SIGINT passes the signal on and waits up to `--graceful-timeout` seconds before killing.
 
 Workers: `--workers`, else `WEB_CONCURRENCY`, else the number of CPUs this process may run on.
+Database connections: each daphne borrows them from a pool per role (`--db-pool-size`, else
+`WEB_DB_POOL_SIZE`, default 4; 0 turns it off), passed to the children as DB_POOL_SIZE. Daphne runs every
+request in a thread of its own, so without a pool each request opens (and closes) its own connections.
 Arguments after `--` go to every daphne (e.g. `-- --proxy-headers`).
 """
 
@@ -62,8 +65,11 @@ def daphne_command(fd: int, extra: list[str]) -> list[str]:
 
 
 class Supervisor:
-    def __init__(self, *, sock: socket.socket, workers: int, extra: list[str], graceful_timeout: float) -> None:
+    def __init__(
+        self, *, sock: socket.socket, workers: int, extra: list[str], graceful_timeout: float, db_pool_size: int = 0
+    ) -> None:
         self.sock = sock
+        self.db_pool_size = db_pool_size
         self.workers = workers
         self.extra = extra
         self.graceful_timeout = graceful_timeout
@@ -72,7 +78,7 @@ class Supervisor:
         self.stopping = False
 
     def spawn(self, slot: int) -> None:
-        env = {**os.environ, "NEXUS_WEB_WORKER": str(slot)}
+        env = {**os.environ, "NEXUS_WEB_WORKER": str(slot), "DB_POOL_SIZE": str(self.db_pool_size)}
         fd = self.sock.fileno()
         self.children[slot] = subprocess.Popen(daphne_command(fd, self.extra), pass_fds=(fd,), env=env)
         say(f"worker {slot}: daphne pid {self.children[slot].pid}")
@@ -126,11 +132,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", "-p", type=int, default=8000)
     parser.add_argument("--workers", "-w", type=int, default=None)
     parser.add_argument("--graceful-timeout", type=float, default=30.0)
+    parser.add_argument("--db-pool-size", type=int, default=int(os.environ.get("WEB_DB_POOL_SIZE", "4")))
     args = parser.parse_args(argv)
     workers = args.workers or default_workers()
     sock = bind(args.bind, args.port)
-    say(f"listening on {args.bind}:{sock.getsockname()[1]} with {workers} daphne process(es)")
-    supervisor = Supervisor(sock=sock, workers=workers, extra=extra, graceful_timeout=args.graceful_timeout)
+    pool = f"a pool of up to {args.db_pool_size} connections per role" if args.db_pool_size > 0 else "no pool"
+    say(f"listening on {args.bind}:{sock.getsockname()[1]} with {workers} daphne process(es), {pool} each")
+    supervisor = Supervisor(
+        sock=sock, workers=workers, extra=extra, graceful_timeout=args.graceful_timeout, db_pool_size=args.db_pool_size
+    )
     signal.signal(signal.SIGTERM, supervisor.stop)
     signal.signal(signal.SIGINT, supervisor.stop)
     return supervisor.run()

@@ -292,8 +292,6 @@ def run(_: argparse.Namespace) -> int:
     env["WEB_CONCURRENCY"] = web
     say(f"web: {web} daphne process(es) on one socket (WEB_CONCURRENCY)")
     env.update(start_pooler(env))
-    # Each web process borrows connections from a pool per role instead of opening one per request.
-    env.setdefault("DB_POOL_SIZE", "4")
     if not discord_bot_token(env):
         processes = [name for name in processes if name != "bot"]
         say("Discord bot: off. Set DISCORD_BOT_TOKEN to turn it on (docs/companion.md explains how).")
