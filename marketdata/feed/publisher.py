@@ -63,6 +63,15 @@ class SymbolState:
     resume_after: datetime | None = None
 
 
+def _batch_at(state: SymbolState, ticks: list[RawTick]) -> datetime:
+    """The market time of a publish: its last tick's."""
+    if ticks:
+        return ticks[-1].at
+    if state.at is None:
+        raise RuntimeError(f"{state.symbol} published before its first tick")
+    return state.at
+
+
 class Publisher:
     def __init__(
         self,
@@ -217,7 +226,7 @@ class Publisher:
         self.unannounced += closed
         if self.fence is not None:
             # Still the leader? Checked (with the marks a successor resumes from) before anything goes out.
-            await sync_to_async(self.fence.claim)(ticks={state.symbol: state.at for state, *_ in batch})
+            await sync_to_async(self.fence.claim)(ticks={st.symbol: _batch_at(st, ticks) for st, _, _, ticks, _ in batch})
         await self._broadcast(messages)
         try:
             await sync_to_async(self._store_live)(batch, quotes)
@@ -273,8 +282,11 @@ class Publisher:
         need refreshing, once a minute)."""
         wall = datetime.now(tz=UTC)
         quotes, messages, events = [], [], []
-        for state, price, previous, _, candle in batch:
-            stats = self._stats(state, candle)
+        for state, price, previous, ticks, candle in batch:
+            # The batch's own time, not state.at: a tick accepted while this renders (in a thread) belongs
+            # to the next publish.
+            at = _batch_at(state, ticks)
+            stats = self._stats(state, candle, at)
             quotes.append(
                 Quote(
                     instrument_id=state.instrument_id,
@@ -286,7 +298,7 @@ class Publisher:
                     low_24h=stats["low"],
                     volume_24h=stats["volume"],
                     source=self.source_name,
-                    at=state.at,
+                    at=at,
                     updated_at=wall,
                 )
             )
@@ -302,7 +314,7 @@ class Publisher:
                 high_24h=stats["high"],
                 low_24h=stats["low"],
                 volume_24h=stats["volume"],
-                at=state.at,
+                at=at,
                 updated_at=wall,
                 stale=False,
                 stale_after=state.stale_after,
@@ -312,7 +324,7 @@ class Publisher:
             )
             state.last_data = data
             messages.append(channel_message(data))
-            events.append(TickEvent(symbol=state.symbol, price=price, previous_price=previous, at=state.at))
+            events.append(TickEvent(symbol=state.symbol, price=price, previous_price=previous, at=at))
         return messages, events, quotes
 
     def _store_live(self, batch, quotes: list[Quote]) -> None:
@@ -327,10 +339,10 @@ class Publisher:
             )
             services.quotes_store(quotes=quotes)
 
-    def _stats(self, state: SymbolState, candle: CandleBar | None) -> dict:
+    def _stats(self, state: SymbolState, candle: CandleBar | None, at: datetime) -> dict:
         """24-hour open/high/low/volume: closed minutes from the database, refreshed once a minute, plus
         the live candle."""
-        minute = candle.open_time if candle else state.at.replace(second=0, microsecond=0)
+        minute = candle.open_time if candle else at.replace(second=0, microsecond=0)
         if state.stats_due or state.stats_until != minute:
             state.stats = services.window_stats(
                 instrument_id=state.instrument_id, start=minute - DAY, end=minute
