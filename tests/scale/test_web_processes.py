@@ -106,5 +106,19 @@ def test_a_broadcast_reaches_sockets_on_every_web_process():
         counts, prices = async_to_sync(scenario)()
         assert len(counts) == 2 and all(n > 0 for n in counts.values()), counts
         assert prices and set(prices) == {"12345.67"}
+
+        # A child that dies is replaced; SIGTERM on the parent stops them all.
+        children = psutil.Process(server.pid).children()
+        children[0].kill()
+        wait_for(
+            lambda: {c.pid for c in psutil.Process(server.pid).children()} - {c.pid for c in children},
+            timeout=30, what="a replacement daphne",
+        )
+        wait_for(lambda: _healthy(port), timeout=60, what="the web processes to answer again")
+        current = psutil.Process(server.pid).children()
+        assert len(current) == 2
+        server.terminate()
+        assert server.wait(timeout=40) == 0
+        assert not any(child.is_running() and child.status() != psutil.STATUS_ZOMBIE for child in current)
     finally:
         stop(server)
