@@ -209,6 +209,9 @@ def start_pooler(env: dict[str, str]) -> dict[str, str]:
     if env.get("DATABASE_POOLER_URL"):
         say("PgBouncer: using DATABASE_POOLER_URL from the environment")
         return {}
+    if not env.get("DATABASE_URL"):
+        say("PgBouncer: no DATABASE_URL to put it in front of: the processes connect directly")
+        return {}
     if env.get("NEXUS_POOLER", "").strip().lower() == "off":
         say("PgBouncer: off (NEXUS_POOLER=off): the processes connect to PostgreSQL directly")
         return {}
