@@ -226,7 +226,14 @@ class Publisher:
         self.unannounced += closed
         if self.fence is not None:
             # Still the leader? Checked (with the marks a successor resumes from) before anything goes out.
-            await sync_to_async(self.fence.claim)(ticks={st.symbol: _batch_at(st, ticks) for st, _, _, ticks, _ in batch})
+            marks = {st.symbol: _batch_at(st, ticks) for st, _, _, ticks, _ in batch}
+            try:
+                await sync_to_async(self.fence.claim)(ticks=marks)
+            except FeedDeposed:
+                raise
+            except Exception:  # Redis away: the batch waits for the next attempt, as for the database
+                self._put_back(batch)
+                raise
         await self._broadcast(messages)
         try:
             await sync_to_async(self._store_live)(batch, quotes)

@@ -10,17 +10,22 @@ import sys
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 import redis
+from channels.layers import get_channel_layer
 from django.conf import settings
 
 from core.rls import system_context
 from marketdata.feed.leader import FeedDeposed, FeedLease, Resume, usable_resume_points
+from marketdata.feed.publisher import Publisher
+from marketdata.feed.sources.base import RawTick
 from marketdata.models import Candle, Instrument, Tick
 from marketdata.services import instruments_seed
 from marketdata.tickstream import stream_client, tick_stream_key, ticks_decode
+from tests.marketdata.conftest import Listener, hub_reset, run_async
 from tests.scale.helpers import ROOT, child_env, stop, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -173,3 +178,86 @@ def test_the_standby_takes_over_from_a_killed_leader_fills_the_gap_and_never_pub
     assert stored == minutes
     # Two terms, two tokens.
     assert int(stream_client().get(observer.fence_key)) == 2
+
+
+@pytest.fixture
+def listed(db):
+    return {i.symbol: i for i in instruments_seed()}
+
+
+def _publisher(listed, lease: FeedLease, resume=None) -> Publisher:
+    hub_reset()
+    return Publisher(
+        instruments=[listed["BTC/USDT"]], source_name="replay", channel_layer=get_channel_layer(),
+        coalesce_seconds=0, fence=lease, resume=resume,
+    )
+
+
+T0 = datetime(2026, 3, 2, 9, 15, tzinfo=UTC)
+
+
+def _tick(seconds: int, price: str = "23100") -> RawTick:
+    return RawTick(symbol="BTC/USDT", price=Decimal(price), volume=Decimal("0.5"), at=T0 + timedelta(seconds=seconds))
+
+
+def test_a_deposed_publisher_sends_nothing(listed, clean_redis):
+    lease = _lease("deposed")
+    assert lease.try_acquire() is not None
+    stream_client().delete(lease.lease_key)  # its lease expired and...
+    assert _lease("successor").try_acquire() is not None  # ...another feed leads now
+
+    async def scenario():
+        listener = await Listener.join("market.all")
+        publisher = _publisher(listed, lease)
+        publisher.accept_tick(_tick(1))
+        with pytest.raises(FeedDeposed):
+            await publisher.publish_due()
+        return await listener.drain()
+
+    assert run_async(scenario) == []
+    assert stream_client().xlen(tick_stream_key()) == 0
+    with system_context(reason="tests: the feed's ticks"):
+        assert not Tick.objects.exists()
+
+
+def test_a_claim_that_cannot_reach_redis_keeps_the_batch(listed, clean_redis, monkeypatch):
+    lease = _lease("leader")
+    assert lease.try_acquire() is not None
+
+    async def scenario():
+        listener = await Listener.join("market.all")
+        publisher = _publisher(listed, lease)
+        publisher.accept_tick(_tick(1, "23100"))
+        claim = lease.claim
+        monkeypatch.setattr(lease, "claim", lambda **kw: (_ for _ in ()).throw(redis.ConnectionError("away")))
+        with pytest.raises(redis.ConnectionError):
+            await publisher.publish_due()
+        monkeypatch.setattr(lease, "claim", claim)
+        await publisher.publish_due()
+        return await listener.drain()
+
+    messages = run_async(scenario)
+    assert [m["data"]["price"] for m in messages] == ["23100"]
+    with system_context(reason="tests: the feed's ticks"):
+        assert Tick.objects.count() == 1
+    assert lease.resume_points()["BTC/USDT"].tick_at == T0 + timedelta(seconds=1)
+
+
+def test_a_new_leader_skips_what_the_last_one_published_and_keeps_the_candle_whole(listed, clean_redis):
+    lease = _lease("successor")
+    assert lease.try_acquire() is not None
+
+    async def scenario():
+        listener = await Listener.join("market.all")
+        publisher = _publisher(listed, lease, resume={"BTC/USDT": Resume(tick_at=T0 + timedelta(seconds=2))})
+        for second, price in ((1, "23100"), (2, "23200"), (3, "23050")):  # the minute replayed from its start
+            publisher.accept_tick(_tick(second, price))
+        await publisher.publish_due()
+        return await listener.drain()
+
+    messages = run_async(scenario)
+    assert [(m["data"]["price"], m["data"]["at"]) for m in messages] == [("23050", (T0 + timedelta(seconds=3)).isoformat())]
+    assert messages[0]["data"]["previous_price"] == "23200"
+    assert messages[0]["data"]["candle"]["h"] == "23200" and messages[0]["data"]["candle"]["o"] == "23100"
+    with system_context(reason="tests: the feed's ticks"):
+        assert list(Tick.objects.values_list("at", flat=True)) == [T0 + timedelta(seconds=3)]
