@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from celery.signals import task_retry
 from django.db import OperationalError, connections
+from django.test import Client
 
 from config.celery import app
 from tests.scale.helpers import ROOT, child_env, free_port, stop, wait_for
@@ -112,3 +113,14 @@ def test_a_task_meeting_an_outage_is_retried_with_backoff(database_away):
     assert {name for _, name in retries} == {"OperationalError"}
     assert result.failed() and isinstance(result.result, OperationalError)
     assert task.retry_backoff and task.retry_backoff_max >= 60
+
+
+def test_the_503_in_process(database_away):
+    client = Client(raise_request_exception=False)
+    page = client.get("/accounts/login/")
+    assert page.status_code == 503 and page["Retry-After"] == "5"
+    assert "Back in a moment" in page.content.decode()
+    api = client.get("/api/v1/portfolios/")
+    assert api.status_code == 503 and api["Content-Type"] == "application/problem+json"
+    assert api.json()["detail"].startswith("The database is unavailable")
+    assert client.get("/healthz").status_code == 200

@@ -7,6 +7,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import threading
 import urllib.request
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -122,3 +123,32 @@ def test_a_broadcast_reaches_sockets_on_every_web_process():
         assert not any(child.is_running() and child.status() != psutil.STATUS_ZOMBIE for child in current)
     finally:
         stop(server)
+
+
+def test_the_supervisor_restarts_a_child_and_gives_up_on_a_crash_loop(monkeypatch):
+    """config.webserver's supervision, with a stand-in for daphne."""
+    from config import webserver
+
+    monkeypatch.setattr(webserver, "POLL_SECONDS", 0.02)
+    sock = webserver.bind("127.0.0.1", 0)
+    try:
+        monkeypatch.setattr(webserver, "daphne_command", lambda fd, extra: [sys.executable, "-c", "import time; time.sleep(60)"])
+        supervisor = webserver.Supervisor(sock=sock, workers=2, extra=[], graceful_timeout=5, db_pool_size=3)
+        runner = threading.Thread(target=supervisor.run)
+        runner.start()
+        try:
+            wait_for(lambda: len(supervisor.children) == 2, timeout=10, what="two children")
+            first = supervisor.children[0]
+            first.kill()
+            wait_for(lambda: supervisor.children[0] is not first, timeout=10, what="a replacement")
+        finally:
+            supervisor.stop()
+            runner.join(timeout=20)
+        assert all(child.poll() is not None for child in supervisor.children.values())
+
+        monkeypatch.setattr(webserver, "daphne_command", lambda fd, extra: [sys.executable, "-c", "raise SystemExit(3)"])
+        crashing = webserver.Supervisor(sock=sock, workers=1, extra=[], graceful_timeout=5)
+        assert crashing.run() == 1  # restarted MAX_RESTARTS times, then gave up
+        assert len(crashing.restarts) == webserver.MAX_RESTARTS
+    finally:
+        sock.close()
