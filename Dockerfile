@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1.7
-# Nexus production image: one image for web (daphne), worker, beat, market feed and Discord bot;
+# Nexus production image: one image for web (daphne processes), workers, beat, market feed and Discord bot;
 # compose.yaml picks the command. Build: docker build -t nexus .
 
 FROM python:3.11-slim-bookworm AS build
@@ -30,5 +30,6 @@ USER nexus
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
   CMD curl --fail --silent http://127.0.0.1:8000/healthz || exit 1
-ENTRYPOINT ["daphne"]
-CMD ["--bind", "0.0.0.0", "--port", "8000", "--proxy-headers", "config.asgi:application"]
+# WEB_CONCURRENCY daphne processes (default: the container's CPUs) on one socket (docs/scale-out.md).
+ENTRYPOINT ["python", "-m", "config.webserver"]
+CMD ["--bind", "0.0.0.0", "--port", "8000", "--", "--proxy-headers"]

@@ -1,12 +1,27 @@
 import gc
 import os
 
-from celery import Celery
+from celery import Celery, Task
 from celery.signals import worker_process_init
+from django.db import InterfaceError, OperationalError
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
-app = Celery("nexus")
+
+class NexusTask(Task):
+    """Every task's base: a database outage (PostgreSQL or PgBouncer down, restarting, failing over; the
+    connection refused or dropped) is retried with exponential backoff and jitter, up to about half an hour,
+    instead of failing the task. Tasks are idempotent (docs/architecture.md), so a retry is safe. A task
+    that sets its own `autoretry_for` or `max_retries` keeps them."""
+
+    autoretry_for = (OperationalError, InterfaceError)
+    retry_backoff = 2
+    retry_backoff_max = 300
+    retry_jitter = True
+    max_retries = 12
+
+
+app = Celery("nexus", task_cls=NexusTask)
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
@@ -28,6 +43,8 @@ def keep_worker_connections() -> None:
     from django.conf import settings
     from django.db import connections
 
+    if getattr(settings, "DB_POOL_SIZE", 0):
+        return  # a pool (DB_POOL_SIZE) keeps them already, and refuses CONN_MAX_AGE
     age = int(os.environ.get("WORKER_DB_CONN_MAX_AGE", "300"))
     for alias in ("default", "system"):
         settings.DATABASES[alias]["CONN_MAX_AGE"] = age

@@ -23,6 +23,10 @@ from psycopg.conninfo import conninfo_to_dict
 
 # Runtime aliases (everything but the owner, which only migrates).
 RUNTIME_ALIASES = ("default", "system", "auth")
+# A wait on a lock held by this same thread's other connection must end, not hang. Sent as a connection
+# option when connecting straight to PostgreSQL, and set as the runtime roles' default by db_bootstrap
+# (ALTER ROLE ... SET), which is what applies through PgBouncer.
+RUNTIME_LOCK_TIMEOUT = "15s"
 
 
 def _from_url(url: str) -> dict[str, Any]:
@@ -41,16 +45,37 @@ def database_settings(
     *,
     admin_url: str,
     identities: dict[str, tuple[str | None, str, str]],
+    pooler_url: str | None = None,
+    pool_size: int = 0,
 ) -> dict[str, dict[str, Any]]:
-    """`identities`: alias -> (full URL or None, role, password)."""
+    """`identities`: alias -> (full URL or None, role, password).
+
+    `pooler_url`: a PgBouncer in transaction mode (docs/scale-out.md). The runtime aliases connect to its
+    host and port (same database, roles and passwords); migrations and db_bootstrap still go straight to
+    PostgreSQL. Under transaction pooling a client's next transaction may run on another server
+    connection, so nothing may outlive a transaction: no server-side cursors (DISABLE_SERVER_SIDE_CURSORS),
+    no session settings (the tenant is `set_config(..., true)`), no `options` startup parameter (PgBouncer
+    refuses it; lock_timeout is the roles' default instead).
+
+    `pool_size`: Django's own connection pool (psycopg_pool) per runtime alias and process, up to this
+    many connections. Daphne runs each request in a thread of its own, so without it every request opens
+    (and closes) a connection per alias it uses; with it they are borrowed and given back. 0: off.
+    """
     base = _from_url(admin_url)
     databases = {}
     for alias, (url, role, password) in identities.items():
         databases[alias] = _from_url(url) if url else {**base, "USER": role, "PASSWORD": password}
+    pooler = _from_url(pooler_url) if pooler_url else None
     for alias in RUNTIME_ALIASES:
         # 0: under ASGI each request runs in its own thread, so a kept connection is never reused (Django's
-        # advice). A wait on a lock held by this same thread's other connection must end, not hang.
-        databases[alias].update(
-            {"CONN_MAX_AGE": 0, "CONN_HEALTH_CHECKS": True, "OPTIONS": {"options": "-c lock_timeout=15s"}}
-        )
+        # advice); a pool (pool_size) is how web processes reuse connections.
+        options: dict[str, Any] = {}
+        if pooler is None:
+            options["options"] = f"-c lock_timeout={RUNTIME_LOCK_TIMEOUT}"
+        else:
+            databases[alias].update({"HOST": pooler["HOST"], "PORT": pooler["PORT"]})
+            databases[alias]["DISABLE_SERVER_SIDE_CURSORS"] = True
+        if pool_size > 0:
+            options["pool"] = {"min_size": 0, "max_size": pool_size, "timeout": 10, "max_idle": 300}
+        databases[alias].update({"CONN_MAX_AGE": 0, "CONN_HEALTH_CHECKS": True, "OPTIONS": options})
     return databases

@@ -114,6 +114,7 @@ TITLES = {
     status.HTTP_415_UNSUPPORTED_MEDIA_TYPE: "Unsupported media type",
     status.HTTP_422_UNPROCESSABLE_ENTITY: "Unprocessable request",
     status.HTTP_429_TOO_MANY_REQUESTS: "Too many requests",
+    status.HTTP_503_SERVICE_UNAVAILABLE: "Service unavailable",
 }
 
 

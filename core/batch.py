@@ -23,7 +23,8 @@ then queues that owner's statements only (no `set_config`), refuses anyone else'
 the transaction acting as `owner`, as the enclosing block expects.
 
 Every statement is a prepared statement of the connection (the same few statements repeat for every
-user of a batch, so PostgreSQL parses and plans each once). Rows are built and read with the models'
+user of a batch, so PostgreSQL parses and plans each once), unless the runtime goes through a PgBouncer
+without prepared-statement support (settings.DATABASE_PREPARED_STATEMENTS). Rows are built and read with the models'
 own fields (columns, defaults, `auto_now`, database preparation and converters), so the SQL follows the
 models. Any error aborts the transaction (raised as Django's database errors): callers run a pipeline in
 a transaction of its own and fall back to their ordinary path, or retry, if it raises.
@@ -37,6 +38,7 @@ from functools import cache
 from typing import Any
 
 import psycopg
+from django.conf import settings
 from django.db import connections, models
 
 from core.rls import USER_SETTING, _tenant_stack
@@ -200,7 +202,10 @@ class TenantPipeline:
         self.owner: int | None = stack[-1] if within_tenant else None
         wrapper.ensure_connection()
         self._connection: psycopg.Connection = wrapper.connection
-        if self._connection.prepare_threshold is None:
+        # Behind PgBouncer without prepared-statement support (DATABASE_PREPARED_STATEMENTS false) a statement
+        # prepared in one transaction may be gone in the next, which runs on another server connection.
+        self._prepare = bool(settings.DATABASE_PREPARED_STATEMENTS)
+        if self._prepare and self._connection.prepare_threshold is None:
             # Django turns psycopg's prepared statements off (threshold None), which also ignores an explicit
             # prepare=True. A threshold no query reaches keeps the ORM's queries unprepared, as Django
             # wants, and lets ours be prepared.
@@ -245,7 +250,7 @@ class TenantPipeline:
             # Native `$n` placeholders: psycopg sends the text as it is (no parsing of long statements).
             self._writer = psycopg.RawCursor(self._connection)
         with self._errors:
-            self._writer.execute(sql, params, prepare=True)
+            self._writer.execute(sql, params, prepare=self._prepare)
         self.statements += 1
 
     def execute(
@@ -258,7 +263,7 @@ class TenantPipeline:
         self._begin()
         cursor = psycopg.Cursor(self._connection)
         with self._errors:
-            cursor.execute(sql, params, prepare=True)
+            cursor.execute(sql, params, prepare=self._prepare)
         self.statements += 1
         return Pending(cursor, model, self.using)
 

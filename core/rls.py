@@ -49,6 +49,7 @@ USER_SETTING = "app.user_id"
 SYSTEM_ALIAS = "system"
 AUTH_ALIAS = "auth"
 SUMMARY_SECONDS = 60
+PROBE_PATHS = frozenset({"/healthz", "/readyz"})
 
 
 class ContextTally:
@@ -267,6 +268,10 @@ class TenantMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path in PROBE_PATHS:
+            # Liveness must not depend on the database, and readiness reports its state rather than failing
+            # on it: no request transaction (the probes read no tenant data).
+            return self.get_response(request)
         user_id = session_user_id(getattr(request, "session", None))
         if user_id is not None and request.user.is_authenticated and request.user.pk == user_id:
             with tenant(user_id):

@@ -189,13 +189,112 @@ def discord_bot_token(env: dict[str, str]) -> str:
     return ""
 
 
+def _sibling(name: str):
+    """scripts/<name>.py, however this file was loaded (as a script, or by the tests from its path)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"nexus_{name}", Path(__file__).resolve().parent / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def start_pooler(env: dict[str, str]) -> dict[str, str]:
+    """A local PgBouncer (transaction mode) for the runtime roles when the binary is installed; the
+    settings DATABASE_POOLER_URL points the web, workers, consumers and feed at it. Says what it did."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    pgbouncer = _sibling("pgbouncer")
+    if env.get("DATABASE_POOLER_URL"):
+        say("PgBouncer: using DATABASE_POOLER_URL from the environment")
+        return {}
+    if not env.get("DATABASE_URL"):
+        say("PgBouncer: no DATABASE_URL to put it in front of: the processes connect directly")
+        return {}
+    if env.get("NEXUS_POOLER", "").strip().lower() == "off":
+        say("PgBouncer: off (NEXUS_POOLER=off): the processes connect to PostgreSQL directly")
+        return {}
+    if any(env.get(f"DATABASE_{name}_URL") for name in ("APP", "SYSTEM", "AUTH")):
+        say("PgBouncer: not started, the roles have their own DATABASE_*_URL: the processes connect directly")
+        return {}
+    binary = pgbouncer.pgbouncer_binary()
+    if binary is None:
+        say("PgBouncer: not installed (apt-get install -y pgbouncer): the processes connect to PostgreSQL directly")
+        return {}
+    server = conninfo_to_dict(env["DATABASE_URL"])
+    dbname = str(server.get("dbname") or "nexus")
+    roles = {
+        env.get("DB_APP_ROLE", "nexus_app"): env.get("DB_APP_PASSWORD", ""),
+        env.get("DB_SYSTEM_ROLE", "nexus_system"): env.get("DB_SYSTEM_PASSWORD", ""),
+        env.get("DB_AUTH_ROLE", "nexus_auth"): env.get("DB_AUTH_PASSWORD", ""),
+    }
+    port = _free_port(6432)
+    prepared = pgbouncer.supports_prepared_statements(binary)
+    directory = DATA / "pgbouncer"
+    ini = pgbouncer.write_config(
+        directory,
+        server_host=str(server.get("host") or "127.0.0.1"),
+        server_port=str(server.get("port") or ""),
+        listen_port=port,
+        roles=roles,
+        prepared_statements=prepared,
+    )
+    try:
+        process = pgbouncer.start(binary, ini, port=port, log=directory / "pgbouncer.log")
+    except RuntimeError as error:
+        say(f"PgBouncer: could not start it ({error}): the processes connect to PostgreSQL directly")
+        return {}
+    STARTED.append(("PgBouncer", lambda: (pgbouncer.stop(process), "stopped")[1]))
+    app_role = env.get("DB_APP_ROLE", "nexus_app")
+    try:
+        psycopg.connect(
+            host="127.0.0.1", port=port, dbname=dbname, user=app_role, password=roles[app_role], connect_timeout=5
+        ).close()
+    except psycopg.Error as error:
+        say(f"PgBouncer: started but cannot reach PostgreSQL through it ({error}); connecting directly")
+        return {}
+    say(f"PgBouncer: transaction pooling on 127.0.0.1:{port} for the runtime roles (config in {directory})")
+    return {
+        "DATABASE_POOLER_URL": f"postgresql://127.0.0.1:{port}/{dbname}",
+        "DATABASE_POOLER_PREPARED_STATEMENTS": "true" if prepared else "false",
+    }
+
+
+def cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def choose_workers(processes: list[str], env: dict[str, str]) -> list[str]:
+    """One Celery worker consuming every queue (`worker`), or one per queue (`worker-<queue>`).
+
+    NEXUS_WORKERS=single|per-queue decides; by default a machine with fewer than 4 CPUs runs the single
+    worker (four workers of their own would cost more memory than they gain there)."""
+    mode = env.get("NEXUS_WORKERS", "").strip() or ("per-queue" if cpu_count() >= 4 else "single")
+    if mode not in {"single", "per-queue"}:
+        raise SystemExit(f"NEXUS_WORKERS must be 'single' or 'per-queue', not {mode!r}")
+    per_queue = [name for name in processes if name.startswith("worker-")]
+    if mode == "single":
+        say("Celery: one worker consuming every queue (NEXUS_WORKERS=per-queue runs one per queue)")
+        return [name for name in processes if name not in per_queue]
+    say(f"Celery: one worker per queue ({', '.join(n.removeprefix('worker-') for n in per_queue)})")
+    return [name for name in processes if name != "worker"]
+
+
 def run(_: argparse.Namespace) -> int:
     env = resolve_services(stop_at_exit=True)
     env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
     manage(env, "db_bootstrap")
     manage(env, "migrate", "--database", "owner", "--no-input", "-v", "0")
     manage(env, "seed_demo")
-    processes = procfile_processes()
+    processes = choose_workers(procfile_processes(), env)
+    web = env.get("WEB_CONCURRENCY", "").strip() or str(cpu_count())
+    env["WEB_CONCURRENCY"] = web
+    say(f"web: {web} daphne process(es) on one socket (WEB_CONCURRENCY)")
+    env.update(start_pooler(env))
     if not discord_bot_token(env):
         processes = [name for name in processes if name != "bot"]
         say("Discord bot: off. Set DISCORD_BOT_TOKEN to turn it on (docs/companion.md explains how).")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import environ
 from celery.schedules import crontab
+from kombu import Queue
 
 from config.database import database_settings
 
@@ -62,6 +63,8 @@ INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # A database outage anywhere below answers 503 with Retry-After, not 500 (core/unavailable.py).
+    "core.unavailable.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -110,8 +113,17 @@ DB_SYSTEM_ROLE = env("DB_SYSTEM_ROLE", default="nexus_system")
 DB_AUTH_ROLE = env("DB_AUTH_ROLE", default="nexus_auth")
 DATABASE_URL = env("DATABASE_URL")
 DATABASE_NAME_SUFFIX = ""
+# PgBouncer in transaction mode for the runtime roles (docs/scale-out.md); `make run` starts one when the
+# binary is installed. Its prepared statements (PgBouncer 1.21+ with max_prepared_statements) let the
+# fan-out's pipeline keep preparing its statements; without them it sends them unprepared.
+DATABASE_POOLER_URL = env("DATABASE_POOLER_URL", default="")
+DATABASE_POOLER_PREPARED_STATEMENTS = env.bool("DATABASE_POOLER_PREPARED_STATEMENTS", default=False)
+DATABASE_PREPARED_STATEMENTS = not DATABASE_POOLER_URL or DATABASE_POOLER_PREPARED_STATEMENTS
+DB_POOL_SIZE = env.int("DB_POOL_SIZE", default=0)
 DATABASES = database_settings(
     admin_url=DATABASE_URL,
+    pooler_url=DATABASE_POOLER_URL or None,
+    pool_size=DB_POOL_SIZE,
     identities={
         "default": (env("DATABASE_APP_URL", default=None), DB_APP_ROLE, env("DB_APP_PASSWORD", default="")),
         "owner": (env("DATABASE_OWNER_URL", default=None), DB_OWNER_ROLE, env("DB_OWNER_PASSWORD", default="")),
@@ -123,9 +135,13 @@ DATABASES = database_settings(
 )
 # Under ASGI each request runs in a thread of its own, so a persistent connection is never reused and
 # stays open until garbage-collected: a busy daphne can exhaust max_connections. Django's advice for
-# ASGI is 0 (bench/webhooks.py runs its daphne with DB_CONN_MAX_AGE=0).
-for _alias in ("default", "system", "auth"):
-    DATABASES[_alias]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=DATABASES[_alias]["CONN_MAX_AGE"])
+# ASGI is 0 (bench/webhooks.py runs its daphne with DB_CONN_MAX_AGE=0); DB_POOL_SIZE is the way to reuse
+# connections there (a pool cannot be combined with a kept connection).
+if not DB_POOL_SIZE:
+    for _alias in ("default", "system", "auth"):
+        DATABASES[_alias]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=DATABASES[_alias]["CONN_MAX_AGE"])
+# Seconds a 503 asks the client to wait while the database is unreachable (core/unavailable.py).
+DB_UNAVAILABLE_RETRY_AFTER = env.int("DB_UNAVAILABLE_RETRY_AFTER", default=5)
 DATABASE_ROUTERS = ["core.db_router.OwnerMigratesRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -165,6 +181,21 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_TRANSPORT_OPTIONS = {"global_keyprefix": f"{REDIS_KEY_PREFIX}:celery:"}
+# Queues (docs/scale-out.md): a burst of fan-out chunks never delays a Stripe event or an email, and each
+# queue gets its own workers where the machine has room (Procfile's worker-<queue>, compose.yaml).
+# Anything not routed below (sweeps, snapshots, a manual order's submission) goes to `default`.
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_QUEUE_NAMES = ("default", "fanout", "billing", "notifications")
+# Declared, so a worker started without -Q consumes all four (make run on a small machine, the tests).
+CELERY_TASK_QUEUES = [Queue(name, routing_key=name) for name in CELERY_QUEUE_NAMES]
+CELERY_TASK_ROUTES = {
+    "trading.signals_compute": {"queue": "fanout"},
+    "trading.signal_fan_out": {"queue": "fanout"},
+    "trading.plans_execute": {"queue": "fanout"},
+    "trading.blocked_notify": {"queue": "notifications"},
+    "billing.*": {"queue": "billing"},
+    "core.notifications.*": {"queue": "notifications"},
+}
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
 # Portfolios: each portfolio's value at the close of the UTC day, for the equity curve (docs/portfolio-math.md).
 CELERY_BEAT_SCHEDULE["portfolios-daily-snapshot"] = {
@@ -420,6 +451,9 @@ MARKET_METRICS_PORT = env.int("MARKET_METRICS_PORT", default=9108)
 MARKET_TICK_RETENTION_HOURS = env.int("MARKET_TICK_RETENTION_HOURS", default=24)
 # The tick stream the tick consumers read keeps about this many published batches (docs/market-data.md).
 MARKET_TICK_STREAM_MAXLEN = env.int("MARKET_TICK_STREAM_MAXLEN", default=100_000)
+# Feeds elect a leader with a Redis lease of this TTL (marketdata/feed/leader.py): a standby takes over
+# within about this long after the leader dies.
+MARKET_FEED_LEASE_SECONDS = env.float("MARKET_FEED_LEASE_SECONDS", default=5.0)
 CELERY_BEAT_SCHEDULE["marketdata-trim-ticks"] = {"task": "marketdata.trim_ticks", "schedule": 600.0}
 
 # --- Billing: Stripe through dj-stripe (docs/billing.md) --------------------------------------------------

@@ -17,17 +17,19 @@ from decimal import Decimal
 import redis
 import structlog
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import close_old_connections, connection
 
 from core.rls import system_context
 from marketdata import metrics, services
 from marketdata.events import candle_closed
 from marketdata.feed.candles import CandleBuilder
+from marketdata.feed.leader import FeedDeposed, FeedLease, Resume
 from marketdata.feed.sources.base import RawTick
 from marketdata.feed.staleness import StalenessTracker
 from marketdata.models import Instrument, Quote
 from marketdata.render import ALL_GROUP, channel_message, group_name, tick_payload, with_stale
-from marketdata.tickstream import tick_batches_append
+from marketdata.tickstream import tick_batches_append, tick_stream_key, ticks_encode
 from marketdata.types import CandleBar, TickEvent
 
 logger = structlog.get_logger(__name__)
@@ -56,6 +58,18 @@ class SymbolState:
     stats_due: bool = True
     last_closed: datetime | None = None
     last_data: dict | None = None
+    # The previous leader published this symbol's ticks up to here (marketdata/feed/leader.py): ticks up to
+    # it still build the candle but are not published again.
+    resume_after: datetime | None = None
+
+
+def _batch_at(state: SymbolState, ticks: list[RawTick]) -> datetime:
+    """The market time of a publish: its last tick's."""
+    if ticks:
+        return ticks[-1].at
+    if state.at is None:
+        raise RuntimeError(f"{state.symbol} published before its first tick")
+    return state.at
 
 
 class Publisher:
@@ -67,6 +81,8 @@ class Publisher:
         channel_layer,
         coalesce_seconds: float = 0.25,
         now=time.monotonic,
+        fence: FeedLease | None = None,
+        resume: dict[str, Resume] | None = None,
     ) -> None:
         self.states = {
             i.symbol: SymbolState(
@@ -93,6 +109,12 @@ class Publisher:
         self.unannounced: list[tuple[str, CandleBar]] = []
         self.unstreamed: list[list[TickEvent]] = []  # published batches not yet on the tick stream
         self._seq = 0
+        # With a fence (the feed's lease), every publish is claimed first and a deposed leader's is refused.
+        self.fence = fence
+        for symbol, point in (resume or {}).items():
+            state = self.states.get(symbol)
+            if state is not None:
+                state.resume_after, state.last_closed = point.tick_at, point.closed_at
 
     # --- input, called on the event loop by the sources --------------------------------------------
     def accept_tick(self, tick: RawTick) -> None:
@@ -102,11 +124,14 @@ class Publisher:
         closed = self.builder.add(tick.symbol, price=tick.price, volume=tick.volume, at=tick.at)
         if closed is None and self.builder.current[tick.symbol].open_time > tick.at:
             return  # a late trade for a minute already closed: dropped with the candle it belonged to
-        if closed is not None:
+        if closed is not None and not (state.last_closed is not None and closed.open_time <= state.last_closed):
             self.closed.append((tick.symbol, closed))
         state.price, state.at, state.received_at = tick.price, tick.at, time.time()
         if tick.bid is not None:
             state.bid, state.ask = tick.bid, tick.ask
+        if state.resume_after is not None and tick.at <= state.resume_after:
+            state.published_price = tick.price  # the previous leader published it
+            return
         state.pending_ticks.append(tick)
         state.dirty = True
         if self.staleness.touch(tick.symbol, self.now()):
@@ -137,6 +162,8 @@ class Publisher:
             self._wake.clear()
             try:
                 await self.publish_due()
+            except FeedDeposed:
+                raise  # another feed leads now: stop at once (run_marketfeed goes back to standby)
             except Exception:  # the database or Redis is away: keep the batch, retry, never stop the feed
                 logger.exception("marketdata.publish_failed")
                 await asyncio.sleep(RETRY_SECONDS)
@@ -197,6 +224,16 @@ class Publisher:
             self._put_back(batch)
             raise
         self.unannounced += closed
+        if self.fence is not None:
+            # Still the leader? Checked (with the marks a successor resumes from) before anything goes out.
+            marks = {st.symbol: _batch_at(st, ticks) for st, _, _, ticks, _ in batch}
+            try:
+                await sync_to_async(self.fence.claim)(ticks=marks)
+            except FeedDeposed:
+                raise
+            except Exception:  # Redis away: the batch waits for the next attempt, as for the database
+                self._put_back(batch)
+                raise
         await self._broadcast(messages)
         try:
             await sync_to_async(self._store_live)(batch, quotes)
@@ -252,8 +289,11 @@ class Publisher:
         need refreshing, once a minute)."""
         wall = datetime.now(tz=UTC)
         quotes, messages, events = [], [], []
-        for state, price, previous, _, candle in batch:
-            stats = self._stats(state, candle)
+        for state, price, previous, ticks, candle in batch:
+            # The batch's own time, not state.at: a tick accepted while this renders (in a thread) belongs
+            # to the next publish.
+            at = _batch_at(state, ticks)
+            stats = self._stats(state, candle, at)
             quotes.append(
                 Quote(
                     instrument_id=state.instrument_id,
@@ -265,7 +305,7 @@ class Publisher:
                     low_24h=stats["low"],
                     volume_24h=stats["volume"],
                     source=self.source_name,
-                    at=state.at,
+                    at=at,
                     updated_at=wall,
                 )
             )
@@ -281,7 +321,7 @@ class Publisher:
                 high_24h=stats["high"],
                 low_24h=stats["low"],
                 volume_24h=stats["volume"],
-                at=state.at,
+                at=at,
                 updated_at=wall,
                 stale=False,
                 stale_after=state.stale_after,
@@ -291,7 +331,7 @@ class Publisher:
             )
             state.last_data = data
             messages.append(channel_message(data))
-            events.append(TickEvent(symbol=state.symbol, price=price, previous_price=previous, at=state.at))
+            events.append(TickEvent(symbol=state.symbol, price=price, previous_price=previous, at=at))
         return messages, events, quotes
 
     def _store_live(self, batch, quotes: list[Quote]) -> None:
@@ -306,10 +346,10 @@ class Publisher:
             )
             services.quotes_store(quotes=quotes)
 
-    def _stats(self, state: SymbolState, candle: CandleBar | None) -> dict:
+    def _stats(self, state: SymbolState, candle: CandleBar | None, at: datetime) -> dict:
         """24-hour open/high/low/volume: closed minutes from the database, refreshed once a minute, plus
         the live candle."""
-        minute = candle.open_time if candle else state.at.replace(second=0, microsecond=0)
+        minute = candle.open_time if candle else at.replace(second=0, microsecond=0)
         if state.stats_due or state.stats_until != minute:
             state.stats = services.window_stats(
                 instrument_id=state.instrument_id, start=minute - DAY, end=minute
@@ -344,6 +384,13 @@ class Publisher:
         for symbol, bar in closed:
             metrics.CANDLES_CLOSED.labels(symbol).inc()
             self._robust(candle_closed, "candle_closed", symbol=symbol, candle=bar)
+        if closed and self.fence is not None:
+            # After announcing: a leader killed in between has its successor announce the minute again
+            # (signals_compute is idempotent), rather than nobody.
+            latest: dict[str, datetime] = {}
+            for symbol, bar in closed:
+                latest[symbol] = max(bar.open_time, latest.get(symbol, bar.open_time))
+            self.fence.claim(closed=latest)
         self._stream_ticks()
 
     def _robust(self, signal, name: str, **kwargs) -> None:
@@ -364,7 +411,14 @@ class Publisher:
         if not self.unstreamed:
             return
         try:
-            tick_batches_append(self.unstreamed)
+            if self.fence is None:
+                tick_batches_append(self.unstreamed)
+            else:
+                self.fence.stream_append(
+                    tick_stream_key(),
+                    [ticks_encode(ticks)["ticks"] for ticks in self.unstreamed],
+                    maxlen=settings.MARKET_TICK_STREAM_MAXLEN,
+                )
         except redis.RedisError:
             metrics.TICK_STREAM_FAILURES.inc()
             raise

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from channels.layers import get_channel_layer
 from django.db.models import Max
 
 from marketdata import metrics
+from marketdata.feed.leader import FeedDeposed, FeedLease, usable_resume_points
 from marketdata.feed.publisher import Publisher
 from marketdata.feed.sources.base import RawTick
 from marketdata.feed.sources.clock import MarketClock
@@ -113,13 +115,24 @@ async def _watchdog(publisher: Publisher, interval: float) -> None:
         await publisher.mark_stale()
 
 
-async def run_feed(*, instruments: list[Instrument], sources: list, options: FeedOptions) -> None:
-    """Run until cancelled; on the way out, publish what is pending so no tick is lost."""
+async def run_feed(
+    *, instruments: list[Instrument], sources: list, options: FeedOptions, fence: FeedLease | None = None
+) -> None:
+    """Run until cancelled; on the way out, publish what is pending so no tick is lost. With `fence` (the
+    lease this process leads by), resume after what the previous leader published and stop with
+    FeedDeposed as soon as another process leads."""
+    resume = None
+    if fence is not None:
+        resume = usable_resume_points(await asyncio.to_thread(fence.resume_points), now=datetime.now(tz=UTC))
+        if resume:
+            logger.info("marketdata.feed_resumes", marks={s: str(p.tick_at) for s, p in resume.items()})
     publisher = Publisher(
         instruments=instruments,
         source_name=sources[0].name if len(sources) == 1 else "+".join(s.name for s in sources),
         channel_layer=get_channel_layer(),
         coalesce_seconds=options.coalesce_seconds,
+        fence=fence,
+        resume=resume,
     )
     publishing = asyncio.create_task(publisher.run(), name="publisher")
     feeding = [
@@ -147,5 +160,9 @@ async def run_feed(*, instruments: list[Instrument], sources: list, options: Fee
         for task in feeding:
             task.cancel()
         await asyncio.gather(*feeding, return_exceptions=True)
-        publisher.stop()
-        await asyncio.shield(publishing)
+        if not publishing.done():
+            publisher.stop()
+            try:
+                await asyncio.shield(publishing)
+            except FeedDeposed:
+                logger.warning("marketdata.pending_dropped", reason="deposed: the new leader publishes them")

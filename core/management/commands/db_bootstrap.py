@@ -20,6 +20,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 from psycopg import sql
 
+from config.database import RUNTIME_LOCK_TIMEOUT
 from core.tables import grants_apply
 
 
@@ -82,6 +83,17 @@ class Command(BaseCommand):
             if password:
                 conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
         runtime = [settings.DB_APP_ROLE, settings.DB_SYSTEM_ROLE, settings.DB_AUTH_ROLE]
+        for role in runtime:
+            # Role defaults, so they hold for connections made through PgBouncer too: the runtime's lock_timeout
+            # (a pooler passes no per-connection `options`; config/database.py), and UTC, so Django never
+            # changes the time zone with a session-level SET (which transaction pooling would carry over to
+            # other clients of the same server connection).
+            for parameter, value in (("lock_timeout", RUNTIME_LOCK_TIMEOUT), ("timezone", "UTC")):
+                conn.execute(
+                    sql.SQL("ALTER ROLE {} SET {} = {}").format(
+                        sql.Identifier(role), sql.Identifier(parameter), sql.Literal(value)
+                    )
+                )
         memberships = conn.execute(
             """SELECT r.rolname, m.rolname FROM pg_auth_members am
                  JOIN pg_roles r ON r.oid = am.roleid JOIN pg_roles m ON m.oid = am.member
