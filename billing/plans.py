@@ -64,6 +64,8 @@ FREE = Plan(
         Feature.EXCHANGE_CONNECTIONS: 1,
         Feature.AI_QUERIES: 25,
         Feature.API_REQUESTS_PER_MINUTE: 60,
+        Feature.NEWSLETTER_ISSUES: 0,
+        Feature.NEWSLETTER_RECIPIENTS: 0,
     },
     highlights=("Paper trading", "Live portfolio", "Community support"),
 )
@@ -80,6 +82,8 @@ PRO = Plan(
         Feature.EXCHANGE_CONNECTIONS: 5,
         Feature.AI_QUERIES: 1000,
         Feature.API_REQUESTS_PER_MINUTE: 600,
+        Feature.NEWSLETTER_ISSUES: 0,
+        Feature.NEWSLETTER_RECIPIENTS: 0,
     },
     ai_queries_included=1000,
     ai_query_overage=Decimal("0.02"),
@@ -97,10 +101,16 @@ ENTERPRISE = Plan(
         Feature.EXCHANGE_CONNECTIONS: 25,
         Feature.AI_QUERIES: None,
         Feature.API_REQUESTS_PER_MINUTE: 3000,
+        Feature.NEWSLETTER_ISSUES: 30,
+        Feature.NEWSLETTER_RECIPIENTS: 10000,
     },
     ai_queries_included=10000,
     ai_query_overage=Decimal("0.01"),
-    highlights=("10,000 AI queries included, then $0.01 each", "Priority support"),
+    highlights=(
+        "10,000 AI queries included, then $0.01 each",
+        "Newsletters to up to 10,000 members",
+        "Priority support",
+    ),
 )
 
 PLANS: dict[str, Plan] = {plan.code: plan for plan in (FREE, PRO, ENTERPRISE)}
@@ -154,6 +164,8 @@ _UNITS = {
     Feature.EXCHANGE_CONNECTIONS: ("exchange connection", "exchange connections"),
     Feature.AI_QUERIES: ("AI query a month", "AI queries a month"),
     Feature.API_REQUESTS_PER_MINUTE: ("API request a minute", "API requests a minute"),
+    Feature.NEWSLETTER_ISSUES: ("newsletter issue a month", "newsletter issues a month"),
+    Feature.NEWSLETTER_RECIPIENTS: ("newsletter recipient per issue", "newsletter recipients per issue"),
 }
 
 

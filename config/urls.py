@@ -25,6 +25,9 @@ urlpatterns = [
     path("", include("billing.urls")),
     path("", include("bot.urls")),
     path("stripe/", include("billing.webhook_urls")),
+    path("newsletter/", include("newsletter.urls")),
+    # The email provider's tracking webhooks (bounces and complaints suppress addresses): /anymail/resend/tracking/
+    path("anymail/", include("anymail.urls")),
     path("api/v1/accounts/me/usage/", include(account_usage_urlpatterns)),
     path("api/v1/accounts/", include("accounts.api.urls")),
     path("api/v1/portfolios/", include("portfolios.api.urls")),
@@ -35,6 +38,7 @@ urlpatterns = [
     path("api/v1/notifications/", include("core.notifications_api")),
     path("api/v1/billing/", include("billing.api.urls")),
     path("api/v1/companion/", include("bot.api.urls")),
+    path("api/v1/newsletter/", include("newsletter.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
 ]

@@ -164,6 +164,8 @@ def test_summary_lists_every_limit_with_usage(user_a, counters):
         "exchange_connections": (0, 1, False),
         "ai_queries": (1, 25, False),
         "api_requests_per_minute": (None, 60, False),
+        "newsletter_issues": (0, 0, True),
+        "newsletter_recipients": (None, 0, False),
     }
 
 

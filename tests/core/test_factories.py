@@ -11,7 +11,7 @@ from core.rls import system_context, tenant
 from core.tables import TABLES, TableClass
 from tests import factories
 
-OUR_APPS = {"accounts", "core", "marketdata", "portfolios", "trading", "alerts", "billing", "bot"}
+OUR_APPS = {"accounts", "core", "marketdata", "portfolios", "trading", "alerts", "billing", "bot", "newsletter"}
 FACTORIES = [
     value
     for value in vars(factories).values()

@@ -33,6 +33,13 @@ from tests.factories.core import (
     NotificationPreferenceFactory,
 )
 from tests.factories.marketdata import CandleFactory, InstrumentFactory, QuoteFactory, TickFactory
+from tests.factories.newsletter import (
+    ArchivedIssueFactory,
+    DeliveryFactory,
+    IssueFactory,
+    PreferenceFactory,
+    SuppressionFactory,
+)
 from tests.factories.portfolios import (
     CashBalanceFactory,
     LotFactory,
@@ -56,6 +63,11 @@ from tests.factories.trading import (
 
 __all__ = [
     "DEFAULT_PASSWORD",
+    "ArchivedIssueFactory",
+    "DeliveryFactory",
+    "IssueFactory",
+    "PreferenceFactory",
+    "SuppressionFactory",
     "AlertFactory",
     "AlertFiringFactory",
     "ApiTokenFactory",
