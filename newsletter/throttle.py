@@ -28,8 +28,9 @@ if now > at then
   at = now
 end
 local wait = 0
-if tokens >= n then
-  tokens = tokens - n
+-- Clock times are floats: a token a microsecond short of whole counts as whole.
+if tokens + 0.000001 >= n then
+  tokens = math.max(0, tokens - n)
 else
   wait = (n - tokens) / rate
 end

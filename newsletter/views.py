@@ -250,7 +250,8 @@ def unsubscribe_view(request: HttpRequest, token: str) -> HttpResponse:
 
 @login_required
 def preferences_view(request: HttpRequest) -> HttpResponse:
-    form = PreferenceForm(request.POST or None, initial={"subscribed": preference_subscribed(user=request.user)})
+    # An unticked box posts nothing: the form is bound whenever the method is POST.
+    form = PreferenceForm(request.POST if request.method == "POST" else None, initial={"subscribed": preference_subscribed(user=request.user)})
     if request.method == "POST" and form.is_valid():
         preference_set(user_id=request.user.pk, subscribed=form.cleaned_data["subscribed"])
         messages.success(
