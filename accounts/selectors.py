@@ -62,7 +62,7 @@ def discord_uid(*, user_id: int) -> str | None:
         )
 
 
-def member_contacts(*, joined_before=None) -> QuerySet[User]:
+def member_contacts(*, joined_before=None) -> QuerySet[User, tuple[int, str]]:
     """Active accounts with an email address, as (id, email) rows in id order: a mailing's audience.
 
     Every member's row: call it inside `system_context(...)` (the newsletter's send worker)."""

@@ -268,7 +268,7 @@ def _audience(*, issue: Issue, joined_before: datetime | None) -> list[tuple[int
     """(user id, email) of every recipient; call inside system_context."""
     if issue.audience == Audience.NONE:
         return []
-    members = list(member_contacts(joined_before=joined_before))
+    members: list[tuple[int, str]] = list(member_contacts(joined_before=joined_before))
     if issue.audience == Audience.PLANS:
         chosen = user_ids_on_plans(plan_codes=issue.audience_plans, user_ids=[m[0] for m in members])
         members = [m for m in members if m[0] in chosen]

@@ -308,6 +308,9 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "AlertKindEnum": "alerts.choices.AlertKind",
         "PlanCodeEnum": "billing.choices.PlanCode",
+        "NewsletterIssueStatusEnum": "newsletter.choices.IssueStatus",
+        "NewsletterAudienceEnum": "newsletter.choices.Audience",
+        "NewsletterDiscordStatusEnum": "newsletter.choices.DiscordStatus",
     },
 }
 
