@@ -108,7 +108,9 @@ class Suppression(models.Model):
 
 
 class ArchivedIssue(models.Model):
-    issue = models.OneToOneField(Issue, on_delete=models.CASCADE, related_name="+")
+    # The issue's id, not a foreign key: the public copy is reference data the runtime role only reads, so
+    # no tenant write (deleting a draft, an account) may cascade into it.
+    issue_id = models.BigIntegerField(unique=True)
     title = models.CharField(max_length=200)
     slug = models.SlugField(max_length=80)
     author_name = models.CharField(max_length=120)

@@ -594,7 +594,7 @@ def _finish(*, issue_id: int) -> bool:
             return False
         issue = Issue.objects.select_related("user").get(pk=issue_id)
         ArchivedIssue.objects.update_or_create(
-            issue=issue,
+            issue_id=issue.pk,
             defaults={
                 "title": issue.title,
                 "slug": slugify(issue.title)[:80] or "issue",

@@ -49,8 +49,8 @@ class ArchivedIssueFactory(ReferenceFactory):
     class Meta:
         model = ArchivedIssue
 
-    issue = factory.SubFactory(IssueFactory, status="sent")
-    title = factory.SelfAttribute("issue.title")
+    issue_id = factory.LazyFunction(lambda: IssueFactory(status="sent").pk)
+    title = "Weekly market notes"
     slug = "weekly-market-notes"
     author_name = "Nexus"
     summary = "Markets moved."
