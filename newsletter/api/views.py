@@ -95,6 +95,7 @@ class IssueDetailApi(_AuthorApi):
 
 class IssuePreviewApi(_AuthorApi):
     serializer_class = PreviewOutput
+    required_scopes = {"POST": "read"}  # renders, changes nothing
 
     @extend_schema(summary="Preview an issue as a recipient gets it", request=None, responses={200: PreviewOutput})
     def post(self, request: Request, issue_id: int) -> Response:
