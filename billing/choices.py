@@ -11,6 +11,7 @@ class Feature(models.TextChoices):
     API_REQUESTS_PER_MINUTE = "api_requests_per_minute", "API requests per minute"
     NEWSLETTER_ISSUES = "newsletter_issues", "newsletter issues per month"
     NEWSLETTER_RECIPIENTS = "newsletter_recipients", "newsletter recipients per issue"
+    PUBLISHED_NOTES = "published_notes", "published research notes"
 
 
 # Features whose use billing records itself (UsageRecord), counted per calendar month (UTC).

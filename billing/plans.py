@@ -66,6 +66,7 @@ FREE = Plan(
         Feature.API_REQUESTS_PER_MINUTE: 60,
         Feature.NEWSLETTER_ISSUES: 0,
         Feature.NEWSLETTER_RECIPIENTS: 0,
+        Feature.PUBLISHED_NOTES: 3,
     },
     highlights=("Paper trading", "Live portfolio", "Community support"),
 )
@@ -84,6 +85,7 @@ PRO = Plan(
         Feature.API_REQUESTS_PER_MINUTE: 600,
         Feature.NEWSLETTER_ISSUES: 0,
         Feature.NEWSLETTER_RECIPIENTS: 0,
+        Feature.PUBLISHED_NOTES: 50,
     },
     ai_queries_included=1000,
     ai_query_overage=Decimal("0.02"),
@@ -103,6 +105,7 @@ ENTERPRISE = Plan(
         Feature.API_REQUESTS_PER_MINUTE: 3000,
         Feature.NEWSLETTER_ISSUES: 30,
         Feature.NEWSLETTER_RECIPIENTS: 10000,
+        Feature.PUBLISHED_NOTES: None,
     },
     ai_queries_included=10000,
     ai_query_overage=Decimal("0.01"),
@@ -166,6 +169,7 @@ _UNITS = {
     Feature.API_REQUESTS_PER_MINUTE: ("API request a minute", "API requests a minute"),
     Feature.NEWSLETTER_ISSUES: ("newsletter issue a month", "newsletter issues a month"),
     Feature.NEWSLETTER_RECIPIENTS: ("newsletter recipient per issue", "newsletter recipients per issue"),
+    Feature.PUBLISHED_NOTES: ("published research note", "published research notes"),
 }
 
 

@@ -50,6 +50,12 @@ def user_plan(*, user, now: datetime | None = None) -> Plan:
     return plan_get(subscription.entitled_plan_code(now=now or timezone.now()))
 
 
+def plan_is_paid(*, user, now: datetime | None = None) -> bool:
+    """Whether `user`'s entitled plan is a paid one (trials and the grace period included): what
+    paying-members-only content asks."""
+    return user_plan(user=user, now=now).is_paid
+
+
 def entitlement_usage(*, user, feature: str, now: datetime | None = None) -> int:
     """How much of `feature` the user uses now (this month, for metered features)."""
     feature = Feature(feature)

@@ -24,6 +24,7 @@ urlpatterns = [
     path("trading/", include("trading.urls")),
     path("", include("billing.urls")),
     path("", include("bot.urls")),
+    path("research/", include("research.urls")),
     path("stripe/", include("billing.webhook_urls")),
     path("newsletter/", include("newsletter.urls")),
     # The email provider's tracking webhooks (bounces and complaints suppress addresses): /anymail/resend/tracking/
@@ -35,6 +36,7 @@ urlpatterns = [
     path("api/v1/markets/", include("marketdata.api.urls")),
     path("api/v1/watchlists/", include(watchlist_urlpatterns)),
     path("api/v1/alerts/", include("alerts.api.urls")),
+    path("api/v1/research/", include("research.api.urls")),
     path("api/v1/notifications/", include("core.notifications_api")),
     path("api/v1/billing/", include("billing.api.urls")),
     path("api/v1/companion/", include("bot.api.urls")),

@@ -143,6 +143,9 @@ TABLES: dict[str, Table] = {
         _tenant("portfolios_transaction", "trades, deposits and withdrawals"),
         _tenant("portfolios_watchlist", "watchlists"),
         _tenant("portfolios_watchlistitem", "watchlist entries"),
+        _tenant("research_note", "a trader's research notes (drafts and the author's copy of published ones)"),
+        _tenant("research_noteinstrument", "the instruments a trader's note is about"),
+        _tenant("research_noterevision", "every saved version of a trader's note"),
         _tenant("trading_blockedexecution", "executions the regime gatekeeper blocked"),
         _tenant("trading_bot", "a trader's bots"),
         _tenant("trading_exchangeconnection", "exchange API keys (secret encrypted at rest)"),
@@ -156,6 +159,11 @@ TABLES: dict[str, Table] = {
         _reference("marketdata_candle", "one-minute candles, written by the market feed"),
         _reference("trading_signal", "one decision per strategy and bar, written by the signal engine"),
         _reference("trading_regimereading", "the regime gatekeeper's readings, written by the signal engine"),
+        # Published research is read by every member, so it cannot sit behind the tenant policy: the publish
+        # service copies the note here in system_context (rendered, sanitised) and removes its text on
+        # unpublish; the outcome task writes thesis outcomes. One policy shape for every tenant table stays
+        # true, and a draft can never leak through a published row (docs/research.md).
+        _reference("research_publishednote", "published research notes, written by research's publish service"),
         _reference("billing_stripeprice", "our Stripe prices for the pricing page, written by billing_sync_plans"),
         _reference("newsletter_archivedissue", "sent newsletter issues, public; written by the send worker"),
         _reference("django_content_type", "Django's model registry, written by migrate"),

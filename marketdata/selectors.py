@@ -6,12 +6,14 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from core.errors import DomainError
 from core.inputs import text_problem
+from marketdata.feed.sources.replay import load_recording, recording_path
 from marketdata.models import Candle, Instrument, Quote
 from marketdata.render import tick_payload
 from marketdata.types import CandleBar, QuoteSnapshot, change_pct
@@ -202,3 +204,46 @@ def live_payloads(*, instruments: Iterable[Instrument]) -> list[dict]:
             )
         )
     return payloads
+
+
+def candle_first_reaching(
+    *, symbol: str, start: datetime, end: datetime, high_at_least: Decimal, low_at_most: Decimal
+) -> CandleBar | None:
+    """The first stored one-minute candle opening in [start, end) whose high reaches `high_at_least` or
+    whose low reaches `low_at_most` (a thesis's target and stop), or None."""
+    instrument = instrument_get(symbol=symbol)
+    candle = (
+        Candle.objects.filter(instrument=instrument, open_time__gte=start, open_time__lt=end)
+        .filter(Q(high__gte=high_at_least) | Q(low__lte=low_at_most))
+        .order_by("open_time")
+        .first()
+    )
+    if candle is None:
+        return None
+    return CandleBar(candle.open_time, candle.open, candle.high, candle.low, candle.close, candle.volume)
+
+
+def candle_latest_open_time(*, symbol: str) -> datetime | None:
+    """When the newest stored one-minute candle of `symbol` opened: how far the stored history reaches."""
+    instrument = instrument_get(symbol=symbol)
+    return (
+        Candle.objects.filter(instrument=instrument).order_by("-open_time").values_list("open_time", flat=True).first()
+    )
+
+
+def replay_bar_list(*, symbol: str, start: datetime, end: datetime) -> list[CandleBar]:
+    """The recorded one-minute bars the replay source plays for the minutes in [start, end), re-dated to
+    them (the recording is aligned to the wall clock, marketdata/feed/sources/replay.py); [] when there is
+    no recording of `symbol`. For demo data that should agree with what the replayed market does."""
+    path = recording_path(symbol=canonical_symbol(symbol), directory=settings.MARKET_REPLAY_DIR)
+    if path is None:
+        return []
+    recording = load_recording(path)
+    first = start.replace(second=0, microsecond=0)
+    minutes = int((end - first).total_seconds() // 60)
+    bars = []
+    for k in range(max(minutes, 0)):
+        minute = first + timedelta(minutes=k)
+        bar = recording[int(minute.timestamp() // 60) % len(recording)]
+        bars.append(CandleBar(minute, bar.open, bar.high, bar.low, bar.close, bar.volume))
+    return bars

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("accounts", "alerts", "billing", "bot", "config", "core", "marketdata", "portfolios", "trading")
+PACKAGES = ("accounts", "alerts", "billing", "bot", "config", "core", "marketdata", "portfolios", "research", "trading")
 
 
 @dataclass(frozen=True)

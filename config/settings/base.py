@@ -54,6 +54,7 @@ LOCAL_APPS = [
     "trading",
     "billing",
     "alerts",
+    "research",
     "bot",
     "newsletter",
 ]
@@ -311,6 +312,8 @@ SPECTACULAR_SETTINGS = {
         "NewsletterIssueStatusEnum": "newsletter.choices.IssueStatus",
         "NewsletterAudienceEnum": "newsletter.choices.Audience",
         "NewsletterDiscordStatusEnum": "newsletter.choices.DiscordStatus",
+        # marketdata's candle intervals, which research's chart intervals are.
+        "IntervalEnum": "research.choices.ChartInterval",
     },
 }
 
@@ -412,6 +415,8 @@ TRADING_BREAKER_THRESHOLD = env.int("TRADING_BREAKER_THRESHOLD", default=3)
 TRADING_BREAKER_WINDOW_SECONDS = env.int("TRADING_BREAKER_WINDOW_SECONDS", default=60)
 TRADING_BREAKER_COOLDOWN_SECONDS = env.int("TRADING_BREAKER_COOLDOWN_SECONDS", default=60)
 CELERY_BEAT_SCHEDULE["trading-sweep"] = {"task": "trading.sweep", "schedule": 60.0}
+# Research: the outcome of every open published thesis, from the stored candles (docs/research.md).
+CELERY_BEAT_SCHEDULE["research-outcomes"] = {"task": "research.outcomes_refresh", "schedule": 300.0}
 
 # --- Market data (docs/market-data.md) -------------------------------------------------------------------
 MARKET_FEED_SOURCE = env("MARKET_FEED_SOURCE", default="replay")  # replay | simulated | ccxt

@@ -11,7 +11,7 @@ from core.rls import system_context, tenant
 from core.tables import TABLES, TableClass
 from tests import factories
 
-OUR_APPS = {"accounts", "core", "marketdata", "portfolios", "trading", "alerts", "billing", "bot", "newsletter"}
+OUR_APPS = {"accounts", "core", "marketdata", "portfolios", "trading", "alerts", "billing", "bot", "research", "newsletter"}
 FACTORIES = [
     value
     for value in vars(factories).values()

@@ -50,6 +50,12 @@ from tests.factories.portfolios import (
     WatchlistFactory,
     WatchlistItemFactory,
 )
+from tests.factories.research import (
+    NoteFactory,
+    NoteInstrumentFactory,
+    NoteRevisionFactory,
+    PublishedNoteFactory,
+)
 from tests.factories.trading import (
     BlockedExecutionFactory,
     BotFactory,
@@ -62,6 +68,10 @@ from tests.factories.trading import (
 )
 
 __all__ = [
+    "NoteFactory",
+    "NoteInstrumentFactory",
+    "NoteRevisionFactory",
+    "PublishedNoteFactory",
     "DEFAULT_PASSWORD",
     "ArchivedIssueFactory",
     "DeliveryFactory",

@@ -1,0 +1,346 @@
+"""Reads of research notes.
+
+A trader's own notes (tenant tables) are read as that trader, filtered by user (RLS is the backstop).
+Published notes are read from `PublishedNote` (shared reference, written only by the publish service):
+`published_readable_q` is the one place that says who may read which, by audience, with billing answering
+whether the reader's plan is a paid one.
+
+Other apps (the newsletter) use `note_published_get` and `note_published_list`: published, not withdrawn
+notes with their rendered, sanitised HTML, whatever their audience (`audience` says who may read each).
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+
+from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank
+from django.db.models import Count, F, Q, QuerySet
+from django.urls import reverse
+from django.utils.safestring import SafeString, mark_safe
+
+from billing.selectors import plan_is_paid
+from core.errors import DomainError
+from marketdata.selectors import canonical_symbol
+from research.choices import Audience, Outcome
+from research.models import Note, NoteInstrument, NoteRevision, PublishedNote
+
+SEARCH_CONFIG = "english"
+SEARCH_LIMIT_MAX = 100
+QUERY_MAX = 200
+# ts_headline marks matches with these; the snippet is HTML-escaped, then they become <mark>.
+_START, _STOP = "\x02", "\x03"
+
+
+class NoteNotFound(DomainError):
+    """No such note for this reader: never said whether it exists for someone else."""
+
+    def __init__(self) -> None:
+        super().__init__("No such note.")
+
+
+# --- The author's own notes ----------------------------------------------------------------------------
+
+
+def note_list(*, user, tag: str | None = None) -> QuerySet[Note]:
+    notes = Note.objects.filter(user_id=user.pk).select_related("chart_instrument")
+    if tag:
+        notes = notes.filter(tags__contains=[tag])
+    return notes.order_by("-updated_at", "-id")
+
+
+def note_get(*, user, note_id: int) -> Note:
+    note = Note.objects.filter(user_id=user.pk, pk=note_id).select_related("chart_instrument").first()
+    if note is None:
+        raise NoteNotFound()
+    return note
+
+
+def note_symbols(*, note: Note) -> list[str]:
+    return list(note.links.order_by("instrument__symbol").values_list("instrument__symbol", flat=True))
+
+
+def note_revision_list(*, user, note: Note) -> QuerySet[NoteRevision]:
+    return NoteRevision.objects.filter(user_id=user.pk, note_id=note.pk).order_by("-number")
+
+
+def note_published_count(*, user) -> int:
+    """Notes the user has published now: what billing's published-notes limit counts."""
+    return Note.objects.filter(user_id=user.pk, published_at__isnull=False).count()
+
+
+# --- Published notes, as other members read them ----------------------------------------------------------
+
+
+def published_readable_q(*, user) -> Q:
+    """Published notes `user` may read: not withdrawn; paying-only ones on a paid plan or their own."""
+    if user is None or not user.is_authenticated:
+        return Q(pk__in=[])
+    readable = Q(withdrawn_at__isnull=True)
+    if plan_is_paid(user=user):
+        return readable
+    return readable & (Q(audience=Audience.MEMBERS) | Q(author_id=user.pk))
+
+
+def published_list(
+    *,
+    user,
+    symbol: str | None = None,
+    tag: str | None = None,
+    author_id: int | None = None,
+) -> QuerySet[PublishedNote]:
+    notes = PublishedNote.objects.filter(published_readable_q(user=user))
+    if symbol:
+        notes = notes.filter(symbols__contains=[canonical_symbol(symbol)])
+    if tag:
+        notes = notes.filter(tags__contains=[tag.strip().lower()])
+    if author_id:
+        notes = notes.filter(author_id=author_id)
+    return notes.order_by("-published_at", "-id")
+
+
+def published_get(*, user, note_id: int) -> PublishedNote:
+    """A published note `user` may read, by the note's id; NoteNotFound otherwise (private, withdrawn,
+    paying members only): the reader cannot tell which."""
+    note = PublishedNote.objects.filter(published_readable_q(user=user), note_id=note_id).first()
+    if note is None:
+        raise NoteNotFound()
+    return note
+
+
+# --- For other apps (the newsletter) ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PublishedResearch:
+    """A published note as another app shows it. `body_html` is rendered and sanitised: safe to include."""
+
+    note_id: int
+    title: str
+    author_id: int
+    author_name: str
+    audience: str
+    body_html: SafeString
+    tags: tuple[str, ...]
+    symbols: tuple[str, ...]
+    published_at: datetime
+    url: str
+    direction: str
+    thesis_symbol: str
+    entry: Decimal | None
+    target: Decimal | None
+    stop: Decimal | None
+    horizon: date | None
+    outcome: str
+
+
+def _research(note: PublishedNote) -> PublishedResearch:
+    return PublishedResearch(
+        note_id=note.note_id,
+        title=note.title,
+        author_id=note.author_id,
+        author_name=note.author_name,
+        audience=note.audience,
+        body_html=mark_safe(note.body_html),  # noqa: S308 - sanitised by research.rendering at publish time
+        tags=tuple(note.tags),
+        symbols=tuple(note.symbols),
+        published_at=note.published_at,
+        url=reverse("research:published_detail", args=[note.note_id]),
+        direction=note.direction,
+        thesis_symbol=note.thesis_symbol,
+        entry=note.entry,
+        target=note.target,
+        stop=note.stop,
+        horizon=note.horizon,
+        outcome=note.outcome,
+    )
+
+
+def note_published_get(*, note_id: int) -> PublishedResearch:
+    """One published note (any audience); NoteNotFound when it is not published (or was withdrawn)."""
+    note = PublishedNote.objects.filter(note_id=note_id, withdrawn_at__isnull=True).first()
+    if note is None:
+        raise NoteNotFound()
+    return _research(note)
+
+
+def note_published_list(*, symbol: str | None = None, limit: int = 10) -> list[PublishedResearch]:
+    """The newest published notes (any audience), on `symbol` when given."""
+    notes = PublishedNote.objects.filter(withdrawn_at__isnull=True)
+    if symbol:
+        notes = notes.filter(symbols__contains=[canonical_symbol(symbol)])
+    limit = max(1, min(int(limit), SEARCH_LIMIT_MAX))
+    return [_research(note) for note in notes.order_by("-published_at", "-id")[:limit]]
+
+
+# --- Full-text search ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    note_id: int
+    title: str
+    author_id: int
+    author_name: str
+    tags: tuple[str, ...]
+    symbols: tuple[str, ...]
+    published_at: datetime | None
+    rank: float
+    snippet: SafeString
+    url: str
+    mine: bool
+
+
+def snippet_html(headline: str) -> SafeString:
+    """ts_headline's text with its match markers as <mark>, everything else escaped."""
+    escaped = html.escape(" ".join((headline or "").split()))
+    return mark_safe(escaped.replace(_START, "<mark>").replace(_STOP, "</mark>"))  # noqa: S308 - escaped above
+
+
+def _search_query(text: str) -> SearchQuery:
+    text = (text or "").strip()
+    if not text:
+        raise DomainError("Type something to search for.", field="q")
+    if len(text) > QUERY_MAX:
+        raise DomainError(f"Search for at most {QUERY_MAX} characters.", field="q")
+    if "\x00" in text:
+        raise DomainError("The search contains a character that cannot be searched for.", field="q")
+    return SearchQuery(text, search_type="websearch", config=SEARCH_CONFIG)
+
+
+def _headline(field: str, query: SearchQuery) -> SearchHeadline:
+    return SearchHeadline(
+        field, query, config=SEARCH_CONFIG, start_sel=_START, stop_sel=_STOP, max_words=30, min_words=12,
+        max_fragments=2, fragment_delimiter=" … ",
+    )
+
+
+def note_search(
+    *,
+    user,
+    query: str,
+    mine: bool = False,
+    tag: str | None = None,
+    symbol: str | None = None,
+    author_id: int | None = None,
+    limit: int = 20,
+) -> list[SearchHit]:
+    """Published notes `user` may read (or, with `mine`, the user's own notes, drafts included) matching
+    `query` (web-search syntax: words, "a phrase", -excluded, or), best first: ts_rank_cd over title (A),
+    tags (B) and body (C), so a title match ranks above a body match."""
+    search = _search_query(query)
+    limit = max(1, min(int(limit), SEARCH_LIMIT_MAX))
+    tag = (tag or "").strip().lower() or None
+    if mine:
+        own = note_list(user=user, tag=tag)
+        if symbol:
+            own = own.filter(links__instrument__symbol=canonical_symbol(symbol))
+        own_rows = (
+            own.filter(search_vector=search)
+            .annotate(rank=SearchRank(F("search_vector"), search, cover_density=True))
+            .annotate(headline=_headline("body", search))
+            .order_by("-rank", "-updated_at")[:limit]
+        )
+        symbols = _note_symbols_map([n.pk for n in own_rows])
+        return [
+            SearchHit(
+                note_id=n.pk, title=n.title, author_id=n.user_id, author_name="", tags=tuple(n.tags),
+                symbols=tuple(symbols.get(n.pk, [])), published_at=n.published_at, rank=float(n.rank),
+                snippet=snippet_html(n.headline), url=reverse("research:note_detail", args=[n.pk]), mine=True,
+            )
+            for n in own_rows
+        ]
+    rows = (
+        published_list(user=user, symbol=symbol, tag=tag, author_id=author_id)
+        .filter(search_vector=search)
+        .annotate(rank=SearchRank(F("search_vector"), search, cover_density=True))
+        .annotate(headline=_headline("body_text", search))
+        .order_by("-rank", "-published_at")[:limit]
+    )
+    return [
+        SearchHit(
+            note_id=p.note_id, title=p.title, author_id=p.author_id, author_name=p.author_name,
+            tags=tuple(p.tags), symbols=tuple(p.symbols), published_at=p.published_at, rank=float(p.rank),
+            snippet=snippet_html(p.headline), url=reverse("research:published_detail", args=[p.note_id]),
+            mine=p.author_id == user.pk,
+        )
+        for p in rows
+    ]
+
+
+def _note_symbols_map(note_ids: list[int]) -> dict[int, list[str]]:
+    found: dict[int, list[str]] = {}
+    for note_id, symbol in (
+        NoteInstrument.objects.filter(note_id__in=note_ids)
+        .order_by("instrument__symbol")
+        .values_list("note_id", "instrument__symbol")
+    ):
+        found.setdefault(note_id, []).append(symbol)
+    return found
+
+
+# --- Track record ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrackRecord:
+    author_id: int
+    author_name: str
+    theses: int
+    target_hit: int
+    stop_hit: int
+    expired: int
+    open: int
+    withdrawn: int
+
+    @property
+    def decided(self) -> int:
+        return self.target_hit + self.stop_hit + self.expired
+
+    @property
+    def hit_rate(self) -> Decimal | None:
+        """Targets hit out of the decided theses, in percent (None before any is decided)."""
+        if not self.decided:
+            return None
+        return (Decimal(100) * self.target_hit / self.decided).quantize(Decimal("0.1"))
+
+
+def author_track_record(*, author_id: int) -> TrackRecord:
+    """Every thesis the author ever published, withdrawn ones included (unpublishing does not erase a
+    call), by outcome."""
+    theses = PublishedNote.objects.filter(author_id=author_id).exclude(direction="")
+    counts = theses.aggregate(
+        total=Count("pk"),
+        target_hit=Count("pk", filter=Q(outcome=Outcome.TARGET_HIT)),
+        stop_hit=Count("pk", filter=Q(outcome=Outcome.STOP_HIT)),
+        expired=Count("pk", filter=Q(outcome=Outcome.EXPIRED)),
+        open=Count("pk", filter=Q(outcome=Outcome.OPEN)),
+        withdrawn=Count("pk", filter=Q(withdrawn_at__isnull=False)),
+    )
+    name = (
+        PublishedNote.objects.filter(author_id=author_id).order_by("-updated_at").values_list("author_name", flat=True).first()
+        or ""
+    )
+    return TrackRecord(
+        author_id=author_id,
+        author_name=name,
+        theses=counts["total"],
+        target_hit=counts["target_hit"],
+        stop_hit=counts["stop_hit"],
+        expired=counts["expired"],
+        open=counts["open"],
+        withdrawn=counts["withdrawn"],
+    )
+
+
+def author_theses(*, author_id: int) -> QuerySet[PublishedNote]:
+    """The author's published theses for the track record page, newest first (withdrawn ones show no text)."""
+    return PublishedNote.objects.filter(author_id=author_id).exclude(direction="").order_by("-first_published_at")
+
+
+def published_open_thesis_ids() -> list[int]:
+    """Published theses whose outcome is still open: what the outcome task recomputes. Reference data, so
+    no tenant context is needed."""
+    return list(PublishedNote.objects.filter(outcome=Outcome.OPEN).order_by("pk").values_list("pk", flat=True))
