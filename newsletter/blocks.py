@@ -7,6 +7,8 @@ The syntax (docs/newsletter.md): a block is a line of its own, `[[name arg arg .
     [[regime BTC/USDT]]                the regime gatekeeper's latest reading of a pair
     [[movers 7d 5]]                    the pairs that moved most over 24h, 7d or 30d (up to 20)
     [[chart BTC/USDT 1h 48]]           a candlestick chart of the last 48 one-hour candles (1m, 5m, 1h, 1d)
+    [[research-note 42]]               a published research note (research.selectors.note_published_get)
+    [[research-notes BTC/USDT 3]]      links to the newest published notes (on a pair, when named)
 
 Every figure comes from the companion's read tools (bot.companion.tools), run as the issue's author: the
 same selectors and the same formatting the pages and the companion use. `block_parse` checks a block's
@@ -26,6 +28,7 @@ from bot.companion.tools import tool_run
 from bot.discord.chart import candles_png
 from core.errors import DomainError
 from marketdata.selectors import TIMEFRAMES, candle_list, canonical_symbol, instrument_get, instrument_list
+from research.selectors import PublishedResearch, note_published_get, note_published_list
 
 BLOCK_LINE = re.compile(r"^\[\[\s*(?P<name>[a-z][a-z-]*)(?P<args>[^\]]*)\]\]\s*$")
 FENCE = re.compile(r"^\s{0,3}(```|~~~)")
@@ -33,6 +36,7 @@ PERIODS = {"24h": 24, "7d": 24 * 7, "30d": 24 * 30}
 MOVERS_MAX = 20
 CHART_BARS_MAX = 500
 SUMMARY_PAIRS_MAX = 30
+NOTES_MAX = 10
 
 
 @dataclass(frozen=True)
@@ -104,11 +108,34 @@ def _chart(line: int, args: list[str]) -> dict[str, Any]:
     return {"pair": _pair(line, args[0]), "interval": interval, "bars": bars}
 
 
+def _research_note(line: int, args: list[str]) -> dict[str, Any]:
+    if len(args) != 1:
+        raise _error(line, "Write [[research-note ID]], e.g. [[research-note 42]].")
+    note_id = _count(line, args[0], name="The note id", low=1, high=2**63 - 1)
+    try:
+        note_published_get(note_id=note_id)
+    except DomainError:
+        raise _error(line, f"Research note {note_id} is not published.") from None
+    return {"note_id": note_id}
+
+
+def _research_notes(line: int, args: list[str]) -> dict[str, Any]:
+    if len(args) > 2:
+        raise _error(line, "Write [[research-notes PAIR COUNT]], e.g. [[research-notes BTC/USDT 3]].")
+    symbol = None
+    if args and not args[0].isdigit():
+        symbol = _pair(line, args.pop(0))
+    count = _count(line, args[0], name="The count", low=1, high=NOTES_MAX) if args else 3
+    return {"symbol": symbol, "count": count}
+
+
 PARSERS: dict[str, Callable[[int, list[str]], dict[str, Any]]] = {
     "market-summary": _market_summary,
     "regime": _regime,
     "movers": _movers,
     "chart": _chart,
+    "research-note": _research_note,
+    "research-notes": _research_notes,
 }
 
 
@@ -212,11 +239,46 @@ def chart(*, user, pair: str, interval: str, bars: int) -> dict[str, Any]:
     return {"summary": summary, "png": base64.b64encode(png).decode() if png else ""}
 
 
+def _note(note: PublishedResearch) -> dict[str, Any]:
+    from core.notifications import absolute_url
+
+    return {
+        "note_id": note.note_id,
+        "title": note.title,
+        "author_name": note.author_name,
+        "audience": note.audience,
+        "published_at": f"{note.published_at:%Y-%m-%d}",
+        "symbols": list(note.symbols),
+        "direction": note.direction,
+        "thesis_symbol": note.thesis_symbol,
+        "entry": str(note.entry) if note.entry is not None else None,
+        "target": str(note.target) if note.target is not None else None,
+        "stop": str(note.stop) if note.stop is not None else None,
+        "url": absolute_url(note.url),
+        "body_html": str(note.body_html),
+    }
+
+
+def research_note(*, user, note_id: int) -> dict[str, Any]:
+    """A published note with its rendered (sanitised) HTML; {"error": ...} when it was withdrawn since."""
+    try:
+        return {"note": _note(note_published_get(note_id=note_id))}
+    except DomainError:
+        return {"error": f"Research note {note_id} is no longer published."}
+
+
+def research_notes(*, user, symbol: str | None = None, count: int = 3) -> dict[str, Any]:
+    notes = note_published_list(symbol=symbol, limit=count)
+    return {"symbol": symbol, "notes": [{k: v for k, v in _note(n).items() if k != "body_html"} for n in notes]}
+
+
 DATA: dict[str, Callable[..., dict[str, Any]]] = {
     "market-summary": market_summary,
     "regime": regime,
     "movers": movers,
     "chart": chart,
+    "research-note": research_note,
+    "research-notes": research_notes,
 }
 
 

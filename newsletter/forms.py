@@ -9,7 +9,8 @@ from newsletter.choices import Audience
 
 BODY_HELP = (
     "Markdown. Data blocks on a line of their own: [[market-summary]], [[regime BTC/USDT]], "
-    "[[movers 7d 5]], [[chart BTC/USDT 1h 48]]. See the guide below."
+    "[[movers 7d 5]], [[chart BTC/USDT 1h 48]], [[research-note 42]], [[research-notes BTC/USDT 3]]. "
+    "See the guide."
 )
 
 

@@ -9,6 +9,7 @@ UNSUBSCRIBE_PLACEHOLDER.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,11 +67,39 @@ def _block_text(block: Block, data: dict[str, Any]) -> str:
             f"{s['pair']} {s['interval']} chart, {s['bars']} bars from {s['from']} to {s['to']}: "
             f"open {s['open']}, high {s['high']}, low {s['low']}, close {s['close']} ({s['change_pct']})"
         )
+    if block.name == "research-note":
+        if data.get("error"):
+            return data["error"]
+        note = data["note"]
+        return f"Research note: {note['title']} by {note['author_name']} ({note['published_at']}): {note['url']}"
+    if block.name == "research-notes":
+        lines = ["Research notes" + (f" on {data['symbol']}" if data["symbol"] else "")]
+        lines += [f"- {n['title']} by {n['author_name']}: {n['url']}" for n in data["notes"]]
+        if not data["notes"]:
+            lines.append("- None published yet.")
+        return "\n".join(lines)
     raise ValueError(block.name)
 
 
-def body_render(*, user, body: str, email: bool) -> RenderedBody:
-    """Expand `body` as `user` (the author): blocks looked up now. DomainError for a bad block."""
+# A research note's body appears in emails to readers its audience allows, never in the public archive:
+# the block's template marks the full body and the teaser that replaces it on the web.
+_NOTE_BODY = re.compile(r"<!--nl-note-full-->(.*?)<!--nl-note-teaser-->(.*?)<!--/nl-note-->", re.S)
+
+
+def html_for_email(html: str) -> str:
+    return _NOTE_BODY.sub(lambda m: m.group(1), html)
+
+
+def html_for_web(html: str) -> str:
+    return _NOTE_BODY.sub(lambda m: m.group(2), html)
+
+
+def body_render(*, user, body: str, email: bool, paying_readers: bool = False) -> RenderedBody:
+    """Expand `body` as `user` (the author): blocks looked up now. DomainError for a bad block.
+
+    `paying_readers`: every recipient is on a paid plan, so notes published for paying members are shown
+    in full (notes for every member always are). The HTML keeps both a note's body and its teaser, for
+    `html_for_email` / `html_for_web` to choose."""
     images = Images(email=email)
     html: list[str] = []
     text: list[str] = []
@@ -87,6 +116,8 @@ def body_render(*, user, body: str, email: bool) -> RenderedBody:
         if block.name == "chart" and data["png"]:
             context["src"] = images.src(data["png"])
         context["text"] = _block_text(block, data)
+        if block.name == "research-note" and "note" in data:
+            context["full"] = data["note"]["audience"] == "members" or paying_readers
         html.append(render_to_string(f"newsletter/blocks/{block.name.replace('-', '_')}.html", context))
         text.append(context["text"])
     return RenderedBody(

@@ -45,6 +45,7 @@ from django.utils.text import slugify
 
 from accounts.selectors import member_contacts
 from billing.choices import Feature, PlanCode
+from billing.plans import plan_get
 from billing.selectors import user_ids_on_plans
 from billing.services import entitlement_check
 from bot.discord.notify import discord_request
@@ -69,6 +70,8 @@ from newsletter.rendering import (
     body_render,
     email_document,
     email_text,
+    html_for_email,
+    html_for_web,
 )
 from newsletter.selectors import issues_due, may_author
 from newsletter.throttle import TokenBucket, provider_bucket
@@ -238,8 +241,15 @@ class IssuePreview:
     data: list[dict[str, Any]]
 
 
+def _paying_readers(issue: Issue) -> bool:
+    """Every recipient is on a paid plan (research notes for paying members may be shown in full)."""
+    return issue.audience == Audience.PLANS and bool(issue.audience_plans) and all(
+        plan_get(code).is_paid for code in issue.audience_plans
+    )
+
+
 def _web_html(rendered: RenderedBody) -> str:
-    html = rendered.html
+    html = html_for_web(rendered.html)
     for cid, png in rendered.images.items():
         html = html.replace(f"cid:{cid}", f"data:image/png;base64,{png}")
     return html
@@ -247,12 +257,15 @@ def _web_html(rendered: RenderedBody) -> str:
 
 def issue_preview(*, user, issue: Issue) -> IssuePreview:
     """The issue as a recipient (here the author) would get it now, figures looked up now."""
-    rendered = body_render(user=user, body=issue.body, email=True)
+    rendered = body_render(user=user, body=issue.body, email=True, paying_readers=_paying_readers(issue))
     web = _web_html(rendered)
     archive = absolute_url(archive_path(issue))
     own_link = unsubscribe_url(user_id=user.pk, email=user.email)
     # The browser shows the email with the charts inline (data: URLs, as a mail client shows cid: parts).
-    email_html = email_document(title=issue.title, body_html=web, archive_url=archive).replace(
+    inline_charts = html_for_email(rendered.html)
+    for cid, png in rendered.images.items():
+        inline_charts = inline_charts.replace(f"cid:{cid}", f"data:image/png;base64,{png}")
+    email_html = email_document(title=issue.title, body_html=inline_charts, archive_url=archive).replace(
         UNSUBSCRIBE_PLACEHOLDER, own_link
     )
     text = email_text(title=issue.title, body_text=rendered.text, archive_url=archive).replace(
@@ -291,10 +304,12 @@ def _send_start(*, author, issue_id: int, now: datetime, start_worker: bool = Tr
         if issue.status not in EDITABLE_STATUSES:
             raise DomainError("This issue has already been sent.")
         count = _recipients_allowed(issue=issue, author=author)
-        rendered = body_render(user=author, body=issue.body, email=True)
+        rendered = body_render(user=author, body=issue.body, email=True, paying_readers=_paying_readers(issue))
         archive = absolute_url(archive_path(issue))
         issue.html_body = _web_html(rendered)
-        issue.email_html = email_document(title=issue.title, body_html=rendered.html, archive_url=archive)
+        issue.email_html = email_document(
+            title=issue.title, body_html=html_for_email(rendered.html), archive_url=archive
+        )
         issue.text_body = email_text(title=issue.title, body_text=rendered.text, archive_url=archive)
         issue.inline_images = rendered.images
         issue.status, issue.send_started_at, issue.problem = IssueStatus.SENDING, now, ""
