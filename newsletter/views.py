@@ -163,8 +163,10 @@ def issue_email_view(request: HttpRequest, issue_id: int) -> HttpResponse:
             html = issue_preview(user=request.user, issue=issue).email_html
         except DomainError as exc:
             return HttpResponse(str(exc), content_type="text/plain; charset=utf-8", status=422)
-    else:
-        html = issue.email_html.replace("cid:", "data:,")  # the sent copy; charts are in the archive
+    else:  # the frozen copy that was sent, its charts inline as the mail client shows its cid: parts
+        html = issue.email_html
+        for cid, png in (issue.inline_images or {}).items():
+            html = html.replace(f"cid:{cid}", f"data:image/png;base64,{png}")
     return HttpResponse(html)
 
 

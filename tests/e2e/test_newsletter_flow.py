@@ -44,6 +44,7 @@ def test_compose_preview_send_and_read_in_the_archive(page, browser, asgi_server
     _log_in(page, author.email)
     page.get_by_role("navigation", name="Primary").get_by_role("link", name="Newsletter").click()
     expect(page.get_by_role("heading", name="Newsletter studio")).to_be_visible()
+    _fits_a_phone(page)
     page.get_by_role("link", name="New issue").click()
     page.get_by_label("Title").fill("Desk notes for the week")
     page.get_by_label("Body").fill("## Where BTC stands\n\n[[regime BTC/USDT]]\n\n[[market-summary BTC/USDT]]\n")
