@@ -75,3 +75,8 @@ def member_contacts(*, joined_before=None) -> QuerySet[User, tuple[int, str]]:
 def user_by_email(*, email: str) -> User | None:
     """The account with this login email; any account's row: call it inside `system_context(...)`."""
     return User.objects.filter(email__iexact=email).first()
+
+
+def account_exists(*, user_id: int) -> bool:
+    """Whether the account still exists: its own row, read as that user (call inside `tenant(user_id)`)."""
+    return User.objects.filter(pk=user_id).exists()

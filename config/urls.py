@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from accounts import views as accounts_views
 from billing.api.urls import account_usage_urlpatterns
 from core import views as core_views
+from newsletter.webhook_urls import urlpatterns as newsletter_webhook_urlpatterns
 from portfolios.api.urls import watchlist_urlpatterns
 
 urlpatterns = [
@@ -27,8 +28,7 @@ urlpatterns = [
     path("research/", include("research.urls")),
     path("stripe/", include("billing.webhook_urls")),
     path("newsletter/", include("newsletter.urls")),
-    # The email provider's tracking webhooks (bounces and complaints suppress addresses): /anymail/resend/tracking/
-    path("anymail/", include("anymail.urls")),
+    *newsletter_webhook_urlpatterns,
     path("api/v1/accounts/me/usage/", include(account_usage_urlpatterns)),
     path("api/v1/accounts/", include("accounts.api.urls")),
     path("api/v1/portfolios/", include("portfolios.api.urls")),

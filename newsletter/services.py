@@ -43,7 +43,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 
-from accounts.selectors import member_contacts
+from accounts.selectors import account_exists, member_contacts
 from billing.choices import Feature, PlanCode
 from billing.plans import plan_get
 from billing.selectors import user_ids_on_plans
@@ -670,7 +670,11 @@ def unsubscribe_token_read(*, token: str) -> tuple[int, str]:
 
 
 def preference_set(*, user_id: int, subscribed: bool) -> None:
+    """Record a member's choice; an account deleted since the link was sent has nothing left to change."""
     with tenant(user_id):
+        if not account_exists(user_id=user_id):
+            logger.info("newsletter.preference_for_deleted_account", user_id=user_id)
+            return
         Preference.objects.update_or_create(user_id=user_id, defaults={"subscribed": subscribed})
 
 

@@ -64,3 +64,14 @@ def test_unsubscribed_members_are_skipped_and_can_resubscribe(staff_author, user
     client.post("/newsletter/preferences/", {"subscribed": "on"})
     assert preference_subscribed(user=user_a)
     assert "checked" in client.get("/newsletter/preferences/").content.decode()
+
+
+def test_a_link_of_a_deleted_account_changes_nothing(user_a):
+    from core.rls import system_context
+
+    path = urlsplit(unsubscribe_url(user_id=user_a.pk, email=user_a.email)).path
+    with system_context(reason="tests: the member deleted the account"):
+        user_a.delete()
+    response = Client().post(path)
+    assert response.status_code == 200
+    assert "will not receive the Nexus newsletter" in response.content.decode()
