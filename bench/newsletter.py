@@ -126,7 +126,7 @@ def worker(issue_id: int, mailbox: Path) -> subprocess.Popen:
     }
     return subprocess.Popen(
         [sys.executable, "manage.py", "newsletter_send", str(issue_id)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 
 
@@ -152,7 +152,7 @@ def crash(editor, recipients: int) -> dict:
     first = worker(issue.pk, mailbox)
     while sent_count(issue.pk) < recipients // 3:
         if first.poll() is not None:
-            break
+            sys.exit("the send worker stopped by itself:\n" + first.stderr.read()[-3000:])
         time.sleep(0.01)
     killed_at = sent_count(issue.pk)
     os.kill(first.pid, signal.SIGKILL)
