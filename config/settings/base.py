@@ -314,6 +314,7 @@ SPECTACULAR_SETTINGS = {
         "NewsletterIssueStatusEnum": "newsletter.choices.IssueStatus",
         "NewsletterAudienceEnum": "newsletter.choices.Audience",
         "NewsletterDiscordStatusEnum": "newsletter.choices.DiscordStatus",
+        "ResearchAudienceEnum": "research.choices.Audience",
         # marketdata's candle intervals, which research's chart intervals are.
         "IntervalEnum": "research.choices.ChartInterval",
     },
