@@ -12,7 +12,8 @@ of its own.
 2. Crash: another issue to `--kill-recipients` members, sent by a `manage.py newsletter_send` subprocess
    writing to Django's file email backend; the bench SIGKILLs it once a third of the deliveries are
    recorded (wherever it is), runs the worker again, and counts the emails in the files per recipient:
-   duplicates (a recipient with more than one) and missed (a recipient with none).
+   duplicates (a recipient with more than one copy), duplicate_messages (more than one Message-ID) and
+   missed (a recipient with none).
 
 Prints one JSON line.
 """
@@ -130,13 +131,17 @@ def worker(issue_id: int, mailbox: Path) -> subprocess.Popen:
     )
 
 
-def mailbox_counts(directory: Path) -> Counter[str]:
-    counts: Counter[str] = Counter()
+def mailbox_counts(directory: Path) -> tuple[Counter[str], Counter[str]]:
+    """Emails per recipient, and distinct Message-IDs per recipient."""
+    copies: Counter[str] = Counter()
+    ids: dict[str, set[str]] = {}
     for path in directory.glob("*.log"):
         for chunk in path.read_bytes().split(SEPARATOR):
             if chunk.strip():
-                counts[email.message_from_bytes(chunk.lstrip(b"\n"))["To"]] += 1
-    return counts
+                message = email.message_from_bytes(chunk.lstrip(b"\n"))
+                copies[message["To"]] += 1
+                ids.setdefault(message["To"], set()).add(message["Message-ID"])
+    return copies, Counter({to: len(found) for to, found in ids.items()})
 
 
 def crash(editor, recipients: int) -> dict:
@@ -164,14 +169,18 @@ def crash(editor, recipients: int) -> dict:
     rerun = time.perf_counter() - started
     done = json.loads(out.strip().splitlines()[-1])
 
-    counts = mailbox_counts(mailbox)
+    counts, messages = mailbox_counts(mailbox)
     expected = {f"crash{n:06d}@bench.local" for n in range(recipients - 1)} | {editor.email}
     return {
         "recipients": recipients,
         "killed_after_sent": killed_at,
         "recovered_claimed_rows": done["recovered"],
         "emails": sum(counts.values()),
+        # A copy re-sent with the same Message-ID (the worker died between the provider accepting it and
+        # the database recording it) is counted in duplicates; a second, different message would be in
+        # duplicate_messages.
         "duplicates": sum(c - 1 for c in counts.values() if c > 1),
+        "duplicate_messages": sum(c - 1 for c in messages.values() if c > 1),
         "missed": len(expected - set(counts)),
         "rerun_seconds": round(rerun, 2),
     }
