@@ -23,14 +23,14 @@ MEMBERS = 60
 KILL_AFTER_SENT = 15
 
 
-def _worker(issue_id: int, mailbox: Path) -> subprocess.Popen:
+def _worker(issue_id: int, mailbox: Path, *, rate: int = 50) -> subprocess.Popen:
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
         "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
         "EMAIL_FILE_PATH": str(mailbox),
         # Slow enough that the worker waits for the provider between chunks of 5.
-        "NEWSLETTER_SEND_RATE": "50",
+        "NEWSLETTER_SEND_RATE": str(rate),
         "NEWSLETTER_SEND_BURST": "5",
     }
     return subprocess.Popen(
@@ -91,3 +91,22 @@ def test_a_killed_worker_then_a_rerun_emails_everyone_exactly_once(staff_author,
     assert _states(issue.pk) == {DeliveryState.SENT: len(everyone)}
     with system_context(reason="tests: issue status"):
         assert Issue.objects.get(pk=issue.pk).status == IssueStatus.SENT
+
+
+def test_two_workers_at_once_share_the_issue_and_email_everyone_once(staff_author, tmp_path):
+    for i in range(MEMBERS):
+        UserFactory(email=f"reader{i:03d}@example.com")
+    issue = issue_create(user=staff_author, title="Two workers", body="Hello.")
+    issue_send_now(user=staff_author, issue_id=issue.pk, start_worker=False)
+
+    # 20 a second between them (the bucket is shared): about 3 s of sending, so both are running.
+    workers = [_worker(issue.pk, tmp_path, rate=20), _worker(issue.pk, tmp_path, rate=20)]
+    reports = [next(e for e in _events(w) if e["event"] == "done") for w in workers]
+    for w in workers:
+        assert w.wait(timeout=120) == 0
+
+    counts = per_recipient(tmp_path)
+    assert len(counts) == MEMBERS + 1 and set(counts.values()) == {1}
+    assert sum(r["sent"] for r in reports) == MEMBERS + 1
+    assert all(r["sent"] > 0 for r in reports)  # both took batches: the claims never overlapped
+    assert [r["finished"] for r in reports].count(True) == 1  # one of them archived the issue
