@@ -44,6 +44,28 @@ def seeded_ids(trader: Trader) -> dict[str, dict[str, object]]:
         "/api/v1/trading/bots/{id}/": {"id": bot},
         "/api/v1/trading/blocked-executions/{id}/": {"id": blocked},
         **_more_seed(trader),
+        **_research_seed(trader),
+    }
+
+
+def _research_seed(trader: Trader) -> dict[str, dict[str, object]]:
+    """A published research note of the trader; made again when an operation before deleted or
+    unpublished it."""
+    from core.rls import tenant
+    from research.models import Note
+    from research.services import NoteInput, note_create, note_publish
+
+    with tenant(trader.user.pk):
+        note = Note.objects.filter(published_at__isnull=False).first()
+        if note is None:
+            note = note_create(
+                user=trader.user, data=NoteInput(title="Seeded note", body="**Support** held.", symbols=["BTC/USDT"])
+            )
+            note_publish(user=trader.user, note=note, audience="members")
+    return {
+        "/api/v1/research/notes/{note_id}/": {"note_id": note.pk},
+        "/api/v1/research/published/{note_id}/": {"note_id": note.pk},
+        "/api/v1/research/authors/{author_id}/": {"author_id": trader.user.pk},
     }
 
 
