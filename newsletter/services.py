@@ -344,8 +344,7 @@ def issues_due_start(*, now: datetime | None = None) -> int:
             issue = Issue.objects.select_related("user").get(pk=issue_id)
         author = issue.user
         try:
-            if not may_author(user=author):
-                author_require(user=author)
+            author_require(user=author)
             _send_start(author=author, issue_id=issue_id, now=now)
             started += 1
         except DomainError as exc:
