@@ -60,3 +60,23 @@ def discord_uid(*, user_id: int) -> str | None:
             .values_list("uid", flat=True)
             .first()
         )
+
+
+def member_contacts(*, joined_before=None) -> QuerySet[User, tuple[int, str]]:
+    """Active accounts with an email address, as (id, email) rows in id order: a mailing's audience.
+
+    Every member's row: call it inside `system_context(...)` (the newsletter's send worker)."""
+    members = User.objects.filter(is_active=True).exclude(email="")
+    if joined_before is not None:
+        members = members.filter(date_joined__lte=joined_before)
+    return members.order_by("id").values_list("id", "email")
+
+
+def user_by_email(*, email: str) -> User | None:
+    """The account with this login email; any account's row: call it inside `system_context(...)`."""
+    return User.objects.filter(email__iexact=email).first()
+
+
+def account_exists(*, user_id: int) -> bool:
+    """Whether the account still exists: its own row, read as that user (call inside `tenant(user_id)`)."""
+    return User.objects.filter(pk=user_id).exists()

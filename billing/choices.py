@@ -11,6 +11,8 @@ class Feature(models.TextChoices):
     API_REQUESTS_PER_MINUTE = "api_requests_per_minute", "API requests per minute"
     AUTOMATION_RULES = "automation_rules", "automation rules"
     WEBHOOK_TRIGGERS = "webhook_triggers", "webhook-triggered rules"
+    NEWSLETTER_ISSUES = "newsletter_issues", "newsletter issues per month"
+    NEWSLETTER_RECIPIENTS = "newsletter_recipients", "newsletter recipients per issue"
     PUBLISHED_NOTES = "published_notes", "published research notes"
 
 
@@ -18,6 +20,12 @@ class Feature(models.TextChoices):
 METERED_FEATURES = frozenset({Feature.AI_QUERIES})
 # Features that are a rate, enforced by billing.api.PlanRateThrottle rather than counted.
 RATE_FEATURES = frozenset({Feature.API_REQUESTS_PER_MINUTE})
+# Features that cap one action (how many recipients one newsletter issue may have): nothing is counted,
+# `entitlement_check(increment=n)` asks whether n fits under the cap.
+CAP_FEATURES = frozenset({Feature.NEWSLETTER_RECIPIENTS})
+# Features without a plan limit for staff: the house writes its newsletter to every member whatever the
+# staff account's own plan is.
+STAFF_UNLIMITED_FEATURES = frozenset({Feature.NEWSLETTER_ISSUES, Feature.NEWSLETTER_RECIPIENTS})
 
 
 class PlanCode(models.TextChoices):

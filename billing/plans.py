@@ -66,6 +66,8 @@ FREE = Plan(
         Feature.API_REQUESTS_PER_MINUTE: 60,
         Feature.AUTOMATION_RULES: 3,
         Feature.WEBHOOK_TRIGGERS: 1,
+        Feature.NEWSLETTER_ISSUES: 0,
+        Feature.NEWSLETTER_RECIPIENTS: 0,
         Feature.PUBLISHED_NOTES: 3,
     },
     highlights=("Paper trading", "Live portfolio", "Community support"),
@@ -85,6 +87,8 @@ PRO = Plan(
         Feature.API_REQUESTS_PER_MINUTE: 600,
         Feature.AUTOMATION_RULES: 50,
         Feature.WEBHOOK_TRIGGERS: 10,
+        Feature.NEWSLETTER_ISSUES: 0,
+        Feature.NEWSLETTER_RECIPIENTS: 0,
         Feature.PUBLISHED_NOTES: 50,
     },
     ai_queries_included=1000,
@@ -105,11 +109,17 @@ ENTERPRISE = Plan(
         Feature.API_REQUESTS_PER_MINUTE: 3000,
         Feature.AUTOMATION_RULES: None,
         Feature.WEBHOOK_TRIGGERS: None,
+        Feature.NEWSLETTER_ISSUES: 30,
+        Feature.NEWSLETTER_RECIPIENTS: 10000,
         Feature.PUBLISHED_NOTES: None,
     },
     ai_queries_included=10000,
     ai_query_overage=Decimal("0.01"),
-    highlights=("10,000 AI queries included, then $0.01 each", "Priority support"),
+    highlights=(
+        "10,000 AI queries included, then $0.01 each",
+        "Newsletters to up to 10,000 members",
+        "Priority support",
+    ),
 )
 
 PLANS: dict[str, Plan] = {plan.code: plan for plan in (FREE, PRO, ENTERPRISE)}
@@ -165,6 +175,8 @@ _UNITS = {
     Feature.API_REQUESTS_PER_MINUTE: ("API request a minute", "API requests a minute"),
     Feature.AUTOMATION_RULES: ("automation rule", "automation rules"),
     Feature.WEBHOOK_TRIGGERS: ("webhook-triggered rule", "webhook-triggered rules"),
+    Feature.NEWSLETTER_ISSUES: ("newsletter issue a month", "newsletter issues a month"),
+    Feature.NEWSLETTER_RECIPIENTS: ("newsletter recipient per issue", "newsletter recipients per issue"),
     Feature.PUBLISHED_NOTES: ("published research note", "published research notes"),
 }
 

@@ -15,9 +15,11 @@ from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
 from billing.choices import (
+    CAP_FEATURES,
     FAILING_STATUSES,
     METERED_FEATURES,
     RATE_FEATURES,
+    STAFF_UNLIMITED_FEATURES,
     CheckoutStatus,
     Feature,
     PlanCode,
@@ -57,7 +59,7 @@ def plan_is_paid(*, user, now: datetime | None = None) -> bool:
 def entitlement_usage(*, user, feature: str, now: datetime | None = None) -> int:
     """How much of `feature` the user uses now (this month, for metered features)."""
     feature = Feature(feature)
-    if feature in RATE_FEATURES:
+    if feature in RATE_FEATURES or feature in CAP_FEATURES:
         return 0
     if feature in METERED_FEATURES:
         with tenant(user.pk):
@@ -72,12 +74,30 @@ def entitlement_usage(*, user, feature: str, now: datetime | None = None) -> int
         return int(counter(user))
 
 
+def staff_unlimited(*, user, feature: str) -> bool:
+    """Staff have no plan limit on the features the house itself uses (its newsletter)."""
+    return Feature(feature) in STAFF_UNLIMITED_FEATURES and bool(getattr(user, "is_staff", False))
+
+
+def plan_limit(*, user, feature: str, now: datetime | None = None) -> int | None:
+    """The limit on `feature` that applies to `user`: the plan's, or None (unlimited)."""
+    if staff_unlimited(user=user, feature=feature):
+        return None
+    return user_plan(user=user, now=now).limit(feature)
+
+
+def entitlement_allows(*, user, feature: str, increment: int = 1, now: datetime | None = None) -> bool:
+    """Whether `user` may add `increment` more of `feature` now (for a cap: whether `increment` fits)."""
+    remaining = entitlement_remaining(user=user, feature=feature, now=now)
+    return remaining is None or remaining >= increment
+
+
 def entitlement_remaining(*, user, feature: str, now: datetime | None = None) -> int | None:
     """What is left of `feature` on the user's plan; None when the plan has no limit."""
-    limit = user_plan(user=user, now=now).limit(feature)
+    limit = plan_limit(user=user, feature=feature, now=now)
     if limit is None:
         return None
-    if Feature(feature) in RATE_FEATURES:
+    if Feature(feature) in RATE_FEATURES or Feature(feature) in CAP_FEATURES:
         return limit
     return max(limit - entitlement_usage(user=user, feature=feature, now=now), 0)
 
@@ -110,8 +130,10 @@ def entitlement_summary(*, user, now: datetime | None = None) -> list[FeatureUsa
     plan = user_plan(user=user, now=now)
     rows = []
     for feature in Feature:
-        used = None if feature in RATE_FEATURES else entitlement_usage(user=user, feature=feature, now=now)
-        rows.append(FeatureUsage(feature=feature, label=feature.label, limit=plan.limit(feature), used=used))
+        uncounted = feature in RATE_FEATURES or feature in CAP_FEATURES
+        used = None if uncounted else entitlement_usage(user=user, feature=feature, now=now)
+        limit = None if staff_unlimited(user=user, feature=feature) else plan.limit(feature)
+        rows.append(FeatureUsage(feature=feature, label=feature.label, limit=limit, used=used))
     return rows
 
 
@@ -201,3 +223,17 @@ def billing_overview(*, user, now: datetime | None = None) -> BillingOverview:
         can_manage=bool(subscription and subscription.stripe_customer_id),
         plans=plan_list(),
     )
+
+
+def user_ids_on_plans(*, plan_codes, user_ids, now: datetime | None = None) -> set[int]:
+    """Which of `user_ids` are entitled to one of `plan_codes` now (Free: no live subscription).
+
+    Reads every user's subscription: call it inside `system_context(...)` (a mailing's audience)."""
+    now = now or timezone.now()
+    wanted = set(plan_codes)
+    candidates = set(user_ids)
+    plan_of = {
+        subscription.user_id: subscription.entitled_plan_code(now=now)
+        for subscription in Subscription.objects.filter(user_id__in=candidates)
+    }
+    return {user_id for user_id in candidates if plan_of.get(user_id, PlanCode.FREE) in wanted}

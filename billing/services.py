@@ -25,6 +25,7 @@ from django.utils import timezone
 from billing import stripe_gateway
 from billing.choices import (
     AI_QUERY_METER_EVENT,
+    CAP_FEATURES,
     FAILING_STATUSES,
     LIVE_STATUSES,
     METERED_FEATURES,
@@ -42,6 +43,7 @@ from billing.selectors import (
     checkout_open_for,
     entitlement_remaining,
     entitlement_usage,
+    staff_unlimited,
     stripe_prices,
     usage_counters,
     user_plan,
@@ -68,9 +70,12 @@ class PlanLimitExceeded(DomainError):
         self.used = used
         self.upgrade = upgrade
         self.upgrade_url = reverse("billing")
-        used_phrase = (
-            f"you have used {used:,} this month" if self.feature in METERED_FEATURES else f"you have {used:,}"
-        )
+        if self.feature in METERED_FEATURES:
+            used_phrase = f"you have used {used:,} this month"
+        elif self.feature in CAP_FEATURES:
+            used_phrase = f"this needs {used:,}"
+        else:
+            used_phrase = f"you have {used:,}"
         message = f"Your {plan.name} plan allows {quantity_phrase(feature, limit)} and {used_phrase}."
         if upgrade is not None:
             message += (
@@ -88,8 +93,8 @@ def entitlement_counter_register(*, feature: str, counter: Callable[[object], in
     `counter(user)` runs as that user (tenant context) and returns how many the user has now.
     """
     feature = Feature(feature)
-    if feature in METERED_FEATURES or feature in RATE_FEATURES:
-        raise ValueError(f"{feature} is counted by billing itself")
+    if feature in METERED_FEATURES or feature in RATE_FEATURES or feature in CAP_FEATURES:
+        raise ValueError(f"{feature} is counted by billing itself, or not counted at all")
     usage_counters[feature] = counter
 
 
@@ -114,7 +119,8 @@ def _refuse_if_over(*, user, plan: Plan, feature: str, used: int, increment: int
             plan=plan,
             feature=feature,
             limit=limit,
-            used=used,
+            # A cap counts nothing: what is refused is the size of this one request.
+            used=increment if Feature(feature) in CAP_FEATURES else used,
             upgrade=plan_upgrade_for(current=plan, feature=feature, needed=used + increment),
         )
     return limit - used - increment
@@ -131,6 +137,8 @@ def entitlement_check(*, user, feature: str, increment: int = 1) -> int | None:
         raise ValueError(f"{feature} is a rate, enforced by billing.api.PlanRateThrottle")
     if increment < 0:
         raise ValueError("increment must not be negative")
+    if staff_unlimited(user=user, feature=feature):
+        return None
     with tenant(user.pk):
         _lock_feature(user_id=user.pk, feature=feature)
         plan = user_plan(user=user)

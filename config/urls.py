@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from accounts import views as accounts_views
 from billing.api.urls import account_usage_urlpatterns
 from core import views as core_views
+from newsletter.webhook_urls import urlpatterns as newsletter_webhook_urlpatterns
 from portfolios.api.urls import watchlist_urlpatterns
 
 urlpatterns = [
@@ -27,6 +28,8 @@ urlpatterns = [
     path("", include("bot.urls")),
     path("research/", include("research.urls")),
     path("stripe/", include("billing.webhook_urls")),
+    path("newsletter/", include("newsletter.urls")),
+    *newsletter_webhook_urlpatterns,
     path("api/v1/accounts/me/usage/", include(account_usage_urlpatterns)),
     path("api/v1/accounts/", include("accounts.api.urls")),
     path("api/v1/portfolios/", include("portfolios.api.urls")),
@@ -39,6 +42,7 @@ urlpatterns = [
     path("api/v1/notifications/", include("core.notifications_api")),
     path("api/v1/billing/", include("billing.api.urls")),
     path("api/v1/companion/", include("bot.api.urls")),
+    path("api/v1/newsletter/", include("newsletter.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
 ]

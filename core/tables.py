@@ -136,6 +136,9 @@ TABLES: dict[str, Table] = {
         _tenant("core_notificationdelivery", "a notification's email and Discord deliveries"),
         _tenant("core_idempotencyrecord", "a trader's API requests sent with an Idempotency-Key and their answers"),
         _tenant("core_notificationpreference", "which channels a trader wants for each kind"),
+        _tenant("newsletter_issue", "an author's newsletter issues"),
+        _tenant("newsletter_delivery", "one recipient of an author's issue (the author's row: stats)"),
+        _tenant("newsletter_preference", "whether a member receives newsletters"),
         _tenant("portfolios_cashbalance", "cash per currency in a portfolio"),
         _tenant("portfolios_lot", "FIFO lots"),
         _tenant("portfolios_portfolio", "portfolios"),
@@ -168,6 +171,7 @@ TABLES: dict[str, Table] = {
         # true, and a draft can never leak through a published row (docs/research.md).
         _reference("research_publishednote", "published research notes, written by research's publish service"),
         _reference("billing_stripeprice", "our Stripe prices for the pricing page, written by billing_sync_plans"),
+        _reference("newsletter_archivedissue", "sent newsletter issues, public; written by the send worker"),
         _reference("django_content_type", "Django's model registry, written by migrate"),
         _reference("auth_permission", "Django's permission names, written by migrate"),
         _reference("auth_group", "staff groups, edited in the admin"),
@@ -196,6 +200,7 @@ TABLES: dict[str, Table] = {
         Table("accounts_user_user_permissions", TableClass.IDENTITY, "a user's own permissions"),
         # --- system-only: the runtime role has no privilege at all ---------------------------------------
         _system("billing_webhookevent", "raw Stripe event payloads, processed by the billing worker"),
+        _system("newsletter_suppression", "addresses the email provider reported bounced or complaining"),
         _system("django_admin_log", "staff actions in the admin (the admin runs on the system connection)"),
         *[_system(f"djstripe_{name}", "dj-stripe's mirror of Stripe, written by the billing worker")
           for name in _DJSTRIPE],

@@ -58,6 +58,7 @@ LOCAL_APPS = [
     "automation",
     "research",
     "bot",
+    "newsletter",
 ]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
@@ -270,8 +271,24 @@ SOCIALACCOUNT_ADAPTER = "accounts.adapters.SocialAccountAdapter"
 
 # --- Email ---------------------------------------------------------------------------------------------
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+# Where django.core.mail.backends.filebased.EmailBackend writes (bench/newsletter.py, tests).
+EMAIL_FILE_PATH = env("EMAIL_FILE_PATH", default=None)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Nexus <no-reply@nexus.local>")
-ANYMAIL = {"RESEND_API_KEY": env("RESEND_API_KEY", default="")}
+ANYMAIL = {
+    "RESEND_API_KEY": env("RESEND_API_KEY", default=""),
+    # The tracking webhook (/anymail/resend/tracking/) checks Resend's Svix signature with this secret.
+    "RESEND_SIGNING_SECRET": env("RESEND_SIGNING_SECRET", default=None),
+}
+
+# --- Newsletter (docs/newsletter.md) ------------------------------------------------------------------
+NEWSLETTER_FROM_EMAIL = env("NEWSLETTER_FROM_EMAIL", default=DEFAULT_FROM_EMAIL)
+# The email provider's sending rate, shared by every send worker (a token bucket in Redis). Resend's
+# default API limit is 2 requests a second.
+NEWSLETTER_SEND_RATE = env.float("NEWSLETTER_SEND_RATE", default=2.0)
+NEWSLETTER_SEND_BURST = env.int("NEWSLETTER_SEND_BURST", default=2)
+NEWSLETTER_BATCH_SIZE = env.int("NEWSLETTER_BATCH_SIZE", default=100)
+NEWSLETTER_UNSUBSCRIBE_MAILTO = env("NEWSLETTER_UNSUBSCRIBE_MAILTO", default="")
+NEWSLETTER_DISCORD_CHANNEL_ID = env("NEWSLETTER_DISCORD_CHANNEL_ID", default="")
 # Links in emails (notifications) point here.
 SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000")
 
@@ -330,10 +347,16 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "AlertKindEnum": "alerts.choices.AlertKind",
         "PlanCodeEnum": "billing.choices.PlanCode",
+        "NewsletterIssueStatusEnum": "newsletter.choices.IssueStatus",
+        "NewsletterAudienceEnum": "newsletter.choices.Audience",
+        "NewsletterDiscordStatusEnum": "newsletter.choices.DiscordStatus",
+        "ResearchAudienceEnum": "research.choices.Audience",
         # marketdata's candle intervals, which research's chart intervals are.
         "IntervalEnum": "research.choices.ChartInterval",
         "ReplaySourceEnum": "trading.choices.ReplaySource",
         "OrderSourceEnum": "trading.choices.OrderSource",
+        "ThesisDirectionEnum": "research.choices.Direction",
+        "PriceDirectionEnum": "automation.choices.PriceDirection",
     },
 }
 
@@ -486,6 +509,7 @@ OPENAI_MODEL = env("OPENAI_MODEL", default="gpt-4o-mini")
 CELERY_BEAT_SCHEDULE["alerts-maintenance"] = {"task": "alerts.maintenance", "schedule": 30.0}
 CELERY_BEAT_SCHEDULE["notifications-sweep"] = {"task": "core.notifications.sweep", "schedule": 60.0}
 # Idempotency-Key records live 24 hours (core/idempotency.py).
+CELERY_BEAT_SCHEDULE["newsletter-send-due"] = {"task": "newsletter.send_due", "schedule": 60.0}
 CELERY_BEAT_SCHEDULE["core-idempotency-purge"] = {"task": "core.idempotency_purge", "schedule": 3600.0}
 
 # --- AI companion: the OpenAI provider's patience (docs/companion.md) -------------------------------------

@@ -44,3 +44,8 @@ ACCOUNT_RATE_LIMITS = {"login_failed": "5/5m/key"}
 STATIC_ROOT = None
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+# Resend's tracking webhook in tests is signed with this (Svix) secret, as Resend signs it.
+ANYMAIL = {**ANYMAIL, "RESEND_SIGNING_SECRET": "whsec_" + "bmV4dXMtdGVzdC1yZXNlbmQtc2lnbmluZy1zZWNyZXQ="}  # noqa: F405
+# Tests that measure the throttle set their own rate; the others should not wait for it.
+NEWSLETTER_SEND_RATE = env.float("NEWSLETTER_SEND_RATE", default=10_000.0)
+NEWSLETTER_SEND_BURST = env.int("NEWSLETTER_SEND_BURST", default=500)

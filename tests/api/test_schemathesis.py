@@ -72,20 +72,23 @@ def _research_seed(trader: Trader) -> dict[str, dict[str, object]]:
 
 
 def _more_seed(trader: Trader) -> dict[str, dict[str, object]]:
-    """An alert that fired, a watchlist with BTC/USDT, a notification, an invoice, a companion conversation
-    and a transaction of the trader; each made again when an operation before deleted it."""
+    """An alert that fired, a watchlist with BTC/USDT, a notification, an invoice, a companion conversation,
+    a transaction and a draft newsletter issue of the trader; each made again when an operation before
+    deleted it (or sent the issue)."""
     from alerts.models import Alert
     from billing.models import Invoice
     from bot.models import Conversation
     from core.models import Notification
     from core.rls import tenant
     from marketdata.selectors import instrument_get
+    from newsletter.models import Issue
     from portfolios.models import Watchlist
     from portfolios.selectors import transaction_list
     from tests.factories import (
         AlertFactory,
         AlertFiringFactory,
         InvoiceFactory,
+        IssueFactory,
         NotificationFactory,
         WatchlistFactory,
         WatchlistItemFactory,
@@ -108,7 +111,9 @@ def _more_seed(trader: Trader) -> dict[str, dict[str, object]]:
         invoice = Invoice.objects.first() or InvoiceFactory(user=user)
         conversation = Conversation.objects.first() or MessageFactory(user=user).conversation
         txn = transaction_list(portfolio=trader.portfolio).first()
+        issue = Issue.objects.filter(status="draft").first() or IssueFactory(user=user)
     seeded = {
+        "/api/v1/newsletter/issues/{issue_id}/": {"issue_id": issue.pk},
         "/api/v1/alerts/{alert_id}/": {"alert_id": alert.pk},
         "/api/v1/watchlists/{id}/": {"id": watchlist.pk},
         "/api/v1/watchlists/{id}/items/{instrument_id}/": {"id": watchlist.pk, "instrument_id": btc.pk},

@@ -166,6 +166,8 @@ def test_summary_lists_every_limit_with_usage(user_a, counters):
         "api_requests_per_minute": (None, 60, False),
         "automation_rules": (0, 3, False),
         "webhook_triggers": (0, 1, False),
+        "newsletter_issues": (0, 0, True),
+        "newsletter_recipients": (None, 0, False),
         "published_notes": (0, 3, False),
     }
 

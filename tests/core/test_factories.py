@@ -11,7 +11,10 @@ from core.rls import system_context, tenant
 from core.tables import TABLES, TableClass
 from tests import factories
 
-OUR_APPS = {"accounts", "core", "marketdata", "portfolios", "trading", "alerts", "automation", "billing", "bot", "research"}
+OUR_APPS = {
+    "accounts", "core", "marketdata", "portfolios", "trading", "alerts", "automation", "billing", "bot", "research",
+    "newsletter",
+}
 FACTORIES = [
     value
     for value in vars(factories).values()

@@ -34,6 +34,13 @@ from tests.factories.core import (
     NotificationPreferenceFactory,
 )
 from tests.factories.marketdata import CandleFactory, InstrumentFactory, QuoteFactory, TickFactory
+from tests.factories.newsletter import (
+    ArchivedIssueFactory,
+    DeliveryFactory,
+    IssueFactory,
+    PreferenceFactory,
+    SuppressionFactory,
+)
 from tests.factories.portfolios import (
     CashBalanceFactory,
     LotFactory,
@@ -69,6 +76,11 @@ __all__ = [
     "NoteRevisionFactory",
     "PublishedNoteFactory",
     "DEFAULT_PASSWORD",
+    "ArchivedIssueFactory",
+    "DeliveryFactory",
+    "IssueFactory",
+    "PreferenceFactory",
+    "SuppressionFactory",
     "AlertFactory",
     "AlertFiringFactory",
     "ApiTokenFactory",
