@@ -62,6 +62,13 @@ def asgi_server(django_db_setup, tmp_path_factory) -> LiveServer:
         "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
         "EMAIL_FILE_PATH": str(mail_dir),
     }
+    # The browser gets what production serves: collectstatic's fingerprinted, compressed files.
+    collect = subprocess.run(
+        [sys.executable, "manage.py", "static_collected"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    if collect.returncode:
+        raise RuntimeError("collectstatic failed: " + (collect.stdout + collect.stderr)[-3000:])
+    env["NEXUS_COLLECTED_STATIC"] = collect.stdout.strip().splitlines()[-1]
     log = open(tmp_path_factory.mktemp("logs") / "daphne.log", "w")  # noqa: SIM115 - closed at teardown
     process = subprocess.Popen(
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
