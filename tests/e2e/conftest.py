@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.db import connection
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -115,6 +116,50 @@ def page(browser, asgi_server, transactional_db):
     yield page
     context.close()
     assert not errors, f"the page broke its Content-Security-Policy: {errors}"
+
+
+@pytest.fixture
+def market_feed(transactional_db, asgi_server, tmp_path):
+    """`manage.py run_marketfeed` on the test database, one recorded minute a second, BTC and ETH."""
+    from marketdata.services import instruments_seed
+
+    instruments_seed()
+    log = open(tmp_path / "feed.log", "w")  # noqa: SIM115 - closed at teardown
+    feed = subprocess.Popen(
+        [
+            sys.executable,
+            "manage.py",
+            "run_marketfeed",
+            "--speed",
+            "60",
+            "--ticks-per-minute",
+            "12",
+            "--backfill-minutes",
+            "90",
+            "--metrics-port",
+            "0",
+            "--symbols",
+            "BTC/USDT,ETH/USDT",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    with connection.cursor() as cursor:
+        while True:
+            cursor.execute("SELECT count(*) FROM marketdata_quote")
+            if cursor.fetchone()[0] >= 2:
+                break
+            if feed.poll() is not None or time.monotonic() > deadline:
+                log.close()
+                raise RuntimeError("the feed did not start: " + (tmp_path / "feed.log").read_text()[-3000:])
+            time.sleep(0.2)
+    yield feed
+    feed.terminate()
+    feed.wait(timeout=15)
+    log.close()
 
 
 def pytest_collection_modifyitems(items):
