@@ -13,3 +13,4 @@ from .base import STORAGES, collected_static, env  # noqa: E402
 # (whitenoise's CompressedManifestStaticFilesStorage). The browser suite and `make screenshots` do that.
 STATIC_ROOT, STORAGES = collected_static(env("NEXUS_COLLECTED_STATIC", default=""), STORAGES)
 WHITENOISE_USE_FINDERS = WHITENOISE_AUTOREFRESH = STATIC_ROOT is None
+WHITENOISE_KEEP_ONLY_HASHED_FILES = STATIC_ROOT is not None  # the pages ask for fingerprinted names only

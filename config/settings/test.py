@@ -42,3 +42,4 @@ ACCOUNT_RATE_LIMITS = {"login_failed": "5/5m/key"}
 # (whitenoise's CompressedManifestStaticFilesStorage). The browser suite and `make screenshots` do that.
 STATIC_ROOT, STORAGES = collected_static(env("NEXUS_COLLECTED_STATIC", default=""), STORAGES)
 WHITENOISE_USE_FINDERS = WHITENOISE_AUTOREFRESH = STATIC_ROOT is None
+WHITENOISE_KEEP_ONLY_HASHED_FILES = STATIC_ROOT is not None  # the pages ask for fingerprinted names only

@@ -130,4 +130,4 @@ def test_the_order_ticket_button_is_within_a_thumbs_reach_on_a_phone(page):
     page.get_by_label("Exchange").evaluate("el => el.scrollIntoView({block: 'start'})")
     box = page.get_by_role("button", name="Place order").bounding_box()
     assert box["height"] >= 44 and box["width"] >= 375 * 0.8, box
-    assert 812 / 2 <= box["y"] and box["y"] + box["height"] <= 812, box
+    assert box["y"] >= 812 / 2 and box["y"] + box["height"] <= 812, box
