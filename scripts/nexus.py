@@ -244,6 +244,7 @@ def screenshots(args: argparse.Namespace) -> int:
     manage(env, "migrate", "--database", "owner", "--no-input", "-v", "0")
     manage(env, "seed_demo")
     env["NEXUS_COLLECTED_STATIC"] = collected_static(env)
+    env["DJANGO_DEBUG"] = "false"  # with DEBUG on, Django links the unhashed names, which are not collected
     port = _free_port(8001)
     output = Path(args.output) if args.output else ROOT / ".screenshots" / time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     server = subprocess.Popen(

@@ -92,20 +92,20 @@ def main(base_url: str, output: Path) -> int:
             sessions[role] = context.storage_state()
             context.close()
         count = 0
-        for visit in visits:
-            slug = visit.path.strip("/").replace("/", "_").replace("?", "_") or "home"
+        for role in ("visitor", "trader"):
             for viewport_name, viewport in VIEWPORTS.items():
                 for theme in THEMES:
                     context = browser.new_context(
-                        base_url=base_url, viewport=viewport, color_scheme=theme, storage_state=sessions[visit.role]
+                        base_url=base_url, viewport=viewport, color_scheme=theme, storage_state=sessions[role]
                     )
                     page = context.new_page()
-                    page.goto(visit.path, wait_until="load")
-                    page.wait_for_load_state("networkidle")
-                    path = output / f"{visit.role}-{slug}-{theme}-{viewport_name}.png"
-                    page.screenshot(path=str(path), full_page=True)
+                    for visit in (v for v in visits if v.role == role):
+                        slug = visit.path.strip("/").replace("/", "_").replace("?", "_") or "home"
+                        page.goto(visit.path, wait_until="load")
+                        page.evaluate("() => document.fonts.ready.then(() => new Promise(r => requestAnimationFrame(r)))")
+                        page.screenshot(path=str(output / f"{role}-{slug}-{theme}-{viewport_name}.png"), full_page=True)
+                        count += 1
                     context.close()
-                    count += 1
         browser.close()
     print(f"[screenshots] {count} screenshots of {len(visits)} pages in {output}")
     return 0
