@@ -164,9 +164,10 @@ class Pusher(threading.Thread):
     """What a trader's socket carries while a page is open: portfolio and order fragments every second,
     a notification (toast and bell) every three. Always the same pushes, so a run is deterministic."""
 
-    def __init__(self, users: list[User]):
+    def __init__(self, users: list[User], no_load: threading.Event):
         super().__init__(daemon=True)
         self.users = users
+        self.no_load = no_load
         self.stop = threading.Event()
         self.sent = 0
         self.errors: list[str] = []
@@ -177,6 +178,7 @@ class Pusher(threading.Thread):
             while not self.stop.wait(1.0):
                 rounds += 1
                 for user in self.users:
+                    self.no_load.wait(timeout=30)  # not while a page loads: its LCP is the page's own
                     with tenant(user.pk):
                         portfolio_ids = list(Portfolio.objects.filter(user=user).values_list("pk", flat=True))
                     for portfolio_id in portfolio_ids:
@@ -197,7 +199,8 @@ class Quiet:
     """Page loads one at a time, and never while axe runs elsewhere: the LCP measures the page, not the
     other pages' work on the same two cores. Axe runs share (writer preference: a waiting load goes next)."""
 
-    def __init__(self):
+    def __init__(self, no_load: threading.Event):
+        self.no_load = no_load  # cleared while a page loads: the pushes wait too
         self.condition = asyncio.Condition()
         self.loading = False
         self.waiting_loads = 0
@@ -210,11 +213,13 @@ class Quiet:
             await self.condition.wait_for(lambda: not self.loading and self.checks == 0)
             self.waiting_loads -= 1
             self.loading = True
+            self.no_load.clear()
         try:
             yield
         finally:
             async with self.condition:
                 self.loading = False
+                self.no_load.set()
                 self.condition.notify_all()
 
     @contextlib.asynccontextmanager
@@ -300,12 +305,14 @@ async def _visit(browser, base_url: str, cookies: dict, visit: pages.PageVisit, 
     return outcome
 
 
-async def _visit_all(base_url: str, cookies: dict, visits: list[pages.PageVisit]) -> list[Outcome]:
+async def _visit_all(
+    base_url: str, cookies: dict, visits: list[pages.PageVisit], no_load: threading.Event
+) -> list[Outcome]:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        slots, quiet = asyncio.Semaphore(CONCURRENT_PAGES), Quiet()
+        slots, quiet = asyncio.Semaphore(CONCURRENT_PAGES), Quiet(no_load)
         try:
             return await asyncio.gather(*(_visit(browser, base_url, cookies, v, slots, quiet) for v in visits))
         finally:
@@ -331,12 +338,14 @@ def test_every_page_as_trader_and_staff(asgi_server, market_feed):
         visits = [v for v in visits if v.path in os.environ["NEXUS_PAGES_ONLY"].split(",")]
         assert visits, "NEXUS_PAGES_ONLY matches no page"
 
-    pusher = Pusher(list(users.values()))
+    no_load = threading.Event()
+    no_load.set()
+    pusher = Pusher(list(users.values()), no_load)
     pusher.start()
     started = time.monotonic()
     try:
         with ThreadPoolExecutor(max_workers=1) as pool:  # an event loop of its own, off pytest's thread
-            outcomes = pool.submit(asyncio.run, _visit_all(asgi_server.url, cookies, visits)).result()
+            outcomes = pool.submit(asyncio.run, _visit_all(asgi_server.url, cookies, visits, no_load)).result()
     finally:
         pusher.stop.set()
         pusher.join(timeout=10)
