@@ -4,10 +4,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: run test lint bench install
+.PHONY: run test lint bench install screenshots
 
 run: $(STAMP)
 	$(PY) scripts/nexus.py run
+
+# Every page, light and dark, desktop and phone, into .screenshots/<UTC time>/ (its own server, demo data).
+screenshots: $(STAMP)
+	$(PY) scripts/nexus.py screenshots
 
 test: $(STAMP)
 	$(PY) scripts/nexus.py test $(ARGS)

@@ -92,6 +92,7 @@ def market_detail(request: HttpRequest, slug: str) -> HttpResponse:
             "timeframe": timeframe,
             "timeframes": list(TIMEFRAMES),
             "timeframe_seconds": int(TIMEFRAMES[timeframe].total_seconds()),
+            "recent_candles": list(reversed(bars[-8:])),  # the chart's text alternative
             "candles": [
                 {
                     "time": int(b.open_time.timestamp()),

@@ -310,6 +310,55 @@ def run(_: argparse.Namespace) -> int:
         return process.wait()
 
 
+def collected_static(env: dict[str, str]) -> str:
+    """collectstatic's fingerprinted, compressed files (reused while the sources are unchanged)."""
+    out = subprocess.run(
+        [PY, "manage.py", "static_collected"], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+def wait_for_http(url: str, process: subprocess.Popen, timeout: float = 60) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback
+                if response.status == 200:
+                    return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the server did not answer {url}") from None
+            time.sleep(0.3)
+
+
+def screenshots(args: argparse.Namespace) -> int:
+    """Every page, light and dark, desktop and phone, into .screenshots/<UTC timestamp>/: the demo data of
+    `make run` and the production way of serving static files, on a server of its own."""
+    env = resolve_services(stop_at_exit=True)
+    env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+    ensure_chromium()
+    manage(env, "db_bootstrap")
+    manage(env, "migrate", "--database", "owner", "--no-input", "-v", "0")
+    manage(env, "seed_demo")
+    env["NEXUS_COLLECTED_STATIC"] = collected_static(env)
+    env["DJANGO_DEBUG"] = "false"  # with DEBUG on, Django links the unhashed names, which are not collected
+    port = _free_port(8001)
+    output = Path(args.output) if args.output else ROOT / ".screenshots" / time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    server = subprocess.Popen(
+        [PY, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/healthz", server)
+        say(f"taking screenshots from http://127.0.0.1:{port} into {output}")
+        return subprocess.call([PY, "scripts/screenshots.py", f"http://127.0.0.1:{port}", str(output)], cwd=ROOT, env=env)
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+
+
 def ensure_chromium() -> None:
     if shutil.which("chromium") or Path("/usr/bin/chromium").exists():
         return
@@ -337,6 +386,9 @@ def main() -> int:
     test_parser = commands.add_parser("test")
     test_parser.add_argument("pytest_args", nargs=argparse.REMAINDER)
     test_parser.set_defaults(func=test)
+    screenshots_parser = commands.add_parser("screenshots")
+    screenshots_parser.add_argument("--output", help="folder for the PNG files (default .screenshots/<UTC time>)")
+    screenshots_parser.set_defaults(func=screenshots)
     commands.add_parser("env").set_defaults(
         func=lambda _: print("\n".join(f"export {k}={v!r}" for k, v in resolve_services().items()
                                        if k in {"DATABASE_URL", "REDIS_URL"})) or 0

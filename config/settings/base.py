@@ -375,6 +375,17 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
+
+def collected_static(root: str, storages: dict) -> tuple[Path | None, dict]:
+    """(STATIC_ROOT, STORAGES) serving what collectstatic put in `root`, fingerprinted and compressed as in
+    production; (None, storages) unchanged when `root` is empty (files straight from the app folders)."""
+    if not root:
+        return None, storages
+    return Path(root), {
+        **storages,
+        "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    }
+
 # --- Security -----------------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # HTMX reads the token from the page, not the cookie, but JS clients may.

@@ -6,7 +6,7 @@ from urllib.parse import urlsplit, urlunsplit
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-insecure-key-0123456789-abcdefghijklmnop")
 
 from .base import *  # noqa: E402,F403
-from .base import DATABASES, REDIS_URL, env
+from .base import DATABASES, REDIS_URL, STORAGES, collected_static, env
 
 DATABASE_NAME_SUFFIX = "_test"
 for _alias in DATABASES.values():
@@ -40,10 +40,12 @@ EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.locmem.E
 EMAIL_FILE_PATH = env("EMAIL_FILE_PATH", default=None)
 ACCOUNT_RATE_LIMITS = {"login_failed": "5/5m/key"}
 
-# Static files straight from the app folders (no collectstatic in tests).
-STATIC_ROOT = None
-WHITENOISE_USE_FINDERS = True
-WHITENOISE_AUTOREFRESH = True
+# Static files straight from the app folders (no collectstatic) unless NEXUS_COLLECTED_STATIC names a folder
+# that `manage.py collectstatic` filled: then they are served as in production, fingerprinted and compressed
+# (whitenoise's CompressedManifestStaticFilesStorage). The browser suite and `make screenshots` do that.
+STATIC_ROOT, STORAGES = collected_static(env("NEXUS_COLLECTED_STATIC", default=""), STORAGES)
+WHITENOISE_USE_FINDERS = WHITENOISE_AUTOREFRESH = STATIC_ROOT is None
+WHITENOISE_KEEP_ONLY_HASHED_FILES = STATIC_ROOT is not None  # the pages ask for fingerprinted names only
 # Resend's tracking webhook in tests is signed with this (Svix) secret, as Resend signs it.
 ANYMAIL = {**ANYMAIL, "RESEND_SIGNING_SECRET": "whsec_" + "bmV4dXMtdGVzdC1yZXNlbmQtc2lnbmluZy1zZWNyZXQ="}  # noqa: F405
 # Tests that measure the throttle set their own rate; the others should not wait for it.

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.db import connection
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -64,6 +65,13 @@ def asgi_server(django_db_setup, tmp_path_factory) -> LiveServer:
         # tests/api/test_socket.py stops reading a socket and waits for the close (core.ws_backpressure).
         "WEBSOCKET_SLOW_CLIENT_SECONDS": "2",
     }
+    # The browser gets what production serves: collectstatic's fingerprinted, compressed files.
+    collect = subprocess.run(
+        [sys.executable, "manage.py", "static_collected"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    if collect.returncode:
+        raise RuntimeError("collectstatic failed: " + (collect.stdout + collect.stderr)[-3000:])
+    env["NEXUS_COLLECTED_STATIC"] = collect.stdout.strip().splitlines()[-1]
     log = open(tmp_path_factory.mktemp("logs") / "daphne.log", "w")  # noqa: SIM115 - closed at teardown
     process = subprocess.Popen(
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
@@ -110,6 +118,50 @@ def page(browser, asgi_server, transactional_db):
     yield page
     context.close()
     assert not errors, f"the page broke its Content-Security-Policy: {errors}"
+
+
+@pytest.fixture
+def market_feed(transactional_db, asgi_server, tmp_path):
+    """`manage.py run_marketfeed` on the test database, one recorded minute a second, BTC and ETH."""
+    from marketdata.services import instruments_seed
+
+    instruments_seed()
+    log = open(tmp_path / "feed.log", "w")  # noqa: SIM115 - closed at teardown
+    feed = subprocess.Popen(
+        [
+            sys.executable,
+            "manage.py",
+            "run_marketfeed",
+            "--speed",
+            "60",
+            "--ticks-per-minute",
+            "12",
+            "--backfill-minutes",
+            "90",
+            "--metrics-port",
+            "0",
+            "--symbols",
+            "BTC/USDT,ETH/USDT",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    with connection.cursor() as cursor:
+        while True:
+            cursor.execute("SELECT count(*) FROM marketdata_quote")
+            if cursor.fetchone()[0] >= 2:
+                break
+            if feed.poll() is not None or time.monotonic() > deadline:
+                log.close()
+                raise RuntimeError("the feed did not start: " + (tmp_path / "feed.log").read_text()[-3000:])
+            time.sleep(0.2)
+    yield feed
+    feed.terminate()
+    feed.wait(timeout=15)
+    log.close()
 
 
 def pytest_collection_modifyitems(items):

@@ -2,61 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
-import pytest
-from django.db import connection
 from playwright.sync_api import expect
-
-from marketdata.services import instruments_seed
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def market_feed(transactional_db, asgi_server, tmp_path):
-    """`manage.py run_marketfeed` on the test database, one recorded minute a second, BTC and ETH."""
-    instruments_seed()
-    log = open(tmp_path / "feed.log", "w")  # noqa: SIM115 - closed at teardown
-    feed = subprocess.Popen(
-        [
-            sys.executable,
-            "manage.py",
-            "run_marketfeed",
-            "--speed",
-            "60",
-            "--ticks-per-minute",
-            "12",
-            "--backfill-minutes",
-            "90",
-            "--metrics-port",
-            "0",
-            "--symbols",
-            "BTC/USDT,ETH/USDT",
-        ],
-        cwd=ROOT,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 30
-    with connection.cursor() as cursor:
-        while True:
-            cursor.execute("SELECT count(*) FROM marketdata_quote")
-            if cursor.fetchone()[0] >= 2:
-                break
-            if feed.poll() is not None or time.monotonic() > deadline:
-                log.close()
-                raise RuntimeError("the feed did not start: " + (tmp_path / "feed.log").read_text()[-3000:])
-            time.sleep(0.2)
-    yield feed
-    feed.terminate()
-    feed.wait(timeout=15)
-    log.close()
 
 
 def test_markets_page_shows_prices_changing_without_reload(page, market_feed):
