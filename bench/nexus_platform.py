@@ -204,6 +204,7 @@ class Platform:
             "MARKET_METRICS_PORT": str(free_port()),
             "WEB_CONCURRENCY": str(web_processes),
             "PYTHONUNBUFFERED": "1",
+            "LOG_JSON": "true",  # as in production: the console renderer formats tracebacks slowly
             **(settings or {}),
         }
         if database_url:

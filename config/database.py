@@ -41,8 +41,12 @@ def database_settings(
     *,
     admin_url: str,
     identities: dict[str, tuple[str | None, str, str]],
+    lock_timeout: str = "15s",
+    statement_timeout: str = "30s",
 ) -> dict[str, dict[str, Any]]:
-    """`identities`: alias -> (full URL or None, role, password)."""
+    """`identities`: alias -> (full URL or None, role, password). Every runtime connection waits at most
+    `lock_timeout` for a lock and runs no statement longer than `statement_timeout` (PostgreSQL cancels it:
+    a slow or locked database fails a request instead of hanging it; bench/faults/slow_database.py)."""
     base = _from_url(admin_url)
     databases = {}
     for alias, (url, role, password) in identities.items():
@@ -51,6 +55,10 @@ def database_settings(
         # 0: under ASGI each request runs in its own thread, so a kept connection is never reused (Django's
         # advice). A wait on a lock held by this same thread's other connection must end, not hang.
         databases[alias].update(
-            {"CONN_MAX_AGE": 0, "CONN_HEALTH_CHECKS": True, "OPTIONS": {"options": "-c lock_timeout=15s"}}
+            {
+                "CONN_MAX_AGE": 0,
+                "CONN_HEALTH_CHECKS": True,
+                "OPTIONS": {"options": f"-c lock_timeout={lock_timeout} -c statement_timeout={statement_timeout}"},
+            }
         )
     return databases

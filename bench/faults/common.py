@@ -3,6 +3,7 @@ clients that reconnect, Django in the drill process, and the one JSON line each 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -85,10 +86,8 @@ class Socket(threading.Thread):
     def close(self) -> None:
         self.stopped.set()
         if self.ws is not None:
-            try:
+            with contextlib.suppress(Exception):
                 self.ws.close()
-            except Exception:  # noqa: BLE001, S110
-                pass
 
 
 class Fleet:

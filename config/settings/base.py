@@ -118,6 +118,9 @@ DATABASES = database_settings(
         ),
         "auth": (env("DATABASE_AUTH_URL", default=None), DB_AUTH_ROLE, env("DB_AUTH_PASSWORD", default="")),
     },
+    # PostgreSQL durations ("15s", "500ms"); the owner (migrations) has neither.
+    lock_timeout=env("DB_LOCK_TIMEOUT", default="15s"),
+    statement_timeout=env("DB_STATEMENT_TIMEOUT", default="30s"),
 )
 # Under ASGI each request runs in a thread of its own, so a persistent connection is never reused and
 # stays open until garbage-collected: a busy daphne can exhaust max_connections. Django's advice for
