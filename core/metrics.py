@@ -5,6 +5,8 @@ Registered once per process by CoreConfig.ready(); `describe()` keeps registrati
 
 from __future__ import annotations
 
+import contextlib
+
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
 
@@ -42,7 +44,5 @@ class CeleryQueueCollector(Collector):
 def collectors_register(*collectors: Collector) -> None:
     """Register each collector once (a second ready() in the same process is a no-op)."""
     for collector in collectors:
-        try:
+        with contextlib.suppress(ValueError):  # already registered by this process
             REGISTRY.register(collector)
-        except ValueError:
-            pass  # already registered by this process

@@ -23,8 +23,9 @@ NOT_EXPORTED_BY_US = {"up"}  # Prometheus's own, per scrape target
 
 def exported_names() -> set[str]:
     """Every sample name the processes' registries can export (the feed's, the web's, django-prometheus's)."""
-    import marketdata.metrics  # noqa: F401 - the feed's and the hub's metrics
     from django_prometheus.middleware import Metrics
+
+    import marketdata.metrics  # noqa: F401 - the feed's and the hub's metrics
 
     Metrics.get_instance()
     names = set()
