@@ -105,3 +105,4 @@ def test_the_gauges_show_the_breaker_and_the_webhook_backlog(db, settings):
     assert 'nexus_trading_breaker_open{venue="kraken"} 0.0' in text
     assert "nexus_billing_webhook_backlog 1.0" in text
     assert re.search(r'nexus_celery_queue_length\{queue="[^"]+"\} \d', text)
+
