@@ -276,7 +276,11 @@ def main() -> int:
         func=lambda _: print("\n".join(f"export {k}={v!r}" for k, v in resolve_services().items()
                                        if k in {"DATABASE_URL", "REDIS_URL"})) or 0
     )
-    args = parser.parse_args()
+    args, extra = parser.parse_known_args()
+    if args.command == "drills":  # its options are run_all.py's (--only, --skip)
+        args.drill_args = [*extra, *args.drill_args]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     return args.func(args)
 
 
