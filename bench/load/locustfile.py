@@ -40,9 +40,14 @@ _counter = itertools.count()
 STOPPING = False
 
 
+OPEN: set = set()  # the sockets this process holds right now
+
+
 @events.test_stopping.add_listener
 def _stopping(**_kwargs) -> None:
+    """Before the users stop: how many sockets this process holds (response_length), then stop reconnecting."""
     global STOPPING
+    fire("held at end", time.time(), response_time=0, length=len(OPEN))
     STOPPING = True
 
 
@@ -86,6 +91,7 @@ class Sockets:
             fire(f"{'connect' if first else 'reconnect'} {label}", started)
             first, attempt = False, 0
             self.open.append(ws)
+            OPEN.add(ws)
             ws.settimeout(None)
             try:
                 while True:
@@ -99,6 +105,7 @@ class Sockets:
             except Exception:  # noqa: BLE001, S110 - closed by the server or the network
                 pass
             finally:
+                OPEN.discard(ws)
                 if ws in self.open:
                     self.open.remove(ws)
             if self.closed or STOPPING:

@@ -137,6 +137,7 @@ class Sampler(threading.Thread):
         self.procs: list[dict[str, dict[str, float]]] = []
         self.host_cpu: list[float] = []
         self.locust_pids: list[int] = []
+        self.market_sockets: list[float] = []
 
     def run(self) -> None:
         import psutil
@@ -148,6 +149,8 @@ class Sampler(threading.Thread):
                 self.db.append(pg_connections(self.platform.env))
             except Exception:  # noqa: BLE001, S110 - the database refusing connections is itself a figure
                 self.db.append({"total": -1})
+            self.market_sockets.append(sum(_gauge(f"{url}/metrics", "marketdata_ws_clients")
+                                           for url in self.platform.web_urls))
             sample = self.platform.sample()
             rss = cpu = 0.0
             for pid in self.locust_pids:
@@ -182,6 +185,7 @@ class Sampler(threading.Thread):
                 "samples_refused": sum(1 for row in self.db if row["total"] < 0),
                 "peak_by": {key: max(row.get(key, 0) for row in self.db) for key in keys},
             },
+            "market_sockets_peak_server_side": max(self.market_sockets, default=None),
             "processes": processes,
             "host_cpu_pct_mean": round(sum(self.host_cpu) / len(self.host_cpu), 1) if self.host_cpu else None,
         }
@@ -230,6 +234,7 @@ def endpoint_rows(rows: list[dict]) -> dict[str, dict]:
         result[f"{row['Type']} {row['Name']}" if row["Type"] != "WS" else f"WS {row['Name']}"] = {
             "type": row["Type"],
             "count": int(row["Request Count"]),
+            "content_total": int(round(float(row["Average Content Size"] or 0) * int(row["Request Count"]))),
             "failures": int(row["Failure Count"]),
             "p50_ms": _number(row["50%"]),
             "p95_ms": _number(row["95%"]),
@@ -244,11 +249,12 @@ def sockets_figures(endpoints: dict[str, dict]) -> dict:
 
     connected = total("WS connect ") - total("WS connect ", "failures")
     return {
-        "opened": connected,
+        # Each locust process reports the sockets it holds when the test stops (before closing them).
+        "held_when_stopping": endpoints.get("WS held at end", {}).get("content_total"),
+        "opened_after_stats_reset": connected,
         "connect_failures": total("WS connect ", "failures"),
         "dropped_by_server": total("WS closed "),
         "reconnected": total("WS reconnect "),
-        "held_at_end": connected + total("WS reconnect ") - total("WS closed "),
     }
 
 
@@ -367,6 +373,15 @@ def main() -> int:
     result["targets_met"] = result["target_http_p95"] and result["target_errors"] and result["target_tick_ratio"]
     print(json.dumps(result))
     return 0
+
+
+def _gauge(url: str, name: str) -> float:
+    """The sum of a gauge's samples on a Prometheus text endpoint (0 when unreachable)."""
+    total = 0.0
+    for line in _text(url).splitlines():
+        if line.startswith(f"{name}{{") or line.startswith(f"{name} "):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
 
 
 def _text(url: str) -> str:
