@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import random
+import signal
 import sys
 import threading
 import time
@@ -25,6 +26,10 @@ from nexus_platform import (  # noqa: E402, F401 - re-exported for the drills
     http_status,
     wait_until,
 )
+
+# A drill stopped by SIGTERM (run_all's time limit, Ctrl-C's cousin) still runs its `finally`: the platform's
+# processes and the private servers are in sessions of their own and would outlive it otherwise.
+signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))
 
 SUFFIX = "drills"  # every drill on the shared PostgreSQL uses <database>_drills (created once, migrated)
 
