@@ -21,7 +21,7 @@ def main() -> int:
     target = Path(tempfile.mkdtemp(prefix="nexus-drill-breaker-")) / "report.json"
     env = {**os.environ, "DRILL_REPORT": str(target), "DJANGO_SETTINGS_MODULE": "config.settings.test"}
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--no-cov",
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--no-cov", "--reuse-db",
          "tests/faults/test_exchange_breaker.py"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
     )
