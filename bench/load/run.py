@@ -39,6 +39,7 @@ import json
 import math
 import multiprocessing as mp
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -278,6 +279,7 @@ def main() -> int:
     args.processes = args.processes or max(1, math.ceil(args.users / 1500))
     args.floor_duration = args.floor_duration or min(args.duration, 30)
     raise_fd_limit()
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))  # still stop the platform (finally)
 
     platform = Platform("bench_load", web_processes=args.web_processes)
     os.environ.update(platform.env)
