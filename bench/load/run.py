@@ -210,7 +210,18 @@ def run_locust(args, env: dict, *, mode: str, duration: float, out: Path, sample
     )
     if sampler is not None:
         sampler.locust_pids = [process.pid]
-    process.wait(timeout=ramp + duration + 300)
+    try:
+        process.wait(timeout=ramp + duration + 90)
+    except subprocess.TimeoutExpired:
+        # Locust did not exit after its run time (users stuck connecting to a saturated server): stop it; its
+        # CSV files hold the statistics up to then (written every few seconds).
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        (out / f"{mode}.terminated").write_text("locust was stopped after its run time\n")
     if sampler is not None:
         sampler.locust_pids = []
     stats = out / f"{mode}_stats.csv"
@@ -361,6 +372,7 @@ def main() -> int:
         "tick_to_browser": {k: tick.get(k) for k in ("count", "p50_ms", "p95_ms", "p99_ms")},
         "floor_tick_to_browser": {k: floor_tick.get(k) for k in ("count", "p50_ms", "p95_ms", "p99_ms")},
         "floor_sockets": sockets_figures(floor_endpoints) if floor_endpoints else None,
+        "locust_stopped_by_force": sorted(path.stem for path in out.glob("*.terminated")),
         "tick_p99_ratio_to_floor": ratio,
         **resources,
         "targets": {
