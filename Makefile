@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: run test lint bench install screenshots
+.PHONY: run test lint bench install screenshots drills load
 
 run: $(STAMP)
 	$(PY) scripts/nexus.py run
@@ -21,6 +21,12 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports --no-cache
 	$(PY) scripts/import_cycles.py
 	DATABASE_URL=$${DATABASE_URL:-postgresql:///nexus} REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/0} $(VENV)/bin/mypy
+
+drills: $(STAMP)
+	$(PY) scripts/nexus.py drills $(ARGS)
+
+load: $(STAMP)
+	$(PY) bench/load/run.py $(ARGS)
 
 install: $(STAMP)
 

@@ -25,6 +25,10 @@ class BillingConfig(AppConfig):
         register_kind(NOTIFY_TRIAL_ENDING, label="Trial ending")
         register_kind(NOTIFY_PAYMENT_FAILED, label="Failed payments")
         register_kind(NOTIFY_PAYMENT_RECOVERED, label="Payments received after a failure")
+        from billing.metrics import WebhookBacklogCollector
+        from core.metrics import collectors_register
+
+        collectors_register(WebhookBacklogCollector())
 
     # Before the apps whose demo data counts against plan limits (trading's two bots).
     seed_demo_first = True

@@ -23,10 +23,6 @@ from psycopg.conninfo import conninfo_to_dict
 
 # Runtime aliases (everything but the owner, which only migrates).
 RUNTIME_ALIASES = ("default", "system", "auth")
-# A wait on a lock held by this same thread's other connection must end, not hang. Sent as a connection
-# option when connecting straight to PostgreSQL, and set as the runtime roles' default by db_bootstrap
-# (ALTER ROLE ... SET), which is what applies through PgBouncer.
-RUNTIME_LOCK_TIMEOUT = "15s"
 
 
 def _from_url(url: str) -> dict[str, Any]:
@@ -47,15 +43,23 @@ def database_settings(
     identities: dict[str, tuple[str | None, str, str]],
     pooler_url: str | None = None,
     pool_size: int = 0,
+    lock_timeout: str = "15s",
+    statement_timeout: str = "30s",
 ) -> dict[str, dict[str, Any]]:
     """`identities`: alias -> (full URL or None, role, password).
+
+    Every runtime connection waits at most `lock_timeout` for a lock and runs no statement longer than
+    `statement_timeout` (PostgreSQL cancels it: a slow or locked database fails a request instead of
+    hanging it; bench/faults/slow_database.py). Sent as a connection option when connecting straight to
+    PostgreSQL; db_bootstrap also makes them the runtime roles' defaults, which is what applies through
+    PgBouncer.
 
     `pooler_url`: a PgBouncer in transaction mode (docs/scale-out.md). The runtime aliases connect to its
     host and port (same database, roles and passwords); migrations and db_bootstrap still go straight to
     PostgreSQL. Under transaction pooling a client's next transaction may run on another server
     connection, so nothing may outlive a transaction: no server-side cursors (DISABLE_SERVER_SIDE_CURSORS),
     no session settings (the tenant is `set_config(..., true)`), no `options` startup parameter (PgBouncer
-    refuses it; lock_timeout is the roles' default instead).
+    refuses it; the timeouts are the roles' defaults instead).
 
     `pool_size`: Django's own connection pool (psycopg_pool) per runtime alias and process, up to this
     many connections. Daphne runs each request in a thread of its own, so without it every request opens
@@ -71,7 +75,7 @@ def database_settings(
         # advice); a pool (pool_size) is how web processes reuse connections.
         options: dict[str, Any] = {}
         if pooler is None:
-            options["options"] = f"-c lock_timeout={RUNTIME_LOCK_TIMEOUT}"
+            options["options"] = f"-c lock_timeout={lock_timeout} -c statement_timeout={statement_timeout}"
         else:
             databases[alias].update({"HOST": pooler["HOST"], "PORT": pooler["PORT"]})
             databases[alias]["DISABLE_SERVER_SIDE_CURSORS"] = True

@@ -24,6 +24,9 @@ class CoreConfig(AppConfig):
 
     def ready(self) -> None:
         post_migrate.connect(_grants_after_migrate, dispatch_uid="core.tables.grants")
+        from core.metrics import CeleryQueueCollector, collectors_register
+
+        collectors_register(CeleryQueueCollector())
 
 
 class NexusAdminConfig(admin_apps.AdminConfig):

@@ -176,6 +176,31 @@ def procfile_processes() -> list[str]:
     return [line.split(":", 1)[0].strip() for line in lines if ":" in line and not line.lstrip().startswith("#")]
 
 
+def procfile_commands(*, port: int | None = None) -> dict[str, str]:
+    """The Procfile's commands by process name, ready to run from any checkout: `.venv/bin/` is this
+    interpreter's directory and, with `port`, the web process listens there instead of 8000 (PORT is set
+    too, for a web command that reads it). bench/nexus_platform.py starts the drills' and the load test's
+    platform from these, so they run whatever topology the Procfile describes."""
+    commands = {}
+    bin_dir = f"{Path(PY).parent}/"
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if ":" not in line or line.lstrip().startswith("#"):
+            continue
+        name, command = (part.strip() for part in line.split(":", 1))
+        command = command.replace(".venv/bin/", bin_dir)
+        if port is not None:
+            command = command.replace("-p 8000", f"-p {port}").replace("--port 8000", f"--port {port}")
+            command = command.replace(":8000", f":{port}")
+        commands[name] = command
+    return commands
+
+
+def prepare_database(env: dict[str, str]) -> None:
+    """What `run` does before starting the processes: roles and grants, then the schema."""
+    manage(env, "db_bootstrap")
+    manage(env, "migrate", "--database", "owner", "--no-input", "-v", "0")
+
+
 def discord_bot_token(env: dict[str, str]) -> str:
     """DISCORD_BOT_TOKEN from the environment, or from .env (which honcho also reads)."""
     if env.get("DISCORD_BOT_TOKEN"):
@@ -287,8 +312,7 @@ def choose_workers(processes: list[str], env: dict[str, str]) -> list[str]:
 def run(_: argparse.Namespace) -> int:
     env = resolve_services(stop_at_exit=True)
     env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
-    manage(env, "db_bootstrap")
-    manage(env, "migrate", "--database", "owner", "--no-input", "-v", "0")
+    prepare_database(env)
     manage(env, "seed_demo")
     processes = choose_workers(procfile_processes(), env)
     web = env.get("WEB_CONCURRENCY", "").strip() or str(cpu_count())
@@ -379,6 +403,13 @@ def test(args: argparse.Namespace) -> int:
     return subprocess.call([PY, "-m", "pytest", *coverage, *args.pytest_args], cwd=ROOT, env=env)
 
 
+def drills(args: argparse.Namespace) -> int:
+    """Every fault drill of bench/faults on services of their own (a private Redis and PostgreSQL where a
+    drill restarts them); DATABASE_URL / REDIS_URL (or the embedded servers) serve the others."""
+    env = resolve_services()
+    return subprocess.call([PY, "bench/faults/run_all.py", *args.drill_args], cwd=ROOT, env=env)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="nexus")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -389,11 +420,18 @@ def main() -> int:
     screenshots_parser = commands.add_parser("screenshots")
     screenshots_parser.add_argument("--output", help="folder for the PNG files (default .screenshots/<UTC time>)")
     screenshots_parser.set_defaults(func=screenshots)
+    drills_parser = commands.add_parser("drills", help="the fault drills (bench/faults), one JSON line each")
+    drills_parser.add_argument("drill_args", nargs=argparse.REMAINDER)
+    drills_parser.set_defaults(func=drills)
     commands.add_parser("env").set_defaults(
         func=lambda _: print("\n".join(f"export {k}={v!r}" for k, v in resolve_services().items()
                                        if k in {"DATABASE_URL", "REDIS_URL"})) or 0
     )
-    args = parser.parse_args()
+    args, extra = parser.parse_known_args()
+    if args.command == "drills":  # its options are run_all.py's (--only, --skip)
+        args.drill_args = [*extra, *args.drill_args]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     return args.func(args)
 
 

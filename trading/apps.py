@@ -14,6 +14,10 @@ class TradingConfig(AppConfig):
         receivers.notification_kinds_register()
         receivers.billing_counters_register()
         receivers.market_annotations_register()
+        from core.metrics import collectors_register
+        from trading.metrics import BreakerCollector
+
+        collectors_register(BreakerCollector())
 
     def seed_demo(self, *, trader, stdout) -> None:
         from trading.demo import trading_demo_seed

@@ -121,6 +121,9 @@ DATABASE_POOLER_URL = env("DATABASE_POOLER_URL", default="")
 DATABASE_POOLER_PREPARED_STATEMENTS = env.bool("DATABASE_POOLER_PREPARED_STATEMENTS", default=False)
 DATABASE_PREPARED_STATEMENTS = not DATABASE_POOLER_URL or DATABASE_POOLER_PREPARED_STATEMENTS
 DB_POOL_SIZE = env.int("DB_POOL_SIZE", default=0)
+# PostgreSQL durations ("15s", "500ms") for the runtime roles; the owner (migrations) has neither.
+DB_LOCK_TIMEOUT = env("DB_LOCK_TIMEOUT", default="15s")
+DB_STATEMENT_TIMEOUT = env("DB_STATEMENT_TIMEOUT", default="30s")
 DATABASES = database_settings(
     admin_url=DATABASE_URL,
     pooler_url=DATABASE_POOLER_URL or None,
@@ -133,6 +136,8 @@ DATABASES = database_settings(
         ),
         "auth": (env("DATABASE_AUTH_URL", default=None), DB_AUTH_ROLE, env("DB_AUTH_PASSWORD", default="")),
     },
+    lock_timeout=DB_LOCK_TIMEOUT,
+    statement_timeout=DB_STATEMENT_TIMEOUT,
 )
 # Under ASGI each request runs in a thread of its own, so a persistent connection is never reused and
 # stays open until garbage-collected: a busy daphne can exhaust max_connections. Django's advice for

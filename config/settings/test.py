@@ -12,9 +12,11 @@ DATABASE_NAME_SUFFIX = "_test"
 for _alias in DATABASES.values():
     _alias["NAME"] = f"{_alias['NAME']}{DATABASE_NAME_SUFFIX}"
     _alias["CONN_MAX_AGE"] = 0
-    # A statement waiting on a lock fails after 20 s instead of hanging the suite (no test needs longer).
+    # The runtime roles' connections have lock and statement timeouts (config/database.py); the owner's
+    # get a lock timeout too, so a statement waiting on a lock fails instead of hanging the suite.
     _options = _alias.setdefault("OPTIONS", {})
-    _options["options"] = f"{_options.get('options', '')} -c lock_timeout=20s".strip()
+    if "lock_timeout" not in _options.get("options", ""):
+        _options["options"] = f"{_options.get('options', '')} -c lock_timeout=20s".strip()
 
 # A Redis database of its own (15 unless REDIS_TEST_DB says otherwise): tests clear their cache freely.
 REDIS_URL = urlunsplit(urlsplit(REDIS_URL)._replace(path=f"/{env.int('REDIS_TEST_DB', default=15)}"))

@@ -134,6 +134,11 @@ class CcxtAdapter:
         except ccxt.NetworkError as error:
             breaker_record_failure(venue=self.venue, http_status=self._last_status())
             raise ExchangeUnavailable(f"{self.venue} could not be reached: {error}") from error
+        except ccxt.OperationFailed as error:
+            # ccxt's other transient failures, e.g. Binance's 503 {"code": -1008, "msg": "Server is currently
+            # overloaded ..."} (found by the exchange fault drill, tests/faults): the venue failed, not the order.
+            breaker_record_failure(venue=self.venue, http_status=self._last_status())
+            raise ExchangeUnavailable(f"{self.venue} failed to handle the request: {error}") from error
         except ccxt.ExchangeError as error:
             if self._last_status() in BREAKER_STATUSES:
                 breaker_record_failure(venue=self.venue, http_status=self._last_status())

@@ -20,7 +20,6 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 from psycopg import sql
 
-from config.database import RUNTIME_LOCK_TIMEOUT
 from core.tables import grants_apply
 
 
@@ -84,11 +83,16 @@ class Command(BaseCommand):
                 conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
         runtime = [settings.DB_APP_ROLE, settings.DB_SYSTEM_ROLE, settings.DB_AUTH_ROLE]
         for role in runtime:
-            # Role defaults, so they hold for connections made through PgBouncer too: the runtime's lock_timeout
-            # (a pooler passes no per-connection `options`; config/database.py), and UTC, so Django never
+            # Role defaults, so they hold for connections made through PgBouncer too: the runtime's lock and
+            # statement timeouts (a pooler passes no per-connection `options`; config/database.py), and UTC, so Django never
             # changes the time zone with a session-level SET (which transaction pooling would carry over to
             # other clients of the same server connection).
-            for parameter, value in (("lock_timeout", RUNTIME_LOCK_TIMEOUT), ("timezone", "UTC")):
+            defaults = (
+                ("lock_timeout", settings.DB_LOCK_TIMEOUT),
+                ("statement_timeout", settings.DB_STATEMENT_TIMEOUT),
+                ("timezone", "UTC"),
+            )
+            for parameter, value in defaults:
                 conn.execute(
                     sql.SQL("ALTER ROLE {} SET {} = {}").format(
                         sql.Identifier(role), sql.Identifier(parameter), sql.Literal(value)
