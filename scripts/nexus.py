@@ -362,7 +362,7 @@ def screenshots(args: argparse.Namespace) -> int:
     `make run` and the production way of serving static files, on a server of its own."""
     env = resolve_services(stop_at_exit=True)
     env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
-    ensure_chromium()
+    ensure_test_packages()
     manage(env, "db_bootstrap")
     manage(env, "migrate", "--database", "owner", "--no-input", "-v", "0")
     manage(env, "seed_demo")
@@ -383,21 +383,30 @@ def screenshots(args: argparse.Namespace) -> int:
         server.wait(timeout=15)
 
 
-def ensure_chromium() -> None:
-    if shutil.which("chromium") or Path("/usr/bin/chromium").exists():
+def ensure_test_packages() -> None:
+    """Debian's Chromium (browser tests) and PgBouncer (tests/scale), installed when missing and root."""
+    missing = [
+        package
+        for package, present in (
+            ("chromium", shutil.which("chromium") or Path("/usr/bin/chromium").exists()),
+            ("pgbouncer", shutil.which("pgbouncer") or Path("/usr/sbin/pgbouncer").exists()),
+        )
+        if not present
+    ]
+    if not missing:
         return
     if os.geteuid() == 0 and shutil.which("apt-get"):
-        say("Chromium is missing: installing Debian's chromium for the browser tests")
+        say(f"Installing Debian's {' and '.join(missing)} for the tests")
         subprocess.run(["apt-get", "update", "-qq"], check=False)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True)
     else:
-        say("Chromium is missing and cannot be installed without root: browser tests will fail")
+        say(f"{' and '.join(missing)} missing and not installable without root: the tests that need them fail or skip")
 
 
 def test(args: argparse.Namespace) -> int:
     env = resolve_services()
     env["DJANGO_SETTINGS_MODULE"] = "config.settings.test"
-    ensure_chromium()
+    ensure_test_packages()
     # The whole suite measures coverage and holds it to the floor in pyproject.toml; a chosen subset does not.
     coverage = [] if args.pytest_args else ["--cov", "--cov-report=term"]
     return subprocess.call([PY, "-m", "pytest", *coverage, *args.pytest_args], cwd=ROOT, env=env)
