@@ -2,7 +2,7 @@
 
 `search_vector` (title A, tags B, the whole body C) stays what a query is matched against, through its GIN
 index. `rank_vector` is what results are ranked with: the same title and tags, and only the body's first
-RANK_BODY_CHARS characters, so it is small enough to stay in the row (storage MAIN: compressed in place
+1,500 characters, so it is small enough to stay in the row (storage MAIN: compressed in place
 rather than moved to the TOAST table). Ranking a few thousand candidates then reads no TOAST at all
 (docs/research.md, "Search"). Both are kept by the same trigger, on every write path.
 """
@@ -10,17 +10,15 @@ rather than moved to the TOAST table). Ranking a few thousand candidates then re
 from django.contrib.postgres.search import SearchVectorField
 from django.db import migrations
 
-RANK_BODY_CHARS = 1500
-
-FUNCTIONS = f"""
+FUNCTIONS = r"""
 CREATE FUNCTION research_rank_vector(title text, tags text[], body text) RETURNS tsvector
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT setweight(to_tsvector('english', coalesce(title, '')), 'A')
         || setweight(to_tsvector('english', coalesce(array_to_string(tags, ' '), '')), 'B')
         || setweight(to_tsvector('english',
-            CASE WHEN length(coalesce(body, '')) <= {RANK_BODY_CHARS} THEN coalesce(body, '')
+            CASE WHEN length(coalesce(body, '')) <= 1500 THEN coalesce(body, '')
                  -- cut at a word boundary, never in the middle of a word
-                 ELSE regexp_replace(left(body, {RANK_BODY_CHARS + 1}), '\\S*$', '') END), 'C')
+                 ELSE regexp_replace(left(body, 1501), '\S*$', '') END), 'C')
 $$;
 
 CREATE OR REPLACE FUNCTION research_note_search_vector() RETURNS trigger LANGUAGE plpgsql AS $$
