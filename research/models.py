@@ -11,6 +11,8 @@
 
 Prices are Decimal (marketdata's PRICE precision). `search_vector` of both tables is kept by a trigger
 (migration 0001): title weight A, tags B, body C, so every write path (services, bulk loads, COPY) keeps it.
+`rank_vector` (migration 0002, the same trigger) is the compact vector results are ranked with: title, tags
+and only the start of the body, small enough to stay in the row (docs/research.md, "Search").
 """
 
 from __future__ import annotations
@@ -112,6 +114,7 @@ class Note(TenantModel, ThesisFields, ChartFields):
     )
     revision_count = models.PositiveIntegerField(default=0)
     search_vector = SearchVectorField(null=True, editable=False)
+    rank_vector = SearchVectorField(null=True, editable=False, help_text="Ranking only (migration 0002).")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -211,6 +214,7 @@ class PublishedNote(ThesisFields, ChartFields):
     outcome_price = models.DecimalField(**PRICE, null=True, blank=True)
     outcome_checked_at = models.DateTimeField(null=True, blank=True)
     search_vector = SearchVectorField(null=True, editable=False)
+    rank_vector = SearchVectorField(null=True, editable=False, help_text="Ranking only (migration 0002).")
 
     class Meta:
         ordering = ["-published_at", "-id"]

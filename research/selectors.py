@@ -217,6 +217,36 @@ def _headline(field: str, query: SearchQuery) -> SearchHeadline:
     )
 
 
+# Ranking reads `rank_vector` (title, tags, the body's first 1,500 characters: small, kept in the row) for
+# at most this many matches, the newest ones; the match itself is on the full `search_vector` (GIN). A word
+# in more notes than this ranks the newest SEARCH_CANDIDATES of them: an older note with a better rank is
+# not shown for such a broad word (docs/research.md, "Search": the trade-off and the figures).
+SEARCH_CANDIDATES = 2000
+
+
+def _ranked(matches: QuerySet, search: SearchQuery, *, newest: str, limit: int) -> list:
+    """The best `limit` of `matches` (already filtered and matched on search_vector): the newest
+    SEARCH_CANDIDATES matches, ranked with ts_rank_cd over rank_vector, ties newest first; each with its
+    `rank` and `headline` (ts_headline, computed for these rows only)."""
+    model = matches.model
+    candidates = matches.order_by(f"-{newest}", "-pk").values("pk")[:SEARCH_CANDIDATES]
+    page = list(
+        model.objects.filter(pk__in=candidates)
+        .annotate(rank=SearchRank(F("rank_vector"), search, cover_density=True))
+        .order_by("-rank", f"-{newest}", "-pk")[:limit]
+    )
+    if page:
+        body = "body_text" if model is PublishedNote else "body"
+        headlines = dict(
+            model.objects.filter(pk__in=[row.pk for row in page])
+            .annotate(headline=_headline(body, search))
+            .values_list("pk", "headline")
+        )
+        for row in page:
+            row.headline = headlines.get(row.pk, "")
+    return page
+
+
 def note_search(
     *,
     user,
@@ -229,7 +259,9 @@ def note_search(
 ) -> list[SearchHit]:
     """Published notes `user` may read (or, with `mine`, the user's own notes, drafts included) matching
     `query` (web-search syntax: words, "a phrase", -excluded, or), best first: ts_rank_cd over title (A),
-    tags (B) and body (C), so a title match ranks above a body match."""
+    tags (B) and the start of the body (C), so a title match ranks above a body match. Among more than
+    SEARCH_CANDIDATES matches, only the newest are ranked (see SEARCH_CANDIDATES). Pages, the API and
+    bench/research_search.py all search through here."""
     search = _search_query(query)
     limit = max(1, min(int(limit), SEARCH_LIMIT_MAX))
     tag = (tag or "").strip().lower() or None
@@ -237,12 +269,7 @@ def note_search(
         own = note_list(user=user, tag=tag)
         if symbol:
             own = own.filter(links__instrument__symbol=canonical_symbol(symbol))
-        own_rows = (
-            own.filter(search_vector=search)
-            .annotate(rank=SearchRank(F("search_vector"), search, cover_density=True))
-            .annotate(headline=_headline("body", search))
-            .order_by("-rank", "-updated_at")[:limit]
-        )
+        own_rows = _ranked(own.filter(search_vector=search), search, newest="updated_at", limit=limit)
         symbols = _note_symbols_map([n.pk for n in own_rows])
         return [
             SearchHit(
@@ -252,12 +279,9 @@ def note_search(
             )
             for n in own_rows
         ]
-    rows = (
-        published_list(user=user, symbol=symbol, tag=tag, author_id=author_id)
-        .filter(search_vector=search)
-        .annotate(rank=SearchRank(F("search_vector"), search, cover_density=True))
-        .annotate(headline=_headline("body_text", search))
-        .order_by("-rank", "-published_at")[:limit]
+    rows = _ranked(
+        published_list(user=user, symbol=symbol, tag=tag, author_id=author_id).filter(search_vector=search),
+        search, newest="published_at", limit=limit,
     )
     return [
         SearchHit(

@@ -75,3 +75,46 @@ def test_the_search_page_shows_ranked_results(published, reader):
     assert "<mark>" in page
     odd = client_for(reader).get("/research/search/", {"q": "!!!& | ((("})
     assert odd.status_code == 200
+
+
+def test_ranking_and_filters_with_the_candidate_bound(author, reader, btc, btc_usdc, monkeypatch):
+    """Only the newest SEARCH_CANDIDATES matches are ranked (after the filters): within them a title match
+    still ranks above body-only matches, filters apply before the bound, and a word beyond the ranking
+    vector's share of the body is still found."""
+    from datetime import UTC, datetime, timedelta
+
+    import research.selectors
+    from tests.factories import SubscriptionFactory
+
+    SubscriptionFactory(user=author)  # more published notes than the Free plan allows
+    monkeypatch.setattr(research.selectors, "SEARCH_CANDIDATES", 4)
+    day = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def published(title, body, at, **fields):
+        publish(author, write(author, title=title, body=body, **fields), now=day + timedelta(hours=at))
+
+    published("Halving supply shock", "Miners sell less.", 0, tags=["cycles"], symbols=["BTC/USDC"])
+    published("Weekly wrap one", "The halving is near.", 1, symbols=["BTC/USDT"])
+    published("Weekly wrap two", "Again the halving.", 2, symbols=["BTC/USDT"])
+    published("Long read", "word " * 400 + "and the halving at the very end.", 3, symbols=["BTC/USDT"])
+
+    with tenant(reader.pk):
+        hits = note_search(user=reader, query="halving")
+    # four matches, all candidates: the oldest note ranks first on its title; the match past the ranking
+    # vector's part of the body is found and ranks last (no rank), the others newest first
+    assert _titles(hits) == ["Halving supply shock", "Weekly wrap two", "Weekly wrap one", "Long read"]
+    assert hits[0].rank > hits[1].rank > 0
+    assert hits[3].rank == 0
+
+    published("Weekly wrap three", "Halving talk.", 4, symbols=["BTC/USDT"])
+    with tenant(reader.pk):
+        # five matches, four candidates: the oldest one is not ranked any more (the documented trade-off)
+        assert "Halving supply shock" not in _titles(note_search(user=reader, query="halving"))
+        # filters narrow the matches before the bound: the title match is found again
+        assert _titles(note_search(user=reader, query="halving", tag="cycles")) == ["Halving supply shock"]
+        assert _titles(note_search(user=reader, query="halving", symbol="BTC-USDC")) == ["Halving supply shock"]
+        by_symbol = _titles(note_search(user=reader, query="halving", symbol="BTC/USDT"))
+        assert by_symbol == ["Weekly wrap three", "Weekly wrap two", "Weekly wrap one", "Long read"]
+    with tenant(author.pk):
+        mine = _titles(note_search(user=author, query="halving", mine=True, tag="cycles"))
+        assert mine == ["Halving supply shock"]
