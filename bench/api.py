@@ -2,7 +2,7 @@
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/nexus REDIS_URL=redis://127.0.0.1:6379/0 \
         .venv/bin/python bench/api.py [--duration 60] [--clients 200] [--servers 2] [--pause 1.0] \
-        [--warmup 5] [--log daphne.log]
+        [--warmup 5] [--sockets 2000] [--log daphne.log]
 
 It uses a database of its own (<name>_bench_api, recreated), a Redis key prefix of its own, DEBUG off, and:
 
@@ -23,6 +23,13 @@ It uses a database of its own (<name>_bench_api, recreated), a Redis key prefix 
    the server's saturation) before the next one. A request's latency runs from sending it to having read
    its whole body. The first `--warmup` seconds of load are not measured (the servers' first requests).
    A request still unanswered after 60 s counts as an error (`exception:TimeoutError`).
+4. meanwhile holds `--sockets` program sockets on /ws/v1/ (default 2,000), spread evenly over the traders
+   (2,000 sockets and 200 traders: 10 each, on both servers) and subscribed to `fills`, answering the
+   server's heartbeats with a ping as a program does. For every measured paper order that fills, each of
+   its trader's sockets records when the `fill` event arrived; `fill_event_ms` is the time from sending
+   the order's POST to that arrival (the fill is committed somewhere inside that request, so this bounds
+   fill-to-event latency from above), and `fill_events_missing` counts socket/fill pairs that never
+   arrived within 10 s of the order's response.
 
 Prints one JSON line: per operation count and p50/p95/p99 ms, errors (non-2xx/3xx and failed connections)
 with their rate and statuses, orders/s, requests/s, the server process count and the target (p95 < 300 ms,
@@ -110,6 +117,8 @@ class Seeded:
     portfolio: int
     connection: int
     orders: list[str] = field(default_factory=list)
+    sockets: int = 0  # program sockets held for this trader
+    sockets_total: int = 0  # sockets held over all traders (to know when all are open)
 
 
 def seed_market() -> None:
@@ -263,6 +272,52 @@ class Results:
         self.statuses: Counter[str] = Counter()
         self.errors_by_operation: Counter[str] = Counter()
         self.orders_filled = 0
+        # order id -> (perf_counter when its POST was sent, how many of its trader's sockets to expect)
+        self.fills_expected: dict[str, tuple[float, int]] = {}
+        self.fill_arrivals: dict[str, list[float]] = defaultdict(list)
+        self.sockets_open = 0
+        self.socket_failures: Counter[str] = Counter()
+
+
+async def watch_fills(
+    client: Seeded, base: str, until: dict, results: Results, ready: asyncio.Event, opened: list
+) -> None:
+    """One program socket of `client`'s trader, subscribed to its fills, until `until["deadline"]` (the
+    end of the load, set once it starts) plus 10 s for the last orders' events."""
+    import aiohttp
+
+    headers = {"Authorization": f"Token {client.token}"}
+    try:
+        async with aiohttp.ClientSession(base) as session, session.ws_connect(
+            "/ws/v1/", headers=headers, heartbeat=None, max_msg_size=0
+        ) as socket:
+            await socket.send_json({"op": "subscribe", "channels": ["fills"]})
+            results.sockets_open += 1
+            opened.append(1)
+            if len(opened) >= client.sockets_total:
+                ready.set()
+            while True:
+                left = min(until["deadline"] + 10 - time.monotonic(), 30.0)
+                if left <= 0:
+                    return
+                try:
+                    message = await socket.receive(timeout=left)
+                except TimeoutError:
+                    continue  # heartbeats come every 20 s; look at the deadline again
+                if message.type != aiohttp.WSMsgType.TEXT:
+                    if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+                        results.socket_failures[f"closed:{socket.close_code}"] += 1
+                    return
+                event = json.loads(message.data)
+                if event["type"] == "heartbeat":
+                    await socket.send_json({"op": "ping"})
+                elif event["type"] == "fill":
+                    results.fill_arrivals[event["order_id"]].append(time.perf_counter())
+    except (aiohttp.ClientError, OSError, TimeoutError) as error:
+        results.socket_failures[type(error).__name__] += 1
+        opened.append(1)
+        if len(opened) >= client.sockets_total:
+            ready.set()
 
 
 def request_for(operation: str, client: Seeded, rng: random.Random) -> tuple[str, str, dict | None]:
@@ -336,16 +391,34 @@ async def run_client(
                 client.orders.append(order["id"])
                 if order.get("status") == "filled":
                     results.orders_filled += 1
+                    if client.sockets:
+                        results.fills_expected[order["id"]] = (started, client.sockets)
             if pause:
                 await asyncio.sleep(rng.uniform(0, 2 * pause))
 
 
 async def drive(
-    clients: list[Seeded], ports: list[int], warmup: float, duration: float, pause: float
+    clients: list[Seeded], ports: list[int], warmup: float, duration: float, pause: float, sockets: int
 ) -> tuple[Results, float]:
     results = Results()
+    ready, opened = asyncio.Event(), []
+    for n in range(sockets):
+        clients[n % len(clients)].sockets += 1
+    for client in clients:
+        client.sockets_total = sockets
+    # The sockets open first (spread over the servers), then the load starts.
+    until = {"deadline": float("inf")}
+    watchers = [
+        asyncio.create_task(
+            watch_fills(clients[n % len(clients)], f"http://127.0.0.1:{ports[n % len(ports)]}",
+                        until, results, ready, opened)
+        )
+        for n in range(sockets)
+    ]
+    if sockets:
+        await asyncio.wait_for(ready.wait(), timeout=300)
     started = time.monotonic() + warmup
-    deadline = started + duration
+    deadline = until["deadline"] = started + duration
     await asyncio.gather(
         *(
             run_client(
@@ -354,7 +427,27 @@ async def drive(
             for n, client in enumerate(clients)
         )
     )
-    return results, time.monotonic() - started
+    seconds = time.monotonic() - started
+    await asyncio.gather(*watchers)  # the last orders' events, then the sockets close
+    return results, seconds
+
+
+def fill_events(results: Results) -> dict:
+    """Per socket and measured fill: milliseconds from sending the order to the `fill` event."""
+    latencies, missing = [], 0
+    for order_id, (sent, sockets) in results.fills_expected.items():
+        arrivals = results.fill_arrivals.get(order_id, [])
+        latencies += [(arrival - sent) * 1000 for arrival in arrivals]
+        missing += max(sockets - len(arrivals), 0)
+    return {
+        "sockets_held": results.sockets_open,
+        "socket_failures": dict(results.socket_failures),
+        "fills_watched": len(results.fills_expected),
+        "fill_events": len(latencies),
+        "fill_events_missing": missing,
+        "fill_event_p50_ms": round(percentile(latencies, 0.50), 1) if latencies else None,
+        "fill_event_p99_ms": round(percentile(latencies, 0.99), 1) if latencies else None,
+    }
 
 
 def main() -> None:
@@ -365,6 +458,7 @@ def main() -> None:
     parser.add_argument("--log", help="a file for the servers' output (default: discarded)")
     parser.add_argument("--warmup", type=float, default=5, help="seconds of load before measuring")
     parser.add_argument("--pause", type=float, default=1.0, help="mean seconds between a client's requests")
+    parser.add_argument("--sockets", type=int, default=2000, help="program sockets held, spread over the traders")
     args = parser.parse_args()
     random.seed(7)
 
@@ -384,7 +478,9 @@ def main() -> None:
     try:
         for port in ports:
             servers.append(start_daphne(port, log))
-        results, seconds = asyncio.run(drive(clients, ports, args.warmup, args.duration, args.pause))
+        results, seconds = asyncio.run(
+            drive(clients, ports, args.warmup, args.duration, args.pause, args.sockets)
+        )
     finally:
         stop.set()
         for process in servers:
@@ -441,6 +537,7 @@ def main() -> None:
                 "rate_limited_429": results.statuses.get("429", 0),
                 "target": {"p95_ms_below": TARGET_P95_MS, "errors": 0},
                 "target_met": worst_p95 is not None and worst_p95 < TARGET_P95_MS and error_count == 0,
+                "sockets": fill_events(results),
                 "seed_seconds": round(seed_seconds, 1),
             }
         )

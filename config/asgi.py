@@ -16,8 +16,11 @@ from channels.sessions import SessionMiddlewareStack  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
 from config.routing import public_websocket_urlpatterns, websocket_urlpatterns  # noqa: E402
+from core import ws_backpressure  # noqa: E402
 from core.rls import SessionUserMiddleware  # noqa: E402
 from marketdata.api_socket import ApiSocketConsumer  # noqa: E402
+
+ws_backpressure.install()  # under daphne, a client that stops reading is closed, not buffered
 
 application = ProtocolTypeRouter(
     {

@@ -243,6 +243,10 @@ ANYMAIL = {"RESEND_API_KEY": env("RESEND_API_KEY", default="")}
 # Links in emails (notifications) point here.
 SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000")
 
+# A WebSocket client whose connection has had more than 64 KiB waiting for it for this long is closed
+# with 4429 (core.ws_backpressure).
+WEBSOCKET_SLOW_CLIENT_SECONDS = env.float("WEBSOCKET_SLOW_CLIENT_SECONDS", default=10.0)
+
 # --- Discord bot (docs/companion.md) -----------------------------------------------------------
 # Without a token `manage.py runbot` exits, the `discord` notification channel is unavailable and /readyz
 # reports the bot "off".

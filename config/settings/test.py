@@ -12,6 +12,9 @@ DATABASE_NAME_SUFFIX = "_test"
 for _alias in DATABASES.values():
     _alias["NAME"] = f"{_alias['NAME']}{DATABASE_NAME_SUFFIX}"
     _alias["CONN_MAX_AGE"] = 0
+    # A statement waiting on a lock fails after 20 s instead of hanging the suite (no test needs longer).
+    _options = _alias.setdefault("OPTIONS", {})
+    _options["options"] = f"{_options.get('options', '')} -c lock_timeout=20s".strip()
 
 # A Redis database of its own (15 unless REDIS_TEST_DB says otherwise): tests clear their cache freely.
 REDIS_URL = urlunsplit(urlsplit(REDIS_URL)._replace(path=f"/{env.int('REDIS_TEST_DB', default=15)}"))

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -16,6 +19,7 @@ from channels.testing import WebsocketCommunicator
 
 from accounts.models import ApiToken
 from accounts.services import api_token_revoke
+from core.api_events import api_events_send
 from core.notifications import notify
 from core.rls import tenant
 from marketdata.services import instruments_seed
@@ -229,6 +233,48 @@ def test_fills_orders_and_notifications_reach_only_their_user(db):
     assert again["message"] == "Again"
 
 
+def test_every_order_state_reaches_the_socket_not_only_fills(user_a, paper_a, user_b, paper_b):
+    """A resting order's life as a program sees it: open when placed, cancelled when cancelled, and a
+    venue's rejection; another trader's orders never arrive."""
+    from tests.trading.test_orders import _stored_order_in, place
+    from trading.exchanges.base import ExchangeOrder
+    from trading.orders import services as order_services
+
+    token = api_token_for(user_a)
+
+    def reject(order):
+        report = ExchangeOrder(client_order_id=str(order.pk), exchange_order_id="x1", status="rejected",
+                               filled_quantity=Decimal("0"), average_price=None, fills=())
+        with tenant(user_a.pk):
+            order_services.order_apply_exchange(order=order, update=report)
+
+    def cancel(order):
+        with tenant(user_a.pk):
+            order_services.order_cancel(user=user_a, order=order)
+
+    async def scenario():
+        client = await open_socket(token)
+        await subscribe(client, "orders")
+        await asyncio.to_thread(place, user_b, paper_b, type="limit", price=Decimal("15000"))
+        placed = await asyncio.to_thread(place, user_a, paper_a, type="limit", price=Decimal("15000"))
+        opened = await next_of(client, "order")
+        await asyncio.to_thread(cancel, placed)
+        cancelled = await next_of(client, "order")
+        resting = await asyncio.to_thread(_stored_order_in, user_a, paper_a, "new")
+        await next_of(client, "order")  # its placement (open), before the test moved it back to new
+        await asyncio.to_thread(reject, resting)
+        rejected = await next_of(client, "order")
+        await client.disconnect()
+        return placed, opened, cancelled, resting, rejected
+
+    placed, opened, cancelled, resting, rejected = run_async(scenario)
+    assert (opened["order_id"], opened["status"]) == (str(placed.pk), "open")
+    assert Decimal(opened["filled_quantity"]) == 0 and opened["average_price"] is None
+    assert (cancelled["order_id"], cancelled["status"], cancelled["reason"]) == (
+        str(placed.pk), "cancelled", "Cancelled by you.")
+    assert (rejected["order_id"], rejected["status"]) == (str(resting.pk), "rejected")
+
+
 def test_heartbeats_then_a_silent_client_is_closed_with_4408(db, settings):
     settings.API_SOCKET_HEARTBEAT_SECONDS = 0.2
     token = api_token_for(UserFactory())
@@ -283,6 +329,90 @@ def test_a_client_that_stops_reading_is_closed_with_4429(instruments, settings):
         return message["code"]
 
     assert run_async(scenario) == 4429
+
+
+def _raw_socket(url: str, token: str) -> socket.socket:
+    """A WebSocket opened by hand with a 4 KiB receive buffer, so the kernel takes little on its behalf
+    once the test stops reading."""
+    host, port = url.removeprefix("http://").split(":")
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.settimeout(10)
+    raw.connect((host, int(port)))
+    key = base64.b64encode(os.urandom(16)).decode()
+    raw.sendall(
+        f"GET /ws/v1/ HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nAuthorization: Token {token}\r\n\r\n".encode()
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += raw.recv(1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return raw
+
+
+def _client_frame(text: str) -> bytes:
+    """One masked text frame, as a client must send."""
+    payload, mask = text.encode(), os.urandom(4)
+    assert len(payload) < 126
+    return bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def _frames(data: bytes) -> list[tuple[int, bytes]]:
+    """(opcode, payload) of the server's unmasked frames in `data` (a trailing partial frame is ignored)."""
+    frames, at = [], 0
+    while at + 2 <= len(data):
+        opcode, length, at = data[at] & 0x0F, data[at + 1] & 0x7F, at + 2
+        if length == 126:
+            length, at = int.from_bytes(data[at:at + 2], "big"), at + 2
+        elif length == 127:
+            length, at = int.from_bytes(data[at:at + 8], "big"), at + 8
+        if at + length > len(data):
+            break
+        frames.append((opcode, data[at:at + length]))
+        at += length
+    return frames
+
+
+def test_a_real_client_that_stops_reading_is_closed_with_4429_not_buffered(asgi_server, db):  # noqa: F811
+    """Against daphne (not the test communicator): a program subscribes, then stops reading while its
+    notifications keep coming. Past the transport's buffer and the grace (2 s here) the server sends a
+    4429 close and, as the client reads nothing, drops the connection: the client finds its socket
+    closed after far fewer frames than were sent. Without the guard every frame (24 MB) would be kept
+    in the server's memory and delivered once the client read again."""
+    user = UserFactory()
+    raw = _raw_socket(asgi_server.url, api_token_for(user))
+    raw.sendall(_client_frame('{"op": "subscribe", "channels": ["notifications"]}'))
+    seen = b""
+    while b'"subscribed"' not in seen:
+        seen += raw.recv(65536)
+    big = "x" * 60_000
+    sent = 0
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and sent < 400:  # 400 x 60 KB = 24 MB, far past any kernel buffer
+        api_events_send([(user.pk, "notifications", {"id": sent, "message": big})])
+        sent += 1
+        if sent > 150:
+            time.sleep(0.05)  # keep sending across the grace, as a live feed would
+    raw.settimeout(10)
+    data, ended = bytearray(), False
+    while not ended:
+        try:
+            chunk = raw.recv(1 << 20)
+        except ConnectionResetError:
+            ended = True
+        except TimeoutError:
+            break
+        else:
+            data += chunk
+            ended = not chunk
+    raw.close()
+    frames = _frames(bytes(data))
+    closes = [int.from_bytes(payload[:2], "big") for opcode, payload in frames if opcode == 0x8]
+    delivered = sum(1 for opcode, payload in frames if opcode == 0x1 and b'"notification"' in payload)
+    assert ended, "the server kept the connection of a client that stopped reading"
+    assert delivered < sent / 2
+    assert closes in ([], [4429])  # the close is sent; a client that never reads may not get it before the drop
 
 
 def test_the_example_client_sees_its_paper_market_order_fill_on_the_socket(asgi_server, user_a, paper_a):  # noqa: F811

@@ -61,6 +61,8 @@ def asgi_server(django_db_setup, tmp_path_factory) -> LiveServer:
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
         "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
         "EMAIL_FILE_PATH": str(mail_dir),
+        # tests/api/test_socket.py stops reading a socket and waits for the close (core.ws_backpressure).
+        "WEBSOCKET_SLOW_CLIENT_SECONDS": "2",
     }
     log = open(tmp_path_factory.mktemp("logs") / "daphne.log", "w")  # noqa: SIM115 - closed at teardown
     process = subprocess.Popen(

@@ -161,6 +161,7 @@ def order_place(
         submit = [str(order.pk), user.pk]
         transaction.on_commit(lambda: task_enqueue("trading.order_submit", args=submit))
         _push_orders_after_commit(user.pk)
+        _order_state_after_commit(order)
     # One audit row for the placement, with the state the venue left the order in (a paper market order
     # is already filled here).
     audit_record(
@@ -210,6 +211,7 @@ def order_submit(*, order_id) -> Order:
             order_transition(order, OrderStatus.REJECTED, reason=str(error))
             order.save()
             _push_orders_after_commit(order.user_id)
+            _order_state_after_commit(order)
             return order
         except OrderStatusUnknown:
             update = adapter.fetch_order(
@@ -339,6 +341,8 @@ def order_apply_exchange(*, order: Order, update: ExchangeOrder, audit: bool = T
             ))
         if order.status == OrderStatus.FILLED and previous != OrderStatus.FILLED:
             _order_filled_effects(uow, order, choices)
+        elif order.status != previous or new_fills:
+            uow.emit("orders_state", _orders_state_send, _order_api_event(order))
         if push and (previous in OPEN_ORDER_STATUSES - {OrderStatus.NEW} or order.status in OPEN_ORDER_STATUSES):
             # Only orders that are (or were) on the open-orders table change it.
             uow.emit("orders_push", _orders_push, user_id)
@@ -380,6 +384,25 @@ def _fill_api_events(payload: dict) -> list[tuple[int, str, dict]]:
     return [(payload["user_id"], "fills", fill), (payload["user_id"], "orders", order)]
 
 
+def _order_api_event(order: Order) -> tuple[int, str, dict]:
+    """The programs' socket: an order's new state other than filled (placed on a venue, open, partially
+    filled, cancelled, rejected, expired); a fill sends `_fill_api_events` instead."""
+    return (order.user_id, "orders", {
+        "order_id": str(order.pk), "symbol": order.instrument.symbol, "side": order.side, "status": order.status,
+        "filled_quantity": order.filled_quantity, "average_price": order.average_price,
+        "reason": order.status_reason,
+    })
+
+
+def _orders_state_send(events: list[tuple[int, str, dict]]) -> None:
+    api_events_send(events)
+
+
+def _order_state_after_commit(order: Order) -> None:
+    event = _order_api_event(order)
+    transaction.on_commit(lambda: api_events_send([event]))
+
+
 def _filled_dedup_key(order: Order) -> str:
     return f"order-filled:{order.pk}"
 
@@ -419,6 +442,7 @@ def order_cancel(*, user, order: Order, request: HttpRequest | None = None) -> O
         # Never sent to the venue: cancelling it is ours alone.
         order_transition(order, OrderStatus.CANCELLED, reason="Cancelled by you.")
         order.save()
+        _order_state_after_commit(order)
     else:
         try:
             update = adapter_for(order.connection).cancel_order(
