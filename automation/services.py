@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 import structlog
 from croniter import CroniterBadCronError, croniter  # type: ignore[import-untyped]
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.db.models import Sum
 from django.http import Http404
 from django.urls import reverse
@@ -693,6 +693,11 @@ def _action_run(*, run: RuleRun, position: int, action: dict) -> None:
                         transaction.on_commit(lambda: task_enqueue("automation.webhook_deliver", args=args))
             except DomainError as exc:
                 _action_failed(run=run, position=position, kind=kind, message=str(exc))
+            except (OperationalError, InterfaceError):
+                # The database, not the action, failed (a lock wait past lock_timeout, a deadlock, a lost
+                # connection): nothing of the action was kept, so it is not recorded as failed. The task is
+                # retried and the run resumes here; an order is placed again with the same client order id.
+                raise
             except Exception:
                 logger.exception("automation.action_failed", run_id=run.pk, position=position)
                 _action_failed(run=run, position=position, kind=kind, message="An unexpected error stopped this action.")
