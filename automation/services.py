@@ -10,7 +10,8 @@ through alerts' services). Runs, exactly once per trigger event:
 2. `run_execute` (the task, any number of times) claims the run (pending -> running, committed), checks
    the conditions once (their values are stored with the run), then each action in its own transaction
    together with its `RunAction` row, so a worker killed at any point leaves each action either done and
-   recorded or not done at all. A redelivered task resumes after the last recorded action. Orders carry a
+   recorded or not done at all (a database error in an action, such as a lock wait past lock_timeout,
+   records nothing: the task is retried). A redelivered task resumes after the last recorded action. Orders carry a
    client order id derived from (run, action), so even a replay of an action cannot place a second order.
    Calls that leave the database (a Discord post) are recorded as `sending` first and never repeated after
    a crash; outgoing webhooks are their own retried task with a delivery row.
