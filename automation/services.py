@@ -10,7 +10,8 @@ through alerts' services). Runs, exactly once per trigger event:
 2. `run_execute` (the task, any number of times) claims the run (pending -> running, committed), checks
    the conditions once (their values are stored with the run), then each action in its own transaction
    together with its `RunAction` row, so a worker killed at any point leaves each action either done and
-   recorded or not done at all. A redelivered task resumes after the last recorded action. Orders carry a
+   recorded or not done at all (a database error in an action, such as a lock wait past lock_timeout,
+   records nothing: the task is retried). A redelivered task resumes after the last recorded action. Orders carry a
    client order id derived from (run, action), so even a replay of an action cannot place a second order.
    Calls that leave the database (a Discord post) are recorded as `sending` first and never repeated after
    a crash; outgoing webhooks are their own retried task with a delivery row.
@@ -32,7 +33,7 @@ from zoneinfo import ZoneInfo
 import structlog
 from croniter import CroniterBadCronError, croniter  # type: ignore[import-untyped]
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.db.models import Sum
 from django.http import Http404
 from django.urls import reverse
@@ -693,6 +694,11 @@ def _action_run(*, run: RuleRun, position: int, action: dict) -> None:
                         transaction.on_commit(lambda: task_enqueue("automation.webhook_deliver", args=args))
             except DomainError as exc:
                 _action_failed(run=run, position=position, kind=kind, message=str(exc))
+            except (OperationalError, InterfaceError):
+                # The database, not the action, failed (a lock wait past lock_timeout, a deadlock, a lost
+                # connection): nothing of the action was kept, so it is not recorded as failed. The task is
+                # retried and the run resumes here; an order is placed again with the same client order id.
+                raise
             except Exception:
                 logger.exception("automation.action_failed", run_id=run.pk, position=position)
                 _action_failed(run=run, position=position, kind=kind, message="An unexpected error stopped this action.")

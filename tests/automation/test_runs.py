@@ -14,10 +14,12 @@ import pytest
 from django.db import connections, transaction
 
 import automation.tasks  # noqa: F401  (the task the worker runs, registered here too)
+from automation.actions import run_order_id
 from automation.models import Rule, RuleRun, RunAction
 from automation.services import rule_event_record, rule_test_fire, run_execute
 from core.models import Notification
-from core.rls import tenant
+from core.rls import system_context, tenant
+from marketdata.models import Instrument
 from tests.automation.conftest import order_action, webhook_rule
 from tests.trading.conftest import make_bot
 from trading.models import Bot, Order
@@ -86,10 +88,22 @@ def _wait(predicate, process, what: str, seconds: float = 45) -> None:
         time.sleep(0.1)
 
 
-def _waiting_on_a_lock() -> bool:
+def _blocked_by(holder_pid: int) -> bool:
+    """Whether a session of this test database waits on a lock that `holder_pid` (the test's locker) holds:
+    the worker blocked on the held row, not any lock wait elsewhere on the shared cluster."""
     with connections["owner"].cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND %s = ANY(pg_blocking_pids(pid))",
+            [holder_pid],
+        )
         return cursor.fetchone()[0] > 0
+
+
+def _feed_live_for_the_whole_test(symbol: str = "BTC/USDT") -> None:
+    """A worker can take well over the 30 s a quote stays fresh to start on a loaded machine: the quote is
+    kept fresh for the test (the paper venue refuses a market order on a stale price)."""
+    with system_context(reason="tests: the quote outlives a slow worker start"):
+        Instrument.objects.filter(symbol=symbol).update(stale_after_seconds=3600)
 
 
 @pytest.mark.parametrize("cut", ["before the order", "after the order"])
@@ -98,6 +112,7 @@ def test_a_worker_killed_mid_run_and_redelivered_places_one_order(user_a, paper,
     resumes the run: one order, not two (and none lost)."""
     from config.celery import app as celery_app
 
+    _feed_live_for_the_whole_test()
     bot = make_bot(user_a, paper)
     rule = webhook_rule(user_a, paper, actions=[order_action(paper), {"kind": "pause_bot", "bot_id": bot.pk}])
     run = _record(rule)
@@ -110,22 +125,61 @@ def test_a_worker_killed_mid_run_and_redelivered_places_one_order(user_a, paper,
         with locker.cursor() as cursor:
             cursor.execute(f'SELECT 1 FROM "{table}" WHERE id = %s FOR UPDATE', [row])
             assert cursor.fetchone() == (1,)
+            cursor.execute("SELECT pg_backend_pid()")
+            [locker_pid] = cursor.fetchone()
         worker = _worker(queue)
         try:
             celery_app.tasks["automation.run_execute"].apply_async(args=[run.pk, user_a.pk], queue=queue)
             with tenant(user_a.pk):
-                _wait(lambda: RuleRun.objects.get(pk=run.pk).status == "running" and _waiting_on_a_lock(), worker,
-                      "the worker did not claim the run")
+                # Killed as soon as it waits on the held row (long before the 20 s lock_timeout of the tests).
+                _wait(lambda: RuleRun.objects.get(pk=run.pk).status == "running" and _blocked_by(locker_pid),
+                      worker, "the worker did not claim the run and wait on the held row")
             worker.send_signal(signal.SIGKILL)
             worker.wait(timeout=30)
         finally:
             if worker.poll() is None:
                 worker.kill()
     assert len(_orders(user_a)) == (0 if cut == "before the order" else 1)
+    with tenant(user_a.pk):
+        claims = RuleRun.objects.get(pk=run.pk).attempts  # 1 (more only if a lock wait ended in a retry)
     # The broker delivers the unacknowledged task again: the same task, the same run.
     run_execute(run_id=run.pk, user_id=user_a.pk)
     run_execute(run_id=run.pk, user_id=user_a.pk)
     assert len(_orders(user_a)) == 1
+    with tenant(user_a.pk):
+        run.refresh_from_db()
+        assert run.status == "succeeded", run.detail
+        assert run.attempts == claims + 1  # resumed once; the second delivery found the run finished
+        assert [r.status for r in RunAction.objects.filter(run=run).order_by("position")] == ["succeeded", "succeeded"]
+        assert Bot.objects.get(pk=bot.pk).status == "paused"
+
+
+def test_an_order_action_whose_lock_wait_times_out_is_retried_not_recorded_failed(user_a, paper):
+    """The worker's wait on the rule row (the daily cap's lock) ends in lock_timeout: the database failed, not
+    the action. Nothing is recorded, the task's retry resumes the run and places the order once."""
+    from django.db import OperationalError
+
+    bot = make_bot(user_a, paper)
+    rule = webhook_rule(user_a, paper, actions=[order_action(paper), {"kind": "pause_bot", "bot_id": bot.pk}])
+    run = _record(rule)
+    with transaction.atomic(using="system"):
+        with connections["system"].cursor() as cursor:
+            cursor.execute(f'SELECT 1 FROM "{Rule._meta.db_table}" WHERE id = %s FOR UPDATE', [rule.pk])
+        with connections["default"].cursor() as cursor:
+            cursor.execute("SET lock_timeout = '200ms'")
+        try:
+            with pytest.raises(OperationalError):
+                run_execute(run_id=run.pk, user_id=user_a.pk)
+        finally:
+            with connections["default"].cursor() as cursor:
+                cursor.execute("RESET lock_timeout")
+    assert _orders(user_a) == []
+    with tenant(user_a.pk):
+        assert RuleRun.objects.get(pk=run.pk).status == "running"
+        assert not RunAction.objects.filter(run=run).exists()
+    run_execute(run_id=run.pk, user_id=user_a.pk)  # the task's retry
+    [order] = _orders(user_a)
+    assert order.pk == run_order_id(run_id=run.pk, position=0)
     with tenant(user_a.pk):
         run.refresh_from_db()
         assert run.status == "succeeded", run.detail
