@@ -2,6 +2,7 @@
 
 from django import template
 
+from core.rls import needs_auth_context
 from newsletter.selectors import may_author
 
 register = template.Library()
@@ -11,4 +12,10 @@ register = template.Library()
 def may_author_newsletter(context) -> bool:
     request = context.get("request")
     user = getattr(request, "user", None)
-    return bool(user is not None and user.is_authenticated and may_author(user=user))
+    if user is None or not user.is_authenticated:
+        return False
+    if needs_auth_context(request):
+        # Account pages (sign-in, 2FA, email addresses) run as the authentication role, which reads no
+        # plans: there the link shows for staff, who may always author.
+        return bool(user.is_staff)
+    return may_author(user=user)
