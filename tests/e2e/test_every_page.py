@@ -37,12 +37,28 @@ from accounts.management.commands.seed_demo import Command as SeedDemo
 from accounts.models import User
 from core.notifications import notify
 from core.rls import system_context, tenant
+from newsletter.selectors import may_author
+from newsletter.services import issue_create, unsubscribe_token
 from portfolios.choices import PortfolioKind
 from portfolios.live import portfolio_push
 from portfolios.models import Portfolio
+from research.choices import Audience
+from research.services import NoteInput, note_create, note_publish
 from tests.e2e import pages
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, ROOT
-from tests.factories import AlertFactory, BotFactory, ConversationFactory, MessageFactory
+from tests.factories import (
+    AlertFactory,
+    ArchivedIssueFactory,
+    BotFactory,
+    ConversationFactory,
+    IssueFactory,
+    MessageFactory,
+    ReplayFillFactory,
+    ReplayRunFactory,
+    RuleFactory,
+    RuleRunFactory,
+    RunActionFactory,
+)
 from trading.orders.live import orders_push
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "owner"])
@@ -139,7 +155,32 @@ def _objects_for(user: User) -> dict:
     bot = BotFactory(user=user, portfolio=paper) if paper else BotFactory(user=user)
     conversation = MessageFactory(user=user).conversation
     ConversationFactory(user=user, title="Older question")
-    return {"portfolio": portfolio.pk, "alert": alert.pk, "bot": bot.pk, "conversation": conversation.pk}
+    objects = {"portfolio": portfolio.pk, "alert": alert.pk, "bot": bot.pk, "conversation": conversation.pk}
+    # automation: a rule with one run and its action
+    rule = RuleFactory(user=user, name="Morning briefing")
+    run = RuleRunFactory(user=user, rule=rule)
+    RunActionFactory(user=user, run=run)
+    objects |= {"rule": rule.pk, "rule_run": run.pk}
+    # research: a note through the services (its revision rows), published to members
+    with tenant(user.pk):
+        note = note_create(user=user, data=NoteInput(
+            title="BTC holds the range", body="Support held **twice** at 60k.", tags="levels, btc",
+            symbols=["BTC/USDT"],
+        ))
+        note_publish(user=user, note=note, audience=Audience.MEMBERS)
+    objects |= {"note": note.pk, "author": user.pk}
+    # the strategy tracker: a finished simulation with fills
+    replay = ReplayRunFactory(user=user, name="SMA 9/21 last week")
+    ReplayFillFactory(user=user, run=replay)
+    objects |= {"replay": replay.pk}
+    # newsletter (authors only: staff): a draft, and a sent issue in the public archive
+    if may_author(user=user):
+        issue = issue_create(user=user, title="Weekly market notes", body="## This week\n\nMarkets moved.\n")
+        sent = IssueFactory(user=user, status="sent", title="Last week in markets")
+        archived = ArchivedIssueFactory(issue_id=sent.pk, title=sent.title, slug="last-week-in-markets")
+        objects |= {"issue": issue.pk, "archived_issue": archived.issue_id, "archived_slug": archived.slug}
+    objects["unsubscribe"] = unsubscribe_token(user_id=user.pk, email=user.email)
+    return objects
 
 
 def _seed() -> tuple[dict[str, User], dict[str, dict]]:
@@ -152,7 +193,9 @@ def _seed() -> tuple[dict[str, User], dict[str, dict]]:
         }
         with transaction.atomic():
             SeedDemo(stdout=StringIO()).seed_domains(trader=users["staff"])
-    return users, {role: _objects_for(user) for role, user in users.items()}
+    objects = {role: _objects_for(user) for role, user in users.items()}
+    objects["visitor"] = {key: objects["staff"][key] for key in ("archived_issue", "archived_slug", "unsubscribe")}
+    return users, objects
 
 
 def _session_cookie(user: User, base_url: str) -> dict:
