@@ -10,8 +10,8 @@ started and says so; pgserver's server stays up while another process (a running
 from __future__ import annotations
 
 import argparse
-import json
 import atexit
+import json
 import os
 import shutil
 import signal
