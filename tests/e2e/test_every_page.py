@@ -197,7 +197,9 @@ def _seed() -> tuple[dict[str, User], dict[str, dict]]:
         with transaction.atomic():
             SeedDemo(stdout=StringIO()).seed_domains(trader=users["staff"])
     objects = {role: _objects_for(user) for role, user in users.items()}
-    objects["visitor"] = {key: objects["staff"][key] for key in ("archived_issue", "archived_slug", "unsubscribe")}
+    archive = {key: objects["staff"][key] for key in ("archived_issue", "archived_slug")}  # public: anyone reads it
+    objects["trader"] |= archive
+    objects["visitor"] = archive | {"unsubscribe": objects["staff"]["unsubscribe"]}
     return users, objects
 
 
