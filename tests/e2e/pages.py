@@ -37,6 +37,7 @@ SKIPPED_PREFIXES = {
     "admin/": "Django's admin: staff tooling with Django's own templates and scripts, not a trader's page",
     "api/": "the JSON API (problem+json, schema, Swagger UI from the sidecar); tested by tests/api and schemathesis",
     "stripe/": "Stripe's webhook: POST from Stripe only",
+    "anymail/": "the mail provider's (Resend's) delivery and bounce webhooks: POST only",
     "accounts/google/": "OAuth redirects to Google (outside this machine)",
     "accounts/discord/": "OAuth redirects to Discord (outside this machine)",
     "accounts/social/": "allauth's legacy redirects to accounts/3rdparty/ (visited there)",
