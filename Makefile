@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: run test lint bench install screenshots drills load
+.PHONY: run test lint bench install screenshots drills load pages-budget
 
 run: $(STAMP)
 	$(PY) scripts/nexus.py run
@@ -12,6 +12,10 @@ run: $(STAMP)
 # Every page, light and dark, desktop and phone, into .screenshots/<UTC time>/ (its own server, demo data).
 screenshots: $(STAMP)
 	$(PY) scripts/nexus.py screenshots
+
+# The every-page browser suite with the LCP budget (< 1.5 s) enforced; prints the worst LCP per page as JSON.
+pages-budget: $(STAMP)
+	$(PY) scripts/nexus.py pages-budget $(ARGS)
 
 test: $(STAMP)
 	$(PY) scripts/nexus.py test $(ARGS)

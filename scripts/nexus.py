@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import json
 import os
 import shutil
 import signal
@@ -417,6 +418,35 @@ def drills(args: argparse.Namespace) -> int:
     drill restarts them); DATABASE_URL / REDIS_URL (or the embedded servers) serve the others."""
     env = resolve_services()
     return subprocess.call([PY, "bench/faults/run_all.py", *args.drill_args], cwd=ROOT, env=env)
+def pages_budget(args: argparse.Namespace) -> int:
+    """The every-page browser suite with the LCP budget enforced (NEXUS_ENFORCE_LCP=1; otherwise the suite
+    only measures it), then the worst LCP and bytes of each page as one JSON line from test-results/pages.json."""
+    env = resolve_services()
+    env["DJANGO_SETTINGS_MODULE"] = "config.settings.test"
+    env["NEXUS_ENFORCE_LCP"] = "1"
+    ensure_test_packages()
+    report = ROOT / "test-results" / "pages.json"
+    report.unlink(missing_ok=True)
+    code = subprocess.call(
+        [PY, "-m", "pytest", "-q", "tests/e2e/test_every_page.py::test_every_page_as_trader_and_staff", *args.pytest_args],
+        cwd=ROOT, env=env, stdout=sys.stderr,
+    )
+    if not report.exists():
+        say("the suite wrote no test-results/pages.json (it failed before visiting)")
+        return code or 1
+    worst: dict[str, dict] = {}
+    for visit in json.loads(report.read_text())["pages"]:
+        page = worst.setdefault(visit["path"], {"lcp_ms": 0.0, "bytes": 0})
+        page["lcp_ms"] = max(page["lcp_ms"], round(visit["lcp_ms"] or 0.0))
+        page["bytes"] = max(page["bytes"], visit["bytes"])
+    print(json.dumps({
+        "ok": code == 0,
+        "lcp_budget_ms": 1500,
+        "worst_lcp_ms": max((p["lcp_ms"] for p in worst.values()), default=None),
+        "worst_bytes": max((p["bytes"] for p in worst.values()), default=None),
+        "pages": dict(sorted(worst.items(), key=lambda item: -item[1]["lcp_ms"])),
+    }))
+    return code
 
 
 def main() -> int:
@@ -432,6 +462,9 @@ def main() -> int:
     drills_parser = commands.add_parser("drills", help="the fault drills (bench/faults), one JSON line each")
     drills_parser.add_argument("drill_args", nargs=argparse.REMAINDER)
     drills_parser.set_defaults(func=drills)
+    budget_parser = commands.add_parser("pages-budget")
+    budget_parser.add_argument("pytest_args", nargs=argparse.REMAINDER)
+    budget_parser.set_defaults(func=pages_budget)
     commands.add_parser("env").set_defaults(
         func=lambda _: print("\n".join(f"export {k}={v!r}" for k, v in resolve_services().items()
                                        if k in {"DATABASE_URL", "REDIS_URL"})) or 0

@@ -37,6 +37,7 @@ SKIPPED_PREFIXES = {
     "admin/": "Django's admin: staff tooling with Django's own templates and scripts, not a trader's page",
     "api/": "the JSON API (problem+json, schema, Swagger UI from the sidecar); tested by tests/api and schemathesis",
     "stripe/": "Stripe's webhook: POST from Stripe only",
+    "anymail/": "the mail provider's (Resend's) delivery and bounce webhooks: POST only",
     "accounts/google/": "OAuth redirects to Google (outside this machine)",
     "accounts/discord/": "OAuth redirects to Discord (outside this machine)",
     "accounts/social/": "allauth's legacy redirects to accounts/3rdparty/ (visited there)",
@@ -123,6 +124,51 @@ ROUTES: dict[str, Visit | Skip] = {
     "assistant/<int:pk>/": Visit(lambda o: {"pk": o["conversation"]}),
     "assistant/<int:pk>/confirm/": Skip(POST_ONLY),
     "assistant/<int:pk>/delete/": Visit(lambda o: {"pk": o["conversation"]}),
+    # automation
+    "automation/hooks/<str:token>/": Skip("the inbound webhook: POST from TradingView (or any sender), JSON only"),
+    "automation/<int:rule_id>/": Visit(lambda o: {"rule_id": o["rule"]}),
+    "automation/<int:rule_id>/edit/": Visit(lambda o: {"rule_id": o["rule"]}),
+    "automation/<int:rule_id>/test/": Skip(POST_ONLY),
+    "automation/<int:rule_id>/pause/": Skip(POST_ONLY),
+    "automation/<int:rule_id>/resume/": Skip(POST_ONLY),
+    "automation/<int:rule_id>/delete/": Skip(POST_ONLY),
+    "automation/<int:rule_id>/runs/<int:run_id>/": Visit(lambda o: {"rule_id": o["rule"], "run_id": o["rule_run"]}),
+    # research
+    "research/preview/": Skip(POST_ONLY),
+    "research/notes/<int:note_id>/": Visit(lambda o: {"note_id": o["note"]}),
+    "research/notes/<int:note_id>/edit/": Visit(lambda o: {"note_id": o["note"]}),
+    "research/notes/<int:note_id>/revisions/": Visit(lambda o: {"note_id": o["note"]}),
+    "research/notes/<int:note_id>/publish/": Skip(POST_ONLY),
+    "research/notes/<int:note_id>/unpublish/": Skip(POST_ONLY),
+    "research/notes/<int:note_id>/delete/": Skip(POST_ONLY),
+    "research/community/<int:note_id>/": Visit(lambda o: {"note_id": o["note"]}),
+    "research/authors/<int:author_id>/": Visit(lambda o: {"author_id": o["author"]}),
+    "research/on/<str:slug>/": Skip("an HTMX fragment the market page loads (markets/<str:slug>, visited)"),
+    # newsletter: the studio is for authors (staff; a trader's plan has no issues), the archive is public
+    "newsletter/": Visit(roles=("staff",)),
+    "newsletter/new/": Visit(roles=("staff",)),
+    "newsletter/draft/": Skip(POST_ONLY),
+    "newsletter/<int:issue_id>/": Visit(lambda o: {"issue_id": o["issue"]}, roles=("staff",)),
+    "newsletter/<int:issue_id>/edit/": Visit(lambda o: {"issue_id": o["issue"]}, roles=("staff",)),
+    "newsletter/<int:issue_id>/email/": Skip(
+        "the email's own HTML (inline styles), framed by newsletter/<int:issue_id>/ (visited)"
+    ),
+    "newsletter/<int:issue_id>/send/": Skip(POST_ONLY),
+    "newsletter/<int:issue_id>/schedule/": Skip(POST_ONLY),
+    "newsletter/<int:issue_id>/unschedule/": Skip(POST_ONLY),
+    "newsletter/<int:issue_id>/delete/": Skip(POST_ONLY),
+    "newsletter/archive/": Visit(roles=(*ROLES, "visitor")),
+    "newsletter/archive/<int:issue_id>-<slug:slug>/": Visit(
+        lambda o: {"issue_id": o["archived_issue"], "slug": o["archived_slug"]}, roles=(*ROLES, "visitor")
+    ),
+    "newsletter/feed.atom": Skip("an Atom feed (XML), not a page: tests/newsletter/test_archive_feed.py fetches and parses it"),
+    "newsletter/feed.rss": Skip("an RSS feed (XML), not a page: tests/newsletter/test_archive_feed.py fetches and parses it"),
+    "newsletter/unsubscribe/<str:token>/": Visit(lambda o: {"token": o["unsubscribe"]}, roles=(*ROLES, "visitor")),
+    # the strategy tracker
+    "trading/tracker/replays/<int:pk>/": Visit(lambda o: {"pk": o["replay"]}),
+    "trading/tracker/replays/<int:pk>/delete/": Skip(POST_ONLY),
+    "trading/tracker/replays/bot/<int:pk>/": Skip(POST_ONLY),
+    "trading/tracker/<str:kind>/<str:key>/": Visit(lambda o: {"kind": "bot", "key": o["bot"]}),
 }
 
 
