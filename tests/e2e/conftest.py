@@ -7,6 +7,7 @@ The server process uses the same test database, so tests that use it run with `t
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.db import connection
+from playwright.sync_api import expect
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -171,3 +173,14 @@ def pytest_collection_modifyitems(items):
 
 
 __all__ = ["settings"]
+
+
+def log_in(page, email: str, password: str | None = None) -> None:
+    """Sign in through the login form and land on the dashboard."""
+    from tests.factories import DEFAULT_PASSWORD
+
+    page.goto("/accounts/login/")
+    page.get_by_label("Email").fill(email)
+    page.locator("#id_password").fill(password or DEFAULT_PASSWORD)
+    page.get_by_role("button", name="Sign In").click()
+    expect(page).to_have_url(re.compile(r"/dashboard/$"))

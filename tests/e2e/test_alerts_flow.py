@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from decimal import Decimal
 
@@ -13,19 +12,12 @@ from playwright.sync_api import expect
 from core.rls import system_context
 from marketdata.models import Instrument, Quote
 from marketdata.types import TickEvent
-from tests.factories import DEFAULT_PASSWORD, UserFactory
+from tests.e2e.conftest import log_in
+from tests.factories import UserFactory
 from tests.ticks import consume
 
 # Flushing the owner alias too empties the tables afterwards (the runtime alias's flush truncates nothing).
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "owner"])
-
-
-def _log_in(page, email: str) -> None:
-    page.goto("/accounts/login/")
-    page.get_by_label("Email").fill(email)
-    page.locator("#id_password").fill(DEFAULT_PASSWORD)
-    page.get_by_role("button", name="Sign In").click()
-    expect(page).to_have_url(re.compile(r"/dashboard/$"))
 
 
 def _wait_for_websocket(page, timeout: float = 10.0) -> None:
@@ -47,7 +39,7 @@ def test_price_alert_created_on_the_page_arrives_as_a_toast_when_the_price_cross
         "document.addEventListener('htmx:wsOpen', function () { window.nexusWsOpen = true; });"
     )
 
-    _log_in(page, user.email)
+    log_in(page, user.email)
     page.get_by_role("navigation", name="Primary").get_by_role("link", name="Alerts").click()
     expect(page.get_by_role("heading", name="Alerts", exact=True)).to_be_visible()
     page.get_by_label("Alert when").select_option("price_above")
@@ -80,7 +72,7 @@ def test_bad_alert_input_shows_the_error_next_to_the_field(page):
     user = UserFactory(email="alerts-e2e-bad@example.com")
     with system_context(reason="tests: the market feed's and signal engine's shared data"):
         Instrument.objects.create(symbol="BTC/USDT", base="BTC", quote="USDT")
-    _log_in(page, user.email)
+    log_in(page, user.email)
     page.goto("/alerts/?symbol=BTC-USDT")
     expect(page.get_by_label("Market")).to_have_value("BTC/USDT")
     page.get_by_label("Level").fill("-5")

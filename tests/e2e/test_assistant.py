@@ -21,7 +21,8 @@ from core.rls import system_context, tenant
 from marketdata.models import Quote
 from marketdata.services import instruments_seed
 from portfolios.services import portfolio_create, transaction_record
-from tests.factories import DEFAULT_PASSWORD, UserFactory
+from tests.e2e.conftest import log_in
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "owner"])
 
@@ -34,14 +35,6 @@ document.addEventListener('htmx:wsBeforeMessage', function (event) {
   }
 });
 """
-
-
-def _log_in(page, email: str) -> None:
-    page.goto("/accounts/login/")
-    page.get_by_label("Email").fill(email)
-    page.locator("#id_password").fill(DEFAULT_PASSWORD)
-    page.get_by_role("button", name="Sign In").click()
-    expect(page).to_have_url(re.compile(r"/dashboard/$"))
 
 
 def _poll(page, check, what: str, timeout: float = 15.0) -> None:
@@ -93,7 +86,7 @@ def test_the_assistant_answers_with_the_dashboards_figures_streamed_without_a_re
     trader = _seed_btc_holder()
     page.context.add_init_script(RECORDER)  # every tab of the context records its stream
     errors = _console_errors(page)
-    _log_in(page, trader.email)
+    log_in(page, trader.email)
 
     # What the dashboard shows for the position.
     row = page.locator('tr[data-symbol="BTC/USDT"]')
@@ -187,7 +180,7 @@ def test_the_assistant_page_fits_a_phone_confirms_a_proposed_alert_and_deletes_a
     trader = _seed_btc_holder()
     errors = _console_errors(page)
     page.set_viewport_size({"width": 375, "height": 812})
-    _log_in(page, trader.email)
+    log_in(page, trader.email)
     page.goto("/assistant/")
     page.get_by_label("Your question").fill("How is my portfolio doing?")
     page.get_by_label("Your question").press("Enter")

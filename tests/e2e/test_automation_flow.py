@@ -15,20 +15,13 @@ from automation.models import RuleRun
 from automation.tasks import run_execute_task
 from core.rls import tenant
 from marketdata.services import instruments_seed
-from tests.factories import DEFAULT_PASSWORD, UserFactory
+from tests.e2e.conftest import log_in
+from tests.factories import UserFactory
 from tests.trading.conftest import paper_setup, set_quote
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "owner"])
 
 TEMPLATE = '{"ticker": "{{ticker}}", "action": "{{strategy.order.action}}", "contracts": "{{strategy.order.contracts}}"}'
-
-
-def _log_in(page, email: str) -> None:
-    page.goto("/accounts/login/")
-    page.get_by_label("Email").fill(email)
-    page.locator("#id_password").fill(DEFAULT_PASSWORD)
-    page.get_by_role("button", name="Sign In").click()
-    expect(page).to_have_url(re.compile(r"/dashboard/$"))
 
 
 def test_a_webhook_rule_made_on_the_page_runs_and_places_a_paper_order(page, asgi_server):
@@ -38,7 +31,7 @@ def test_a_webhook_rule_made_on_the_page_runs_and_places_a_paper_order(page, asg
     paper_setup(user)
 
     page.set_viewport_size({"width": 375, "height": 800})
-    _log_in(page, user.email)
+    log_in(page, user.email)
     page.goto("/automation/")
     expect(page.get_by_role("heading", name="Automation", exact=True)).to_be_visible()
     page.get_by_role("link", name="New rule").first.click()

@@ -12,19 +12,12 @@ from playwright.sync_api import expect
 
 from billing.choices import PlanCode
 from newsletter.services import issue_deliver
-from tests.factories import DEFAULT_PASSWORD, SubscriptionFactory, UserFactory
+from tests.e2e.conftest import log_in
+from tests.factories import SubscriptionFactory, UserFactory
 from tests.factories.marketdata import InstrumentFactory, QuoteFactory
 from tests.factories.trading import RegimeReadingFactory
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "owner"])
-
-
-def _log_in(page, email: str) -> None:
-    page.goto("/accounts/login/")
-    page.get_by_label("Email").fill(email)
-    page.locator("#id_password").fill(DEFAULT_PASSWORD)
-    page.get_by_role("button", name="Sign In").click()
-    expect(page).to_have_url(re.compile(r"/dashboard/$"))
 
 
 def _fits_a_phone(page) -> None:
@@ -41,7 +34,7 @@ def test_compose_preview_send_and_read_in_the_archive(page, browser, asgi_server
     QuoteFactory(instrument=btc, price=Decimal("23140.00"), open_24h=Decimal("23000.00"))
     RegimeReadingFactory(instrument=btc)
 
-    _log_in(page, author.email)
+    log_in(page, author.email)
     page.get_by_role("navigation", name="Primary").get_by_role("link", name="Newsletter").click()
     expect(page.get_by_role("heading", name="Newsletter studio")).to_be_visible()
     _fits_a_phone(page)

@@ -21,7 +21,8 @@ from marketdata.models import Quote
 from marketdata.services import instruments_seed
 from marketdata.types import TickEvent
 from portfolios.services import portfolio_create, transaction_record
-from tests.factories import DEFAULT_PASSWORD, UserFactory
+from tests.e2e.conftest import log_in
+from tests.factories import UserFactory
 from tests.ticks import consume
 
 
@@ -35,14 +36,6 @@ def _publish(instrument, price: str) -> None:
         )
     tick = TickEvent(symbol=instrument.symbol, price=Decimal(price), previous_price=previous, at=now)
     assert consume("revaluation", [tick]) == 1
-
-
-def _log_in(page, email: str) -> None:
-    page.goto("/accounts/login/")
-    page.get_by_label("Email").fill(email)
-    page.locator("#id_password").fill(DEFAULT_PASSWORD)
-    page.get_by_role("button", name="Sign In").click()
-    expect(page).to_have_url(re.compile(r"/dashboard/$"))
 
 
 # Flush every table afterwards: the `default` alias flushes nothing (only `owner` may migrate, so Django
@@ -77,7 +70,7 @@ def test_the_total_value_follows_the_market_while_the_page_is_open(page):
     page.add_init_script(
         "document.addEventListener('htmx:wsOpen', () => { document.documentElement.dataset.wsOpen = '1'; });"
     )
-    _log_in(page, trader.email)
+    log_in(page, trader.email)
     total = page.locator(f"#pf-{portfolio.pk}-total")
     expect(total).to_have_text("10,500.00")  # 0.5 x 21,000 + 0 cash (1,000 - 10,000 counts as added)
     btc_row = page.locator('tr[data-symbol="BTC/USDT"]')
@@ -113,7 +106,7 @@ def test_adding_a_transaction_shows_errors_in_place_and_records_it(page):
     trader = UserFactory(email=f"form-{uuid4().hex[:8]}@example.com")
     with tenant(trader.pk):
         portfolio = portfolio_create(user=trader, name="Form", base_currency="USDT")
-    _log_in(page, trader.email)
+    log_in(page, trader.email)
 
     form = page.locator("#transaction-form")
     form.get_by_label("Type").select_option("sell")

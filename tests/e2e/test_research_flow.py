@@ -3,7 +3,6 @@ search, and sees it on the instrument's market page; the research pages fit a 37
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 
 import pytest
@@ -11,18 +10,11 @@ from playwright.sync_api import expect
 
 from core.rls import system_context
 from marketdata.models import Candle, Instrument
-from tests.factories import DEFAULT_PASSWORD, SubscriptionFactory, UserFactory
+from tests.e2e.conftest import log_in
+from tests.factories import SubscriptionFactory, UserFactory
 from tests.trading.market_data import minute_bars
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "owner"])
-
-
-def _log_in(page, email: str) -> None:
-    page.goto("/accounts/login/")
-    page.get_by_label("Email").fill(email)
-    page.locator("#id_password").fill(DEFAULT_PASSWORD)
-    page.get_by_role("button", name="Sign In").click()
-    expect(page).to_have_url(re.compile(r"/dashboard/$"))
 
 
 def _market_with_march_2023_candles() -> None:
@@ -40,7 +32,7 @@ def test_write_a_note_with_a_chart_publish_it_find_it_and_see_it_on_the_market_p
     user = UserFactory(email="research-e2e@example.com", display_name="Rhea Search")
     SubscriptionFactory(user=user)
     _market_with_march_2023_candles()
-    _log_in(page, user.email)
+    log_in(page, user.email)
 
     page.get_by_role("navigation", name="Primary").get_by_role("link", name="Research").click()
     expect(page.get_by_role("heading", name="My research notes")).to_be_visible()
@@ -90,7 +82,7 @@ def test_the_research_pages_fit_a_phone(page):
     SubscriptionFactory(user=user)
     _market_with_march_2023_candles()
     page.set_viewport_size({"width": 375, "height": 812})
-    _log_in(page, user.email)
+    log_in(page, user.email)
     page.goto("/research/new/")
     page.get_by_label("Title").fill("A rather long title that should wrap on a small phone screen nicely")
     page.get_by_label("BTC/USDT").check()

@@ -12,7 +12,8 @@ from playwright.sync_api import expect
 
 from core.rls import tenant
 from marketdata.services import instruments_seed
-from tests.factories import DEFAULT_PASSWORD, UserFactory
+from tests.e2e.conftest import log_in
+from tests.factories import UserFactory
 from tests.trading.conftest import paper_setup, set_quote
 from trading.models import Order
 from trading.orders import services
@@ -49,21 +50,13 @@ def _setup():
     return user
 
 
-def _log_in(page, email: str) -> None:
-    page.goto("/accounts/login/")
-    page.get_by_label("Email").fill(email)
-    page.locator("#id_password").fill(DEFAULT_PASSWORD)
-    page.get_by_role("button", name="Sign In").click()
-    expect(page).to_have_url(re.compile(r"/dashboard/$"))
-
-
 def _wait_for_websocket(page) -> None:
     expect(page.locator("html")).to_have_attribute("data-trading-live", "open")  # static/js/trading.js
 
 
 def test_place_a_limit_order_see_it_fill_live_and_cancel_another(page):
     user = _off_loop(_setup)
-    _log_in(page, user.email)
+    log_in(page, user.email)
 
     page.goto("/trading/")
     expect(page.get_by_role("heading", name="Order ticket")).to_be_visible()
