@@ -347,7 +347,7 @@ def order_apply_exchange(*, order: Order, update: ExchangeOrder, audit: bool = T
         if order.status == OrderStatus.FILLED and previous != OrderStatus.FILLED:
             _order_filled_effects(uow, order, choices)
         elif order.status != previous or new_fills:
-            uow.emit("orders_state", _orders_state_send, _order_api_event(order))
+            uow.emit("orders_state", api_events_send, _order_api_event(order))
         if push and (previous in OPEN_ORDER_STATUSES - {OrderStatus.NEW} or order.status in OPEN_ORDER_STATUSES):
             # Only orders that are (or were) on the open-orders table change it.
             uow.emit("orders_push", _orders_push, user_id)
@@ -397,10 +397,6 @@ def _order_api_event(order: Order) -> tuple[int, str, dict]:
         "filled_quantity": order.filled_quantity, "average_price": order.average_price,
         "reason": order.status_reason,
     })
-
-
-def _orders_state_send(events: list[tuple[int, str, dict]]) -> None:
-    api_events_send(events)
 
 
 def _order_state_after_commit(order: Order) -> None:
