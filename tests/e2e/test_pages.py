@@ -3,7 +3,6 @@ for other pages, and no sideways scrolling on a phone."""
 
 from __future__ import annotations
 
-import re
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from io import StringIO
@@ -22,7 +21,8 @@ from marketdata.models import Instrument
 from portfolios.choices import PortfolioKind
 from portfolios.models import Portfolio
 from portfolios.services import portfolio_create, transaction_record, watchlist_add, watchlist_create
-from tests.factories import DEFAULT_PASSWORD, UserFactory
+from tests.e2e.conftest import log_in
+from tests.factories import UserFactory
 from tests.trading.conftest import set_quote
 from trading.choices import Venue
 from trading.models import ExchangeConnection
@@ -39,14 +39,6 @@ COUNT_MESSAGES = (
 )
 
 
-def _log_in(page, email: str, password: str = DEFAULT_PASSWORD) -> None:
-    page.goto("/accounts/login/")
-    page.get_by_label("Email").fill(email)
-    page.locator("#id_password").fill(password)
-    page.get_by_role("button", name="Sign In").click()
-    expect(page).to_have_url(re.compile(r"/dashboard/$"))
-
-
 def _console_problems(page) -> list[str]:
     problems: list[str] = []
     page.on("console", lambda msg: problems.append(msg.text) if msg.type in ("error", "warning") else None)
@@ -61,7 +53,7 @@ def test_portfolio_pushes_reaching_another_page_log_no_console_errors(page, path
         portfolio = portfolio_create(user=trader, name="Away", base_currency="USDT")
     page.add_init_script(COUNT_MESSAGES)
     problems = _console_problems(page)
-    _log_in(page, trader.email)  # the dashboard marks the trader as watching: pushes follow them
+    log_in(page, trader.email)  # the dashboard marks the trader as watching: pushes follow them
     page.goto(path)
     expect(page.locator("html[data-ws-open]")).to_have_count(1)
     assert page.locator(f"#pf-{portfolio.pk}-stats").count() == 0
@@ -140,7 +132,7 @@ def demo_trader(transactional_db):
 
 def test_at_phone_width_no_page_scrolls_sideways(page, demo_trader):
     page.set_viewport_size({"width": 375, "height": 812})
-    _log_in(page, DEMO_TRADER["email"], DEMO_TRADER["password"])
+    log_in(page, DEMO_TRADER["email"], DEMO_TRADER["password"])
     widths = {}
     for path in PHONE_PAGES:
         page.goto(path)
@@ -154,7 +146,7 @@ def test_at_phone_width_no_page_scrolls_sideways(page, demo_trader):
 
 def test_the_dashboard_performance_table_fits_its_card_at_1280_px(page, demo_trader):
     page.set_viewport_size({"width": 1280, "height": 900})
-    _log_in(page, DEMO_TRADER["email"], DEMO_TRADER["password"])
+    log_in(page, DEMO_TRADER["email"], DEMO_TRADER["password"])
     volatility = page.get_by_role("columnheader", name="Volatility")
     expect(volatility).to_be_visible()
     fits = page.evaluate(

@@ -13,7 +13,8 @@ from playwright.sync_api import expect
 from core.rls import tenant
 from marketdata.models import Instrument
 from marketdata.services import instruments_seed
-from tests.e2e.test_trading_flow import _log_in, _off_loop
+from tests.e2e.conftest import log_in
+from tests.e2e.test_trading_flow import _off_loop
 from tests.factories import (
     BlockedExecutionFactory,
     BotFactory,
@@ -69,7 +70,7 @@ def test_the_tracker_on_a_phone_and_a_replay_started_from_its_page(page):
     errors: list[str] = []
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
     page.set_viewport_size({"width": 375, "height": 800})
-    _log_in(page, user.email)
+    log_in(page, user.email)
 
     page.goto("/trading/tracker/")
     # The main navigation's entry (folded away on a phone) is the current page.
