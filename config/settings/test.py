@@ -12,6 +12,9 @@ DATABASE_NAME_SUFFIX = "_test"
 for _alias in DATABASES.values():
     _alias["NAME"] = f"{_alias['NAME']}{DATABASE_NAME_SUFFIX}"
     _alias["CONN_MAX_AGE"] = 0
+    # No health checks: a non-transactional test keeps its rows in an open transaction on each connection,
+    # and a health check that finds a connection "unusable" would reconnect outside it (the rows vanish).
+    _alias["CONN_HEALTH_CHECKS"] = False
     # The runtime roles' connections have lock and statement timeouts (config/database.py); the owner's
     # get a lock timeout too, so a statement waiting on a lock fails instead of hanging the suite.
     _options = _alias.setdefault("OPTIONS", {})
