@@ -26,9 +26,10 @@ def run_execute_task(run_id: int, user_id: int) -> str:
     return run.status if run is not None else "missing"
 
 
-@shared_task(name="automation.webhook_deliver", bind=True, max_retries=None)
+@shared_task(name="automation.webhook_deliver", bind=True, **RETRY)
 def webhook_deliver_task(self, delivery_id: int, user_id: int) -> str:
-    attempts = int(getattr(settings, "AUTOMATION_WEBHOOK_MAX_ATTEMPTS", 6))
+    # a database outage's retries count as attempts too; never more attempts than the task may retry
+    attempts = min(int(getattr(settings, "AUTOMATION_WEBHOOK_MAX_ATTEMPTS", 6)), self.max_retries + 1)
     final = self.request.retries + 1 >= attempts
     outcome = services.webhook_delivery_attempt(delivery_id=delivery_id, user_id=user_id, final=final)
     if outcome == "retry" and not final:

@@ -10,7 +10,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
 from bot.companion import metrics
@@ -61,8 +60,19 @@ def _provider(server: RecordedOpenAIServer, *, timeout: float = 5.0, retries: in
     )
 
 
+def _sample(name: str, labels: dict[str, str]) -> float | None:
+    """One sample of the companion's own metrics (the global registry's collect() would also run the
+    collectors that read the database)."""
+    for collector in (metrics.AI_TOKENS, metrics.AI_PROVIDER_LATENCY, metrics.AI_PROVIDER_ERRORS):
+        for family in collector.collect():
+            for sample in family.samples:
+                if sample.name == name and sample.labels == labels:
+                    return sample.value
+    return None
+
+
 def _tokens(kind: str) -> float:
-    value = REGISTRY.get_sample_value(
+    value = _sample(
         "nexus_ai_tokens_total", {"provider": "openai", "model": MODEL, "kind": kind}
     )
     return value or 0.0
@@ -70,7 +80,7 @@ def _tokens(kind: str) -> float:
 
 def _errors(reason: str) -> float:
     return (
-        REGISTRY.get_sample_value("nexus_ai_provider_errors_total", {"provider": "openai", "reason": reason})
+        _sample("nexus_ai_provider_errors_total", {"provider": "openai", "reason": reason})
         or 0.0
     )
 
@@ -229,7 +239,7 @@ def test_a_used_up_quota_is_not_retryable(server_for):
 
 def test_a_server_slower_than_the_timeout_is_a_retryable_error_without_hanging(server_for):
     server = server_for("tool_loop_2_final", delay=3.0)
-    before = REGISTRY.get_sample_value(
+    before = _sample(
         "nexus_ai_provider_latency_seconds_count", {"provider": "openai", "outcome": "timeout"}
     )
 
@@ -241,7 +251,7 @@ def test_a_server_slower_than_the_timeout_is_a_retryable_error_without_hanging(s
     assert raised.value.retryable is True
     assert 0.45 <= elapsed < 2.0
     assert len(server.requests) == 1
-    after = REGISTRY.get_sample_value(
+    after = _sample(
         "nexus_ai_provider_latency_seconds_count", {"provider": "openai", "outcome": "timeout"}
     )
     assert after - (before or 0) == 1

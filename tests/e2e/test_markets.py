@@ -31,7 +31,7 @@ def test_markets_page_shows_prices_changing_without_reload(page, market_feed):
 
 def test_market_chart_draws_and_the_ticker_moves(page, market_feed):
     page.goto("/markets/BTC-USDT")
-    expect(page.get_by_role("heading", name="BTC/USDT")).to_be_visible()
+    expect(page.get_by_role("heading", name="BTC/USDT", exact=True)).to_be_visible()
     expect(page.locator("#market-chart canvas").first).to_be_visible()
     ticker = page.locator(".ticker-BTC-USDT .ticker-price")
     first = ticker.inner_text()
