@@ -10,10 +10,12 @@ of its own.
    (newsletter.services.issue_deliver) in this process through Django's in-memory email backend, with the
    provider throttle set out of the way. Reports the send's wall time and emails a second.
 2. Crash: another issue to `--kill-recipients` members, sent by a `manage.py newsletter_send` subprocess
-   writing to Django's file email backend; the bench SIGKILLs it once a third of the deliveries are
-   recorded (wherever it is), runs the worker again, and counts the emails in the files per recipient:
-   duplicates (a recipient with more than one copy), duplicate_messages (more than one Message-ID) and
-   missed (a recipient with none).
+   writing to the idempotent file backend (core/email_backends.py: one file per idempotency key, a repeat
+   dropped, as Resend does with its Idempotency-Key header); the bench SIGKILLs it once a third of the
+   deliveries are recorded (wherever it is), runs the worker again, and counts the emails in the files per
+   recipient: duplicates (a recipient with more than one copy), duplicate_messages (more than one
+   Message-ID), missed (a recipient with none), and the repeats the provider dropped (emails the dead worker
+   had handed over but not recorded).
 
 Prints one JSON line.
 """
@@ -54,6 +56,9 @@ from django.core import mail  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
 SEPARATOR = b"\n" + b"-" * 79 + b"\n"
+# Stands for a provider honouring idempotency keys (Resend's Idempotency-Key): one file per key, a repeat
+# dropped and listed in dropped-repeats.txt.
+CRASH_BACKEND = "core.email_backends.IdempotentFileBackend"
 
 
 def members(prefix: str, count: int) -> None:
@@ -121,7 +126,7 @@ def throughput(editor, recipients: int) -> dict:
 def worker(issue_id: int, mailbox: Path) -> subprocess.Popen:
     env = {
         **ENV,
-        "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+        "EMAIL_BACKEND": CRASH_BACKEND,
         "EMAIL_FILE_PATH": str(mailbox),
         "NEWSLETTER_BATCH_SIZE": "100",
     }
@@ -135,12 +140,15 @@ def mailbox_counts(directory: Path) -> tuple[Counter[str], Counter[str]]:
     """Emails per recipient, and distinct Message-IDs per recipient."""
     copies: Counter[str] = Counter()
     ids: dict[str, set[str]] = {}
-    for path in directory.glob("*.log"):
-        for chunk in path.read_bytes().split(SEPARATOR):
-            if chunk.strip():
-                message = email.message_from_bytes(chunk.lstrip(b"\n"))
-                copies[message["To"]] += 1
-                ids.setdefault(message["To"], set()).add(message["Message-ID"])
+    found = [
+        email.message_from_bytes(chunk.lstrip(b"\n"))
+        for path in directory.glob("*.log")
+        for chunk in path.read_bytes().split(SEPARATOR)
+        if chunk.strip()
+    ] + [email.message_from_bytes(path.read_bytes()) for path in directory.glob("*.eml")]
+    for message in found:
+        copies[message["To"]] += 1
+        ids.setdefault(message["To"], set()).add(message["Message-ID"])
     return copies, Counter({to: len(found) for to, found in ids.items()})
 
 
@@ -170,15 +178,17 @@ def crash(editor, recipients: int) -> dict:
     done = json.loads(out.strip().splitlines()[-1])
 
     counts, messages = mailbox_counts(mailbox)
+    dropped = mailbox / "dropped-repeats.txt"
     expected = {f"crash{n:06d}@bench.local" for n in range(recipients - 1)} | {editor.email}
     return {
         "recipients": recipients,
         "killed_after_sent": killed_at,
         "recovered_claimed_rows": done["recovered"],
         "emails": sum(counts.values()),
-        # A copy re-sent with the same Message-ID (the worker died between the provider accepting it and
-        # the database recording it) is counted in duplicates; a second, different message would be in
-        # duplicate_messages.
+        # Emails the dead worker had handed to the provider but not recorded, sent again by the re-run with
+        # the same idempotency key and dropped by the provider:
+        "provider_dropped_repeats": len(dropped.read_text().split()) if dropped.exists() else 0,
+        # Copies in the mailbox beyond one per recipient (same or different Message-ID):
         "duplicates": sum(c - 1 for c in counts.values() if c > 1),
         "duplicate_messages": sum(c - 1 for c in messages.values() if c > 1),
         "missed": len(expected - set(counts)),
@@ -205,7 +215,7 @@ def main() -> None:
     editor = author()
     result = {"bench": "newsletter", "backend": "locmem"}
     result["send"] = throughput(editor, args.recipients)
-    result["crash"] = {"backend": "filebased", **crash(editor, args.kill_recipients)}
+    result["crash"] = {"backend": CRASH_BACKEND, **crash(editor, args.kill_recipients)}
     print(json.dumps(result))
 
 

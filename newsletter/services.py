@@ -9,13 +9,16 @@ Sending, exactly once per (issue, recipient):
    in one transaction (the unique (issue, recipient) constraint makes a second run add no one twice), then
    claims batches: `UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING`, committed, with
    the claim's key held as a session advisory lock by the claiming worker. Two workers never claim the same
-   row; each row goes pending -> sending -> sent (or skipped, suppressed, failed), one commit per email.
+   row; each row goes pending -> sending -> sent (or skipped, suppressed, failed); the emails the provider
+   accepted are recorded sent together, one commit per `NEWSLETTER_RECORD_EVERY` emails (50).
 3. A worker that dies loses its session, so its advisory lock is released at once: the next run (or any
    other worker) finds the claim's rows still `sending`, takes the lock (proving the owner is gone) and puts
-   them back to `pending`. A row is marked sent right after the provider accepted its email; the only
-   email that can go out twice is one whose worker died between the provider's acceptance and that
-   commit. It is re-sent with the same Message-ID (newsletter.<issue>.<recipient>@<domain>), which
-   providers and mailbox services use to drop duplicates.
+   them back to `pending`. The emails a dead worker had handed to the provider but not yet recorded (at
+   most `NEWSLETTER_RECORD_EVERY`) are sent again with the same Message-ID
+   (newsletter.<issue>.<recipient>@<domain>) and the same idempotency key (newsletter/<issue>/<recipient>),
+   which the provider uses to drop the repeat (core/email_backends.py: Resend's `Idempotency-Key`, 24 hours;
+   the idempotent file backend). Through a provider without idempotency (plain SMTP) those few can arrive
+   twice.
 4. The provider's rate is a token bucket in Redis (newsletter/throttle.py) shared by all workers.
 5. When no row is pending or sending, one worker wins `sending -> sent`, writes the archive copy and posts
    to the Discord channel when asked.
@@ -512,6 +515,8 @@ def newsletter_message(*, issue: Issue, recipient_id: int, email: str, mail=None
             "X-Nexus-Newsletter": str(issue.pk),
         },
     )
+    # The provider drops a repeat of this key (core/email_backends.py): the re-send after a crash.
+    message.idempotency_key = f"newsletter/{issue.pk}/{recipient_id}"  # type: ignore[attr-defined]
     message.attach_alternative(issue.email_html.replace(UNSUBSCRIBE_PLACEHOLDER, link), "text/html")
     for cid, png in (issue.inline_images or {}).items():
         image = MIMEImage(base64.b64decode(png), "png")
@@ -537,6 +542,13 @@ def _send_batch(
 
     mail = get_connection()
     mail.open()
+    accepted: list[int] = []
+
+    def record() -> None:
+        _mark(ids=accepted, state=DeliveryState.SENT, sent_at=timezone.now())
+        report.sent += len(accepted)
+        accepted.clear()
+
     try:
         for start in range(0, len(send), bucket.burst):
             chunk = send[start : start + bucket.burst]
@@ -552,8 +564,12 @@ def _send_batch(
                     _mark(ids=[delivery_id], state=DeliveryState.FAILED, detail=f"{exc.__class__.__name__}: {exc}")
                     report.failed += 1
                     continue
-                _mark(ids=[delivery_id], state=DeliveryState.SENT, sent_at=timezone.now())
-                report.sent += 1
+                accepted.append(delivery_id)
+                if on_event is not None:
+                    on_event("accepted", {"sent": report.sent, "unrecorded": len(accepted)})
+                if len(accepted) >= settings.NEWSLETTER_RECORD_EVERY:
+                    record()
+            record()
     finally:
         mail.close()
 

@@ -292,6 +292,10 @@ NEWSLETTER_FROM_EMAIL = env("NEWSLETTER_FROM_EMAIL", default=DEFAULT_FROM_EMAIL)
 NEWSLETTER_SEND_RATE = env.float("NEWSLETTER_SEND_RATE", default=2.0)
 NEWSLETTER_SEND_BURST = env.int("NEWSLETTER_SEND_BURST", default=2)
 NEWSLETTER_BATCH_SIZE = env.int("NEWSLETTER_BATCH_SIZE", default=100)
+# Emails the provider accepted are recorded sent together, this many at a time (and at the end of every
+# throttle burst); after a crash at most this many are sent again, and the provider drops them by their
+# idempotency key (core/email_backends.py).
+NEWSLETTER_RECORD_EVERY = env.int("NEWSLETTER_RECORD_EVERY", default=50)
 NEWSLETTER_UNSUBSCRIBE_MAILTO = env("NEWSLETTER_UNSUBSCRIBE_MAILTO", default="")
 NEWSLETTER_DISCORD_CHANNEL_ID = env("NEWSLETTER_DISCORD_CHANNEL_ID", default="")
 # Links in emails (notifications) point here.

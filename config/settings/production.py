@@ -20,4 +20,5 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
-EMAIL_BACKEND = env("EMAIL_BACKEND", default="anymail.backends.resend.EmailBackend")
+# anymail's Resend backend, sending a message's idempotency key as Resend's Idempotency-Key header.
+EMAIL_BACKEND = env("EMAIL_BACKEND", default="core.email_backends.ResendEmailBackend")

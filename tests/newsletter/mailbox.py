@@ -1,5 +1,6 @@
 """Reading the messages Django's file email backend wrote (one file per connection, messages separated
-by a line of 79 dashes)."""
+by a line of 79 dashes), and those core.email_backends.IdempotentFileBackend wrote (one .eml file per
+idempotency key)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,15 @@ def messages(directory: Path) -> list[Message]:
         for chunk in path.read_bytes().split(SEPARATOR):
             if chunk.strip():
                 found.append(email.message_from_bytes(chunk.lstrip(b"\n")))
+    for path in sorted(directory.glob("*.eml")):
+        found.append(email.message_from_bytes(path.read_bytes()))
     return found
+
+
+def dropped(directory: Path) -> list[str]:
+    """Idempotency keys of repeats the idempotent file backend dropped."""
+    log = directory / "dropped-repeats.txt"
+    return log.read_text().split() if log.exists() else []
 
 
 def per_recipient(directory: Path) -> Counter[str]:

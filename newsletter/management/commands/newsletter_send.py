@@ -2,7 +2,7 @@
 
 The same worker as the `newsletter.deliver` task, for operators (resume a send after a crash without a
 Celery worker) and for the crash tests, which kill it mid-send. With --events it prints one JSON line per
-claimed batch and per throttle wait."""
+claimed batch, per throttle wait and per email the provider accepted (before it is recorded sent)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("issue_id", type=int)
         parser.add_argument("--batch-size", type=int, default=None)
-        parser.add_argument("--events", action="store_true", help="Print a JSON line per batch and wait.")
+        parser.add_argument("--events", action="store_true", help="Print a JSON line per batch, wait and accepted email.")
 
     def handle(self, *args, issue_id: int, batch_size: int | None, events: bool, **options) -> None:
         def on_event(kind: str, data: dict) -> None:
