@@ -37,8 +37,13 @@ def _portfolio(user, value, *, field: str):
 
 
 def _time(value, *, field: str) -> time:
+    text = str(value).strip()
     try:
-        return time.fromisoformat(str(value))
+        return datetime.strptime(text, "%H:%M").time()  # also 9:30
+    except ValueError:
+        pass
+    try:
+        return time.fromisoformat(text)
     except ValueError:
         raise DomainError("Enter a time as HH:MM, e.g. 09:30.", field=field) from None
 
