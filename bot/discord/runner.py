@@ -79,7 +79,8 @@ class BotRunner:
 
     async def _sleep_unless_stopped(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stop_event.wait(), timeout=seconds)
+            async with asyncio.timeout(seconds):  # not wait_for: on 3.11 it can lose a cancellation
+                await self.stop_event.wait()
 
     async def heartbeat_loop(self) -> None:
         loop = asyncio.get_running_loop()

@@ -177,7 +177,10 @@ class CcxtSource:
                 if remaining <= 0:
                     raise PlannedReconnect
                 try:
-                    item = await asyncio.wait_for(queue.get(), timeout=min(self.silence_timeout, remaining))
+                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a cancellation that lands as
+                    # the queue hands over an item, and a cancelled feed then streams on forever.
+                    async with asyncio.timeout(min(self.silence_timeout, remaining)):
+                        item = await queue.get()
                 except TimeoutError:
                     if self._monotonic() - opened >= self.max_connection_age:
                         raise PlannedReconnect from None
