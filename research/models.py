@@ -259,9 +259,11 @@ class PublishedNoteSearch(models.Model):
 
     Why a second table: matching a broad word means reading the publication date of every match. On the
     published copies (rendered HTML, plain text, vectors: about 1.9 kB a row) that is thousands of heap
-    pages; here the row is about 230 bytes, because both vectors are stored out of line (STORAGE EXTERNAL,
+    pages; here the row is about 150 bytes, because both vectors are stored out of line (STORAGE EXTERNAL,
     toast_tuple_target 128, migration 0003): the GIN index answers a word without reading the vector, and
-    only phrase re-checks and the ranked candidates read it (docs/research.md, "Search").
+    only phrase re-checks and the ranked candidates read it (docs/research.md, "Search"). `rank_vector` is
+    stored only where it differs from `search_vector` (a body over 1,500 characters), so the vectors
+    search reads take half the space and stay in the database's cache.
     """
 
     published = models.OneToOneField(
@@ -274,7 +276,10 @@ class PublishedNoteSearch(models.Model):
     tags = ArrayField(models.CharField(max_length=TAG_MAX), default=list, blank=True)
     symbols = ArrayField(models.CharField(max_length=32), default=list, blank=True)
     search_vector = SearchVectorField()
-    rank_vector = SearchVectorField()
+    rank_vector = SearchVectorField(
+        null=True, help_text="NULL when it equals search_vector (a body under 1,500 characters): rank with "
+        "coalesce(rank_vector, search_vector).",
+    )
 
     class Meta:
         indexes = [

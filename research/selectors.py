@@ -228,7 +228,8 @@ SEARCH_CANDIDATES = 2000
 
 def _ranked(matches: QuerySet, search: SearchQuery, *, newest: str, limit: int) -> list[tuple[int, float]]:
     """(pk, rank) of the best `limit` of `matches` (already filtered and matched on search_vector): the
-    newest SEARCH_CANDIDATES matches, ranked with ts_rank_cd over rank_vector, ties newest first.
+    newest SEARCH_CANDIDATES matches, ranked with ts_rank_cd over rank_vector, ties newest first (the search
+    side table leaves rank_vector NULL where it equals search_vector, hence the coalesce).
 
     One statement: the candidates are a derived table (the newest matches with their rank_vector), ranked
     as they come out of it, so each candidate row is read once. Sequential scans are off for it: the
@@ -236,13 +237,16 @@ def _ranked(matches: QuerySet, search: SearchQuery, *, newest: str, limit: int) 
     of line (one TOAST read a row), so a sequential scan for a word in half the notes would read every
     vector; the GIN index reads none (docs/research.md, "Search")."""
     db = matches.db
-    candidates = matches.order_by(f"-{newest}", "-pk").values("pk", newest, "rank_vector")[:SEARCH_CANDIDATES]
+    candidates = matches.order_by(f"-{newest}", "-pk").values("pk", newest, "rank_vector", "search_vector")[
+        :SEARCH_CANDIDATES
+    ]
     inner, inner_params = candidates.query.sql_with_params()
     compiler = candidates.query.get_compiler(using=db)
     tsquery, tsquery_params = compiler.compile(search.resolve_expression(candidates.query))
     statement = (
-        f"SELECT c.pk, ts_rank_cd(c.rank_vector, {tsquery}) AS rank"  # noqa: S608 - SQL from the ORM
-        f" FROM ({inner}) AS c (pk, newest, rank_vector) ORDER BY rank DESC, c.newest DESC, c.pk DESC LIMIT %s"
+        f"SELECT c.pk, ts_rank_cd(coalesce(c.rank_vector, c.search_vector), {tsquery}) AS rank"  # noqa: S608 - ORM SQL
+        f" FROM ({inner}) AS c (pk, newest, rank_vector, search_vector)"
+        " ORDER BY rank DESC, c.newest DESC, c.pk DESC LIMIT %s"
     )
     with transaction.atomic(using=db), connections[db].cursor() as cursor:
         cursor.execute("SELECT current_setting('enable_seqscan'), set_config('enable_seqscan', 'off', true)")

@@ -3,8 +3,8 @@
 A trigger on `research_publishednote` keeps it in the same statement as the published copy (insert, every
 update of what search reads, withdrawal, delete), whichever path writes the copy. Both vectors are stored
 out of line and uncompressed (STORAGE EXTERNAL with toast_tuple_target 128), tags and symbols always in
-the row (STORAGE MAIN), so the heap a broad word's matches are read from stays small (about 230 bytes a
-row). Existing published notes are copied in. The GIN index on the wide table's search_vector goes: search
+the row (STORAGE MAIN), so the heap a broad word's matches are read from stays small (about 150 bytes a
+row); rank_vector only where it differs from search_vector (a body over 1,500 characters). Existing published notes are copied in. The GIN index on the wide table's search_vector goes: search
 matches on the side table (docs/research.md, "Search").
 """
 
@@ -37,7 +37,7 @@ BEGIN
     INSERT INTO research_publishednotesearch
         (published_id, author_id, audience, published_at, tags, symbols, search_vector, rank_vector)
     VALUES (NEW.id, NEW.author_id, NEW.audience, NEW.published_at, NEW.tags, NEW.symbols,
-            NEW.search_vector, NEW.rank_vector)
+            NEW.search_vector, nullif(NEW.rank_vector, NEW.search_vector))
     ON CONFLICT (published_id) DO UPDATE SET
         author_id = EXCLUDED.author_id, audience = EXCLUDED.audience, published_at = EXCLUDED.published_at,
         tags = EXCLUDED.tags, symbols = EXCLUDED.symbols, search_vector = EXCLUDED.search_vector,
@@ -58,7 +58,8 @@ CREATE TRIGGER research_publishednote_search_sync
 BACKFILL = """
 INSERT INTO research_publishednotesearch
     (published_id, author_id, audience, published_at, tags, symbols, search_vector, rank_vector)
-SELECT id, author_id, audience, published_at, tags, symbols, search_vector, rank_vector
+SELECT id, author_id, audience, published_at, tags, symbols, search_vector,
+    nullif(rank_vector, search_vector)
 FROM research_publishednote
 WHERE withdrawn_at IS NULL;
 """
@@ -86,7 +87,7 @@ class Migration(migrations.Migration):
                 ("tags", django.contrib.postgres.fields.ArrayField(base_field=models.CharField(max_length=32), blank=True, default=list, size=None)),
                 ("symbols", django.contrib.postgres.fields.ArrayField(base_field=models.CharField(max_length=32), blank=True, default=list, size=None)),
                 ("search_vector", django.contrib.postgres.search.SearchVectorField()),
-                ("rank_vector", django.contrib.postgres.search.SearchVectorField()),
+                ("rank_vector", django.contrib.postgres.search.SearchVectorField(help_text="NULL when it equals search_vector (a body under 1,500 characters): rank with coalesce(rank_vector, search_vector).", null=True)),
             ],
         ),
         migrations.RunSQL(STORAGE, migrations.RunSQL.noop),
