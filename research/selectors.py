@@ -226,35 +226,75 @@ def _headline(field: str, query: SearchQuery) -> SearchHeadline:
 SEARCH_CANDIDATES = 2000
 
 
-def _ranked(matches: QuerySet, search: SearchQuery, *, newest: str, limit: int) -> list[tuple[int, float]]:
-    """(pk, rank) of the best `limit` of `matches` (already filtered and matched on search_vector): the
-    newest SEARCH_CANDIDATES matches, ranked with ts_rank_cd over rank_vector, ties newest first (the search
-    side table leaves rank_vector NULL where it equals search_vector, hence the coalesce).
+def _phrase_superset(text: str) -> SearchQuery | None:
+    """For a search with a "phrase" and no -exclusion: the same words without the quotes, a query every
+    match of `text` also matches and that the GIN index answers exactly (a phrase needs each candidate's
+    word positions, read from its vector). None otherwise: the search is matched as it is."""
+    words = text.replace('"', " ").strip()
+    if '"' not in text or "-" in text or not words:
+        return None
+    return _search_query(words)
 
-    One statement: the candidates are a derived table (the newest matches with their rank_vector), ranked
-    as they come out of it, so each candidate row is read once. Sequential scans are off for it: the
-    planner prices `@@` on a row as if its vector were in the row, but on the search side table it is out
-    of line (one TOAST read a row), so a sequential scan for a word in half the notes would read every
-    vector; the GIN index reads none (docs/research.md, "Search")."""
-    db = matches.db
-    candidates = matches.order_by(f"-{newest}", "-pk").values("pk", newest, "rank_vector", "search_vector")[
-        :SEARCH_CANDIDATES
-    ]
-    inner, inner_params = candidates.query.sql_with_params()
-    compiler = candidates.query.get_compiler(using=db)
-    tsquery, tsquery_params = compiler.compile(search.resolve_expression(candidates.query))
+
+def _ranked(rows: QuerySet, text: str, *, newest: str, limit: int) -> list[tuple[int, float]]:
+    """(pk, rank) of the best `limit` of `rows` (already filtered) matching the search `text` on
+    search_vector: the newest SEARCH_CANDIDATES matches, ranked with ts_rank_cd over rank_vector, ties
+    newest first (the search side table leaves rank_vector NULL where it equals search_vector, hence the
+    coalesce).
+
+    One statement: the candidates are a derived table (the newest matches with their vectors), ranked as
+    they come out of it, so each candidate row is read once. A phrase search first takes the rows with all
+    its words from the GIN index, newest first, and checks the phrase on them in that order only until it
+    has SEARCH_CANDIDATES matches (`_phrase_superset`), rather than checking every row with the words.
+
+    Sequential scans are off for it: the planner prices `@@` on a row as if its vector were in the row, but
+    on the search side table it is out of line (one TOAST read a row), so a sequential scan for a word in
+    half the notes would read every vector; the GIN index reads none (docs/research.md, "Search")."""
+    search, superset = _search_query(text), _phrase_superset(text)
+    db = rows.db
+    columns = ("pk", newest, "rank_vector", "search_vector")
+    names = "(pk, newest, rank_vector, search_vector)"
+    compiler = rows.query.get_compiler(using=db)
+    tsquery, tsquery_params = compiler.compile(search.resolve_expression(rows.query))
+    if superset is None:
+        newest_matches = rows.filter(search_vector=search).order_by(f"-{newest}", "-pk").values(*columns)
+        inner, inner_params = newest_matches[:SEARCH_CANDIDATES].query.sql_with_params()
+        candidates, candidate_params = f"({inner}) AS c {names}", [*inner_params]
+    else:
+        with_words = rows.filter(search_vector=superset).order_by(f"-{newest}", "-pk").values(*columns)
+        inner, inner_params = with_words.query.sql_with_params()
+        # OFFSET 0 keeps the phrase check out of the index scan: it runs on the sorted rows, up to the LIMIT
+        candidates = (
+            f"(SELECT * FROM ({inner} OFFSET 0) AS m {names} WHERE m.search_vector @@ {tsquery}"  # noqa: S608
+            f" ORDER BY m.newest DESC, m.pk DESC LIMIT {SEARCH_CANDIDATES:d}) AS c"
+        )
+        candidate_params = [*inner_params, *tsquery_params]
     statement = (
-        f"SELECT c.pk, ts_rank_cd(coalesce(c.rank_vector, c.search_vector), {tsquery}) AS rank"  # noqa: S608 - ORM SQL
-        f" FROM ({inner}) AS c (pk, newest, rank_vector, search_vector)"
-        " ORDER BY rank DESC, c.newest DESC, c.pk DESC LIMIT %s"
+        f"SELECT c.pk, ts_rank_cd(coalesce(c.rank_vector, c.search_vector), {tsquery}) AS rank"  # noqa: S608
+        f" FROM {candidates} ORDER BY rank DESC, c.newest DESC, c.pk DESC LIMIT %s"
     )
     with transaction.atomic(using=db), connections[db].cursor() as cursor:
         cursor.execute("SELECT current_setting('enable_seqscan'), set_config('enable_seqscan', 'off', true)")
         [(seqscan, _)] = cursor.fetchall()
-        cursor.execute(statement, [*tsquery_params, *inner_params, limit])
+        cursor.execute(statement, [*tsquery_params, *candidate_params, limit])
         ranked = [(row_pk, float(rank)) for row_pk, rank in cursor.fetchall()]
         cursor.execute("SELECT set_config('enable_seqscan', %s, true)", [seqscan])
     return ranked
+
+
+def _published_search_rows(
+    *, user, tag: str | None = None, symbol: str | None = None, author_id: int | None = None
+) -> QuerySet[PublishedNoteSearch]:
+    """The search rows of the published notes `user` may read, filters applied."""
+    rows = PublishedNoteSearch.objects.filter(published_readable_q(user=user, withdrawn=False))
+    if symbol:
+        rows = rows.filter(symbols__contains=[canonical_symbol(symbol)])
+    tag = (tag or "").strip().lower()
+    if tag:
+        rows = rows.filter(tags__contains=[tag])
+    if author_id:
+        rows = rows.filter(author_id=author_id)
+    return rows
 
 
 def published_search_matches(
@@ -267,17 +307,8 @@ def published_search_matches(
 ) -> QuerySet[PublishedNoteSearch]:
     """Every published note `user` may read matching `query` (on the search side table), filters applied:
     what `note_search` ranks. Unordered; the bench counts it."""
-    matches = PublishedNoteSearch.objects.filter(
-        published_readable_q(user=user, withdrawn=False), search_vector=_search_query(query)
-    )
-    if symbol:
-        matches = matches.filter(symbols__contains=[canonical_symbol(symbol)])
-    tag = (tag or "").strip().lower()
-    if tag:
-        matches = matches.filter(tags__contains=[tag])
-    if author_id:
-        matches = matches.filter(author_id=author_id)
-    return matches
+    rows = _published_search_rows(user=user, tag=tag, symbol=symbol, author_id=author_id)
+    return rows.filter(search_vector=_search_query(query))
 
 
 def note_search(
@@ -304,7 +335,7 @@ def note_search(
         own = note_list(user=user, tag=tag)
         if symbol:
             own = own.filter(links__instrument__symbol=canonical_symbol(symbol))
-        own_ranked = _ranked(own.filter(search_vector=search), search, newest="updated_at", limit=limit)
+        own_ranked = _ranked(own, query, newest="updated_at", limit=limit)
         own_rows = _page(Note.objects.filter(user_id=user.pk), own_ranked, search, body="body")
         symbols = _note_symbols_map([n.pk for n, _ in own_rows])
         return [
@@ -315,11 +346,11 @@ def note_search(
             )
             for n, rank in own_rows
         ]
-    matches = published_search_matches(user=user, query=query, tag=tag, symbol=symbol, author_id=author_id)
-    ranked = _ranked(matches, search, newest="published_at", limit=limit)
+    rows = _published_search_rows(user=user, tag=tag, symbol=symbol, author_id=author_id)
+    ranked = _ranked(rows, query, newest="published_at", limit=limit)
     # The page is read with the readability rule again: a search row out of step with its copy shows less,
     # never more.
-    rows = _page(PublishedNote.objects.filter(published_readable_q(user=user)), ranked, search, body="body_text")
+    page = _page(PublishedNote.objects.filter(published_readable_q(user=user)), ranked, search, body="body_text")
     return [
         SearchHit(
             note_id=p.note_id, title=p.title, author_id=p.author_id, author_name=p.author_name,
@@ -327,7 +358,7 @@ def note_search(
             snippet=snippet_html(p.headline), url=reverse("research:published_detail", args=[p.note_id]),
             mine=p.author_id == user.pk,
         )
-        for p, rank in rows
+        for p, rank in page
     ]
 
 
