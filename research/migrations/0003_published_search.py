@@ -91,8 +91,8 @@ class Migration(migrations.Migration):
             ],
         ),
         migrations.RunSQL(STORAGE, migrations.RunSQL.noop),
-        # Copy in the existing published notes before the indexes exist: one index build, not row by row.
         migrations.RunSQL(SYNC, DROP_SYNC),
+        # Copy in the existing published notes before the indexes exist: one index build, not row by row.
         migrations.RunSQL(BACKFILL, migrations.RunSQL.noop),
         migrations.RemoveIndex(
             model_name="publishednote",
