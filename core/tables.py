@@ -170,6 +170,9 @@ TABLES: dict[str, Table] = {
         # unpublish; the outcome task writes thesis outcomes. One policy shape for every tenant table stays
         # true, and a draft can never leak through a published row (docs/research.md).
         _reference("research_publishednote", "published research notes, written by research's publish service"),
+        # Its search side: one narrow row per readable published note, written by a trigger on
+        # research_publishednote in the same statement (so by the same reviewed writers), read by search.
+        _reference("research_publishednotesearch", "what search reads of each published note, kept by a trigger"),
         _reference("billing_stripeprice", "our Stripe prices for the pricing page, written by billing_sync_plans"),
         _reference("newsletter_archivedissue", "sent newsletter issues, public; written by the send worker"),
         _reference("django_content_type", "Django's model registry, written by migrate"),

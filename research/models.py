@@ -9,10 +9,14 @@
   audit checks on every tenant table, and what others can see is exactly what was published (rendered and
   sanitised once), never a draft edited since.
 
+- `PublishedNoteSearch`: what search reads of each readable published note (shared reference, like
+  `PublishedNote`): a narrow row per published, not withdrawn note, kept by a database trigger on
+  `PublishedNote` (migration 0003) in the same transaction as the copy itself.
+
 Prices are Decimal (marketdata's PRICE precision). `search_vector` of both tables is kept by a trigger
 (migration 0001): title weight A, tags B, body C, so every write path (services, bulk loads, COPY) keeps it.
 `rank_vector` (migration 0002, the same trigger) is the compact vector results are ranked with: title, tags
-and only the start of the body, small enough to stay in the row (docs/research.md, "Search").
+and only the start of the body (docs/research.md, "Search").
 """
 
 from __future__ import annotations
@@ -219,7 +223,6 @@ class PublishedNote(ThesisFields, ChartFields):
     class Meta:
         ordering = ["-published_at", "-id"]
         indexes = [
-            GinIndex(fields=["search_vector"], name="research_published_search"),
             GinIndex(fields=["symbols"], name="research_published_symbols"),
             GinIndex(fields=["tags"], name="research_published_tags"),
             models.Index(fields=["withdrawn_at", "-published_at"]),
@@ -244,3 +247,47 @@ class PublishedNote(ThesisFields, ChartFields):
         return self.withdrawn_at is not None
 
 
+
+
+class PublishedNoteSearch(models.Model):
+    """The search side of a published, not withdrawn note: one narrow row per `PublishedNote` that readers
+    may find (shared reference data; `research.selectors.note_search` reads it).
+
+    Written only by the database: a trigger on `research_publishednote` (migration 0003) inserts, updates
+    and deletes it in the statement that changes the published copy, on every write path (the publish and
+    unpublish services in system_context, bulk loads, COPY). A withdrawn or deleted copy has no row here.
+
+    Why a second table: matching a broad word means reading the publication date of every match. On the
+    published copies (rendered HTML, plain text, vectors: about 1.9 kB a row) that is thousands of heap
+    pages; here the row is about 150 bytes, because both vectors are stored out of line (STORAGE EXTERNAL,
+    toast_tuple_target 128, migration 0003): the GIN index answers a word without reading the vector, and
+    only phrase re-checks and the ranked candidates read it (docs/research.md, "Search"). `rank_vector` is
+    stored only where it differs from `search_vector` (a body over 1,500 characters), so the vectors
+    search reads take half the space and stay in the database's cache.
+    """
+
+    published = models.OneToOneField(
+        PublishedNote, primary_key=True, on_delete=models.DO_NOTHING, related_name="+",
+        help_text="The published copy; its trigger deletes this row with it.",
+    )
+    author_id = models.BigIntegerField()
+    audience = models.CharField(max_length=16, choices=Audience.choices)
+    published_at = models.DateTimeField()
+    tags = ArrayField(models.CharField(max_length=TAG_MAX), default=list, blank=True)
+    symbols = ArrayField(models.CharField(max_length=32), default=list, blank=True)
+    search_vector = SearchVectorField()
+    rank_vector = SearchVectorField(
+        null=True, help_text="NULL when it equals search_vector (a body under 1,500 characters): rank with "
+        "coalesce(rank_vector, search_vector).",
+    )
+
+    class Meta:
+        indexes = [
+            GinIndex(fields=["search_vector"], name="research_search_vector"),
+            GinIndex(fields=["tags"], name="research_search_tags"),
+            GinIndex(fields=["symbols"], name="research_search_symbols"),
+            models.Index(fields=["author_id"], name="research_search_author"),
+        ]
+
+    def __str__(self) -> str:
+        return f"search entry of published note {self.published_id}"

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
-from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank
-from django.db.models import Count, F, Q, QuerySet
+from django.contrib.postgres.search import SearchHeadline, SearchQuery
+from django.db import connections, transaction
+from django.db.models import Count, Q, QuerySet
 from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
 
@@ -25,7 +26,7 @@ from billing.selectors import plan_is_paid
 from core.errors import DomainError
 from marketdata.selectors import canonical_symbol
 from research.choices import Audience, Outcome
-from research.models import Note, NoteInstrument, NoteRevision, PublishedNote
+from research.models import Note, NoteInstrument, NoteRevision, PublishedNote, PublishedNoteSearch
 
 SEARCH_CONFIG = "english"
 SEARCH_LIMIT_MAX = 100
@@ -74,11 +75,12 @@ def note_published_count(*, user) -> int:
 # --- Published notes, as other members read them ----------------------------------------------------------
 
 
-def published_readable_q(*, user) -> Q:
-    """Published notes `user` may read: not withdrawn; paying-only ones on a paid plan or their own."""
+def published_readable_q(*, user, withdrawn: bool = True) -> Q:
+    """Published notes `user` may read: not withdrawn; paying-only ones on a paid plan or their own.
+    `withdrawn=False` for `PublishedNoteSearch`, which has no withdrawn rows (and no such column)."""
     if user is None or not user.is_authenticated:
         return Q(pk__in=[])
-    readable = Q(withdrawn_at__isnull=True)
+    readable = Q(withdrawn_at__isnull=True) if withdrawn else Q()
     if plan_is_paid(user=user):
         return readable
     return readable & (Q(audience=Audience.MEMBERS) | Q(author_id=user.pk))
@@ -217,34 +219,96 @@ def _headline(field: str, query: SearchQuery) -> SearchHeadline:
     )
 
 
-# Ranking reads `rank_vector` (title, tags, the body's first 1,500 characters: small, kept in the row) for
-# at most this many matches, the newest ones; the match itself is on the full `search_vector` (GIN). A word
-# in more notes than this ranks the newest SEARCH_CANDIDATES of them: an older note with a better rank is
-# not shown for such a broad word (docs/research.md, "Search": the trade-off and the figures).
+# Ranking reads `rank_vector` (title, tags, the body's first 1,500 characters) for at most this many
+# matches, the newest ones; the match itself is on the full `search_vector` (GIN). A word in more notes than
+# this ranks the newest SEARCH_CANDIDATES of them: an older note with a better rank is not shown for such a
+# broad word (docs/research.md, "Search": the trade-off and the figures).
 SEARCH_CANDIDATES = 2000
 
 
-def _ranked(matches: QuerySet, search: SearchQuery, *, newest: str, limit: int) -> list:
-    """The best `limit` of `matches` (already filtered and matched on search_vector): the newest
-    SEARCH_CANDIDATES matches, ranked with ts_rank_cd over rank_vector, ties newest first; each with its
-    `rank` and `headline` (ts_headline, computed for these rows only)."""
-    model = matches.model
-    candidates = matches.order_by(f"-{newest}", "-pk").values("pk")[:SEARCH_CANDIDATES]
-    page = list(
-        model.objects.filter(pk__in=candidates)
-        .annotate(rank=SearchRank(F("rank_vector"), search, cover_density=True))
-        .order_by("-rank", f"-{newest}", "-pk")[:limit]
-    )
-    if page:
-        body = "body_text" if model is PublishedNote else "body"
-        headlines = dict(
-            model.objects.filter(pk__in=[row.pk for row in page])
-            .annotate(headline=_headline(body, search))
-            .values_list("pk", "headline")
+def _phrase_superset(text: str) -> SearchQuery | None:
+    """For a search with a "phrase" and no -exclusion: the same words without the quotes, a query every
+    match of `text` also matches and that the GIN index answers exactly (a phrase needs each candidate's
+    word positions, read from its vector). None otherwise: the search is matched as it is."""
+    words = text.replace('"', " ").strip()
+    if '"' not in text or "-" in text or not words:
+        return None
+    return _search_query(words)
+
+
+def _ranked(rows: QuerySet, text: str, *, newest: str, limit: int) -> list[tuple[int, float]]:
+    """(pk, rank) of the best `limit` of `rows` (already filtered) matching the search `text` on
+    search_vector: the newest SEARCH_CANDIDATES matches, ranked with ts_rank_cd over rank_vector, ties
+    newest first (the search side table leaves rank_vector NULL where it equals search_vector, hence the
+    coalesce).
+
+    One statement: the candidates are a derived table (the newest matches with their vectors), ranked as
+    they come out of it, so each candidate row is read once. A phrase search first takes the rows with all
+    its words from the GIN index, newest first, and checks the phrase on them in that order only until it
+    has SEARCH_CANDIDATES matches (`_phrase_superset`), rather than checking every row with the words.
+
+    Sequential scans are off for it: the planner prices `@@` on a row as if its vector were in the row, but
+    on the search side table it is out of line (one TOAST read a row), so a sequential scan for a word in
+    half the notes would read every vector; the GIN index reads none (docs/research.md, "Search")."""
+    search, superset = _search_query(text), _phrase_superset(text)
+    db = rows.db
+    columns = ("pk", newest, "rank_vector", "search_vector")
+    names = "(pk, newest, rank_vector, search_vector)"
+    compiler = rows.query.get_compiler(using=db)
+    tsquery, tsquery_params = compiler.compile(search.resolve_expression(rows.query))
+    if superset is None:
+        newest_matches = rows.filter(search_vector=search).order_by(f"-{newest}", "-pk").values(*columns)
+        inner, inner_params = newest_matches[:SEARCH_CANDIDATES].query.sql_with_params()
+        candidates, candidate_params = f"({inner}) AS c {names}", [*inner_params]
+    else:
+        with_words = rows.filter(search_vector=superset).order_by(f"-{newest}", "-pk").values(*columns)
+        inner, inner_params = with_words.query.sql_with_params()
+        # OFFSET 0 keeps the phrase check out of the index scan: it runs on the sorted rows, up to the LIMIT
+        candidates = (
+            f"(SELECT * FROM ({inner} OFFSET 0) AS m {names} WHERE m.search_vector @@ {tsquery}"  # noqa: S608
+            f" ORDER BY m.newest DESC, m.pk DESC LIMIT {SEARCH_CANDIDATES:d}) AS c"
         )
-        for row in page:
-            row.headline = headlines.get(row.pk, "")
-    return page
+        candidate_params = [*inner_params, *tsquery_params]
+    statement = (
+        f"SELECT c.pk, ts_rank_cd(coalesce(c.rank_vector, c.search_vector), {tsquery}) AS rank"  # noqa: S608
+        f" FROM {candidates} ORDER BY rank DESC, c.newest DESC, c.pk DESC LIMIT %s"
+    )
+    with transaction.atomic(using=db), connections[db].cursor() as cursor:
+        cursor.execute("SELECT current_setting('enable_seqscan'), set_config('enable_seqscan', 'off', true)")
+        [(seqscan, _)] = cursor.fetchall()
+        cursor.execute(statement, [*tsquery_params, *candidate_params, limit])
+        ranked = [(row_pk, float(rank)) for row_pk, rank in cursor.fetchall()]
+        cursor.execute("SELECT set_config('enable_seqscan', %s, true)", [seqscan])
+    return ranked
+
+
+def _published_search_rows(
+    *, user, tag: str | None = None, symbol: str | None = None, author_id: int | None = None
+) -> QuerySet[PublishedNoteSearch]:
+    """The search rows of the published notes `user` may read, filters applied."""
+    rows = PublishedNoteSearch.objects.filter(published_readable_q(user=user, withdrawn=False))
+    if symbol:
+        rows = rows.filter(symbols__contains=[canonical_symbol(symbol)])
+    tag = (tag or "").strip().lower()
+    if tag:
+        rows = rows.filter(tags__contains=[tag])
+    if author_id:
+        rows = rows.filter(author_id=author_id)
+    return rows
+
+
+def published_search_matches(
+    *,
+    user,
+    query: str,
+    tag: str | None = None,
+    symbol: str | None = None,
+    author_id: int | None = None,
+) -> QuerySet[PublishedNoteSearch]:
+    """Every published note `user` may read matching `query` (on the search side table), filters applied:
+    what `note_search` ranks. Unordered; the bench counts it."""
+    rows = _published_search_rows(user=user, tag=tag, symbol=symbol, author_id=author_id)
+    return rows.filter(search_vector=_search_query(query))
 
 
 def note_search(
@@ -260,7 +324,9 @@ def note_search(
     """Published notes `user` may read (or, with `mine`, the user's own notes, drafts included) matching
     `query` (web-search syntax: words, "a phrase", -excluded, or), best first: ts_rank_cd over title (A),
     tags (B) and the start of the body (C), so a title match ranks above a body match. Among more than
-    SEARCH_CANDIDATES matches, only the newest are ranked (see SEARCH_CANDIDATES). Pages, the API and
+    SEARCH_CANDIDATES matches, only the newest are ranked (see SEARCH_CANDIDATES). Published notes are
+    matched and ranked on the narrow search side table (`PublishedNoteSearch`); only the returned page is
+    read from the published copies, with its snippets (ts_headline). Pages, the API and
     bench/research_search.py all search through here."""
     search = _search_query(query)
     limit = max(1, min(int(limit), SEARCH_LIMIT_MAX))
@@ -269,29 +335,40 @@ def note_search(
         own = note_list(user=user, tag=tag)
         if symbol:
             own = own.filter(links__instrument__symbol=canonical_symbol(symbol))
-        own_rows = _ranked(own.filter(search_vector=search), search, newest="updated_at", limit=limit)
-        symbols = _note_symbols_map([n.pk for n in own_rows])
+        own_ranked = _ranked(own, query, newest="updated_at", limit=limit)
+        own_rows = _page(Note.objects.filter(user_id=user.pk), own_ranked, search, body="body")
+        symbols = _note_symbols_map([n.pk for n, _ in own_rows])
         return [
             SearchHit(
                 note_id=n.pk, title=n.title, author_id=n.user_id, author_name="", tags=tuple(n.tags),
-                symbols=tuple(symbols.get(n.pk, [])), published_at=n.published_at, rank=float(n.rank),
+                symbols=tuple(symbols.get(n.pk, [])), published_at=n.published_at, rank=rank,
                 snippet=snippet_html(n.headline), url=reverse("research:note_detail", args=[n.pk]), mine=True,
             )
-            for n in own_rows
+            for n, rank in own_rows
         ]
-    rows = _ranked(
-        published_list(user=user, symbol=symbol, tag=tag, author_id=author_id).filter(search_vector=search),
-        search, newest="published_at", limit=limit,
-    )
+    rows = _published_search_rows(user=user, tag=tag, symbol=symbol, author_id=author_id)
+    ranked = _ranked(rows, query, newest="published_at", limit=limit)
+    # The page is read with the readability rule again: a search row out of step with its copy shows less,
+    # never more.
+    page = _page(PublishedNote.objects.filter(published_readable_q(user=user)), ranked, search, body="body_text")
     return [
         SearchHit(
             note_id=p.note_id, title=p.title, author_id=p.author_id, author_name=p.author_name,
-            tags=tuple(p.tags), symbols=tuple(p.symbols), published_at=p.published_at, rank=float(p.rank),
+            tags=tuple(p.tags), symbols=tuple(p.symbols), published_at=p.published_at, rank=rank,
             snippet=snippet_html(p.headline), url=reverse("research:published_detail", args=[p.note_id]),
             mine=p.author_id == user.pk,
         )
-        for p in rows
+        for p, rank in page
     ]
+
+
+def _page(rows: QuerySet, ranked: list[tuple[int, float]], search: SearchQuery, *, body: str) -> list[tuple]:
+    """The ranked rows of `rows`, in rank order, each with its `headline` (ts_headline over `body`, for
+    these rows only) and its rank."""
+    if not ranked:
+        return []
+    found = {row.pk: row for row in rows.filter(pk__in=[pk for pk, _ in ranked]).annotate(headline=_headline(body, search))}
+    return [(found[pk], rank) for pk, rank in ranked if pk in found]
 
 
 def _note_symbols_map(note_ids: list[int]) -> dict[int, list[str]]:

@@ -56,6 +56,7 @@ from tests.factories.research import (
     NoteInstrumentFactory,
     NoteRevisionFactory,
     PublishedNoteFactory,
+    PublishedNoteSearchFactory,
 )
 from tests.factories.trading import (
     BlockedExecutionFactory,
@@ -75,6 +76,7 @@ __all__ = [
     "NoteInstrumentFactory",
     "NoteRevisionFactory",
     "PublishedNoteFactory",
+    "PublishedNoteSearchFactory",
     "DEFAULT_PASSWORD",
     "ArchivedIssueFactory",
     "DeliveryFactory",

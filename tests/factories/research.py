@@ -4,8 +4,9 @@ from datetime import UTC, datetime
 
 import factory
 
+from core.rls import system_context
 from research.choices import Audience
-from research.models import Note, NoteInstrument, NoteRevision, PublishedNote
+from research.models import Note, NoteInstrument, NoteRevision, PublishedNote, PublishedNoteSearch
 from tests.factories.accounts import UserFactory
 from tests.factories.base import ReferenceFactory, TenantFactory, owner
 from tests.factories.marketdata import InstrumentFactory
@@ -57,3 +58,19 @@ class PublishedNoteFactory(ReferenceFactory):
     first_published_at = factory.LazyFunction(lambda: datetime(2023, 3, 11, tzinfo=UTC))
     published_at = factory.SelfAttribute("first_published_at")
     updated_at = factory.SelfAttribute("first_published_at")
+
+
+class PublishedNoteSearchFactory(ReferenceFactory):
+    """The search row of a published copy. The database writes it (a trigger on the copy), so the factory
+    writes the copy and returns the row the trigger made; `published` takes PublishedNoteFactory's
+    arguments (`published__tags=[...]`)."""
+
+    class Meta:
+        model = PublishedNoteSearch
+
+    published = factory.SubFactory(PublishedNoteFactory)
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        with system_context(reason="tests: the search row the published copy's trigger wrote"):
+            return model_class.objects.get(pk=kwargs["published"].pk)
