@@ -139,6 +139,9 @@ def _error_recording(status: int, message: str, *, error_type: str = "server_err
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default listen backlog is 5: fifty clients connecting at once on a busy machine
+    # overflowed it and the kernel reset the connections the server had not accepted yet.
+    request_queue_size = 128
     block_on_close = False
     recorded: RecordedOpenAIServer
 
