@@ -33,8 +33,10 @@ from zoneinfo import ZoneInfo
 import structlog
 from croniter import CroniterBadCronError, croniter  # type: ignore[import-untyped]
 from django.conf import settings
+from django.core.cache import cache
 from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.db.models import Sum
+from django.db.models.functions import Mod
 from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
@@ -454,9 +456,100 @@ def _run_record(*, rule: Rule, event_id: str, event: dict, dry_run: bool, execut
         run.save(update_fields=["status", "detail", "finished_at"])
         return run
     if execute:
-        args = [run.pk, rule.user_id]
-        transaction.on_commit(lambda: task_enqueue("automation.run_execute", args=args))
+        run_id, user_id = run.pk, rule.user_id
+        if _whole(dry_run=run.dry_run, actions=rule.actions):
+            transaction.on_commit(lambda: runs_wake(run_id=run_id, user_id=user_id))
+        else:
+            transaction.on_commit(lambda: task_enqueue("automation.run_execute", args=[run_id, user_id]))
     return run
+
+
+# --- Draining pending runs ------------------------------------------------------------------------------
+#
+# A run that is carried out whole in one transaction (see _in_one_transaction) does not need a task of its
+# own: it rings its slot's doorbell (a Redis key, set if absent), and only the ring that sets the key queues
+# `automation.runs_drain` for the slot. The drain removes the key first, then carries out the slot's pending
+# runs in id order until none is left, so a run committed before the removal is found by this drain, and one
+# committed after it rings again. Under load one task carries out many runs (the per-task cost of Celery is
+# paid once); a killed drain is delivered again (acks_late) and finds its runs still pending (all or nothing);
+# a lost message is made up for by the doorbell's expiry and the minute's sweep (`runs_sweep`).
+
+
+def drain_slots() -> int:
+    return max(1, int(getattr(settings, "AUTOMATION_DRAIN_SLOTS", 4)))
+
+
+DOORBELL_SECONDS = 30
+DRAIN_BATCH = 100
+DRAIN_MAX_SECONDS = 20.0
+
+
+def _doorbell(slot: int) -> str:
+    return f"automation:drain:{slot}"
+
+
+def _whole(*, dry_run: bool, actions: list[dict]) -> bool:
+    return dry_run or all(action["kind"] in IN_DATABASE_ACTIONS for action in actions)
+
+
+def runs_wake(*, run_id: int, user_id: int) -> None:
+    """After the commit that recorded a whole run: make sure a drain of its slot is queued."""
+    slot = run_id % drain_slots()
+    try:
+        rang = cache.add(_doorbell(slot), 1, timeout=DOORBELL_SECONDS)
+    except Exception:  # noqa: BLE001 - the cache is down: the run gets a task of its own, as any other
+        logger.warning("automation.doorbell_unavailable", run_id=run_id, exc_info=True)
+        task_enqueue("automation.run_execute", args=[run_id, user_id])
+        return
+    if rang:
+        task_enqueue("automation.runs_drain", args=[slot])
+
+
+def runs_drain(*, slot: int, batch: int = DRAIN_BATCH, max_seconds: float = DRAIN_MAX_SECONDS) -> int:
+    """Carry out the pending runs of a doorbell slot (the `automation.runs_drain` task); returns how many
+    this call finished. Several drains of one slot at once skip each other's runs (SKIP LOCKED). A run that
+    cannot be done whole (its rule was changed to place orders since) gets a task of its own."""
+    slots = drain_slots()
+    cache.delete(_doorbell(slot))
+    began, done, after = time_module.monotonic(), 0, 0
+    while True:
+        with system_context(reason="automation: the pending runs of a drain slot"):
+            pending = list(
+                RuleRun.objects.filter(status=RunStatus.PENDING, pk__gt=after)
+                .alias(slot=Mod("id", slots)).filter(slot=slot)
+                .order_by("pk").values_list("pk", "user_id")[:batch]
+            )
+        if not pending:
+            return done
+        for run_id, user_id in pending:
+            outcome = run_execute(run_id=run_id, user_id=user_id, drained=True)
+            if outcome is _HANDED_OFF:
+                task_enqueue("automation.run_execute", args=[run_id, user_id])
+            elif outcome is not _PASSED:
+                done += 1
+        after = pending[-1][0]
+        if time_module.monotonic() - began > max_seconds:
+            # Long enough for one task: the rest goes to a fresh one (others' tasks get a turn).
+            if cache.add(_doorbell(slot), 1, timeout=DOORBELL_SECONDS):
+                task_enqueue("automation.runs_drain", args=[slot])
+            return done
+
+
+def runs_sweep() -> int:
+    """Every minute (beat): ring the doorbell of every slot that has a pending whole run older than a minute
+    (its drain's message was lost). Returns the slots rung."""
+    before = timezone.now() - timedelta(minutes=1)
+    slots = drain_slots()
+    with system_context(reason="automation: slots with runs left pending"):
+        stale = set(
+            RuleRun.objects.filter(status=RunStatus.PENDING, created_at__lt=before)
+            .annotate(slot=Mod("id", slots)).order_by().values_list("slot", flat=True).distinct()
+        )
+    for slot in stale:
+        cache.delete(_doorbell(slot))
+        if cache.add(_doorbell(slot), 1, timeout=DOORBELL_SECONDS):
+            task_enqueue("automation.runs_drain", args=[slot])
+    return len(stale)
 
 
 def _jsonable(value: Any) -> Any:
@@ -641,18 +734,27 @@ def _variables(run: RuleRun) -> dict:
     return variables
 
 
-def run_execute(*, run_id: int, user_id: int) -> RuleRun | None:
-    """Carry out a recorded run (the `automation.run_execute` task). Safe to run again at any point."""
+_HANDED_OFF = RuleRun(status="handed off")  # run_execute(drained=True): not done whole here, nothing changed
+_PASSED = RuleRun(status="passed")  # run_execute(drained=True): another worker holds or has finished the run
+
+
+def run_execute(*, run_id: int, user_id: int, drained: bool = False) -> RuleRun | None:
+    """Carry out a recorded run (the `automation.run_execute` task). Safe to run again at any point.
+
+    `drained` (a drain): a run another worker holds or has finished is passed over (_PASSED), and one that
+    cannot be done whole in this transaction is left as it is (_HANDED_OFF) for a task of its own."""
     now = timezone.now()
     with tenant(user_id):
         run = (
-            RuleRun.objects.select_for_update(of=("self",)).select_related("rule", "user").defer("user__password")
-            .filter(pk=run_id).first()
+            RuleRun.objects.select_for_update(of=("self",), skip_locked=drained).select_related("rule", "user")
+            .defer("user__password").filter(pk=run_id).first()
         )
         if run is None or run.status in FINISHED_RUN_STATUSES:
-            return run
+            return _PASSED if drained else run
         if _in_one_transaction(run):
             return _run_at_once(run=run, now=now)
+        if drained:
+            return _HANDED_OFF
         run.status, run.attempts, run.claimed_at = RunStatus.RUNNING, run.attempts + 1, now
         if run.conditions is None:
             run.conditions = _conditions(run=run, now=now)
@@ -684,7 +786,7 @@ def _in_one_transaction(run: RuleRun) -> bool:
     start; the others (orders, calls that leave Nexus) commit the claim, then each action on its own."""
     if run.status != RunStatus.PENDING or run.attempts or run.conditions is not None:
         return False
-    return run.dry_run or all(action["kind"] in IN_DATABASE_ACTIONS for action in run.rule.actions)
+    return _whole(dry_run=run.dry_run, actions=run.rule.actions)
 
 
 def _run_at_once(*, run: RuleRun, now: datetime) -> RuleRun:

@@ -25,7 +25,7 @@ NOTIFY = {"kind": "notify", "message": "{{rule}}: {{ticker}} {{strategy.order.ac
 
 
 def _notify_rule(user, paper, **fields):
-    return webhook_rule(user, paper, actions=[NOTIFY], daily_order_cap=None, **fields)
+    return webhook_rule(user, paper, actions=[NOTIFY], daily_order_cap=None, max_runs_per_hour=120, **fields)
 
 
 def _record(rule, event_id="e-1", event=EVENT):
@@ -181,3 +181,155 @@ def test_a_trigger_costs_few_statements_from_the_hook_to_the_action(client, user
     # One transaction acts and closes the run; the in-app toast's delivery follows its commit.
     acting = statements[: statements.index("COMMIT") + 1]
     assert statements[0] == "BEGIN" and len(acting) <= 18, acting
+
+
+# --- Drains: whole runs share a task -------------------------------------------------------------------
+
+
+def _queued(monkeypatch) -> list[tuple[str, list]]:
+    from automation import services
+
+    sent: list[tuple[str, list]] = []
+    monkeypatch.setattr(services, "task_enqueue", lambda name, *, args=(), **_: sent.append((name, list(args))))
+    return sent
+
+
+def _slot_of(run_id: int) -> int:
+    from automation.services import drain_slots
+
+    return run_id % drain_slots()
+
+
+def test_whole_runs_ring_their_slot_once_and_one_drain_carries_them_all_out(client, user_a, paper, monkeypatch, settings):
+    from automation.services import runs_drain
+
+    settings.AUTOMATION_DRAIN_SLOTS = 1
+    sent = _queued(monkeypatch)
+    rule = _notify_rule(user_a, paper)
+    runs = [post_hook(client, rule, tv_body(rule, event_id=f"d-{i}")).json()["run"] for i in range(3)]
+    assert sent == [("automation.runs_drain", [0])]  # the first ring queued a drain; the others found it queued
+    assert runs_drain(slot=0) == 3
+    with tenant(user_a.pk):
+        assert sorted(RuleRun.objects.filter(pk__in=runs).values_list("status", flat=True)) == ["succeeded"] * 3
+        assert Notification.objects.filter(user=user_a, kind="automation.rule").count() == 3
+    assert runs_drain(slot=0) == 0
+    # The drain took the doorbell down: the next run rings again.
+    post_hook(client, rule, tv_body(rule, event_id="d-late"))
+    assert sent[-1] == ("automation.runs_drain", [0])
+
+
+def test_a_run_that_places_orders_gets_a_task_of_its_own(user_a, paper, monkeypatch):
+    sent = _queued(monkeypatch)
+    rule = webhook_rule(user_a, paper)  # places an order
+    run = rule_event_record(rule_id=rule.pk, user_id=user_a.pk, event_id="o-1", event=EVENT)
+    assert sent == [("automation.run_execute", [run.pk, user_a.pk])]
+
+
+def test_a_drain_hands_a_run_that_cannot_be_done_whole_to_a_task_of_its_own(user_a, paper, monkeypatch, settings):
+    from automation.services import runs_drain
+
+    settings.AUTOMATION_DRAIN_SLOTS = 1
+    sent = _queued(monkeypatch)
+    rule = _notify_rule(user_a, paper)
+    run = rule_event_record(rule_id=rule.pk, user_id=user_a.pk, event_id="h-1", event=EVENT)
+    with tenant(user_a.pk):  # the rule places orders now (as an edit since the run was recorded would)
+        from tests.automation.conftest import order_action
+
+        Rule.objects.filter(pk=rule.pk).update(actions=[order_action(paper)])
+    assert runs_drain(slot=0) == 0
+    assert sent[-1] == ("automation.run_execute", [run.pk, user_a.pk])
+    with tenant(user_a.pk):
+        assert RuleRun.objects.get(pk=run.pk).status == "pending"  # untouched: its own task carries it out
+
+
+def test_two_drains_of_one_slot_at_once_carry_out_each_run_once(user_a, paper, monkeypatch, settings):
+    from automation.services import runs_drain
+
+    settings.AUTOMATION_DRAIN_SLOTS = 1
+    _queued(monkeypatch)
+    rule = _notify_rule(user_a, paper)
+    runs = [_record(rule, f"t-{i}") for i in range(12)]
+
+    def drain():
+        try:
+            return runs_drain(slot=0, batch=3)
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        done = list(pool.map(lambda _: drain(), range(2)))
+    assert sum(done) == 12
+    with tenant(user_a.pk):
+        assert Notification.objects.filter(user=user_a, kind="automation.rule").count() == 12
+        assert RunAction.objects.filter(run__in=[run.pk for run in runs]).count() == 12
+        assert set(RuleRun.objects.filter(rule=rule).values_list("status", "attempts")) == {("succeeded", 1)}
+
+
+def test_the_sweep_rings_the_slots_of_runs_left_pending(user_a, paper, monkeypatch, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from automation.services import runs_sweep
+
+    settings.AUTOMATION_DRAIN_SLOTS = 2
+    sent = _queued(monkeypatch)
+    rule = _notify_rule(user_a, paper)
+    old, fresh = _record(rule, "s-old"), _record(rule, "s-fresh")
+    assert runs_sweep() == 0  # nothing has waited a minute
+    with tenant(user_a.pk):
+        RuleRun.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(minutes=5))
+    sent.clear()
+    assert runs_sweep() == 1
+    assert sent == [("automation.runs_drain", [_slot_of(old.pk)])]
+    assert fresh.status == "pending"
+
+
+def test_without_the_cache_a_run_gets_a_task_of_its_own(user_a, paper, monkeypatch):
+    from automation import services
+
+    sent = _queued(monkeypatch)
+
+    def down(*args, **kwargs):
+        raise ConnectionError("cache down")
+
+    monkeypatch.setattr(services.cache, "add", down)
+    rule = _notify_rule(user_a, paper)
+    run = rule_event_record(rule_id=rule.pk, user_id=user_a.pk, event_id="c-1", event=EVENT)
+    assert sent == [("automation.run_execute", [run.pk, user_a.pk])]
+
+
+def test_a_drain_killed_mid_run_is_delivered_again_and_each_run_acts_once(user_a, paper, settings, monkeypatch):
+    """A real worker's drain has acted on a pending run (not committed) and waits for the rule's row when it
+    is SIGKILLed: nothing of that run is kept, and the drain delivered again does it once (and leaves the
+    run done before alone)."""
+    from config.celery import app as celery_app
+
+    settings.AUTOMATION_DRAIN_SLOTS = 1
+    monkeypatch.setenv("AUTOMATION_DRAIN_SLOTS", "1")  # the worker's too
+    rule = _notify_rule(user_a, paper)
+    first = _record(rule, "k-1")
+    assert run_execute(run_id=first.pk, user_id=user_a.pk).status == "succeeded"
+    second = _record(rule, "k-2")
+    queue = f"automation-drain-{os.getpid()}-{second.pk}"
+    locker = connections["system"]
+    with transaction.atomic(using="system"):
+        with locker.cursor() as cursor:
+            cursor.execute(f'SELECT 1 FROM "{Rule._meta.db_table}" WHERE id = %s FOR UPDATE', [rule.pk])
+            cursor.execute("SELECT pg_backend_pid()")
+            [locker_pid] = cursor.fetchone()
+        worker = _worker(queue)
+        try:
+            celery_app.tasks["automation.runs_drain"].apply_async(args=[0], queue=queue)
+            _wait(lambda: _blocked_by(locker_pid), worker, "the drain did not act and wait on the rule's row")
+            worker.send_signal(signal.SIGKILL)
+            worker.wait(timeout=30)
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+    assert _notices(user_a, second) == []
+    from automation.services import runs_drain
+
+    assert runs_drain(slot=0) == 1  # the redelivered drain
+    assert runs_drain(slot=0) == 0
+    assert len(_notices(user_a, first)) == 1 and len(_notices(user_a, second)) == 1
