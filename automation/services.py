@@ -6,8 +6,11 @@ through alerts' services). Runs, exactly once per trigger event:
 1. `rule_event_record` claims the event: one `RuleRun` per (rule, event_id) under a unique constraint, in
    the transaction of whoever saw the event (a receiver, the schedule sweep, the webhook endpoint). A
    duplicate delivery finds the row and records nothing. A paused or rate-limited rule records a skipped
-   run. After commit the `automation.run_execute` task is queued.
-2. `run_execute` (the task, any number of times) claims the run (pending -> running, committed), checks
+   run. After commit a drain is woken (runs done whole, below) or the `automation.run_execute` task queued.
+2. A run whose actions only write rows of this database (or a dry run) is carried out whole in one
+   transaction, claim to close, by a drain (`runs_drain`, below): all or nothing, so a killed worker leaves
+   it pending and it is done again from the start. The others go step by step:
+   `run_execute` (the task, any number of times) claims the run (pending -> running, committed), checks
    the conditions once (their values are stored with the run), then each action in its own transaction
    together with its `RunAction` row, so a worker killed at any point leaves each action either done and
    recorded or not done at all (a database error in an action, such as a lock wait past lock_timeout,
@@ -522,7 +525,13 @@ def runs_drain(*, slot: int, batch: int = DRAIN_BATCH, max_seconds: float = DRAI
         if not pending:
             return done
         for run_id, user_id in pending:
-            outcome = run_execute(run_id=run_id, user_id=user_id, drained=True)
+            try:
+                outcome = run_execute(run_id=run_id, user_id=user_id, drained=True)
+            except Exception:  # noqa: BLE001 - one run's failure must not hold up the slot's others
+                # Rolled back whole (still pending): its own task retries it (a lock wait, a lost connection)
+                # or fails alone, and the sweep brings it back here no sooner than a minute.
+                logger.exception("automation.drain_run_failed", run_id=run_id)
+                outcome = _HANDED_OFF
             if outcome is _HANDED_OFF:
                 task_enqueue("automation.run_execute", args=[run_id, user_id])
             elif outcome is not _PASSED:

@@ -333,3 +333,27 @@ def test_a_drain_killed_mid_run_is_delivered_again_and_each_run_acts_once(user_a
     assert runs_drain(slot=0) == 1  # the redelivered drain
     assert runs_drain(slot=0) == 0
     assert len(_notices(user_a, first)) == 1 and len(_notices(user_a, second)) == 1
+
+
+def test_a_run_that_breaks_a_drain_is_handed_off_and_the_others_are_done(user_a, paper, monkeypatch, settings):
+    from django.db import OperationalError
+
+    from automation import services
+
+    settings.AUTOMATION_DRAIN_SLOTS = 1
+    sent = _queued(monkeypatch)
+    rule = _notify_rule(user_a, paper)
+    broken, fine = _record(rule, "b-1"), _record(rule, "b-2")
+    real = services._run_at_once
+
+    def at_once(*, run, now):
+        if run.pk == broken.pk:
+            raise OperationalError("canceling statement due to lock timeout")
+        return real(run=run, now=now)
+
+    monkeypatch.setattr(services, "_run_at_once", at_once)
+    assert services.runs_drain(slot=0) == 1
+    assert sent[-1] == ("automation.run_execute", [broken.pk, user_a.pk])
+    with tenant(user_a.pk):
+        assert RuleRun.objects.get(pk=broken.pk).status == "pending"
+        assert RuleRun.objects.get(pk=fine.pk).status == "succeeded"
