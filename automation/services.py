@@ -513,7 +513,10 @@ def runs_drain(*, slot: int, batch: int = DRAIN_BATCH, max_seconds: float = DRAI
     this call finished. Several drains of one slot at once skip each other's runs (SKIP LOCKED). A run that
     cannot be done whole (its rule was changed to place orders since) gets a task of its own."""
     slots = drain_slots()
-    cache.delete(_doorbell(slot))
+    try:
+        cache.delete(_doorbell(slot))
+    except Exception:  # noqa: BLE001 - the cache is down: the key expires by itself; the runs are done all the same
+        logger.warning("automation.doorbell_unavailable", slot=slot, exc_info=True)
     began, done, after = time_module.monotonic(), 0, 0
     while True:
         with system_context(reason="automation: the pending runs of a drain slot"):
