@@ -84,7 +84,11 @@ class RuleRun(TenantModel):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["rule", "-created_at"]), models.Index(fields=["user", "-created_at"])]
+        indexes = [
+            models.Index(fields=["rule", "-created_at"]), models.Index(fields=["user", "-created_at"]),
+            # The drains' and the sweep's search for runs not carried out yet.
+            models.Index(fields=["id"], condition=Q(status="pending"), name="automation_run_pending"),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["rule", "event_id"], name="automation_run_once_per_event"),
         ]

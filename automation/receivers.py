@@ -3,7 +3,7 @@ on each tick by the alerts evaluator), trading's events (order filled, bot block
 alerts nor trading know automation: their signals are sent after their transactions commit.
 
 Each receiver records one run per (rule, event) through `rule_event_record` (a duplicate delivery of the
-signal records nothing) and leaves the acting to the `automation.run_execute` task.
+signal records nothing) and leaves the acting to the worker (a drain, or the `automation.run_execute` task).
 """
 
 from __future__ import annotations

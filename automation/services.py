@@ -6,8 +6,11 @@ through alerts' services). Runs, exactly once per trigger event:
 1. `rule_event_record` claims the event: one `RuleRun` per (rule, event_id) under a unique constraint, in
    the transaction of whoever saw the event (a receiver, the schedule sweep, the webhook endpoint). A
    duplicate delivery finds the row and records nothing. A paused or rate-limited rule records a skipped
-   run. After commit the `automation.run_execute` task is queued.
-2. `run_execute` (the task, any number of times) claims the run (pending -> running, committed), checks
+   run. After commit a drain is woken (runs done whole, below) or the `automation.run_execute` task queued.
+2. A run whose actions only write rows of this database (or a dry run) is carried out whole in one
+   transaction, claim to close, by a drain (`runs_drain`, below): all or nothing, so a killed worker leaves
+   it pending and it is done again from the start. The others go step by step:
+   `run_execute` (the task, any number of times) claims the run (pending -> running, committed), checks
    the conditions once (their values are stored with the run), then each action in its own transaction
    together with its `RunAction` row, so a worker killed at any point leaves each action either done and
    recorded or not done at all (a database error in an action, such as a lock wait past lock_timeout,
@@ -33,8 +36,10 @@ from zoneinfo import ZoneInfo
 import structlog
 from croniter import CroniterBadCronError, croniter  # type: ignore[import-untyped]
 from django.conf import settings
+from django.core.cache import cache
 from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.db.models import Sum
+from django.db.models.functions import Mod
 from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
@@ -422,31 +427,141 @@ def rule_event_record(
     """Claim one trigger event for one rule; None when it was already received (a duplicate delivery).
 
     The run is queued for execution after commit (`execute=False`: the caller runs it itself)."""
-    now = timezone.now()
     with tenant(user_id):
-        rule = Rule.objects.select_for_update(of=("self",)).filter(pk=rule_id).first()
+        rule = _rule_locked(rule_id=rule_id)
         if rule is None:
             return None
-        run = RuleRun(user_id=user_id, rule=rule, event_id=event_id[:200], event=_jsonable(event),
-                      dry_run=dry_run or rule.dry_run)
-        try:
-            with transaction.atomic():
-                run.save(force_insert=True)
-        except IntegrityError:
-            return None
-        skip = ""
-        if rule.status != RuleStatus.ACTIVE and not dry_run:
-            skip = "The rule is paused."
-        elif not dry_run and _runs_last_hour(rule, now) > rule.max_runs_per_hour:
-            skip = f"Rate limit: the rule already ran {rule.max_runs_per_hour} times in the last hour."
-        if skip:
-            run.status, run.detail, run.finished_at = RunStatus.SKIPPED, skip, now
-            run.save(update_fields=["status", "detail", "finished_at"])
-            return run
-        if execute:
-            args = [run.pk, user_id]
-            transaction.on_commit(lambda: task_enqueue("automation.run_execute", args=args))
+        return _run_record(rule=rule, event_id=event_id, event=event, dry_run=dry_run, execute=execute)
+
+
+def _rule_locked(*, rule_id: int) -> Rule | None:
+    """The rule's row, locked: the runs of one rule are recorded (and counted against its limit) one at a time."""
+    return Rule.objects.select_for_update(of=("self",)).filter(pk=rule_id).first()
+
+
+def _run_record(*, rule: Rule, event_id: str, event: dict, dry_run: bool, execute: bool) -> RuleRun | None:
+    """`rule_event_record` for a rule the caller has locked, inside its tenant block."""
+    now = timezone.now()
+    run = RuleRun(user_id=rule.user_id, rule=rule, event_id=event_id[:200], event=_jsonable(event),
+                  dry_run=dry_run or rule.dry_run)
+    try:
+        with transaction.atomic():
+            run.save(force_insert=True)
+    except IntegrityError:
+        return None
+    skip = ""
+    if rule.status != RuleStatus.ACTIVE and not dry_run:
+        skip = "The rule is paused."
+    elif not dry_run and _runs_last_hour(rule, now) > rule.max_runs_per_hour:
+        skip = f"Rate limit: the rule already ran {rule.max_runs_per_hour} times in the last hour."
+    if skip:
+        run.status, run.detail, run.finished_at = RunStatus.SKIPPED, skip, now
+        run.save(update_fields=["status", "detail", "finished_at"])
+        return run
+    if execute:
+        run_id, user_id = run.pk, rule.user_id
+        if _whole(dry_run=run.dry_run, actions=rule.actions):
+            transaction.on_commit(lambda: runs_wake(run_id=run_id, user_id=user_id))
+        else:
+            transaction.on_commit(lambda: task_enqueue("automation.run_execute", args=[run_id, user_id]))
     return run
+
+
+# --- Draining pending runs ------------------------------------------------------------------------------
+#
+# A run that is carried out whole in one transaction (see _in_one_transaction) does not need a task of its
+# own: it rings its slot's doorbell (a Redis key, set if absent), and only the ring that sets the key queues
+# `automation.runs_drain` for the slot. The drain removes the key first, then carries out the slot's pending
+# runs in id order until none is left, so a run committed before the removal is found by this drain, and one
+# committed after it rings again. Under load one task carries out many runs (the per-task cost of Celery is
+# paid once); a killed drain is delivered again (acks_late) and finds its runs still pending (all or nothing);
+# a lost message is made up for by the doorbell's expiry and the minute's sweep (`runs_sweep`).
+
+
+def drain_slots() -> int:
+    return max(1, int(getattr(settings, "AUTOMATION_DRAIN_SLOTS", 4)))
+
+
+DOORBELL_SECONDS = 30
+DRAIN_BATCH = 100
+DRAIN_MAX_SECONDS = 20.0
+
+
+def _doorbell(slot: int) -> str:
+    return f"automation:drain:{slot}"
+
+
+def _whole(*, dry_run: bool, actions: list[dict]) -> bool:
+    return dry_run or all(action["kind"] in IN_DATABASE_ACTIONS for action in actions)
+
+
+def runs_wake(*, run_id: int, user_id: int) -> None:
+    """After the commit that recorded a whole run: make sure a drain of its slot is queued."""
+    slot = run_id % drain_slots()
+    try:
+        rang = cache.add(_doorbell(slot), 1, timeout=DOORBELL_SECONDS)
+    except Exception:  # noqa: BLE001 - the cache is down: the run gets a task of its own, as any other
+        logger.warning("automation.doorbell_unavailable", run_id=run_id, exc_info=True)
+        task_enqueue("automation.run_execute", args=[run_id, user_id])
+        return
+    if rang:
+        task_enqueue("automation.runs_drain", args=[slot])
+
+
+def runs_drain(*, slot: int, batch: int = DRAIN_BATCH, max_seconds: float = DRAIN_MAX_SECONDS) -> int:
+    """Carry out the pending runs of a doorbell slot (the `automation.runs_drain` task); returns how many
+    this call finished. Several drains of one slot at once skip each other's runs (SKIP LOCKED). A run that
+    cannot be done whole (its rule was changed to place orders since) gets a task of its own."""
+    slots = drain_slots()
+    try:
+        cache.delete(_doorbell(slot))
+    except Exception:  # noqa: BLE001 - the cache is down: the key expires by itself; the runs are done all the same
+        logger.warning("automation.doorbell_unavailable", slot=slot, exc_info=True)
+    began, done, after = time_module.monotonic(), 0, 0
+    while True:
+        with system_context(reason="automation: the pending runs of a drain slot"):
+            pending = list(
+                RuleRun.objects.filter(status=RunStatus.PENDING, pk__gt=after)
+                .alias(slot=Mod("id", slots)).filter(slot=slot)
+                .order_by("pk").values_list("pk", "user_id")[:batch]
+            )
+        if not pending:
+            return done
+        for run_id, user_id in pending:
+            try:
+                outcome = run_execute(run_id=run_id, user_id=user_id, drained=True)
+            except Exception:  # noqa: BLE001 - one run's failure must not hold up the slot's others
+                # Rolled back whole (still pending): its own task retries it (a lock wait, a lost connection)
+                # or fails alone, and the sweep brings it back here no sooner than a minute.
+                logger.exception("automation.drain_run_failed", run_id=run_id)
+                outcome = _HANDED_OFF
+            if outcome is _HANDED_OFF:
+                task_enqueue("automation.run_execute", args=[run_id, user_id])
+            elif outcome is not _PASSED:
+                done += 1
+        after = pending[-1][0]
+        if time_module.monotonic() - began > max_seconds:
+            # Long enough for one task: the rest goes to a fresh one (others' tasks get a turn).
+            if cache.add(_doorbell(slot), 1, timeout=DOORBELL_SECONDS):
+                task_enqueue("automation.runs_drain", args=[slot])
+            return done
+
+
+def runs_sweep() -> int:
+    """Every minute (beat): ring the doorbell of every slot that has a pending whole run older than a minute
+    (its drain's message was lost). Returns the slots rung."""
+    before = timezone.now() - timedelta(minutes=1)
+    slots = drain_slots()
+    with system_context(reason="automation: slots with runs left pending"):
+        stale = set(
+            RuleRun.objects.filter(status=RunStatus.PENDING, created_at__lt=before)
+            .annotate(slot=Mod("id", slots)).order_by().values_list("slot", flat=True).distinct()
+        )
+    for slot in stale:
+        cache.delete(_doorbell(slot))
+        if cache.add(_doorbell(slot), 1, timeout=DOORBELL_SECONDS):
+            task_enqueue("automation.runs_drain", args=[slot])
+    return len(stale)
 
 
 def _jsonable(value: Any) -> Any:
@@ -565,7 +680,8 @@ def webhook_receive(*, token: str, body: bytes, signature_header: str = "", now:
     if abs((now - sent_at).total_seconds()) > window:
         raise WebhookRejected(409, f"The timestamp is more than {window} seconds from now: refused as a replay.")
     with tenant(user_id):
-        rule = Rule.objects.filter(pk=rule_id).first()
+        # One read of the rule, locked as rule_event_record locks it (the run is recorded in this transaction).
+        rule = _rule_locked(rule_id=rule_id)
         if rule is None:
             raise WebhookRejected(404, "No rule has this webhook URL.")
         try:
@@ -573,7 +689,7 @@ def webhook_receive(*, token: str, body: bytes, signature_header: str = "", now:
         except DomainError as exc:
             raise WebhookRejected(400, str(exc)) from None
         event = {**variables, "event_id": str(event_id), "timestamp": sent_at.isoformat()}
-        run = rule_event_record(rule_id=rule_id, user_id=user_id, event_id=f"webhook:{event_id}", event=event)
+        run = _run_record(rule=rule, event_id=f"webhook:{event_id}", event=event, dry_run=False, execute=True)
     if run is None:
         raise WebhookRejected(409, f"The event '{event_id}' was already received: a replay is not run again.")
     return run
@@ -630,29 +746,76 @@ def _variables(run: RuleRun) -> dict:
     return variables
 
 
-def run_execute(*, run_id: int, user_id: int) -> RuleRun | None:
-    """Carry out a recorded run (the `automation.run_execute` task). Safe to run again at any point."""
+_HANDED_OFF = RuleRun(status="handed off")  # run_execute(drained=True): not done whole here, nothing changed
+_PASSED = RuleRun(status="passed")  # run_execute(drained=True): another worker holds or has finished the run
+
+
+def run_execute(*, run_id: int, user_id: int, drained: bool = False) -> RuleRun | None:
+    """Carry out a recorded run (the `automation.run_execute` task). Safe to run again at any point.
+
+    `drained` (a drain): a run another worker holds or has finished is passed over (_PASSED), and one that
+    cannot be done whole in this transaction is left as it is (_HANDED_OFF) for a task of its own."""
     now = timezone.now()
     with tenant(user_id):
         run = (
-            RuleRun.objects.select_for_update(of=("self",)).select_related("rule", "user").defer("user__password")
-            .filter(pk=run_id).first()
+            RuleRun.objects.select_for_update(of=("self",), skip_locked=drained).select_related("rule", "user")
+            .defer("user__password").filter(pk=run_id).first()
         )
         if run is None or run.status in FINISHED_RUN_STATUSES:
-            return run
+            return _PASSED if drained else run
+        if _in_one_transaction(run):
+            return _run_at_once(run=run, now=now)
+        if drained:
+            return _HANDED_OFF
         run.status, run.attempts, run.claimed_at = RunStatus.RUNNING, run.attempts + 1, now
         if run.conditions is None:
-            run.conditions = [
-                condition_evaluate(user=run.user, condition=condition, now=now) for condition in run.rule.conditions
-            ]
+            run.conditions = _conditions(run=run, now=now)
         run.save(update_fields=["status", "attempts", "claimed_at", "conditions"])
     # The claim and the conditions' values are committed: what follows may be cut short and resumed.
     if not all(condition["passed"] for condition in run.conditions or []):
         return _run_finish(run_id=run_id, user_id=user_id, status=RunStatus.CONDITIONS_NOT_MET,
-                           detail="Not every condition held; nothing was done.")
+                           detail=NOT_MET)
     for position, action in enumerate(run.rule.actions):
         _action_run(run=run, position=position, action=action)
     return _run_finish(run_id=run_id, user_id=user_id)
+
+
+NOT_MET = "Not every condition held; nothing was done."
+# Actions whose every effect is a row of this database (queued work included: it is sent after commit).
+IN_DATABASE_ACTIONS = frozenset(
+    {ActionKind.NOTIFY, ActionKind.PAUSE_BOT, ActionKind.RESUME_BOT, ActionKind.WATCHLIST_ADD, ActionKind.WEBHOOK_CALL}
+)
+
+
+def _conditions(*, run: RuleRun, now: datetime) -> list[dict]:
+    return [condition_evaluate(user=run.user, condition=condition, now=now) for condition in run.rule.conditions]
+
+
+def _in_one_transaction(run: RuleRun) -> bool:
+    """Whether the run is carried out whole in the transaction that claims it: a first attempt (nothing of it
+    committed yet) whose actions only write rows of this database, or only describe what they would do (a
+    dry run). All or nothing, so a worker killed at any point leaves it pending, to be done again from the
+    start; the others (orders, calls that leave Nexus) commit the claim, then each action on its own."""
+    if run.status != RunStatus.PENDING or run.attempts or run.conditions is not None:
+        return False
+    return _whole(dry_run=run.dry_run, actions=run.rule.actions)
+
+
+def _run_at_once(*, run: RuleRun, now: datetime) -> RuleRun:
+    """Claim, conditions, every action with its result row, and the close, in the caller's transaction (which
+    holds the run's row lock). A database error rolls all of it back and is raised (the task is retried)."""
+    run.status, run.attempts, run.claimed_at = RunStatus.RUNNING, 1, now
+    run.conditions = _conditions(run=run, now=now)
+    status, detail, results = None, "", []
+    if all(condition["passed"] for condition in run.conditions):
+        results = [_action_do(run=run, position=position, action=action)
+                   for position, action in enumerate(run.rule.actions)]
+    else:
+        status, detail = RunStatus.CONDITIONS_NOT_MET, NOT_MET
+    # Locks in one order everywhere: the run, then its rule (taken last, held for the close only).
+    rule = Rule.objects.select_for_update(of=("self",)).select_related("alert").get(pk=run.rule_id)
+    return _run_close(run=run, rule=rule, results=results, status=status, detail=detail, now=timezone.now(),
+                      fields=["attempts", "claimed_at", "conditions"])
 
 
 def _run_link(run: RuleRun) -> str:
@@ -679,29 +842,7 @@ def _action_run(*, run: RuleRun, position: int, action: dict) -> None:
                 summary=f"Posting to Discord channel {action['channel_id']}",
             )
         else:
-            try:
-                with transaction.atomic():
-                    outcome = _act(run=run, position=position, action=action)
-                    row = RunAction.objects.create(
-                        user=user, run=run, position=position, kind=kind, status=outcome.status,
-                        summary=outcome.summary[:500], detail=outcome.detail, order=outcome.order,
-                        order_value=outcome.order_value,
-                    )
-                    if outcome.status == ActionStatus.QUEUED:
-                        delivery = WebhookDelivery.objects.create(user=user, action=row, url=action["url"],
-                                                                  body=outcome.detail)
-                        args = [delivery.pk, user.pk]
-                        transaction.on_commit(lambda: task_enqueue("automation.webhook_deliver", args=args))
-            except DomainError as exc:
-                _action_failed(run=run, position=position, kind=kind, message=str(exc))
-            except (OperationalError, InterfaceError):
-                # The database, not the action, failed (a lock wait past lock_timeout, a deadlock, a lost
-                # connection): nothing of the action was kept, so it is not recorded as failed. The task is
-                # retried and the run resumes here; an order is placed again with the same client order id.
-                raise
-            except Exception:
-                logger.exception("automation.action_failed", run_id=run.pk, position=position)
-                _action_failed(run=run, position=position, kind=kind, message="An unexpected error stopped this action.")
+            _action_do(run=run, position=position, action=action)
             return
     # Outside any transaction: the post leaves Nexus; its result is written after.
     try:
@@ -717,11 +858,42 @@ def _action_run(*, run: RuleRun, position: int, action: dict) -> None:
         )
 
 
-def _action_failed(*, run: RuleRun, position: int, kind: str, message: str) -> None:
+def _action_do(*, run: RuleRun, position: int, action: dict) -> RunAction:
+    """Carry out one in-database action (or describe it, in a dry run) and record its result row, in one
+    savepoint of the caller's transaction: a refused action is recorded failed, a database error is raised."""
+    user, kind = run.user, action["kind"]
+    try:
+        with transaction.atomic():
+            outcome = _act(run=run, position=position, action=action)
+            row = RunAction.objects.create(
+                user=user, run=run, position=position, kind=kind, status=outcome.status,
+                summary=outcome.summary[:500], detail=outcome.detail, order=outcome.order,
+                order_value=outcome.order_value,
+            )
+            if outcome.status == ActionStatus.QUEUED:
+                delivery = WebhookDelivery.objects.create(user=user, action=row, url=action["url"],
+                                                          body=outcome.detail)
+                args = [delivery.pk, user.pk]
+                transaction.on_commit(lambda: task_enqueue("automation.webhook_deliver", args=args))
+            return row
+    except DomainError as exc:
+        return _action_failed(run=run, position=position, kind=kind, message=str(exc))
+    except (OperationalError, InterfaceError):
+        # The database, not the action, failed (a lock wait past lock_timeout, a deadlock, a lost
+        # connection): nothing of the action was kept, so it is not recorded as failed. The task is
+        # retried and the run resumes here; an order is placed again with the same client order id.
+        raise
+    except Exception:
+        logger.exception("automation.action_failed", run_id=run.pk, position=position)
+        return _action_failed(run=run, position=position, kind=kind,
+                              message="An unexpected error stopped this action.")
+
+
+def _action_failed(*, run: RuleRun, position: int, kind: str, message: str) -> RunAction:
     from automation.actions import action_describe
 
     with tenant(run.user_id):
-        RunAction.objects.create(
+        return RunAction.objects.create(
             user_id=run.user_id, run=run, position=position, kind=kind, status=ActionStatus.FAILED,
             summary=action_describe(run.rule.actions[position])[:500], detail=message,
         )
@@ -768,7 +940,6 @@ def _act(*, run: RuleRun, position: int, action: dict) -> Outcome:
 
 def _run_finish(*, run_id: int, user_id: int, status: str | None = None, detail: str = "") -> RuleRun:
     """Close the run and keep the rule's failure count: enough failures in a row pause it and tell its owner."""
-    now = timezone.now()
     with tenant(user_id):
         # Locks in one order everywhere: the run, then its rule.
         run = (
@@ -778,34 +949,42 @@ def _run_finish(*, run_id: int, user_id: int, status: str | None = None, detail:
         rule = Rule.objects.select_for_update(of=("self",)).select_related("alert").get(pk=run.rule_id)
         if run.status in FINISHED_RUN_STATUSES:
             return run
-        results = list(run.results.all())
-        failed = [result for result in results if result.status == ActionStatus.FAILED]
-        if status is None:
-            if run.dry_run:
-                status = RunStatus.DRY_RUN
-                detail = "Dry run: recorded what would happen, nothing was done."
-            elif failed:
-                status = RunStatus.FAILED
-                detail = f"{len(failed)} of {len(results)} actions failed: {failed[0].detail}"
-            else:
-                status = RunStatus.SUCCEEDED
-        elif run.dry_run:
-            detail = f"Dry run. {detail}"
-        run.status, run.detail, run.finished_at = status, detail[:500], now
-        run.save(update_fields=["status", "detail", "finished_at"])
+        return _run_close(run=run, rule=rule, results=list(run.results.all()), status=status, detail=detail,
+                          now=timezone.now())
+
+
+def _run_close(
+    *, run: RuleRun, rule: Rule, results: list[RunAction], now: datetime, status: str | None = None,
+    detail: str = "", fields: list[str] | None = None,
+) -> RuleRun:
+    """Write the run's outcome from its action results (and `fields` of the run changed by the caller); count
+    it against the rule. The caller holds the run's and the rule's row locks, in its tenant block."""
+    failed = [result for result in results if result.status == ActionStatus.FAILED]
+    if status is None:
         if run.dry_run:
-            return run
-        rule.last_run_at = now
-        rule.save(update_fields=["last_run_at", "updated_at"])
-        _failures_count(rule=rule, run=run, failed=status == RunStatus.FAILED, detail=detail)
+            status = RunStatus.DRY_RUN
+            detail = "Dry run: recorded what would happen, nothing was done."
+        elif failed:
+            status = RunStatus.FAILED
+            detail = f"{len(failed)} of {len(results)} actions failed: {failed[0].detail}"
+        else:
+            status = RunStatus.SUCCEEDED
+    elif run.dry_run:
+        detail = f"Dry run. {detail}"
+    run.status, run.detail, run.finished_at = status, detail[:500], now
+    run.save(update_fields=["status", "detail", "finished_at", *(fields or [])])
+    if run.dry_run:
+        return run
+    rule.last_run_at = now
+    _failures_count(rule=rule, run=run, failed=status == RunStatus.FAILED, detail=detail, fields=["last_run_at"])
     return run
 
 
-def _failures_count(*, rule: Rule, run: RuleRun, failed: bool, detail: str) -> None:
+def _failures_count(*, rule: Rule, run: RuleRun, failed: bool, detail: str, fields: list[str] | None = None) -> None:
     """Count a failed run against the rule (a success resets the count); enough in a row pause it and tell
-    its owner. The caller holds the rule's row lock."""
+    its owner. The caller holds the rule's row lock; `fields`: others of the rule it changed, saved too."""
     rule.consecutive_failures = rule.consecutive_failures + 1 if failed else 0
-    rule.save(update_fields=["consecutive_failures", "updated_at"])
+    rule.save(update_fields=["consecutive_failures", "updated_at", *(fields or [])])
     if not failed or rule.consecutive_failures < failures_to_pause() or rule.status != RuleStatus.ACTIVE:
         return
     reason = f"Paused after {rule.consecutive_failures} failed runs in a row. Last: {detail}"

@@ -26,6 +26,16 @@ def run_execute_task(run_id: int, user_id: int) -> str:
     return run.status if run is not None else "missing"
 
 
+@shared_task(name="automation.runs_drain", **RETRY)
+def runs_drain_task(slot: int) -> int:
+    return services.runs_drain(slot=slot)
+
+
+@shared_task(name="automation.runs_sweep")
+def runs_sweep_task() -> int:
+    return services.runs_sweep()
+
+
 @shared_task(name="automation.webhook_deliver", bind=True, **RETRY)
 def webhook_deliver_task(self, delivery_id: int, user_id: int) -> str:
     # a database outage's retries count as attempts too; never more attempts than the task may retry

@@ -8,7 +8,8 @@ Uses a database of its own (<name>_bench_automation, recreated unless --reuse-db
 either way) and a Redis key prefix of its own, and starts the Procfile's processes through
 bench/nexus_platform.py: the web tier (`python -m config.webserver`, `--web-processes` daphne children on
 one socket) and the `worker-default` Celery worker (`--workers` processes; `automation.run_execute` is on
-the default queue). No feed, no beat: the measured path is only the webhook's.
+the default queue, as is `automation.runs_drain`, which carries out the notify runs). No feed, no beat:
+the measured path is only the webhook's.
 
 1. Seeds (not timed) `--rules` active rules over `--rules`/5 traders with bulk inserts on the system
    role's connection, their fields built by the product's own validation (`_rule_clean`, once per kind):

@@ -7,7 +7,14 @@ its `tasks`.
 
 from __future__ import annotations
 
+import threading
+
 from celery import current_app
+
+# Daphne runs requests in threads: the first requests of a process may all find a task not loaded yet.
+# One of them loads it while the others wait (without the lock, one could look the task up while another
+# is half-way through importing its module, and get NotRegistered).
+_loading = threading.Lock()
 
 
 def task_enqueue(name: str, *, args: list | tuple = (), kwargs: dict | None = None, countdown: int | None = None) -> None:
@@ -18,5 +25,7 @@ def task_enqueue(name: str, *, args: list | tuple = (), kwargs: dict | None = No
     loads the `<app>.tasks` module of task "<app>.<name>" the way Celery's autodiscovery finds it."""
     app = current_app
     if name not in app.tasks:
-        app.loader.autodiscover_tasks([name.partition(".")[0]])
+        with _loading:
+            if name not in app.tasks:
+                app.loader.autodiscover_tasks([name.partition(".")[0]])
     app.tasks[name].apply_async(args=args, kwargs=kwargs, countdown=countdown)

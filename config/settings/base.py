@@ -540,6 +540,10 @@ OPENAI_MAX_RETRIES = env.int("OPENAI_MAX_RETRIES", default=2)
 # --- Automation rules (docs/automation.md) ------------------------------------------------------------------
 # Schedule (cron) rules are checked every minute; a rule failing this many runs in a row is paused.
 CELERY_BEAT_SCHEDULE["automation-schedules"] = {"task": "automation.schedules_due", "schedule": 60.0}
+# Runs done whole in one transaction are carried out by drains, one per slot at a time (services.runs_drain);
+# the sweep rings the slots whose pending runs waited over a minute (a lost message).
+AUTOMATION_DRAIN_SLOTS = env.int("AUTOMATION_DRAIN_SLOTS", default=4)
+CELERY_BEAT_SCHEDULE["automation-runs-sweep"] = {"task": "automation.runs_sweep", "schedule": 60.0}
 AUTOMATION_FAILURES_TO_PAUSE = env.int("AUTOMATION_FAILURES_TO_PAUSE", default=3)
 # Incoming webhooks: a timestamp further than this from now is refused as a replay.
 AUTOMATION_WEBHOOK_WINDOW_SECONDS = env.int("AUTOMATION_WEBHOOK_WINDOW_SECONDS", default=300)
