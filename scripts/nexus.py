@@ -424,6 +424,7 @@ def pages_budget(args: argparse.Namespace) -> int:
     env = resolve_services()
     env["DJANGO_SETTINGS_MODULE"] = "config.settings.test"
     env["NEXUS_ENFORCE_LCP"] = "1"
+    env.setdefault("NEXUS_PAGES_CONCURRENCY", "3")  # a page's LCP, not twelve tabs' queue on a small machine
     ensure_test_packages()
     report = ROOT / "test-results" / "pages.json"
     report.unlink(missing_ok=True)
