@@ -7,10 +7,12 @@ import hashlib
 import hmac
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from django.db import connections
 
-from automation.services import rule_create
+from automation.services import rule_create, run_execute
 from config.celery import app as celery_app
 from core.rls import tenant
 from tests.trading.conftest import btc_quote, instruments, paper_setup, set_quote  # noqa: F401
@@ -59,3 +61,16 @@ def post_hook(client, rule, body, *, signed=False, raw=None):
         headers["HTTP_X_NEXUS_SIGNATURE"] = "sha256=" + hmac.new(rule.secret.encode(), data, hashlib.sha256).hexdigest()
     return client.post(f"/automation/hooks/{rule.webhook_token}/", data=data, content_type="application/json",
                        **headers)
+
+
+def run_twice_at_once(run, user) -> list[str]:
+    """Two workers executing the same run at the same moment; each one's resulting status."""
+
+    def execute() -> str:
+        try:
+            return run_execute(run_id=run.pk, user_id=user.pk).status
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return list(pool.map(lambda _: execute(), range(2)))

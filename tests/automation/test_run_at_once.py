@@ -17,7 +17,7 @@ from automation.models import Rule, RuleRun, RunAction
 from automation.services import rule_event_record, run_execute
 from core.models import Notification
 from core.rls import tenant
-from tests.automation.conftest import post_hook, tv_body, webhook_rule
+from tests.automation.conftest import post_hook, run_twice_at_once, tv_body, webhook_rule
 from tests.automation.test_runs import _blocked_by, _wait, _worker
 
 EVENT = {"ticker": "BTC/USDT", "strategy.order.action": "buy", "strategy.order.contracts": "0.01"}
@@ -58,14 +58,7 @@ def test_two_workers_on_one_notify_run_at_once_notify_once(user_a, paper):
     rule = _notify_rule(user_a, paper)
     run = _record(rule)
 
-    def execute():
-        try:
-            return run_execute(run_id=run.pk, user_id=user_a.pk).status
-        finally:
-            connections.close_all()
-
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        statuses = list(pool.map(lambda _: execute(), range(2)))
+    statuses = run_twice_at_once(run, user_a)
     assert statuses == ["succeeded", "succeeded"]
     assert len(_notices(user_a, run)) == 1
     with tenant(user_a.pk):

@@ -20,7 +20,7 @@ from automation.services import rule_event_record, rule_test_fire, run_execute
 from core.models import Notification
 from core.rls import system_context, tenant
 from marketdata.models import Instrument
-from tests.automation.conftest import order_action, webhook_rule
+from tests.automation.conftest import order_action, run_twice_at_once, webhook_rule
 from tests.trading.conftest import make_bot
 from trading.models import Bot, Order
 
@@ -50,19 +50,10 @@ def test_a_duplicate_delivery_records_one_run_and_a_rerun_places_one_order(user_
 
 
 def test_two_workers_on_one_run_at_once_place_one_order(user_a, paper):
-    from concurrent.futures import ThreadPoolExecutor
-
     rule = webhook_rule(user_a, paper)
     run = _record(rule)
 
-    def execute():
-        try:
-            return run_execute(run_id=run.pk, user_id=user_a.pk).status
-        finally:
-            connections.close_all()
-
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        statuses = list(pool.map(lambda _: execute(), range(2)))
+    statuses = run_twice_at_once(run, user_a)
     assert statuses == ["succeeded", "succeeded"]
     assert len(_orders(user_a)) == 1
     with tenant(user_a.pk):
