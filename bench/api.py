@@ -250,7 +250,9 @@ def start_daphne(port: int, log) -> subprocess.Popen:
     process = subprocess.Popen(
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
         cwd=ROOT,
-        env=ENV,
+        # As config.webserver runs its daphne children in production: a pool of database connections per
+        # runtime role (WEB_DB_POOL_SIZE, 4), not one connection per thread.
+        env={**ENV, "DB_POOL_SIZE": os.environ.get("WEB_DB_POOL_SIZE", "4")},
         stdout=log,
         stderr=subprocess.STDOUT,
     )

@@ -165,7 +165,11 @@ CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
-            "hosts": [REDIS_URL],
+            # redis-py's asyncio pool refuses a connection past max_connections (default 100) instead of
+            # waiting: a thousand sockets joining their groups at once on one web process got "Too many
+            # connections". Idle pooled connections cost Redis little (maxclients is 10,000 by default).
+            "hosts": [{"address": REDIS_URL,
+                       "max_connections": env.int("CHANNEL_LAYER_MAX_CONNECTIONS", default=1000)}],
             "prefix": f"{REDIS_KEY_PREFIX}:asgi",
             # A slow client's queue is bounded; messages past it are dropped, not buffered forever.
             "capacity": 200,
