@@ -37,13 +37,13 @@ no errors). The clients run on the same host as the servers, PostgreSQL and Redi
 (the reference machine has 2, and other work may be running on it): the figures are an upper bound of
 what a dedicated host would show.
 
-Measured 2026-11-30 on that host while other work ran (load average 5-7), 2 daphne processes, pause 1 s:
-50 clients for 10 s: 20.7 requests/s, p50 757 ms, p95 1.7 s, no errors. 200 clients for 60 s: 8 requests/s,
-p50 760 ms, 182 of 971 requests unanswered after 60 s, no 429s; the servers' log (`--log`) shows PostgreSQL
-refusing connections ("remaining connection slots are reserved", max_connections 100 on a server shared with
-other databases): every request in flight has a thread of its own and opens its own connections
-(DB_CONN_MAX_AGE=0, plus the auth and system contexts'), so the connection count grows with the clients;
-docs/deploy.md's PgBouncer is what a real deployment puts in front.
+Measured 2026-12-01 00:03 UTC on that host (2 cores; load average 2.7 before, 4.3 after; the 200 clients,
+the 2,000 sockets, both daphne processes, PostgreSQL and Redis all on it), 200 clients for 60 s, pause 1 s,
+2,000 sockets: 5,387 requests (85.7 a second), 9.9 orders a second, **0 errors**, p50 1,162 ms, p95 2,091 ms,
+p99 2,385 ms (target p95 < 300 ms: not met on this host; the cores are saturated); 2,000 sockets held, 6,230
+fill events, 0 missing, order-to-fill-event p50 1,302 ms, p99 2,558 ms. The two runs before it that day
+failed every request: the daphne processes had no database pool (one connection per thread: PostgreSQL's
+100 slots ran out) and the channel layer's Redis pool refused its 101st connection; both are fixed.
 """
 
 from __future__ import annotations
