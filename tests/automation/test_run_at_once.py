@@ -6,10 +6,9 @@ statements a trigger costs, from the hook to the action, stay few."""
 from __future__ import annotations
 
 import os
-import signal
 from concurrent.futures import ThreadPoolExecutor
 
-from django.db import connections, transaction
+from django.db import connections
 from django.test.utils import CaptureQueriesContext
 
 import automation.tasks  # noqa: F401  (the task the worker runs, registered here too)
@@ -18,7 +17,7 @@ from automation.services import rule_event_record, run_execute
 from core.models import Notification
 from core.rls import tenant
 from tests.automation.conftest import post_hook, run_twice_at_once, tv_body, webhook_rule
-from tests.automation.test_runs import _blocked_by, _wait, _worker
+from tests.automation.test_runs import _killed_while_blocked
 
 EVENT = {"ticker": "BTC/USDT", "strategy.order.action": "buy", "strategy.order.contracts": "0.01"}
 NOTIFY = {"kind": "notify", "message": "{{rule}}: {{ticker}} {{strategy.order.action}}"}
@@ -70,27 +69,13 @@ def test_a_worker_killed_mid_run_keeps_nothing_and_the_redelivery_notifies_once(
     """A real Celery worker has acted (the notification and its result row are written, not committed) and
     waits for the rule's row to close the run when it is SIGKILLed: nothing of the run is kept, and the
     redelivered task carries it out once."""
-    from config.celery import app as celery_app
 
     rule = _notify_rule(user_a, paper)
     run = _record(rule)
     queue = f"automation-once-{os.getpid()}-{run.pk}"
-    locker = connections["system"]  # BYPASSRLS: it sees (and locks) the trader's row
-    with transaction.atomic(using="system"):
-        with locker.cursor() as cursor:
-            cursor.execute(f'SELECT 1 FROM "{Rule._meta.db_table}" WHERE id = %s FOR UPDATE', [rule.pk])
-            assert cursor.fetchone() == (1,)
-            cursor.execute("SELECT pg_backend_pid()")
-            [locker_pid] = cursor.fetchone()
-        worker = _worker(queue)
-        try:
-            celery_app.tasks["automation.run_execute"].apply_async(args=[run.pk, user_a.pk], queue=queue)
-            _wait(lambda: _blocked_by(locker_pid), worker, "the worker did not act and wait on the rule's row")
-            worker.send_signal(signal.SIGKILL)
-            worker.wait(timeout=30)
-        finally:
-            if worker.poll() is None:
-                worker.kill()
+    _killed_while_blocked(table=Rule._meta.db_table, row=rule.pk, task="automation.run_execute",
+                          args=[run.pk, user_a.pk], queue=queue,
+                          what="the worker did not act and wait on the rule's row")
     assert _notices(user_a, run) == []
     with tenant(user_a.pk):
         killed = RuleRun.objects.get(pk=run.pk)
@@ -301,7 +286,6 @@ def test_a_drain_killed_mid_run_is_delivered_again_and_each_run_acts_once(user_a
     """A real worker's drain has acted on a pending run (not committed) and waits for the rule's row when it
     is SIGKILLed: nothing of that run is kept, and the drain delivered again does it once (and leaves the
     run done before alone)."""
-    from config.celery import app as celery_app
 
     settings.AUTOMATION_DRAIN_SLOTS = 1
     monkeypatch.setenv("AUTOMATION_DRAIN_SLOTS", "1")  # the worker's too
@@ -310,21 +294,8 @@ def test_a_drain_killed_mid_run_is_delivered_again_and_each_run_acts_once(user_a
     assert run_execute(run_id=first.pk, user_id=user_a.pk).status == "succeeded"
     second = _record(rule, "k-2")
     queue = f"automation-drain-{os.getpid()}-{second.pk}"
-    locker = connections["system"]
-    with transaction.atomic(using="system"):
-        with locker.cursor() as cursor:
-            cursor.execute(f'SELECT 1 FROM "{Rule._meta.db_table}" WHERE id = %s FOR UPDATE', [rule.pk])
-            cursor.execute("SELECT pg_backend_pid()")
-            [locker_pid] = cursor.fetchone()
-        worker = _worker(queue)
-        try:
-            celery_app.tasks["automation.runs_drain"].apply_async(args=[0], queue=queue)
-            _wait(lambda: _blocked_by(locker_pid), worker, "the drain did not act and wait on the rule's row")
-            worker.send_signal(signal.SIGKILL)
-            worker.wait(timeout=30)
-        finally:
-            if worker.poll() is None:
-                worker.kill()
+    _killed_while_blocked(table=Rule._meta.db_table, row=rule.pk, task="automation.runs_drain", args=[0],
+                          queue=queue, what="the drain did not act and wait on the rule's row")
     assert _notices(user_a, second) == []
     from automation.services import runs_drain
 

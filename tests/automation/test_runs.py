@@ -90,6 +90,30 @@ def _blocked_by(holder_pid: int) -> bool:
         return cursor.fetchone()[0] > 0
 
 
+def _killed_while_blocked(*, table: str, row: int, task: str, args: list, queue: str, what: str,
+                          also=lambda: True) -> None:
+    """Hold `row` of `table` locked, let a real Celery worker take `task` on `queue`, and SIGKILL the worker as
+    soon as it waits on that row (and `also()` holds); the lock is released after the kill."""
+    from config.celery import app as celery_app
+
+    locker = connections["system"]  # BYPASSRLS: it sees (and locks) the trader's row
+    with transaction.atomic(using="system"):
+        with locker.cursor() as cursor:
+            cursor.execute(f'SELECT 1 FROM "{table}" WHERE id = %s FOR UPDATE', [row])
+            assert cursor.fetchone() == (1,)
+            cursor.execute("SELECT pg_backend_pid()")
+            [locker_pid] = cursor.fetchone()
+        worker = _worker(queue)
+        try:
+            celery_app.tasks[task].apply_async(args=args, queue=queue)
+            _wait(lambda: also() and _blocked_by(locker_pid), worker, what)
+            worker.send_signal(signal.SIGKILL)
+            worker.wait(timeout=30)
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+
+
 def _feed_live_for_the_whole_test(symbol: str = "BTC/USDT") -> None:
     """A worker can take well over the 30 s a quote stays fresh to start on a loaded machine: the quote is
     kept fresh for the test (the paper venue refuses a market order on a stale price)."""
@@ -101,7 +125,6 @@ def _feed_live_for_the_whole_test(symbol: str = "BTC/USDT") -> None:
 def test_a_worker_killed_mid_run_and_redelivered_places_one_order(user_a, paper, cut):
     """A real Celery worker claims the run and is SIGKILLed while blocked on a row lock; the redelivered task
     resumes the run: one order, not two (and none lost)."""
-    from config.celery import app as celery_app
 
     _feed_live_for_the_whole_test()
     bot = make_bot(user_a, paper)
@@ -111,25 +134,13 @@ def test_a_worker_killed_mid_run_and_redelivered_places_one_order(user_a, paper,
     # Block the worker: before the order the action waits for the rule row (the daily cap's lock); after the
     # order is committed, pausing the bot waits for the bot row.
     table, row = (Rule._meta.db_table, rule.pk) if cut == "before the order" else (Bot._meta.db_table, bot.pk)
-    locker = connections["system"]  # BYPASSRLS: it sees (and locks) the trader's row
-    with transaction.atomic(using="system"):
-        with locker.cursor() as cursor:
-            cursor.execute(f'SELECT 1 FROM "{table}" WHERE id = %s FOR UPDATE', [row])
-            assert cursor.fetchone() == (1,)
-            cursor.execute("SELECT pg_backend_pid()")
-            [locker_pid] = cursor.fetchone()
-        worker = _worker(queue)
-        try:
-            celery_app.tasks["automation.run_execute"].apply_async(args=[run.pk, user_a.pk], queue=queue)
-            with tenant(user_a.pk):
-                # Killed as soon as it waits on the held row (long before the 20 s lock_timeout of the tests).
-                _wait(lambda: RuleRun.objects.get(pk=run.pk).status == "running" and _blocked_by(locker_pid),
-                      worker, "the worker did not claim the run and wait on the held row")
-            worker.send_signal(signal.SIGKILL)
-            worker.wait(timeout=30)
-        finally:
-            if worker.poll() is None:
-                worker.kill()
+    def claimed() -> bool:
+        with tenant(user_a.pk):
+            return RuleRun.objects.get(pk=run.pk).status == "running"
+
+    # Killed as soon as it waits on the held row (long before the 20 s lock_timeout of the tests).
+    _killed_while_blocked(table=table, row=row, task="automation.run_execute", args=[run.pk, user_a.pk],
+                          queue=queue, what="the worker did not claim the run and wait on the held row", also=claimed)
     assert len(_orders(user_a)) == (0 if cut == "before the order" else 1)
     with tenant(user_a.pk):
         claims = RuleRun.objects.get(pk=run.pk).attempts  # 1 (more only if a lock wait ended in a retry)
