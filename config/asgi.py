@@ -13,18 +13,30 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from channels.sessions import SessionMiddlewareStack  # noqa: E402
+from django.conf import settings  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
 from config.routing import public_websocket_urlpatterns, websocket_urlpatterns  # noqa: E402
-from core import ws_backpressure  # noqa: E402
+from core import daphne_http, ws_backpressure  # noqa: E402
+from core.asgi_limit import HttpConcurrencyLimit  # noqa: E402
 from core.rls import SessionUserMiddleware  # noqa: E402
 from marketdata.api_socket import ApiSocketConsumer  # noqa: E402
 
 ws_backpressure.install()  # under daphne, a client that stops reading is closed, not buffered
+daphne_http.install()  # under daphne, Twisted no longer parses POST bodies that daphne never reads
+
+if os.environ.get("WEB_HTTP_MODE") == "wsgi":
+    from a2wsgi import WSGIMiddleware
+    from django.core.wsgi import get_wsgi_application
+
+    _http = WSGIMiddleware(get_wsgi_application(), workers=settings.WEB_HTTP_CONCURRENCY or 8)
+else:
+    _http = HttpConcurrencyLimit(django_asgi_app, settings.WEB_HTTP_CONCURRENCY)
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # A queue in front of Django instead of a thread per request (core/asgi_limit.py).
+        "http": _http,
         # The programs' socket: token-authenticated (no cookies), so no origin check (programs send none).
         "websocket": URLRouter(
             [

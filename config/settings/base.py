@@ -121,6 +121,9 @@ DATABASE_POOLER_URL = env("DATABASE_POOLER_URL", default="")
 DATABASE_POOLER_PREPARED_STATEMENTS = env.bool("DATABASE_POOLER_PREPARED_STATEMENTS", default=False)
 DATABASE_PREPARED_STATEMENTS = not DATABASE_POOLER_URL or DATABASE_POOLER_PREPARED_STATEMENTS
 DB_POOL_SIZE = env.int("DB_POOL_SIZE", default=0)
+# HTTP requests a web process lets into Django at once, the rest queued in order (core/asgi_limit.py): by
+# default the pool's size, so an admitted request never waits for a connection. 0: no limit.
+WEB_HTTP_CONCURRENCY = env.int("WEB_HTTP_CONCURRENCY", default=DB_POOL_SIZE)
 # PostgreSQL durations ("15s", "500ms") for the runtime roles; the owner (migrations) has neither.
 DB_LOCK_TIMEOUT = env("DB_LOCK_TIMEOUT", default="15s")
 DB_STATEMENT_TIMEOUT = env("DB_STATEMENT_TIMEOUT", default="30s")
@@ -156,7 +159,7 @@ REDIS_URL = env("REDIS_URL")
 REDIS_KEY_PREFIX = env("REDIS_KEY_PREFIX", default="nexus")
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "core.cache.RedisCache",  # one connection pool per process (core/cache.py)
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": REDIS_KEY_PREFIX,
     }

@@ -27,7 +27,7 @@ CELERY_BROKER_URL = REDIS_URL
 REDIS_KEY_PREFIX = "nexus-test"
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "core.cache.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": REDIS_KEY_PREFIX,
     }

@@ -1,0 +1,32 @@
+"""Django's Redis cache with one connection pool per process, not one per request.
+
+`django.core.cache.caches` keeps a cache object per thread and per asyncio context, and Django's
+RedisCache gives each object its own redis-py connection pool. Under daphne every HTTP request runs in
+a context (and a thread) of its own, so every request built a new pool and opened a new TCP connection
+to Redis (with its handshake) for the session read, the rate limit or a worker's doorbell, and left it
+for the garbage collector to close. This backend shares the client, and with it the pool, among all the
+cache objects of a process that have the same servers and options; redis-py's pool is thread-safe and
+resets itself in a forked child (Celery's prefork workers).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
+from django.utils.functional import cached_property
+
+_clients: dict[tuple, Any] = {}
+_lock = threading.Lock()
+
+
+class RedisCache(DjangoRedisCache):
+    @cached_property
+    def _cache(self):
+        key = (tuple(self._servers), repr(sorted(self._options.items())))
+        with _lock:
+            client = _clients.get(key)
+            if client is None:
+                client = _clients[key] = self._class(self._servers, **self._options)
+        return client
