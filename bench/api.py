@@ -247,8 +247,15 @@ def free_port() -> int:
 
 
 def start_daphne(port: int, log) -> subprocess.Popen:
+    from config.webserver import bind
+
+    # Bound here with the web tier's listen backlog (config.webserver: 2,048), passed to daphne with --fd:
+    # daphne's own `-p` listens with Twisted's backlog of 50, and 2,000 sockets connecting at once then
+    # overflow it (the kernel resets the connections it cannot queue).
+    listener = bind("127.0.0.1", port)
     process = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+        [sys.executable, "-m", "daphne", "--fd", str(listener.fileno()), "config.asgi:application"],
+        pass_fds=(listener.fileno(),),
         cwd=ROOT,
         # As config.webserver runs its daphne children in production: a pool of database connections per
         # runtime role (WEB_DB_POOL_SIZE, 4), not one connection per thread.
@@ -256,6 +263,7 @@ def start_daphne(port: int, log) -> subprocess.Popen:
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+    listener.close()  # daphne holds its own copy
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -279,6 +287,7 @@ class Results:
         self.fill_arrivals: dict[str, list[float]] = defaultdict(list)
         self.sockets_open = 0
         self.socket_failures: Counter[str] = Counter()
+        self.socket_failure_examples: dict[str, str] = {}  # one message per kind, to tell causes apart
 
 
 async def watch_fills(
@@ -317,6 +326,7 @@ async def watch_fills(
                     results.fill_arrivals[event["order_id"]].append(time.perf_counter())
     except (aiohttp.ClientError, OSError, TimeoutError) as error:
         results.socket_failures[type(error).__name__] += 1
+        results.socket_failure_examples.setdefault(type(error).__name__, str(error)[:200])
         opened.append(1)
         if len(opened) >= client.sockets_total:
             ready.set()
@@ -444,6 +454,7 @@ def fill_events(results: Results) -> dict:
     return {
         "sockets_held": results.sockets_open,
         "socket_failures": dict(results.socket_failures),
+        "socket_failure_examples": results.socket_failure_examples,
         "fills_watched": len(results.fills_expected),
         "fill_events": len(latencies),
         "fill_events_missing": missing,

@@ -25,18 +25,10 @@ from marketdata.api_socket import ApiSocketConsumer  # noqa: E402
 ws_backpressure.install()  # under daphne, a client that stops reading is closed, not buffered
 daphne_http.install()  # under daphne, Twisted no longer parses POST bodies that daphne never reads
 
-if os.environ.get("WEB_HTTP_MODE") == "wsgi":
-    from a2wsgi import WSGIMiddleware
-    from django.core.wsgi import get_wsgi_application
-
-    _http = WSGIMiddleware(get_wsgi_application(), workers=settings.WEB_HTTP_CONCURRENCY or 8)
-else:
-    _http = HttpConcurrencyLimit(django_asgi_app, settings.WEB_HTTP_CONCURRENCY)
-
 application = ProtocolTypeRouter(
     {
         # A queue in front of Django instead of a thread per request (core/asgi_limit.py).
-        "http": _http,
+        "http": HttpConcurrencyLimit(django_asgi_app, settings.WEB_HTTP_CONCURRENCY),
         # The programs' socket: token-authenticated (no cookies), so no origin check (programs send none).
         "websocket": URLRouter(
             [

@@ -1,0 +1,136 @@
+"""The web tier's per-process plumbing: the request queue in front of Django, one Redis pool per process,
+and daphne leaving POST bodies to Django."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import threading
+from unittest import mock
+
+import pytest
+from django.core.cache import caches
+
+from core.asgi_limit import HttpConcurrencyLimit
+
+
+class _Recorder:
+    """An ASGI app that holds each call until released and notes how many run at once, in what order."""
+
+    def __init__(self) -> None:
+        self.running = 0
+        self.most = 0
+        self.started: list[int] = []
+        self.release = asyncio.Event()
+
+    async def __call__(self, scope, receive, send) -> None:
+        self.running += 1
+        self.most = max(self.most, self.running)
+        self.started.append(scope["n"])
+        try:
+            await self.release.wait()
+        finally:
+            self.running -= 1
+
+
+async def _noop_receive() -> dict:
+    return {"type": "http.request", "body": b""}
+
+
+async def _noop_send(message: dict) -> None:
+    return None
+
+
+def test_at_most_the_limit_run_at_once_and_the_rest_in_arrival_order():
+    async def scenario():
+        app = _Recorder()
+        limited = HttpConcurrencyLimit(app, 3)
+        calls = [asyncio.create_task(limited({"type": "http", "n": n}, _noop_receive, _noop_send)) for n in range(12)]
+        for _ in range(50):
+            await asyncio.sleep(0)
+        assert app.running == 3 and limited.waiting == 9
+        app.release.set()
+        await asyncio.gather(*calls)
+        return app, limited
+
+    app, limited = asyncio.run(scenario())
+    assert app.most == 3
+    assert app.started == list(range(12))  # first come, first served
+    assert limited.waiting == 0 and limited.active == 0
+
+
+def test_a_failing_request_gives_its_turn_back():
+    async def boom(scope, receive, send):
+        raise RuntimeError("view crashed")
+
+    async def scenario():
+        limited = HttpConcurrencyLimit(boom, 1)
+        for _ in range(3):
+            with pytest.raises(RuntimeError):
+                await asyncio.wait_for(limited({"type": "http"}, _noop_receive, _noop_send), timeout=2)
+        return limited
+
+    limited = asyncio.run(scenario())
+    assert limited.active == 0 and limited.waiting == 0
+
+
+def test_websockets_and_an_unset_limit_are_not_queued():
+    async def scenario(scope_type: str, limit: int):
+        app = _Recorder()
+        limited = HttpConcurrencyLimit(app, limit)
+        calls = [asyncio.create_task(limited({"type": scope_type, "n": n}, _noop_receive, _noop_send)) for n in range(8)]
+        for _ in range(50):
+            await asyncio.sleep(0)
+        running = app.running
+        app.release.set()
+        await asyncio.gather(*calls)
+        return running
+
+    assert asyncio.run(scenario("websocket", 2)) == 8
+    assert asyncio.run(scenario("http", 0)) == 8
+
+
+def test_every_request_context_shares_one_redis_pool():
+    """Each daphne request runs in a thread and context of its own, as here: one connection pool for all."""
+    clients, failures = [], []
+
+    def request(n: int) -> None:
+        try:
+            cache = caches["default"]  # a new cache object per thread/context, as under ASGI
+            cache.set(f"web-tier-test:{n}", n, 30)
+            assert cache.get(f"web-tier-test:{n}") == n
+            clients.append(cache._cache)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+
+    for batch in range(4):
+        threads = [threading.Thread(target=request, args=(batch * 10 + i,)) for i in range(10)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert not failures
+    assert len(clients) == 40 and len({id(client) for client in clients}) == 1
+    pool = clients[0]._get_connection_pool(write=True)
+    # At most one connection per request that ran at the same moment, never one per request.
+    assert len(pool._available_connections) + len(pool._in_use_connections) <= 10
+
+
+def test_daphne_leaves_post_bodies_to_django():
+    from daphne.http_protocol import WebRequest
+
+    from core import daphne_http
+
+    assert daphne_http.install() is True
+    assert daphne_http.install() is True  # twice is harmless
+    channel = mock.MagicMock()
+    request = WebRequest(channel)
+    request.content = io.BytesIO()
+    request.content.write(b"a=1&b=2")  # as the channel writes the body (Twisted reads its length from tell())
+    request.requestHeaders.setRawHeaders(b"content-type", [b"application/x-www-form-urlencoded"])
+    request.requestHeaders.setRawHeaders(b"content-length", [b"7"])
+    with mock.patch("twisted.web.http._parseContentType") as parse, mock.patch.object(WebRequest, "process"):
+        request.requestReceived(b"POST", b"/automation/hooks/x/", b"HTTP/1.1")
+    parse.assert_not_called()
+    assert request.args == {}
+    assert request.content.read() == b"a=1&b=2"  # the body daphne hands to the application, untouched
