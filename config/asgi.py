@@ -19,7 +19,7 @@ from django.urls import re_path  # noqa: E402
 from config.routing import public_websocket_urlpatterns, websocket_urlpatterns  # noqa: E402
 from core import daphne_http, ws_backpressure  # noqa: E402
 from core.asgi_limit import HttpConcurrencyLimit  # noqa: E402
-from core.rls import SessionUserMiddleware  # noqa: E402
+from core.rls import PROBE_PATHS, SessionUserMiddleware  # noqa: E402
 from marketdata.api_socket import ApiSocketConsumer  # noqa: E402
 
 ws_backpressure.install()  # under daphne, a client that stops reading is closed, not buffered
@@ -28,7 +28,7 @@ daphne_http.install()  # under daphne, Twisted no longer parses POST bodies that
 application = ProtocolTypeRouter(
     {
         # A queue in front of Django instead of a thread per request (core/asgi_limit.py).
-        "http": HttpConcurrencyLimit(django_asgi_app, settings.WEB_HTTP_CONCURRENCY),
+        "http": HttpConcurrencyLimit(django_asgi_app, settings.WEB_HTTP_CONCURRENCY, exempt=PROBE_PATHS),
         # The programs' socket: token-authenticated (no cookies), so no origin check (programs send none).
         "websocket": URLRouter(
             [

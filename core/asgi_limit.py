@@ -6,7 +6,9 @@ bound: under a burst a daphne process starts hundreds of threads that fight over
 the process could serve them one after another. Admitting at most `limit` requests (by default the
 pool's size: every admitted request finds a connection of each role it uses) turns that into a queue
 on the event loop, first come first served, where a waiting request costs a few hundred bytes and no
-thread. WebSockets and lifespan pass straight through (a socket's work is short calls of its own).
+thread. WebSockets and lifespan pass straight through (a socket's work is short calls of its own), and
+so do the `exempt` paths (the health probes: a busy process must still answer its liveness probe rather
+than be restarted for being busy).
 """
 
 from __future__ import annotations
@@ -24,11 +26,12 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 class HttpConcurrencyLimit:
     """ASGI middleware: `limit` HTTP requests at once through `app` (0 or less: no limit)."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, *, exempt: frozenset[str] = frozenset()) -> None:
         self.app = app
         self.limit = limit
+        self.exempt = exempt
         self._semaphores: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
-        self.waiting = 0  # requests queued for a turn now (for metrics and tests)
+        self.waiting = 0  # requests queued for a turn now
         self.active = 0
 
     def _semaphore(self) -> asyncio.Semaphore:
@@ -39,7 +42,7 @@ class HttpConcurrencyLimit:
         return semaphore
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.limit <= 0:
+        if scope["type"] != "http" or self.limit <= 0 or scope.get("path") in self.exempt:
             await self.app(scope, receive, send)
             return
         semaphore = self._semaphore()

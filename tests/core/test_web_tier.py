@@ -45,7 +45,10 @@ def test_at_most_the_limit_run_at_once_and_the_rest_in_arrival_order():
     async def scenario():
         app = _Recorder()
         limited = HttpConcurrencyLimit(app, 3)
-        calls = [asyncio.create_task(limited({"type": "http", "n": n}, _noop_receive, _noop_send)) for n in range(12)]
+        calls = [
+            asyncio.create_task(limited({"type": "http", "n": n}, _noop_receive, _noop_send))
+            for n in range(12)
+        ]
         for _ in range(50):
             await asyncio.sleep(0)
         assert app.running == 3 and limited.waiting == 9
@@ -78,7 +81,10 @@ def test_websockets_and_an_unset_limit_are_not_queued():
     async def scenario(scope_type: str, limit: int):
         app = _Recorder()
         limited = HttpConcurrencyLimit(app, limit)
-        calls = [asyncio.create_task(limited({"type": scope_type, "n": n}, _noop_receive, _noop_send)) for n in range(8)]
+        calls = [
+            asyncio.create_task(limited({"type": scope_type, "n": n}, _noop_receive, _noop_send))
+            for n in range(8)
+        ]
         for _ in range(50):
             await asyncio.sleep(0)
         running = app.running
@@ -88,6 +94,29 @@ def test_websockets_and_an_unset_limit_are_not_queued():
 
     assert asyncio.run(scenario("websocket", 2)) == 8
     assert asyncio.run(scenario("http", 0)) == 8
+
+
+def test_health_probes_answer_while_every_turn_is_taken():
+    async def scenario():
+        app = _Recorder()
+        limited = HttpConcurrencyLimit(app, 1, exempt=frozenset({"/healthz"}))
+        busy = asyncio.create_task(
+            limited({"type": "http", "path": "/api/v1/x/", "n": 0}, _noop_receive, _noop_send)
+        )
+        queued = asyncio.create_task(
+            limited({"type": "http", "path": "/api/v1/y/", "n": 1}, _noop_receive, _noop_send)
+        )
+        probe = asyncio.create_task(
+            limited({"type": "http", "path": "/healthz", "n": 2}, _noop_receive, _noop_send)
+        )
+        for _ in range(50):
+            await asyncio.sleep(0)
+        started = list(app.started)
+        app.release.set()
+        await asyncio.gather(busy, queued, probe)
+        return started
+
+    assert asyncio.run(scenario()) == [0, 2]  # the probe ran past the queued request
 
 
 def test_every_request_context_shares_one_redis_pool():
