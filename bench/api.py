@@ -2,7 +2,7 @@
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/nexus REDIS_URL=redis://127.0.0.1:6379/0 \
         .venv/bin/python bench/api.py [--duration 60] [--clients 200] [--servers 2] [--pause 1.0] \
-        [--warmup 5] [--sockets 2000] [--log daphne.log]
+        [--warmup 5] [--sockets 2000] [--socket-batch 250] [--log daphne.log]
 
 It uses a database of its own (<name>_bench_api, recreated), a Redis key prefix of its own, DEBUG off, and:
 
@@ -24,7 +24,8 @@ It uses a database of its own (<name>_bench_api, recreated), a Redis key prefix 
    its whole body. The first `--warmup` seconds of load are not measured (the servers' first requests).
    A request still unanswered after 60 s counts as an error (`exception:TimeoutError`).
 4. meanwhile holds `--sockets` program sockets on /ws/v1/ (default 2,000), spread evenly over the traders
-   (2,000 sockets and 200 traders: 10 each, on both servers) and subscribed to `fills`, answering the
+   (2,000 sockets and 200 traders: 10 each, on both servers; opened `--socket-batch` at a time before the
+   load starts) and subscribed to `fills`, answering the
    server's heartbeats with a ping as a program does. For every measured paper order that fills, each of
    its trader's sockets records when the `fill` event arrived; `fill_event_ms` is the time from sending
    the order's POST to that arrival (the fill is committed somewhere inside that request, so this bounds
@@ -410,7 +411,8 @@ async def run_client(
 
 
 async def drive(
-    clients: list[Seeded], ports: list[int], warmup: float, duration: float, pause: float, sockets: int
+    clients: list[Seeded], ports: list[int], warmup: float, duration: float, pause: float, sockets: int,
+    socket_batch: int,
 ) -> tuple[Results, float]:
     results = Results()
     ready, opened = asyncio.Event(), []
@@ -418,15 +420,22 @@ async def drive(
         clients[n % len(clients)].sockets += 1
     for client in clients:
         client.sockets_total = sockets
-    # The sockets open first (spread over the servers), then the load starts.
+    # The sockets open first (spread over the servers), `socket_batch` at a time as programs come and go
+    # (each wave open, or failed, before the next starts), then the load starts.
     until = {"deadline": float("inf")}
-    watchers = [
-        asyncio.create_task(
-            watch_fills(clients[n % len(clients)], f"http://127.0.0.1:{ports[n % len(ports)]}",
-                        until, results, ready, opened)
-        )
-        for n in range(sockets)
-    ]
+    watchers = []
+    for first in range(0, sockets, socket_batch):
+        wave = range(first, min(first + socket_batch, sockets))
+        watchers += [
+            asyncio.create_task(
+                watch_fills(clients[n % len(clients)], f"http://127.0.0.1:{ports[n % len(ports)]}",
+                            until, results, ready, opened)
+            )
+            for n in wave
+        ]
+        wave_deadline = time.monotonic() + 120
+        while len(opened) < wave.stop and time.monotonic() < wave_deadline:
+            await asyncio.sleep(0.05)
     if sockets:
         await asyncio.wait_for(ready.wait(), timeout=300)
     started = time.monotonic() + warmup
@@ -472,6 +481,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=5, help="seconds of load before measuring")
     parser.add_argument("--pause", type=float, default=1.0, help="mean seconds between a client's requests")
     parser.add_argument("--sockets", type=int, default=2000, help="program sockets held, spread over the traders")
+    parser.add_argument("--socket-batch", type=int, default=250,
+                        help="sockets opened at once (a wave opens once the one before is open)")
     args = parser.parse_args()
     random.seed(7)
 
@@ -492,7 +503,7 @@ def main() -> None:
         for port in ports:
             servers.append(start_daphne(port, log))
         results, seconds = asyncio.run(
-            drive(clients, ports, args.warmup, args.duration, args.pause, args.sockets)
+            drive(clients, ports, args.warmup, args.duration, args.pause, args.sockets, max(1, args.socket_batch))
         )
     finally:
         stop.set()
