@@ -5,10 +5,15 @@ anonymous and logged-in visitors alike, and thousands of them should not each re
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)
+
+from core.asgi_handler import SyncChainASGIHandler  # noqa: E402
+
+# Django's ASGI handler, its middleware chain run in one thread hop per request (core/asgi_handler.py).
+django_asgi_app = SyncChainASGIHandler()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402

@@ -41,7 +41,7 @@ import psycopg
 from django.conf import settings
 from django.db import connections, models
 
-from core.rls import USER_SETTING, _tenant_stack
+from core.rls import NOBODY, USER_SETTING, _tenant_stack
 
 SET_TENANT = "SELECT set_config(%s, %s, true)"
 _UNKNOWN = object()  # what the transaction acts as before the pipeline's first set_config
@@ -191,7 +191,8 @@ class TenantPipeline:
         wrapper = connections[using]
         if not wrapper.in_atomic_block:
             raise RuntimeError("TenantPipeline needs a transaction (transaction.atomic())")
-        stack = _tenant_stack(using)
+        # An anonymous request's transaction (acting_as_nobody) is no enclosing tenant() block.
+        stack = [entry for entry in _tenant_stack(using) if entry != NOBODY]
         if within_tenant and not stack:
             raise RuntimeError("within_tenant=True needs an enclosing tenant() block")
         if stack and not within_tenant:

@@ -6,7 +6,9 @@ a context (and a thread) of its own, so every request built a new pool and opene
 to Redis (with its handshake) for the session read, the rate limit or a worker's doorbell, and left it
 for the garbage collector to close. This backend shares the client, and with it the pool, among all the
 cache objects of a process that have the same servers and options; redis-py's pool is thread-safe and
-resets itself in a forked child (Celery's prefork workers).
+resets itself in a forked child (Celery's prefork workers). Django's client also builds a new redis-py
+`Redis` object (and its table of some 170 response callbacks) for every cache call; ours keeps one per
+pool, as redis-py intends (a `Redis` object is thread-safe).
 """
 
 from __future__ import annotations
@@ -15,13 +17,34 @@ import threading
 from typing import Any
 
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
+from django.core.cache.backends.redis import RedisCacheClient
 from django.utils.functional import cached_property
 
 _clients: dict[tuple, Any] = {}
 _lock = threading.Lock()
 
 
+class SharedRedisCacheClient(RedisCacheClient):
+    """One redis-py client per connection pool, made once, instead of one per cache call."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._redis_clients: dict[int, Any] = {}
+
+    def get_client(self, key=None, *, write=False):
+        pool = self._get_connection_pool(write)
+        client = self._redis_clients.get(id(pool))
+        if client is None:
+            with _lock:
+                client = self._redis_clients.setdefault(id(pool), self._client(connection_pool=pool))
+        return client
+
+
 class RedisCache(DjangoRedisCache):
+    def __init__(self, server, params) -> None:
+        super().__init__(server, params)
+        self._class = SharedRedisCacheClient
+
     @cached_property
     def _cache(self):
         key = (tuple(self._servers), repr(sorted(self._options.items())))

@@ -144,6 +144,24 @@ def tenant(user_id: int, *, using: str = "default") -> Iterator[None]:
                 _set_user_setting(cursor, previous)
 
 
+# The stack entry of a transaction that acts as nobody yet (the anonymous request's, until DRF's token
+# authentication names its user with activate_tenant()).
+NOBODY = 0
+
+
+@contextmanager
+def acting_as_nobody(*, using: str = "default") -> Iterator[None]:
+    """A transaction that acts as no user (until activate_tenant() names one, which nested tenant() blocks
+    for that user then find on the stack: no round trip to set what is already set)."""
+    stack = _tenant_stack(using)
+    with transaction.atomic(using=using):
+        stack.append(NOBODY)
+        try:
+            yield
+        finally:
+            stack.pop()
+
+
 def activate_tenant(user_id: int, *, using: str = "default") -> None:
     """Make the rest of the current transaction act as `user_id`.
 
@@ -279,7 +297,7 @@ class TenantMiddleware:
         if needs_auth_context(request):
             with auth_context(reason=f"sign-in: {request.method} {request.path}"):
                 return self._respond(request)
-        with transaction.atomic():
+        with acting_as_nobody():
             return self._respond(request)
 
     def _as_user(self, request: HttpRequest) -> HttpResponse:

@@ -1,5 +1,5 @@
-"""The web tier's per-process plumbing: the request queue in front of Django, one Redis pool per process,
-and daphne leaving POST bodies to Django."""
+"""The web tier's per-process plumbing: the request queue in front of Django, Django's middleware chain in
+one thread hop, one Redis pool (and client) per process, and daphne leaving POST bodies to Django."""
 
 from __future__ import annotations
 
@@ -9,8 +9,12 @@ import threading
 from unittest import mock
 
 import pytest
+from asgiref.sync import AsyncToSync
+from asgiref.testing import ApplicationCommunicator
 from django.core.cache import caches
+from django.core.handlers.asgi import ASGIHandler
 
+from core.asgi_handler import SyncChainASGIHandler
 from core.asgi_limit import HttpConcurrencyLimit
 
 
@@ -119,6 +123,40 @@ def test_health_probes_answer_while_every_turn_is_taken():
     assert asyncio.run(scenario()) == [0, 2]  # the probe ran past the queued request
 
 
+def _asgi_get(app, path: str) -> tuple[int, bytes]:
+    async def scenario():
+        communicator = ApplicationCommunicator(app, {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
+            "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+            "headers": [(b"host", b"testserver")], "client": ("127.0.0.1", 50000), "server": ("testserver", 80),
+        })
+        await communicator.send_input({"type": "http.request", "body": b"", "more_body": False})
+        start = await communicator.receive_output(10)
+        body = await communicator.receive_output(10)
+        await communicator.wait(10)
+        return start["status"], body["body"]
+
+    return asyncio.run(scenario())
+
+
+def test_the_middleware_chain_runs_in_one_hop_from_the_event_loop(monkeypatch):
+    """Django's own ASGI handler returns to the event loop inside the chain (an async-capable middleware
+    below sync ones: async_to_sync, then the view back in a thread); ours runs chain and view in one go."""
+    crossings = []
+    original = AsyncToSync.__call__
+
+    def counted(self, *args, **kwargs):
+        crossings.append(getattr(self.awaitable, "__qualname__", repr(self.awaitable)))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(AsyncToSync, "__call__", counted)
+    assert _asgi_get(ASGIHandler(), "/healthz") == (200, b'{"status": "ok"}')
+    assert crossings, "Django's handler no longer crosses back to the loop: this handler may be unneeded"
+    crossings.clear()
+    assert _asgi_get(SyncChainASGIHandler(), "/healthz") == (200, b'{"status": "ok"}')
+    assert crossings == []
+
+
 def test_every_request_context_shares_one_redis_pool():
     """Each daphne request runs in a thread and context of its own, as here: one connection pool for all."""
     clients, failures = [], []
@@ -140,6 +178,8 @@ def test_every_request_context_shares_one_redis_pool():
             thread.join()
     assert not failures
     assert len(clients) == 40 and len({id(client) for client in clients}) == 1
+    # and one redis-py client on it, not a new one (with its callback tables) per cache call
+    assert clients[0].get_client(write=True) is clients[0].get_client(write=True)
     pool = clients[0]._get_connection_pool(write=True)
     # At most one connection per request that ran at the same moment, never one per request.
     assert len(pool._available_connections) + len(pool._in_use_connections) <= 10

@@ -7,9 +7,17 @@ from django.contrib.auth import SESSION_KEY
 from django.db import DatabaseError, connection, transaction
 from django.http import HttpResponse
 from django.test import RequestFactory
+from django.test.utils import CaptureQueriesContext
 
 from core.audit import audit_record
-from core.rls import TenantMiddleware, current_tenant_id, system_context, tenant
+from core.rls import (
+    TenantMiddleware,
+    _tenant_stack,
+    activate_tenant,
+    current_tenant_id,
+    system_context,
+    tenant,
+)
 
 
 def _count(sql: str, params=()) -> int:
@@ -102,6 +110,29 @@ def test_middleware_runs_the_view_as_the_logged_in_user(rows, user_a):
     request = _signed_in(RequestFactory().get("/dashboard/"), user_a)
     TenantMiddleware(view)(request)
     assert seen == {"tenant": user_a.pk, "rows": 1}
+
+
+def test_a_token_request_acts_as_its_user_once_authenticated(rows, user_a, user_b):
+    """An API request starts as nobody; once token authentication names the user (activate_tenant), the
+    services' own tenant(user) blocks find the transaction already acting as that user (no second
+    set_config), a block for someone else still switches and restores, and nothing outlives the request."""
+    seen = {}
+
+    def view(request):
+        seen["before"] = _count("SELECT count(*) FROM core_auditlog WHERE action LIKE 'test.%%'")
+        activate_tenant(user_a.pk)
+        with CaptureQueriesContext(connection) as queries, tenant(user_a.pk):
+            seen["rows"] = _count("SELECT count(*) FROM core_auditlog WHERE action LIKE 'test.%%'")
+        seen["settings"] = [query["sql"] for query in queries if "set_config" in query["sql"]]
+        with tenant(user_b.pk):
+            seen["inner"] = current_tenant_id()
+        seen["after"] = current_tenant_id()
+        return HttpResponse("ok")
+
+    TenantMiddleware(view)(RequestFactory().get("/api/v1/portfolios/"))  # no session: a token request
+    assert seen == {"before": 0, "rows": 1, "settings": [], "inner": user_b.pk, "after": user_a.pk}
+    assert _tenant_stack("default") == []
+    assert current_tenant_id() is None
 
 
 def test_middleware_keeps_nothing_a_failing_request_wrote(user_a):
