@@ -164,6 +164,7 @@ CACHES = {
         "KEY_PREFIX": REDIS_KEY_PREFIX,
     }
 }
+CHANNEL_LAYER_SOCKET_TIMEOUT = env.float("CHANNEL_LAYER_SOCKET_TIMEOUT", default=20.0)
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
@@ -171,8 +172,13 @@ CHANNEL_LAYERS = {
             # redis-py's asyncio pool refuses a connection past max_connections (default 100) instead of
             # waiting: a thousand sockets joining their groups at once on one web process got "Too many
             # connections". Idle pooled connections cost Redis little (maxclients is 10,000 by default).
+            # socket_timeout: a consumer waits for its messages with BZPOPMIN, which Redis answers after 5 s
+            # (channels-redis' brpop_timeout) when none came; redis-py's default read timeout is 5 s as well,
+            # so on a busy event loop the client's timer could fire before the reply was read: TimeoutError,
+            # the consumer died and its socket closed with 1011. The read timeout must outlast the block.
             "hosts": [{"address": REDIS_URL,
-                       "max_connections": env.int("CHANNEL_LAYER_MAX_CONNECTIONS", default=1000)}],
+                       "max_connections": env.int("CHANNEL_LAYER_MAX_CONNECTIONS", default=1000),
+                       "socket_timeout": CHANNEL_LAYER_SOCKET_TIMEOUT}],
             "prefix": f"{REDIS_KEY_PREFIX}:asgi",
             # A slow client's queue is bounded; messages past it are dropped, not buffered forever.
             "capacity": 200,

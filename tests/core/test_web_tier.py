@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import io
 import threading
+import time
 from unittest import mock
 
 import pytest
+import redis.exceptions
 from asgiref.sync import AsyncToSync
 from asgiref.testing import ApplicationCommunicator
 from django.core.cache import caches
@@ -203,3 +205,37 @@ def test_daphne_leaves_post_bodies_to_django():
     parse.assert_not_called()
     assert request.args == {}
     assert request.content.read() == b"a=1&b=2"  # the body daphne hands to the application, untouched
+
+
+def _late_loop_receive(host: dict):
+    """A consumer's wait for its next message (BZPOPMIN, here blocking 0.5 s) while the event loop is busy
+    past the block, as a loaded web process's loop is; then a message arrives."""
+    from channels_redis.core import RedisChannelLayer
+    from django.conf import settings
+
+    async def scenario():
+        layer = RedisChannelLayer(hosts=[{"address": settings.REDIS_URL, **host}], prefix="nexus-test:late-loop")
+        layer.brpop_timeout = 0.5
+        channel = await layer.new_channel()
+        waiting = asyncio.create_task(layer.receive(channel))
+        await asyncio.sleep(0.1)  # the BZPOPMIN is on its way
+        time.sleep(0.8)  # noqa: ASYNC251 - the loop busy with other work past the block, on purpose
+        await layer.send(channel, {"type": "late.message"})
+        try:
+            return await asyncio.wait_for(waiting, 5)
+        finally:
+            await layer.flush()
+
+    return asyncio.run(scenario())
+
+
+def test_a_busy_event_loop_does_not_kill_a_consumer_waiting_for_messages():
+    """The channel layer's read timeout outlasts its blocking wait: a reply read late is still a reply
+    (redis-py's default, equal to the wait, raised TimeoutError in the consumer: close 1011)."""
+    from config.settings import base
+
+    host = {key: value for key, value in base.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"][0].items() if key != "address"}
+    assert host["socket_timeout"] > 5  # channels-redis' own brpop_timeout
+    assert _late_loop_receive({**host, "socket_timeout": host["socket_timeout"] / 10})["type"] == "late.message"
+    with pytest.raises(redis.exceptions.TimeoutError):  # a read timeout equal to the block, as redis-py's default
+        _late_loop_receive({"socket_timeout": 0.5})
