@@ -38,13 +38,13 @@ no errors). The clients run on the same host as the servers, PostgreSQL and Redi
 (the reference machine has 2, and other work may be running on it): the figures are an upper bound of
 what a dedicated host would show.
 
-Measured 2026-12-01 00:03 UTC on that host (2 cores; load average 2.7 before, 4.3 after; the 200 clients,
-the 2,000 sockets, both daphne processes, PostgreSQL and Redis all on it), 200 clients for 60 s, pause 1 s,
-2,000 sockets: 5,387 requests (85.7 a second), 9.9 orders a second, **0 errors**, p50 1,162 ms, p95 2,091 ms,
-p99 2,385 ms (target p95 < 300 ms: not met on this host; the cores are saturated); 2,000 sockets held, 6,230
-fill events, 0 missing, order-to-fill-event p50 1,302 ms, p99 2,558 ms. The two runs before it that day
-failed every request: the daphne processes had no database pool (one connection per thread: PostgreSQL's
-100 slots ran out) and the channel layer's Redis pool refused its 101st connection; both are fixed.
+Measured 2026-12-01 06:05 UTC on that host (2 cores; the 200 clients, the 2,000 sockets, both daphne
+processes, PostgreSQL and Redis all on it), 200 clients for 60 s, pause 1 s, 2,000 sockets: 4,774 requests
+(74.9 a second), 8.8 orders a second, **0 errors**, p50 1,444 ms, p95 2,289 ms, p99 2,725 ms (target p95 <
+300 ms: not met on this host; the cores are saturated, the offered load is about 190 requests a second);
+2,000 sockets held, none closed, 5,610 fill events, 0 missing, order-to-fill-event p50 1,666 ms, p99 2,933
+ms. Back to back (`--clients 60 --pause 0 --sockets 0`, 30 s), the most the two processes serve here: 107
+requests a second (74 before the one-hop middleware chain of core/asgi_handler.py, the same day).
 """
 
 from __future__ import annotations
