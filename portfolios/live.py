@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import structlog
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db import connections
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -221,9 +222,28 @@ class TickRevaluation(TickHandler):
     """The `revaluation` tick consumer (`manage.py run_tick_consumer revaluation`): each read takes every
     entry waiting (up to a thousand) as one change batch, so a slow round coalesces instead of queueing.
     Latest state wins: the quotes are read when the batch is rendered, and a restarted process starts
-    from the newest entry instead of the backlog."""
+    from the newest entry instead of the backlog.
+
+    Rounds start at most once every PORTFOLIO_REVALUATION_INTERVAL seconds (default 1): the feed publishes
+    several batches a second, and re-rendering every open dashboard for each one cost this process, and
+    the web processes that forward each fragment to its socket, a core's worth of work under load for
+    changes no one reads faster than once a second. A round that comes sooner waits out the rest of the
+    interval, then renders with the quotes of that moment; the ticks that arrive meanwhile are read
+    together in the next round."""
+
+    clock = staticmethod(time.monotonic)
+    pause = staticmethod(time.sleep)
+
+    def __init__(self) -> None:
+        self._last_round: float | None = None
 
     def handle(self, ticks: list[TickEvent]) -> None:
+        interval = float(settings.PORTFOLIO_REVALUATION_INTERVAL)
+        if self._last_round is not None and interval > 0:
+            wait = self._last_round + interval - self.clock()
+            if wait > 0:
+                self.pause(wait)
+        self._last_round = self.clock()
         result = portfolios_revalue(symbols={tick.symbol for tick in ticks})
         logger.debug(
             "portfolios.revalued",

@@ -164,6 +164,9 @@ CACHES = {
         "KEY_PREFIX": REDIS_KEY_PREFIX,
     }
 }
+# Open dashboards are revalued and re-rendered at most once in this many seconds, however often prices move
+# (portfolios/live.py, TickRevaluation).
+PORTFOLIO_REVALUATION_INTERVAL = env.float("PORTFOLIO_REVALUATION_INTERVAL", default=1.0)
 CHANNEL_LAYER_SOCKET_TIMEOUT = env.float("CHANNEL_LAYER_SOCKET_TIMEOUT", default=20.0)
 CHANNEL_LAYERS = {
     "default": {

@@ -185,6 +185,38 @@ def test_ticks_arriving_during_a_slow_round_coalesce_into_one_batch(monkeypatch)
     assert batches == [{"BTC/USDT"}, {"ETH/USDT", "BTC/USDT", "SOL/USDT"}]
 
 
+def test_rounds_start_at_most_once_an_interval_and_after_a_quiet_spell_at_once(monkeypatch, settings):
+    settings.PORTFOLIO_REVALUATION_INTERVAL = 1.0
+    now, paused, rounds = [1000.0], [], []
+
+    def pause(seconds: float) -> None:
+        paused.append(round(seconds, 3))
+        now[0] += seconds
+
+    def revalue(*, symbols):
+        rounds.append((round(now[0] - 1000.0, 3), set(symbols)))
+        now[0] += 0.2  # the round takes 0.2 s
+        return _nobody_watching(symbols)
+
+    monkeypatch.setattr(live.TickRevaluation, "clock", staticmethod(lambda: now[0]))
+    monkeypatch.setattr(live.TickRevaluation, "pause", staticmethod(pause))
+    monkeypatch.setattr(live, "portfolios_revalue", revalue)
+    consumer = started("revaluation", consumer="test-1")
+
+    def tick_of(symbol: str) -> TickEvent:
+        return TickEvent(symbol=symbol, price=Decimal("1"), previous_price=None, at=timezone.now())
+
+    publish([tick_of("BTC/USDT")])
+    assert consumer.run(max_entries=1, timeout=5) == 1  # the first round at once
+    publish([tick_of("ETH/USDT")])
+    assert consumer.run(max_entries=1, timeout=5) == 1  # 0.2 s after the first began: waits 0.8 s
+    now[0] += 5.0  # prices quiet for five seconds
+    publish([tick_of("SOL/USDT")])
+    assert consumer.run(max_entries=1, timeout=5) == 1  # at once again
+    assert paused == [0.8]
+    assert rounds == [(0.0, {"BTC/USDT"}), (1.0, {"ETH/USDT"}), (6.2, {"SOL/USDT"})]
+
+
 @pytest.mark.django_db(transaction=True, databases="__all__")
 def test_a_large_batch_is_rendered_on_several_threads_each_user_in_their_tenant(instruments):
     from tests.factories import UserFactory
