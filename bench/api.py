@@ -248,7 +248,7 @@ def free_port() -> int:
 
 
 def start_daphne(port: int, log) -> subprocess.Popen:
-    from config.webserver import bind
+    from config.webserver import bind, default_db_pool_size
 
     # Bound here with the web tier's listen backlog (config.webserver: 2,048), passed to daphne with --fd:
     # daphne's own `-p` listens with Twisted's backlog of 50, and 2,000 sockets connecting at once then
@@ -259,8 +259,8 @@ def start_daphne(port: int, log) -> subprocess.Popen:
         pass_fds=(listener.fileno(),),
         cwd=ROOT,
         # As config.webserver runs its daphne children in production: a pool of database connections per
-        # runtime role (WEB_DB_POOL_SIZE, 4), not one connection per thread.
-        env={**ENV, "DB_POOL_SIZE": os.environ.get("WEB_DB_POOL_SIZE", "4")},
+        # runtime role (WEB_DB_POOL_SIZE, 10), not one connection per thread.
+        env={**ENV, "DB_POOL_SIZE": str(default_db_pool_size())},
         stdout=log,
         stderr=subprocess.STDOUT,
     )

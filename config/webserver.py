@@ -10,8 +10,11 @@ SIGTERM/SIGINT passes the signal on and waits up to `--graceful-timeout` seconds
 
 Workers: `--workers`, else `WEB_CONCURRENCY`, else the number of CPUs this process may run on.
 Database connections: each daphne borrows them from a pool per role (`--db-pool-size`, else
-`WEB_DB_POOL_SIZE`, default 4; 0 turns it off), passed to the children as DB_POOL_SIZE. Daphne runs every
+`WEB_DB_POOL_SIZE`, default 10; 0 turns it off), passed to the children as DB_POOL_SIZE. Daphne runs every
 request in a thread of its own, so without a pool each request opens (and closes) its own connections.
+The pool's size is also how many requests a process lets into Django at once (WEB_HTTP_CONCURRENCY): 10,
+not fewer, so that requests stuck on a locked table (up to DB_LOCK_TIMEOUT each) do not hold up all the
+others behind them; more would only add threads contending for the GIL.
 Arguments after `--` go to every daphne (e.g. `-- --proxy-headers`).
 """
 
@@ -35,6 +38,13 @@ POLL_SECONDS = 0.2
 
 def say(message: str) -> None:
     print(f"[web] {message}", file=sys.stderr, flush=True)
+
+
+DEFAULT_DB_POOL_SIZE = 10
+
+
+def default_db_pool_size() -> int:
+    return int(os.environ.get("WEB_DB_POOL_SIZE", str(DEFAULT_DB_POOL_SIZE)))
 
 
 def default_workers() -> int:
@@ -132,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", "-p", type=int, default=8000)
     parser.add_argument("--workers", "-w", type=int, default=None)
     parser.add_argument("--graceful-timeout", type=float, default=30.0)
-    parser.add_argument("--db-pool-size", type=int, default=int(os.environ.get("WEB_DB_POOL_SIZE", "4")))
+    parser.add_argument("--db-pool-size", type=int, default=default_db_pool_size())
     args = parser.parse_args(argv)
     workers = args.workers or default_workers()
     sock = bind(args.bind, args.port)
