@@ -225,11 +225,11 @@ class TickRevaluation(TickHandler):
     from the newest entry instead of the backlog.
 
     Rounds start at most once every PORTFOLIO_REVALUATION_INTERVAL seconds (default 1): the feed publishes
-    several batches a second, and re-rendering every open dashboard for each one cost this process, and
-    the web processes that forward each fragment to its socket, a core's worth of work under load for
-    changes no one reads faster than once a second. A round that comes sooner waits out the rest of the
-    interval, then renders with the quotes of that moment; the ticks that arrive meanwhile are read
-    together in the next round."""
+    several batches a second, and re-rendering every open dashboard (and forwarding each fragment through
+    the web processes) for each one is work no one reads faster than once a second. A round that comes
+    sooner waits out the rest of the interval, then renders with the quotes of that moment; the ticks that
+    arrive meanwhile are read together in the next round. When a round itself takes longer than the
+    interval (many dashboards open) rounds already run back to back and this changes nothing."""
 
     clock = staticmethod(time.monotonic)
     pause = staticmethod(time.sleep)
