@@ -28,6 +28,7 @@ import json
 import secrets
 import time as time_module
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -36,6 +37,7 @@ from zoneinfo import ZoneInfo
 import structlog
 from croniter import CroniterBadCronError, croniter  # type: ignore[import-untyped]
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.db.models import Sum
@@ -61,6 +63,7 @@ from automation.choices import (
     ALERT_BACKED_TRIGGERS,
     COUNTED_RUN_STATUSES,
     FINISHED_RUN_STATUSES,
+    NOTIFICATION_KIND,
     NOTIFICATION_KIND_PAUSED,
     ActionKind,
     ActionStatus,
@@ -77,12 +80,14 @@ from automation.templating import render, template_extract, template_validate
 from billing.choices import Feature
 from billing.services import entitlement_check
 from core.audit import audit_record
+from core.batch import TenantPipeline, instances_from_row, model_select
 from core.channel_posts import ChannelPostFailed, channel_post
 from core.errors import DomainError
 from core.jobs import task_enqueue
 from core.money import Precision, decimal_parse, plain
-from core.notifications import notify
+from core.notifications import notification_build, notify
 from core.rls import system_context, tenant
+from core.unit_of_work import UnitOfWork
 from marketdata.selectors import instrument_get
 from trading.bots.selectors import bot_get
 from trading.choices import Regime
@@ -412,13 +417,16 @@ def rule_delete(*, user, rule: Rule) -> None:
 # --- Trigger events -------------------------------------------------------------------------------------
 
 
-def _runs_last_hour(rule: Rule, now: datetime) -> int:
+def _runs_last_hour_query(rule_id: int, now: datetime):
     """Runs of the last hour that count against the limit: not skipped ones, not "test it" fires."""
     return (
-        RuleRun.objects.filter(rule=rule, created_at__gte=now - timedelta(hours=1), status__in=COUNTED_RUN_STATUSES)
+        RuleRun.objects.filter(rule_id=rule_id, created_at__gte=now - timedelta(hours=1), status__in=COUNTED_RUN_STATUSES)
         .exclude(event_id__startswith=TEST_EVENT_PREFIX)
-        .count()
     )
+
+
+def _runs_last_hour(rule: Rule, now: datetime) -> int:
+    return _runs_last_hour_query(rule.pk, now).count()
 
 
 def rule_event_record(
@@ -459,11 +467,8 @@ def _run_record(*, rule: Rule, event_id: str, event: dict, dry_run: bool, execut
         run.save(update_fields=["status", "detail", "finished_at"])
         return run
     if execute:
-        run_id, user_id = run.pk, rule.user_id
-        if _whole(dry_run=run.dry_run, actions=rule.actions):
-            transaction.on_commit(lambda: runs_wake(run_id=run_id, user_id=user_id))
-        else:
-            transaction.on_commit(lambda: task_enqueue("automation.run_execute", args=[run_id, user_id]))
+        queued = [(run.pk, rule.user_id, rule.actions, run.dry_run)]
+        transaction.on_commit(lambda: runs_queue(queued))
     return run
 
 
@@ -495,14 +500,28 @@ def _whole(*, dry_run: bool, actions: list[dict]) -> bool:
     return dry_run or all(action["kind"] in IN_DATABASE_ACTIONS for action in actions)
 
 
-def runs_wake(*, run_id: int, user_id: int) -> None:
-    """After the commit that recorded a whole run: make sure a drain of its slot is queued."""
-    slot = run_id % drain_slots()
+def runs_queue(runs: Sequence[tuple[int, int, list[dict], bool]]) -> None:
+    """After the commit that recorded runs (id, owner, the rule's actions, dry run): a whole run rings its
+    slot's doorbell (once per slot for the lot), any other gets a task of its own."""
+    slots = drain_slots()
+    whole: dict[int, list[tuple[int, int]]] = {}
+    for run_id, user_id, actions, dry_run in runs:
+        if _whole(dry_run=dry_run, actions=actions):
+            whole.setdefault(run_id % slots, []).append((run_id, user_id))
+        else:
+            task_enqueue("automation.run_execute", args=[run_id, user_id])
+    for slot, slot_runs in whole.items():
+        runs_wake(slot=slot, runs=slot_runs)
+
+
+def runs_wake(*, slot: int, runs: Sequence[tuple[int, int]]) -> None:
+    """After the commit that recorded whole runs (id, owner) of one slot: make sure a drain of it is queued."""
     try:
         rang = cache.add(_doorbell(slot), 1, timeout=DOORBELL_SECONDS)
-    except Exception:  # noqa: BLE001 - the cache is down: the run gets a task of its own, as any other
-        logger.warning("automation.doorbell_unavailable", run_id=run_id, exc_info=True)
-        task_enqueue("automation.run_execute", args=[run_id, user_id])
+    except Exception:  # noqa: BLE001 - the cache is down: each run gets a task of its own, as any other
+        logger.warning("automation.doorbell_unavailable", slot=slot, runs=len(runs), exc_info=True)
+        for run_id, user_id in runs:
+            task_enqueue("automation.run_execute", args=[run_id, user_id])
         return
     if rang:
         task_enqueue("automation.runs_drain", args=[slot])
@@ -527,7 +546,9 @@ def runs_drain(*, slot: int, batch: int = DRAIN_BATCH, max_seconds: float = DRAI
             )
         if not pending:
             return done
-        for run_id, user_id in pending:
+        finished, rest = _runs_together(pending)
+        done += finished
+        for run_id, user_id in rest:
             try:
                 outcome = run_execute(run_id=run_id, user_id=user_id, drained=True)
             except Exception:  # noqa: BLE001 - one run's failure must not hold up the slot's others
@@ -545,6 +566,101 @@ def runs_drain(*, slot: int, batch: int = DRAIN_BATCH, max_seconds: float = DRAI
             if cache.add(_doorbell(slot), 1, timeout=DOORBELL_SECONDS):
                 task_enqueue("automation.runs_drain", args=[slot])
             return done
+
+
+def _runs_together(pending: list[tuple[int, int]]) -> tuple[int, list[tuple[int, int]]]:
+    """Carry out, in one transaction and a few round trips, the drained runs whose every action notifies
+    and whose rule has no conditions (what an alert storm or a TradingView flood is made of); returns how
+    many it finished and the runs left for `run_execute` one by one (the others, and all of them when the
+    batch fails). The same rows as `_run_at_once` writes for each: the run claimed and closed as succeeded,
+    a result row and a notification per action (its deliveries dispatched after the commit), the rule's
+    last run time and failure count. Locks as `run_execute` takes them: each run (SKIP LOCKED: a run held
+    by another worker is theirs), then the rules, waiting, in id order."""
+    try:
+        return _runs_together_write(pending)
+    except (OperationalError, InterfaceError):
+        raise  # the database is unreachable: the drain's task is retried
+    except Exception:  # noqa: BLE001 - rolled back whole: every run of the chunk goes the single way
+        logger.exception("automation.drain_batch_failed", runs=len(pending))
+        return 0, pending
+
+
+def _runs_together_write(pending: list[tuple[int, int]]) -> tuple[int, list[tuple[int, int]]]:
+    now = timezone.now()
+    rest: list[tuple[int, int]] = []
+    with transaction.atomic():
+        pipe = TenantPipeline()
+        found = {
+            run_id: (user_id, pipe.execute(
+                f'SELECT {model_select(RuleRun, "r")}, u.email FROM automation_rulerun r '  # noqa: S608 - model columns
+                "JOIN accounts_user u ON u.id = r.user_id WHERE r.id = %s FOR UPDATE OF r SKIP LOCKED",
+                [run_id], user_id=user_id,
+            ))
+            for run_id, user_id in pending
+        }
+        choices = {
+            user_id: pipe.execute(
+                "SELECT channel, enabled FROM core_notificationpreference WHERE user_id = %s AND kind = %s",
+                [user_id, NOTIFICATION_KIND], user_id=user_id,
+            )
+            for user_id in {user_id for _, user_id in pending}
+        }
+        pipe.sync()
+        runs: list[tuple[RuleRun, str]] = []
+        for run_id, (user_id, result) in found.items():
+            rows = result.rows()
+            if not rows:
+                continue  # another worker holds it, or it is gone: not ours (as run_execute(drained=True))
+            run, (email,) = instances_from_row(rows[0], RuleRun)
+            if run.status != RunStatus.PENDING:
+                continue
+            if run.attempts or run.conditions is not None or run.dry_run:
+                rest.append((run_id, user_id))
+            else:
+                runs.append((run, email))
+        owners = dict(sorted({(run.rule_id, run.user_id) for run, _ in runs}))
+        locked = {rule_id: pipe.select(Rule, "id = %s FOR UPDATE", [rule_id], user_id=user_id)
+                  for rule_id, user_id in owners.items()}
+        pipe.close()  # acting as nobody while deciding: a channel's `available` check sees no one's rows
+        rules = {rule_id: pending_rule.instance() for rule_id, pending_rule in locked.items()}
+        preferences = {user_id: dict(result.rows()) for user_id, result in choices.items()}
+        uow, finished, closed_rules = UnitOfWork(pipe), 0, set()
+        for run, email in runs:
+            rule = rules[run.rule_id]
+            if rule is None:
+                continue  # deleted with its runs once this transaction ends
+            run.rule, run.user = rule, get_user_model()(pk=run.user_id, email=email)
+            if rule.conditions or any(action["kind"] != ActionKind.NOTIFY for action in rule.actions):
+                rest.append((run.pk, run.user_id))
+                continue
+            try:
+                notices = [
+                    notification_build(
+                        user=run.user, kind=NOTIFICATION_KIND, message=render(action["message"], _variables(run)),
+                        link=_run_link(run), dedup_key=f"automation-run:{run.pk}:{position}",
+                        choices=preferences.get(run.user_id, {}),
+                    )
+                    for position, action in enumerate(rule.actions)
+                ]
+            except Exception:  # noqa: BLE001 - what the single path records as this action's failure
+                rest.append((run.pk, run.user_id))
+                continue
+            for position, (notification, deliveries) in enumerate(notices):
+                uow.notify(notification, deliveries)
+                uow.insert(RunAction(user_id=run.user_id, run=run, position=position, kind=ActionKind.NOTIFY,
+                                     status=ActionStatus.SUCCEEDED, summary=f"Notified: {notification.message}"[:500]),
+                           user_id=run.user_id)
+            run.status, run.attempts, run.claimed_at, run.conditions = RunStatus.SUCCEEDED, 1, now, []
+            run.detail, run.finished_at = "", now
+            uow.update(run, ["status", "attempts", "claimed_at", "conditions", "detail", "finished_at"],
+                       user_id=run.user_id)
+            rule.last_run_at, rule.consecutive_failures = now, 0
+            closed_rules.add(rule.pk)
+            finished += 1
+        for rule_id in sorted(closed_rules):
+            uow.update(rules[rule_id], ["last_run_at", "consecutive_failures", "updated_at"], user_id=owners[rule_id])
+        uow.flush()
+    return finished, rest
 
 
 def runs_sweep() -> int:
@@ -650,13 +766,50 @@ def webhook_receive(*, token: str, body: bytes, signature_header: str = "", now:
 
     Raises WebhookRejected: 404 unknown URL, 400 malformed body, 403 bad secret or signature, 409 a
     replay (an event id already received, or a timestamp outside the window)."""
+    (outcome,) = webhook_receive_many([(token, body, signature_header)], now=now)
+    if isinstance(outcome, WebhookRejected):
+        raise outcome
+    return outcome
+
+
+Delivery = tuple[str, bytes, str]  # (the URL's token, the body, the X-Nexus-Signature header or "")
+
+
+def webhook_receive_many(deliveries: Sequence[Delivery], *, now: datetime | None = None) -> list[RuleRun | WebhookRejected]:
+    """`webhook_receive` for many deliveries at once: each gets its run or its WebhookRejected, in order.
+
+    The same checks and the same guarantees, one delivery at a time or a thousand: every rule named is
+    looked up in one query, and the runs are recorded in one transaction whose statements (each as its
+    owner, under row-level security) go to the database in two or three round trips, not a dozen per
+    delivery. The rules are locked in id order, as `rule_event_record` locks one, so runs of a rule are
+    counted against its hourly limit one at a time across processes; two deliveries of one event (in this
+    batch or another) record one run, and the other is answered 409."""
     now = now or timezone.now()
-    with system_context(reason="automation: the rule an incoming webhook's URL names"):
-        found = (
-            Rule.objects.filter(webhook_token=token, trigger_kind=TriggerKind.WEBHOOK)
-            .values_list("pk", "user_id", "secret").first()
-            if token else None
-        )
+    tokens = sorted({token for token, _, _ in deliveries if token})
+    found: dict[str, tuple[int, int, str]] = {}
+    if tokens:
+        with system_context(reason="automation: the rules incoming webhooks' URLs name"):
+            found = {
+                token: (rule_id, user_id, secret)
+                for token, rule_id, user_id, secret in Rule.objects.filter(
+                    webhook_token__in=tokens, trigger_kind=TriggerKind.WEBHOOK
+                ).values_list("webhook_token", "pk", "user_id", "secret")
+            }
+    outcomes: list[RuleRun | WebhookRejected | None] = [None] * len(deliveries)
+    checked: list[tuple[int, int, int, str, datetime, dict]] = []
+    for index, (token, body, signature_header) in enumerate(deliveries):
+        try:
+            checked.append((index, *_webhook_checked(found.get(token), body, signature_header, now)))
+        except WebhookRejected as exc:
+            outcomes[index] = exc
+    if checked:
+        for index, outcome in _webhook_runs_record(checked, now=now):
+            outcomes[index] = outcome
+    return outcomes  # type: ignore[return-value] - every delivery has its outcome by now
+
+
+def _webhook_checked(found: tuple[int, int, str] | None, body: bytes, signature_header: str, now: datetime):
+    """(rule id, owner, event id, sent at, payload) of a delivery whose URL, secret, body and timestamp hold."""
     if found is None:
         raise WebhookRejected(404, "No rule has this webhook URL.")
     rule_id, user_id, secret = found
@@ -679,20 +832,65 @@ def webhook_receive(*, token: str, body: bytes, signature_header: str = "", now:
     window = webhook_window_seconds()
     if abs((now - sent_at).total_seconds()) > window:
         raise WebhookRejected(409, f"The timestamp is more than {window} seconds from now: refused as a replay.")
-    with tenant(user_id):
-        # One read of the rule, locked as rule_event_record locks it (the run is recorded in this transaction).
-        rule = _rule_locked(rule_id=rule_id)
-        if rule is None:
-            raise WebhookRejected(404, "No rule has this webhook URL.")
-        try:
-            variables = template_extract(rule.trigger["template"], payload)
-        except DomainError as exc:
-            raise WebhookRejected(400, str(exc)) from None
-        event = {**variables, "event_id": str(event_id), "timestamp": sent_at.isoformat()}
-        run = _run_record(rule=rule, event_id=f"webhook:{event_id}", event=event, dry_run=False, execute=True)
-    if run is None:
-        raise WebhookRejected(409, f"The event '{event_id}' was already received: a replay is not run again.")
-    return run
+    return rule_id, user_id, str(event_id), sent_at, payload
+
+
+def _webhook_runs_record(checked, *, now: datetime) -> list[tuple[int, RuleRun | WebhookRejected]]:
+    """Record the checked deliveries' runs in one transaction (see webhook_receive_many)."""
+    outcomes: list[tuple[int, RuleRun | WebhookRejected]] = []
+    owners = dict(sorted({(rule_id, user_id) for _, rule_id, user_id, *_ in checked}))
+    with transaction.atomic():
+        pipe = TenantPipeline()
+        locked = {rule_id: pipe.select(Rule, "id = %s FOR UPDATE", [rule_id], user_id=user_id)
+                  for rule_id, user_id in owners.items()}
+        counted = {}
+        for rule_id, user_id in owners.items():
+            sql, params = _runs_last_hour_query(rule_id, now).values_list("pk").query.sql_with_params()
+            counted[rule_id] = pipe.execute(f"SELECT count(*) FROM ({sql}) AS counted", params, user_id=user_id)  # noqa: S608 - the ORM's own SQL
+        pipe.sync()
+        rules = {rule_id: locked[rule_id].instance() for rule_id in owners}
+        claims = []
+        for index, rule_id, user_id, event_id, sent_at, payload in checked:
+            rule = rules[rule_id]
+            if rule is None or rule.trigger_kind != TriggerKind.WEBHOOK:
+                outcomes.append((index, WebhookRejected(404, "No rule has this webhook URL.")))
+                continue
+            try:
+                variables = template_extract(rule.trigger["template"], payload)
+            except DomainError as exc:
+                outcomes.append((index, WebhookRejected(400, str(exc))))
+                continue
+            event = {**variables, "event_id": event_id, "timestamp": sent_at.isoformat()}
+            run = RuleRun(user_id=user_id, rule=rule, event_id=f"webhook:{event_id}"[:200], event=_jsonable(event),
+                          dry_run=rule.dry_run)
+            claims.append((index, run, pipe.claim(run, user_id=user_id, unique_fields=("rule", "event_id"))))
+        pipe.sync()
+        taken = {rule_id: counted[rule_id].scalar() for rule_id in owners}
+        recorded = []
+        for index, run, claim in claims:
+            run.pk = claim.scalar()
+            if run.pk is None:
+                outcomes.append((index, WebhookRejected(
+                    409, f"The event '{run.event['event_id']}' was already received: a replay is not run again.")))
+                continue
+            rule, skip = rules[run.rule_id], ""
+            if rule.status != RuleStatus.ACTIVE:
+                skip = "The rule is paused."
+            elif taken[rule.pk] + 1 > rule.max_runs_per_hour:
+                skip = f"Rate limit: the rule already ran {rule.max_runs_per_hour} times in the last hour."
+            else:
+                taken[rule.pk] += 1
+            if skip:
+                run.status, run.detail, run.finished_at = RunStatus.SKIPPED, skip, now
+                pipe.update(run, ["status", "detail", "finished_at"], user_id=run.user_id)
+            else:
+                recorded.append(run)
+            outcomes.append((index, run))
+        pipe.close()
+        if recorded:
+            transaction.on_commit(lambda: runs_queue([(run.pk, run.user_id, rules[run.rule_id].actions, run.dry_run)
+                                                      for run in recorded]))
+    return outcomes
 
 
 # --- Running --------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from automation.forms import RuleForm, TestFireForm
+from automation.intake import MAX_WEBHOOK_BODY, too_large, webhook_response
 from automation.selectors import rule_get, rule_list, run_get, run_list, run_results
 from automation.services import (
     WebhookRejected,
@@ -25,12 +26,10 @@ from automation.services import (
     rule_update,
     webhook_receive,
 )
-from core.api import problem_response
 from core.errors import DomainError
 from core.forms import form_add_domain_error
 
 RUNS_SHOWN = 50
-MAX_WEBHOOK_BODY = 64 * 1024
 
 
 def _rule(request: HttpRequest, rule_id: int):
@@ -151,13 +150,13 @@ def run_detail_view(request: HttpRequest, rule_id: int, run_id: int) -> HttpResp
 @csrf_exempt
 @require_POST
 def webhook_view(request: HttpRequest, token: str) -> HttpResponse:
-    """POST /automation/hooks/<token>/: TradingView (or any sender). 202 with the run; problem+json otherwise."""
+    """POST /automation/hooks/<token>/ when Django serves it (the test client, a WSGI server); under the
+    ASGI server automation.intake.WebhookIntake answers it first, with the same service and answers."""
     if len(request.body) > MAX_WEBHOOK_BODY:
-        return problem_response(413, f"The body is larger than {MAX_WEBHOOK_BODY // 1024} KiB.", instance=request.path)
+        return webhook_response(too_large(request.path), request.path)
     try:
-        run = webhook_receive(token=token, body=request.body,
-                              signature_header=request.headers.get("X-Nexus-Signature", ""))
+        outcome = webhook_receive(token=token, body=request.body,
+                                  signature_header=request.headers.get("X-Nexus-Signature", ""))
     except WebhookRejected as exc:
-        return problem_response(exc.status, str(exc), instance=request.path)
-    return HttpResponse(json.dumps({"run": run.pk, "status": run.status}), status=202,
-                        content_type="application/json")
+        outcome = exc
+    return webhook_response(outcome, request.path)

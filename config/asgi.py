@@ -1,4 +1,5 @@
-"""HTTP through Django; WebSockets through Channels behind session auth and an allowed-hosts origin check.
+"""HTTP through Django (automation webhooks through automation.intake first); WebSockets through Channels
+behind session auth and an allowed-hosts origin check.
 
 The public market sockets (marketdata.routing) are routed before the session/auth stack: they serve
 anonymous and logged-in visitors alike, and thousands of them should not each resolve a session."""
@@ -21,6 +22,7 @@ from channels.sessions import SessionMiddlewareStack  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
+from automation.intake import WebhookIntake  # noqa: E402
 from config.routing import public_websocket_urlpatterns, websocket_urlpatterns  # noqa: E402
 from core import daphne_http, ws_backpressure  # noqa: E402
 from core.asgi_limit import HttpConcurrencyLimit  # noqa: E402
@@ -32,8 +34,11 @@ daphne_http.install()  # under daphne, Twisted no longer parses POST bodies that
 
 application = ProtocolTypeRouter(
     {
-        # A queue in front of Django instead of a thread per request (core/asgi_limit.py).
-        "http": HttpConcurrencyLimit(django_asgi_app, settings.WEB_HTTP_CONCURRENCY, exempt=PROBE_PATHS),
+        # Automation webhooks recorded in batches before Django (automation/intake.py); then a queue in
+        # front of Django instead of a thread per request (core/asgi_limit.py).
+        "http": WebhookIntake(
+            HttpConcurrencyLimit(django_asgi_app, settings.WEB_HTTP_CONCURRENCY, exempt=PROBE_PATHS)
+        ),
         # The programs' socket: token-authenticated (no cookies), so no origin check (programs send none).
         "websocket": URLRouter(
             [

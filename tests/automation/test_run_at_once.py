@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 
 import automation.tasks  # noqa: F401  (the task the worker runs, registered here too)
 from automation.models import Rule, RuleRun, RunAction
-from automation.services import rule_event_record, run_execute
+from automation.services import rule_create, rule_event_record, run_execute
 from core.models import Notification
 from core.rls import tenant
 from tests.automation.conftest import post_hook, run_twice_at_once, tv_body, webhook_rule
@@ -305,6 +305,8 @@ def test_a_drain_killed_mid_run_is_delivered_again_and_each_run_acts_once(user_a
 
 
 def test_a_run_that_breaks_a_drain_is_handed_off_and_the_others_are_done(user_a, paper, monkeypatch, settings):
+    """The chunk's batch fails (a bug): rolled back whole, every run goes the single way, where a run whose
+    transaction fails is handed to a task of its own and the others are done."""
     from django.db import OperationalError
 
     from automation import services
@@ -320,9 +322,82 @@ def test_a_run_that_breaks_a_drain_is_handed_off_and_the_others_are_done(user_a,
             raise OperationalError("canceling statement due to lock timeout")
         return real(run=run, now=now)
 
+    def batch_breaks(pending):
+        raise KeyError("a bug in the batch")
+
+    monkeypatch.setattr(services, "_runs_together_write", batch_breaks)
     monkeypatch.setattr(services, "_run_at_once", at_once)
     assert services.runs_drain(slot=0) == 1
     assert sent[-1] == ("automation.run_execute", [broken.pk, user_a.pk])
     with tenant(user_a.pk):
         assert RuleRun.objects.get(pk=broken.pk).status == "pending"
         assert RuleRun.objects.get(pk=fine.pk).status == "succeeded"
+
+
+# --- Drains: notify runs carried out together ----------------------------------------------------------
+
+
+def _final_state(user, run) -> tuple:
+    """What a trader (and the rule's page) sees of a finished run."""
+    with tenant(user.pk):
+        run = RuleRun.objects.select_related("rule").get(pk=run.pk)
+        results = list(RunAction.objects.filter(run=run).values_list("position", "kind", "status", "summary", "detail"))
+        notices = [(n.kind, n.message, n.link, n.read_at) for n in _notices(user, run)]
+        deliveries = sorted(
+            Notification.objects.get(dedup_key=f"automation-run:{run.pk}:0").deliveries.values_list("channel", "status")
+        )
+        return (run.status, run.detail, run.attempts, run.conditions, run.claimed_at is not None,
+                run.finished_at is not None, run.rule.last_run_at == run.finished_at, run.rule.consecutive_failures,
+                results, notices, deliveries)
+
+
+def test_a_drain_carries_out_notify_runs_together_as_the_single_path_would(user_a, user_b, paper, monkeypatch, settings):
+    """Several traders' notify runs in one drain: each ends exactly as `run_execute` leaves such a run (the
+    same run, result, notification and delivery), with statements for the lot, not per run."""
+    from django.test.utils import CaptureQueriesContext
+
+    from automation import services
+    from tests.trading.conftest import paper_setup
+
+    settings.AUTOMATION_DRAIN_SLOTS = 1
+    _queued(monkeypatch)
+    rule_a, rule_b = _notify_rule(user_a, paper), _notify_rule(user_b, paper_setup(user_b))
+    alone = _record(rule_a, "single")
+    assert run_execute(run_id=alone.pk, user_id=user_a.pk).status == "succeeded"
+    expected = _final_state(user_a, alone)
+    with tenant(user_a.pk):  # the failure count a success resets
+        Rule.objects.filter(pk=rule_a.pk).update(consecutive_failures=2)
+    runs = [(user_a, _record(rule_a, f"a-{i}")) for i in range(6)] + [(user_b, _record(rule_b, f"b-{i}")) for i in range(6)]
+    with CaptureQueriesContext(connections["default"]) as executed:
+        assert services.runs_drain(slot=0) == 12
+    for user, run in runs:
+        state = _final_state(user, run)
+        assert state[:9] == expected[:9] and state[10] == expected[10]
+        assert state[9] == [(kind, message, f"/automation/{run.rule_id}/runs/{run.pk}/", read)
+                             for kind, message, _, read in expected[9]]
+    assert len(executed.captured_queries) < 12 * 3, [q["sql"][:60] for q in executed.captured_queries]
+
+
+def test_a_drain_sends_runs_it_cannot_batch_the_single_way(user_a, paper, monkeypatch, settings):
+    """A rule with conditions and a dry-run rule, drained with a plain notify run: all three finished, each as
+    its own kind of run finishes."""
+    from automation import services
+
+    settings.AUTOMATION_DRAIN_SLOTS = 1
+    _queued(monkeypatch)
+    portfolio, _ = paper
+    def scheduled(**fields):
+        with tenant(user_a.pk):
+            return rule_create(user=user_a, trigger_kind="schedule", trigger={"cron": "0 9 * * *"}, actions=[NOTIFY],
+                               **fields)
+
+    plain = _record(_notify_rule(user_a, paper), "plain")
+    conditioned = _record(scheduled(name="Whales only", conditions=[
+        {"kind": "portfolio_value", "portfolio_id": portfolio.pk, "op": ">", "value": "1000000000"}]), "conditioned")
+    dry = _record(scheduled(name="Rehearsal", dry_run=True), "dry")
+    assert services.runs_drain(slot=0) == 3
+    with tenant(user_a.pk):
+        statuses = dict(RuleRun.objects.filter(pk__in=[plain.pk, conditioned.pk, dry.pk]).values_list("pk", "status"))
+    assert statuses[plain.pk] == "succeeded" and statuses[dry.pk] == "dry_run"
+    assert statuses[conditioned.pk] == "conditions_not_met"
+    assert len(_notices(user_a, plain)) == 1 and _notices(user_a, dry) == []
