@@ -163,7 +163,7 @@ class WebhookIntake:
 
     @staticmethod
     async def _answer(send: Send, response: HttpResponse) -> None:
-        headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in response.items()]
+        headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in response.items()]
         headers.append((b"content-length", str(len(response.content)).encode()))
         await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
         await send({"type": "http.response.body", "body": response.content})

@@ -31,7 +31,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -781,16 +781,16 @@ def webhook_receive_many(deliveries: Sequence[Delivery], *, now: datetime | None
     The same checks and the same guarantees, one delivery at a time or a thousand: every rule named is
     looked up in one query, and the runs are recorded in one transaction whose statements (each as its
     owner, under row-level security) go to the database in two or three round trips, not a dozen per
-    delivery. The rules are locked in id order, as `rule_event_record` locks one, so runs of a rule are
-    counted against its hourly limit one at a time across processes; two deliveries of one event (in this
-    batch or another) record one run, and the other is answered 409."""
+    delivery. The rules are locked as `rule_event_record` locks one, in id order (as drains lock them), so
+    runs of a rule are counted against its hourly limit one at a time across processes; two deliveries of
+    one event (in this batch or another) record one run, and the other is answered 409."""
     now = now or timezone.now()
     tokens = sorted({token for token, _, _ in deliveries if token})
     found: dict[str, tuple[int, int, str]] = {}
     if tokens:
         with system_context(reason="automation: the rules incoming webhooks' URLs name"):
             found = {
-                token: (rule_id, user_id, secret)
+                str(token): (rule_id, user_id, secret)
                 for token, rule_id, user_id, secret in Rule.objects.filter(
                     webhook_token__in=tokens, trigger_kind=TriggerKind.WEBHOOK
                 ).values_list("webhook_token", "pk", "user_id", "secret")
@@ -805,7 +805,7 @@ def webhook_receive_many(deliveries: Sequence[Delivery], *, now: datetime | None
     if checked:
         for index, outcome in _webhook_runs_record(checked, now=now):
             outcomes[index] = outcome
-    return outcomes  # type: ignore[return-value] - every delivery has its outcome by now
+    return cast(list[RuleRun | WebhookRejected], outcomes)  # every delivery has its outcome by now
 
 
 def _webhook_checked(found: tuple[int, int, str] | None, body: bytes, signature_header: str, now: datetime):
