@@ -207,7 +207,7 @@ def test_the_front_answers_503_with_retry_after_when_the_database_is_down_or_too
     assert status == 503 and headers[b"retry-after"] and "database is unavailable" in json.loads(content)["detail"]
 
     release = asyncio.Event()
-    front = WebhookIntake(_Django(), max_waiting=1)
+    front = WebhookIntake(_Django(), max_waiting=1, writers=1)
 
     def slow(deliveries):
         while not release.is_set():
