@@ -9,9 +9,9 @@ event loop, queues the delivery, and a writer thread records whatever has queued
 `webhook_receive_many`: the same checks and guarantees as the Django view (`automation.views.webhook_view`,
 which the test client and a WSGI deployment still use), one rule lookup and one transaction for the lot.
 While a batch is being written the next one gathers, so the busier the endpoint, the larger the batches.
-`writers` batches of a process are written at once (2: while one waits for the database the other's
-Python runs; at 500 deliveries a second for 30 s on the 2-core host, response p50 470-570 ms with two,
-700-1,600 ms with one).
+`writers` batches of a process are written at once (`AUTOMATION_INTAKE_WRITERS`, 2: while one waits for
+the database the other's Python runs; at 500 deliveries a second for 30 s on the 2-core host, response
+p50 470-570 ms with two, 700-1,600 ms with one), each on a connection the web process's pool holds for it.
 
 The answers are the view's: 202 `{"run": id, "status": ...}`, problem+json 400 / 403 / 404 / 409 / 413,
 405 for another method (from Django), and 503 with Retry-After when the database is unavailable or when
@@ -51,7 +51,6 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 MAX_WEBHOOK_BODY = 64 * 1024
 MAX_BATCH = 200
 MAX_WAITING = 2000
-WRITERS = 2
 BUSY_DETAIL = "Too many webhook deliveries are waiting on this server. Please retry shortly."
 
 ANSWERS = Counter("nexus_automation_webhooks_total", "Incoming automation webhook deliveries, by answer.", ["status"])
@@ -99,10 +98,11 @@ class WebhookIntake:
     """ASGI middleware: POSTs to the automation webhook URL are answered here, everything else goes to `app`."""
 
     def __init__(
-        self, app: ASGIApp, *, max_batch: int = MAX_BATCH, max_waiting: int = MAX_WAITING, writers: int = WRITERS
+        self, app: ASGIApp, *, max_batch: int = MAX_BATCH, max_waiting: int = MAX_WAITING, writers: int | None = None
     ) -> None:
         self.app = app
-        self.writers = writers
+        # Each writer's connection is counted in the web process's pool (settings.AUTOMATION_INTAKE_WRITERS).
+        self.writers = writers = writers or settings.AUTOMATION_INTAKE_WRITERS
         self.max_batch = max_batch
         self.max_waiting = max_waiting
         # The URL as Django routes it (`<str:token>`: anything but a slash).

@@ -121,6 +121,9 @@ DATABASE_POOLER_URL = env("DATABASE_POOLER_URL", default="")
 DATABASE_POOLER_PREPARED_STATEMENTS = env.bool("DATABASE_POOLER_PREPARED_STATEMENTS", default=False)
 DATABASE_PREPARED_STATEMENTS = not DATABASE_POOLER_URL or DATABASE_POOLER_PREPARED_STATEMENTS
 DB_POOL_SIZE = env.int("DB_POOL_SIZE", default=0)
+# Batches of incoming automation webhooks a web process writes at once (automation/intake.py), each on a
+# connection of its own: added to the pool below, so requests admitted into Django still never wait for one.
+AUTOMATION_INTAKE_WRITERS = max(1, env.int("AUTOMATION_INTAKE_WRITERS", default=2))
 # HTTP requests a web process lets into Django at once, the rest queued in order (core/asgi_limit.py): by
 # default the pool's size, so an admitted request never waits for a connection. 0: no limit.
 WEB_HTTP_CONCURRENCY = env.int("WEB_HTTP_CONCURRENCY", default=DB_POOL_SIZE)
@@ -130,7 +133,7 @@ DB_STATEMENT_TIMEOUT = env("DB_STATEMENT_TIMEOUT", default="30s")
 DATABASES = database_settings(
     admin_url=DATABASE_URL,
     pooler_url=DATABASE_POOLER_URL or None,
-    pool_size=DB_POOL_SIZE,
+    pool_size=DB_POOL_SIZE + AUTOMATION_INTAKE_WRITERS if DB_POOL_SIZE > 0 else 0,
     identities={
         "default": (env("DATABASE_APP_URL", default=None), DB_APP_ROLE, env("DB_APP_PASSWORD", default="")),
         "owner": (env("DATABASE_OWNER_URL", default=None), DB_OWNER_ROLE, env("DB_OWNER_PASSWORD", default="")),

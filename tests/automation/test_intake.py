@@ -230,3 +230,19 @@ def test_the_front_answers_503_with_retry_after_when_the_database_is_down_or_too
     assert first[0] == 404 and second[0] == 404
     with tenant(user_a.pk):
         assert not RuleRun.objects.filter(rule=rule).exists()
+
+
+def test_the_web_pool_holds_a_connection_for_each_intake_writer_beyond_the_requests_it_admits():
+    """Requests admitted into Django (WEB_HTTP_CONCURRENCY, the pool's size by default) never wait for a
+    connection the intake's writers hold: the pool has one more per writer."""
+    import os
+    import subprocess
+    import sys
+
+    probe = ("import django; django.setup(); from django.conf import settings as s; "
+             "print(s.DATABASES['default']['OPTIONS']['pool']['max_size'], s.WEB_HTTP_CONCURRENCY, "
+             "s.AUTOMATION_INTAKE_WRITERS)")
+    env = {**os.environ, "DB_POOL_SIZE": "10", "AUTOMATION_INTAKE_WRITERS": "3"}
+    env.pop("WEB_HTTP_CONCURRENCY", None)
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["13", "10", "3"]
