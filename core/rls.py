@@ -291,6 +291,8 @@ class TenantMiddleware:
             # on it: no request transaction (the probes read no tenant data).
             return self.get_response(request)
         user_id = session_user_id(getattr(request, "session", None))
+        if user_id is not None and request.path.startswith(settings.SESSIONLESS_PATH_PREFIXES):
+            user_id = None  # a machine-to-machine endpoint: a browser's session there acts as no one
         if user_id is not None and request.user.is_authenticated and request.user.pk == user_id:
             with tenant(user_id):
                 return self._as_user(request)

@@ -127,6 +127,9 @@ AUTOMATION_INTAKE_WRITERS = max(1, env.int("AUTOMATION_INTAKE_WRITERS", default=
 # HTTP requests a web process lets into Django at once, the rest queued in order (core/asgi_limit.py): by
 # default the pool's size, so an admitted request never waits for a connection. 0: no limit.
 WEB_HTTP_CONCURRENCY = env.int("WEB_HTTP_CONCURRENCY", default=DB_POOL_SIZE)
+# Paths whose requests act as no one even with a signed-in session (core.rls.TenantMiddleware): endpoints
+# for other systems, whose services open each owner's tenant themselves (incoming automation webhooks).
+SESSIONLESS_PATH_PREFIXES = ("/automation/hooks/",)
 # PostgreSQL durations ("15s", "500ms") for the runtime roles; the owner (migrations) has neither.
 DB_LOCK_TIMEOUT = env("DB_LOCK_TIMEOUT", default="15s")
 DB_STATEMENT_TIMEOUT = env("DB_STATEMENT_TIMEOUT", default="30s")

@@ -246,3 +246,18 @@ def test_the_web_pool_holds_a_connection_for_each_intake_writer_beyond_the_reque
     env.pop("WEB_HTTP_CONCURRENCY", None)
     out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["13", "10", "3"]
+
+
+def test_a_signed_in_browser_posting_to_a_hook_is_answered_as_any_sender(client, user_a, user_b, paper):
+    """Through Django (the test client, a WSGI server) a session on the hook URL acts as no one: the run is
+    recorded as its rule's owner's, whoever's browser posted it."""
+    from tests.automation.conftest import post_hook
+
+    rule = _notify_rule(user_a, paper)
+    client.force_login(user_b)
+    response = post_hook(client, rule, tv_body(rule, event_id="from-a-browser"))
+    assert response.status_code == 202, response.content
+    with tenant(user_a.pk):
+        assert RuleRun.objects.get(pk=response.json()["run"]).user_id == user_a.pk
+    with tenant(user_b.pk):
+        assert not RuleRun.objects.exists()
