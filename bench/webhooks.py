@@ -88,9 +88,9 @@ def seed(events_wanted: int) -> tuple[list[dict], dict[int, object]]:
     return events, lifecycles
 
 
-def start(command: list[str], log: Path) -> subprocess.Popen:
+def start(command: list[str], log: Path, **env: str) -> subprocess.Popen:
     handle = open(log, "w")  # noqa: SIM115 - the process owns it until the end
-    return subprocess.Popen(command, cwd=ROOT, env=ENV, stdout=handle, stderr=subprocess.STDOUT)
+    return subprocess.Popen(command, cwd=ROOT, env={**ENV, **env}, stdout=handle, stderr=subprocess.STDOUT)
 
 
 def wait_for(url: str, process: subprocess.Popen, log: Path) -> None:
@@ -136,9 +136,14 @@ def main() -> None:
     )
     logs = Path(tempfile.gettempdir())
     daphne_log, worker_log = logs / "bench_billing_daphne.log", logs / "bench_billing_worker.log"
+    from config.webserver import default_db_pool_size
+
+    # As config.webserver runs its daphne children in production: a pool of database connections per runtime
+    # role (WEB_DB_POOL_SIZE) and at most that many requests in Django at once. Without it every one of the
+    # 48 clients' requests held connections of its own and PostgreSQL ran out of its 100 (a 500 in a drill).
     daphne = start(
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
-        daphne_log,
+        daphne_log, DB_POOL_SIZE=str(default_db_pool_size()),
     )
     worker = start(
         [

@@ -58,7 +58,10 @@ def readyz(request: HttpRequest) -> JsonResponse:
     # Reported, not required: the web serves traffic whether or not the Discord bot runs ("off" without a
     # token, "stale" when its heartbeat is older than 45 s; docs/companion.md).
     checks["discord_bot"] = discord_bot_status()
-    return JsonResponse({"status": "ready" if ready else "not ready", "checks": checks}, status=200 if ready else 503)
+    response = JsonResponse({"status": "ready" if ready else "not ready", "checks": checks}, status=200 if ready else 503)
+    if not ready:  # as every 503 of an outage says when to try again
+        response["Retry-After"] = str(settings.DB_UNAVAILABLE_RETRY_AFTER)
+    return response
 
 
 # --- Notification centre --------------------------------------------------------------------------------

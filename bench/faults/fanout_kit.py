@@ -90,13 +90,18 @@ def counts(tag: str, signal_ids: list[int]) -> dict:
         plans = ExecutionPlan.objects.filter(signal_id__in=signal_ids)
         by_status = {row["status"]: row["n"] for row in plans.values("status").annotate(n=Count("id"))}
         users = list(plans.values_list("user_id", flat=True).distinct())
-        orders = Order.objects.filter(user_id__in=users, source="bot").count()
+        bot_orders = Order.objects.filter(user_id__in=users, source="bot")
+        # Orders the running platform's bots placed for signals of their own (the feed keeps them trading
+        # during a drill) are not the drill's: only those of its signals' plans, or of no plan, can be doubles.
+        others = bot_orders.filter(plan__isnull=False).exclude(plan__signal_id__in=signal_ids).count()
+        orders = bot_orders.count() - others
         fills = Fill.objects.filter(order__user_id__in=users)
         txns = Transaction.objects.filter(user_id__in=users, external_id__startswith="paper:")
         return {
             "plans": sum(by_status.values()),
             "plans_by_status": by_status,
             "bot_orders": orders,
+            "bot_orders_for_other_signals": others,
             "duplicate_orders": orders - by_status.get("executed", 0),
             "duplicate_fills": fills.count() - fills.values("order_id").distinct().count(),
             "duplicate_portfolio_transactions": txns.count()

@@ -53,8 +53,9 @@ def test_pages_answer_503_while_the_database_is_away_and_recover():
             assert headers["Content-Type"] == "application/problem+json"
             assert json.loads(body)["title"] == "Service unavailable"
             assert _get(web_port, "/healthz")[0] == 200  # liveness does not depend on the database
-            status, _, body = _get(web_port, "/readyz")
+            status, headers, body = _get(web_port, "/readyz")
             assert status == 503 and json.loads(body)["checks"]["database"].startswith("error")
+            assert headers["Retry-After"] == "5"
 
             # The pooler comes back on the same port: the next requests are served again.
             restarted = pgbouncer.start(
