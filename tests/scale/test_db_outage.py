@@ -125,3 +125,16 @@ def test_the_503_in_process(database_away):
     assert api.status_code == 503 and api["Content-Type"] == "application/problem+json"
     assert api.json()["detail"].startswith("The database is unavailable")
     assert client.get("/healthz").status_code == 200
+
+
+def test_the_web_pool_tries_to_reconnect_every_second_not_with_doubling_waits():
+    """After an outage the pool's next connection attempt is at most about a second away, however long the
+    database was down (psycopg_pool doubles the wait by default: 16 s after a 15 s outage)."""
+    from psycopg_pool.base import AttemptWithBackoff
+
+    attempt = AttemptWithBackoff(timeout=300)
+    delays = []
+    for second in range(30):  # one failed attempt after another, as during a 30 s outage
+        attempt.update_delay(float(second))
+        delays.append(attempt.delay)
+    assert max(delays) <= 1.1
