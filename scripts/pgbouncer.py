@@ -97,10 +97,27 @@ def write_config(
     return ini
 
 
-def _run_as() -> list[str]:
-    """PgBouncer refuses to run as root: as root, drop to postgres (or nobody), who must read the files."""
+def _server_socket_directory(ini: Path) -> Path | None:
+    """The server's unix-socket directory when the pooler's [databases] line points at one (the embedded
+    pgserver listens only there), else None (a TCP host)."""
+    for line in ini.read_text().splitlines():
+        match = re.match(r"\*\s*=\s*host=(\S+)", line)
+        if match and match.group(1).startswith("/"):
+            return Path(match.group(1))
+    return None
+
+
+def _run_as(ini: Path) -> list[str]:
+    """PgBouncer refuses to run as root: as root, drop to a user who can reach the server and must read the
+    files. A unix socket in a private directory (pgserver's data directory, mode 0700) is reachable by its
+    owner only, so that owner; otherwise postgres (or nobody)."""
     if os.geteuid() != 0:
         return []
+    socket_directory = _server_socket_directory(ini)
+    if socket_directory is not None and socket_directory.exists():
+        owner = socket_directory.stat().st_uid
+        if owner != 0:
+            return ["-u", pwd.getpwuid(owner).pw_name]
     for user in ("postgres", "nobody"):
         try:
             pwd.getpwnam(user)
@@ -128,7 +145,7 @@ def accepting(port: int) -> bool:
 
 def start(binary: str, ini: Path, *, port: int, log: Path | None = None, timeout: float = 15.0) -> subprocess.Popen:
     """Run PgBouncer with `ini` (not daemonised: stopping the process stops it) and wait until it listens."""
-    user = _run_as()
+    user = _run_as(ini)
     _make_readable(ini, user)
     output = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - the child keeps it
     process = subprocess.Popen([binary, *user, str(ini)], stdout=output, stderr=subprocess.STDOUT)
@@ -183,7 +200,7 @@ def main(argv: list[str] | None = None) -> None:
         pool_size=args.pool_size,
         prepared_statements=supports_prepared_statements(binary),
     )
-    user = _run_as()
+    user = _run_as(ini)
     _make_readable(ini, user)
     os.execv(binary, [binary, *user, str(ini)])  # noqa: S606 - the pooler replaces this process
 

@@ -6,6 +6,7 @@ import importlib.util
 import tempfile
 import types
 from pathlib import Path
+from urllib.parse import quote
 
 import psycopg
 import pytest
@@ -23,8 +24,10 @@ def _launcher():
 
 def _env() -> dict[str, str]:
     server = settings.DATABASES["default"]
+    # As make run writes it: the host in the query, so a unix-socket directory (the embedded server) works too.
+    host = quote(server["HOST"] or "127.0.0.1", safe="")
     return {
-        "DATABASE_URL": f"postgresql://postgres@{server['HOST'] or '127.0.0.1'}:{server['PORT'] or 5432}/{server['NAME']}",
+        "DATABASE_URL": f"postgresql://postgres@/{server['NAME']}?host={host}&port={server['PORT'] or 5432}",
         "DB_APP_ROLE": settings.DB_APP_ROLE,
         "DB_SYSTEM_ROLE": settings.DB_SYSTEM_ROLE,
         "DB_AUTH_ROLE": settings.DB_AUTH_ROLE,
