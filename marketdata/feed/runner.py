@@ -126,6 +126,10 @@ async def run_feed(
         resume = usable_resume_points(await asyncio.to_thread(fence.resume_points), now=datetime.now(tz=UTC))
         if resume:
             logger.info("marketdata.feed_resumes", marks={s: str(p.tick_at) for s, p in resume.items()})
+            marks = [point.tick_at for point in resume.values() if point.tick_at is not None]
+            for source in sources:
+                if isinstance(source, ReplaySource) and marks:
+                    source.resume_after = min(marks)
     publisher = Publisher(
         instruments=instruments,
         source_name=sources[0].name if len(sources) == 1 else "+".join(s.name for s in sources),

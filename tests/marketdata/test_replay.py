@@ -144,3 +144,31 @@ def test_faster_speed_plays_minutes_in_seconds(btc_usdt):
     run_async(replay)
     # Three market minutes at 60x: under three seconds of wall time.
     assert 2.5 <= fake.now - start < 3.0
+
+
+def test_a_takeover_in_the_next_minute_replays_from_the_previous_leaders_last_minute(btc_usdt):
+    # The leader's last tick was 12:30:58; the standby starts at 12:31:00.7. Starting in its own minute it
+    # would skip 12:30:59: it starts in the mark's minute instead, the minute's past ticks at once (the
+    # publisher drops those up to the mark: the previous leader published them).
+    start = datetime(2026, 1, 5, 12, 31, 0, 700000, tzinfo=UTC)
+    fake = FakeTime(start.timestamp())
+    source = ReplaySource(
+        recordings={"BTC/USDT": btc_usdt[:5]},
+        precisions={"BTC/USDT": 2},
+        clock=MarketClock(speed=1.0, now=fake.time, sleep=fake.sleep),
+        ticks_per_minute=60,
+        loops=1,
+    )
+    source.resume_after = datetime(2026, 1, 5, 12, 30, 58, tzinfo=UTC)
+    ticks = []
+
+    async def replay():
+        await source.run(emit_tick=ticks.append, emit_candles=lambda *a, **k: None)
+
+    run_async(replay)
+    seconds = [t.at for t in ticks]
+    assert seconds[0] == datetime(2026, 1, 5, 12, 30, tzinfo=UTC)
+    assert datetime(2026, 1, 5, 12, 30, 59, tzinfo=UTC) in seconds
+    assert all(b - a == timedelta(seconds=1) for a, b in zip(seconds, seconds[1:], strict=False))
+    # Nothing waited for a second that had passed.
+    assert fake.now == pytest.approx(ticks[-1].at.timestamp())

@@ -105,6 +105,9 @@ class ReplaySource:
         self.ticks_per_minute = ticks_per_minute
         self.backfill_minutes = backfill_minutes
         self.loops = loops
+        # After a failover, the previous leader's last tick: the replay starts in its minute, not the
+        # current one, so a takeover across a minute boundary still fills the seconds in between.
+        self.resume_after: datetime | None = None
 
     def bar_at(self, symbol: str, minute: datetime) -> CandleBar:
         """The recorded candle replayed for a market minute, re-dated to it."""
@@ -133,6 +136,8 @@ class ReplaySource:
 
     async def run(self, *, emit_tick: EmitTick, emit_candles: EmitCandles) -> None:
         start = self.clock.start_minute()
+        if self.resume_after is not None:
+            start = min(start, self.resume_after.replace(second=0, microsecond=0))
         if self.backfill_minutes:
             for symbol in self.recordings:
                 history = [
