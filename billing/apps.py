@@ -8,6 +8,8 @@ class BillingConfig(AppConfig):
     def ready(self) -> None:
         from djstripe.signals import webhook_post_validate
 
+        from billing import receivers  # noqa: F401  (connects with @receiver)
+
         from billing.choices import (
             NOTIFY_PAYMENT_FAILED,
             NOTIFY_PAYMENT_RECOVERED,

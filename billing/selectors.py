@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
@@ -48,6 +49,38 @@ def user_plan(*, user, now: datetime | None = None) -> Plan:
     if subscription is None:
         return plan_get(PlanCode.FREE)
     return plan_get(subscription.entitled_plan_code(now=now or timezone.now()))
+
+
+# The API's rate limit reads the plan on every request: from the cache, for at most this long, or until the
+# subscription changes (billing.receivers clears it) or the plan changes by the clock (a local trial's end,
+# the end of a grace period).
+RATE_PLAN_CACHE_SECONDS = 60
+
+
+def rate_plan_cache_key(user_id: int) -> str:
+    return f"billing:rate-plan:{user_id}"
+
+
+def user_rate_plan(*, user, now: datetime | None = None) -> Plan:
+    """`user_plan` for the API rate limit, cached: a subscription change that races a read can leave the
+    previous plan's limit in force for up to RATE_PLAN_CACHE_SECONDS, never longer."""
+    now = now or timezone.now()
+    key = rate_plan_cache_key(user.pk)
+    cached = cache.get(key)
+    if cached is not None:
+        code, until = cached
+        if until is None or now < until:
+            return plan_get(code)
+    subscription = subscription_get(user=user)
+    if subscription is None:
+        code, until = PlanCode.FREE, None
+    else:
+        code = subscription.entitled_plan_code(now=now)
+        ends = [at for at in (subscription.trial_end if subscription.is_local_trial else None,
+                              subscription.grace_ends_at()) if at is not None and at > now]
+        until = min(ends, default=None)
+    cache.set(key, (code, until), timeout=RATE_PLAN_CACHE_SECONDS)
+    return plan_get(code)
 
 
 def plan_is_paid(*, user, now: datetime | None = None) -> bool:

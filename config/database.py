@@ -81,5 +81,8 @@ def database_settings(
             databases[alias]["DISABLE_SERVER_SIDE_CURSORS"] = True
         if pool_size > 0:
             options["pool"] = {"min_size": 0, "max_size": pool_size, "timeout": 10, "max_idle": 300}
-        databases[alias].update({"CONN_MAX_AGE": 0, "CONN_HEALTH_CHECKS": True, "OPTIONS": options})
+        # With a pool, Django's health check is psycopg_pool's: an empty query on every checkout, a round
+        # trip per request. Without it, a connection the server dropped while idle fails its first request
+        # (a 503, core/unavailable.py), which then has the pool check all its idle ones at once.
+        databases[alias].update({"CONN_MAX_AGE": 0, "CONN_HEALTH_CHECKS": pool_size <= 0, "OPTIONS": options})
     return databases

@@ -8,17 +8,22 @@ request with a 503: problem+json under /api/, a static page otherwise (rendered 
 base template would need the signed-in user, i.e. the database). Operational and interface errors are the
 transient kind (a refused or dropped connection, a lock or statement timeout), so a retry is the right
 advice for all of them.
+
+The web tier's pooled connections are not checked when handed out (a round trip per request,
+config/database.py): the first request that fails on a connection the server dropped (a restart) has every
+pool check its idle connections in the background, so the others are replaced before they are used.
 """
 
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Callable
 
 import structlog
 from django.conf import settings
 from django.core.signals import got_request_exception
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, connections
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 
@@ -37,6 +42,34 @@ def _mark(sender, request: HttpRequest | None = None, **kwargs) -> None:
 
 
 got_request_exception.connect(_mark, dispatch_uid="core.unavailable.mark")
+
+
+_checking: set[str] = set()
+_checking_lock = threading.Lock()
+
+
+def pools_check() -> None:
+    """Have every connection pool of this process check its idle connections (psycopg_pool's `check()`,
+    which drops the broken ones), in a thread per pool, one at a time."""
+    for conn in connections.all(initialized_only=True):
+        pool = getattr(conn, "pool", None)
+        if pool is None:
+            continue
+        with _checking_lock:
+            if conn.alias in _checking:
+                continue
+            _checking.add(conn.alias)
+
+        def check(pool=pool, alias=conn.alias) -> None:
+            try:
+                pool.check()
+            except Exception:  # noqa: BLE001 - a down server: the pool's own reconnection takes over
+                logger.info("database_pool_check_failed", alias=alias)
+            finally:
+                with _checking_lock:
+                    _checking.discard(alias)
+
+        threading.Thread(target=check, name=f"pool-check-{conn.alias}", daemon=True).start()
 
 
 def unavailable_response(request: HttpRequest) -> HttpResponse:
@@ -60,4 +93,5 @@ class DatabaseUnavailableMiddleware:
         if error is None or response.status_code < 500:
             return response
         logger.warning("database_unavailable", path=request.path, error=str(error).strip()[:300])
+        pools_check()
         return unavailable_response(request)

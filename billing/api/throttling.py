@@ -6,7 +6,7 @@ from rest_framework.throttling import SimpleRateThrottle
 
 from billing.choices import Feature, PlanCode
 from billing.plans import plan_get
-from billing.selectors import user_plan
+from billing.selectors import user_rate_plan
 from core.api import rate_limit_note
 
 
@@ -28,7 +28,7 @@ class PlanRateThrottle(SimpleRateThrottle):
 
     def allow_request(self, request, view) -> bool:
         user = request.user
-        plan = user_plan(user=user) if user and user.is_authenticated else plan_get(PlanCode.FREE)
+        plan = user_rate_plan(user=user) if user and user.is_authenticated else plan_get(PlanCode.FREE)
         limit = plan.limit(Feature.API_REQUESTS_PER_MINUTE)
         if limit is None:
             return True

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from django.apps import apps
+from django.core.cache import cache
 from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -15,6 +16,7 @@ from rest_framework.test import APIClient
 
 from accounts.choices import NOTIFY_ACCOUNT_SECURITY
 from accounts.models import ApiToken
+from core.api_auth import api_token_cache_forget, api_token_lookup
 from core.models import AuditLog, Notification
 from core.rls import system_context, tenant
 from tests.factories import UserFactory, api_token_for
@@ -87,6 +89,36 @@ def test_the_api_works_with_a_token_and_refuses_it_once_revoked(client, user_a):
         entry = AuditLog.objects.get(user=user_a, action="account.api_token_revoked")
         assert not ApiToken.objects.exists()
     assert entry.before["name"] == "nightly-rebalancer" and entry.actor_id == user_a.pk
+
+
+def test_a_used_token_is_served_from_the_cache_and_its_users_deactivation_refuses_it_at_once(user_a):
+    secret = api_token_for(user_a)
+    api = _api(secret)
+    assert api.get(ME).status_code == 200
+    with CaptureQueriesContext(connections["auth"]) as lookups:
+        assert api.get(ME).status_code == 200
+    assert not [q for q in lookups if "accounts_apitoken" in q["sql"]], "the second request reads no token row"
+
+    with system_context(reason="tests: deactivate"):
+        user_a.is_active = False
+        user_a.save(update_fields=["is_active"])
+    _assert_refused(api.get(ME), "inactive")
+
+
+def test_a_lookup_that_read_the_row_before_a_revocation_cannot_cache_it(user_a):
+    secret = api_token_for(user_a)
+    with tenant(user_a.pk):
+        token = ApiToken.objects.get(user=user_a)
+    key = f"api-token:{token.digest}"
+    assert api_token_lookup(secret).pk == token.pk and cache.get(key).pk == token.pk
+    # The revocation marks the row stale; a lookup racing it (it read the row just before) finds the mark
+    # and cannot put the row back.
+    api_token_cache_forget([token.digest])
+    assert api_token_lookup(secret).pk == token.pk  # still in the database: read there, not cached
+    assert cache.get(key) == "stale"
+    with tenant(user_a.pk):
+        ApiToken.objects.filter(pk=token.pk).delete()
+    assert api_token_lookup(secret) is None
 
 
 def test_a_token_works_until_the_end_of_its_expiry_day_then_is_refused(user_a, time_machine):

@@ -9,6 +9,8 @@ from decimal import Decimal
 import pytest
 from django.core.cache import cache
 
+from billing.choices import PlanCode
+from billing.services import subscription_trial_grant
 from core.rls import tenant
 from portfolios.choices import TransactionKind
 from portfolios.services import transaction_record
@@ -40,6 +42,20 @@ def test_every_counted_answer_carries_the_rate_limit_and_the_61st_free_request_i
 
 def test_a_paid_plan_has_its_own_limit(trader):
     assert trader.api.get(ME)["RateLimit-Limit"] == "3000"
+
+
+def test_the_limit_follows_a_plan_change_at_once_and_a_trials_end_on_the_clock(user_a, time_machine):
+    # The plan the limit comes from is cached (billing.selectors.user_rate_plan): a subscription change
+    # clears it, and a local trial's end is kept with it.
+    time_machine.move_to(datetime(2026, 6, 1, 12, 0, tzinfo=UTC), tick=False)
+    api = token_client(api_token_for(user_a))
+    assert api.get(ME)["RateLimit-Limit"] == "60"
+    subscription = subscription_trial_grant(user=user_a, plan_code=PlanCode.PRO)
+    assert api.get(ME)["RateLimit-Limit"] == "600"
+    time_machine.move_to(subscription.trial_end - timedelta(seconds=1), tick=False)
+    assert api.get(ME)["RateLimit-Limit"] == "600"
+    time_machine.move_to(subscription.trial_end, tick=False)
+    assert api.get(ME)["RateLimit-Limit"] == "60"
 
 
 # --- ETags and the order detail ------------------------------------------------------------------------
