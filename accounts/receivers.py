@@ -11,8 +11,8 @@ from django.dispatch import receiver
 from accounts.models import ApiToken, User
 from core.api_auth import api_token_cache_forget
 from core.audit import audit_record
-from core.rls import auth_context
 from core.consumers import user_sockets_reauthenticate
+from core.rls import auth_context
 
 
 @receiver(user_signed_up)

@@ -9,7 +9,6 @@ class BillingConfig(AppConfig):
         from djstripe.signals import webhook_post_validate
 
         from billing import receivers  # noqa: F401  (connects with @receiver)
-
         from billing.choices import (
             NOTIFY_PAYMENT_FAILED,
             NOTIFY_PAYMENT_RECOVERED,
