@@ -47,6 +47,15 @@ for 60 s, pause 1 s, 2,000 sockets: 4,774 requests
 ms. Back to back (`--clients 60 --pause 0 --sockets 0`, 30 s), the most the two processes serve here: 107
 requests a second (74 before the one-hop middleware chain of core/asgi_handler.py, the same day); in a
 later series 96 with a pool of 4, 92 with 8 and 87 with 10 (the spread between runs is about 10 %).
+
+Measured 2026-12-02 on another 2-core host of the same kind, slower than that one (the code of 12-01 served
+41-43 requests a second back to back there, not 107), after the token and plan caches, the pool without a
+query per checkout and the main context freed of asgiref Locals (docs/scale-out.md): back to back 54-58 a
+second (the web processes 31-33 ms of CPU a request, 42-44 before); the default run (200 clients, pause
+1 s, 2,000 sockets): 2,170 requests (32.9 a second), 3.9 orders a second, **0 errors**, p50 4,419 ms, p95
+6,562 ms, p99 7,306 ms (target not met: the offered load is about 190 a second on two cores that serve
+some 55 without the sockets); 2,000 sockets held, none closed, 2,390 fill events, 210 missing after 10 s,
+order-to-fill-event p50 22.8 s, p99 36.4 s (the events queue behind the saturated processes).
 """
 
 from __future__ import annotations
