@@ -377,12 +377,13 @@ def request_for(operation: str, client: Seeded, rng: random.Random) -> tuple[str
 
 
 async def run_client(
-    client: Seeded, base: str, measure_from: float, deadline: float, pause: float, results: Results, seed: int
+    client: Seeded, base: str, measure_from: float, deadline: float, pause: float, results: Results, seed: int,
+    operations: dict[str, int],
 ) -> None:
     import aiohttp
 
     rng = random.Random(seed)
-    names, weights = list(OPERATIONS), list(OPERATIONS.values())
+    names, weights = list(operations), list(operations.values())
     headers = {"Authorization": f"Token {client.token}", "Accept": "application/json"}
     timeout = aiohttp.ClientTimeout(total=60)
     async with aiohttp.ClientSession(base, headers=headers, timeout=timeout) as session:
@@ -423,7 +424,7 @@ async def run_client(
 
 async def drive(
     clients: list[Seeded], ports: list[int], warmup: float, duration: float, pause: float, sockets: int,
-    socket_batch: int,
+    socket_batch: int, operations: dict[str, int],
 ) -> tuple[Results, float]:
     results = Results()
     ready, opened = asyncio.Event(), []
@@ -454,7 +455,8 @@ async def drive(
     await asyncio.gather(
         *(
             run_client(
-                client, f"http://127.0.0.1:{ports[n % len(ports)]}", started, deadline, pause, results, n
+                client, f"http://127.0.0.1:{ports[n % len(ports)]}", started, deadline, pause, results, n,
+                operations,
             )
             for n, client in enumerate(clients)
         )
@@ -494,7 +496,14 @@ def main() -> None:
     parser.add_argument("--sockets", type=int, default=2000, help="program sockets held, spread over the traders")
     parser.add_argument("--socket-batch", type=int, default=250,
                         help="sockets opened at once (a wave opens once the one before is open)")
+    parser.add_argument("--operations", default=",".join(OPERATIONS),
+                        help="comma-separated operations to mix, with their weights in OPERATIONS (default: all; "
+                             "one light read alone, e.g. instruments, measures the stack's floor)")
     args = parser.parse_args()
+    unknown = set(args.operations.split(",")) - set(OPERATIONS)
+    if unknown:
+        parser.error(f"unknown operations: {', '.join(sorted(unknown))} (known: {', '.join(OPERATIONS)})")
+    operations = {name: OPERATIONS[name] for name in args.operations.split(",")}
     random.seed(7)
 
     call_command("db_bootstrap", recreate=True, verbosity=0)
@@ -514,7 +523,10 @@ def main() -> None:
         for port in ports:
             servers.append(start_daphne(port, log))
         results, seconds = asyncio.run(
-            drive(clients, ports, args.warmup, args.duration, args.pause, args.sockets, max(1, args.socket_batch))
+            drive(
+                clients, ports, args.warmup, args.duration, args.pause, args.sockets, max(1, args.socket_batch),
+                operations,
+            )
         )
     finally:
         stop.set()
@@ -555,6 +567,7 @@ def main() -> None:
                 "duration_s": round(seconds, 1),
                 "warmup_s": args.warmup,
                 "mean_pause_s": args.pause,
+                "operations_mixed": operations,
                 "requests": requests,
                 "requests_per_s": round(requests / seconds, 1),
                 "orders_placed": len(results.latencies.get("order_place", []))

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -199,6 +200,39 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 # The largest id PostgreSQL's bigint holds: `IntegerField(min_value=1, max_value=DB_ID_MAX)` for ids in bodies.
 DB_ID_MAX = 2**63 - 1
+
+
+class FlatListSerializer(serializers.ListSerializer):
+    """`many=True` output of a flat serializer (every field a plain attribute, rendered by its own field
+    class): the same JSON as DRF's ListSerializer, without its per-item, per-field attribute machinery.
+
+    For long lists of small rows (200 candles are 1,200 fields): DRF spent about a third of the rendering
+    in `get_attribute` and the field loop, not in the fields' own `to_representation`. A child with a
+    dotted or `*` source, a method field or a nested serializer is rendered by DRF as usual."""
+
+    def to_representation(self, data):
+        fields = _flat_fields(self.child)
+        if fields is None:
+            return super().to_representation(data)
+        items = list(data.all() if hasattr(data, "all") else data)
+        if items and isinstance(items[0], Mapping):
+            return super().to_representation(items)
+        return [
+            {name: None if (value := getattr(item, source)) is None else render(value) for name, source, render in fields}
+            for item in items
+        ]
+
+
+def _flat_fields(serializer: serializers.Serializer) -> list[tuple[str, str, object]] | None:
+    fields = []
+    for field in serializer._readable_fields:
+        if (
+            isinstance(field, serializers.BaseSerializer | serializers.SerializerMethodField)
+            or len(field.source_attrs) != 1
+        ):
+            return None
+        fields.append((field.field_name, field.source_attrs[0], field.to_representation))
+    return fields
 
 
 class StrictCharField(serializers.CharField):

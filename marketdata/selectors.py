@@ -101,13 +101,8 @@ def candle_list(
             rows = rows.filter(open_time__gte=start)
         if end is not None:
             rows = rows.filter(open_time__lt=end)
-        rows = rows.order_by("-open_time")[:limit]
-        return [
-            CandleBar(
-                open_time=c.open_time, open=c.open, high=c.high, low=c.low, close=c.close, volume=c.volume
-            )
-            for c in reversed(rows)
-        ]
+        rows = rows.order_by("-open_time").values_list("open_time", "open", "high", "low", "close", "volume")
+        return [CandleBar(*row) for row in reversed(rows[:limit])]
     step = TIMEFRAMES[timeframe]
     with connection.cursor() as cursor:
         cursor.execute(

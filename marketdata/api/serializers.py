@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from core.api import FlatListSerializer
 from marketdata.selectors import CANDLE_LIMIT_MAX, TIMEFRAMES
 
 PRICE = {"max_digits": 20, "decimal_places": 8}
@@ -40,6 +41,9 @@ class QuoteOutput(serializers.Serializer):
         help_text="Silent for longer than the pair's threshold: do not trade on it."
     )
 
+    class Meta:
+        list_serializer_class = FlatListSerializer
+
 
 class QuoteFilter(serializers.Serializer):
     symbols = serializers.CharField(
@@ -56,6 +60,9 @@ class CandleOutput(serializers.Serializer):
     low = serializers.DecimalField(**PRICE)
     close = serializers.DecimalField(**PRICE)
     volume = serializers.DecimalField(**VOLUME)
+
+    class Meta:
+        list_serializer_class = FlatListSerializer
 
 
 class CandleFilter(serializers.Serializer):

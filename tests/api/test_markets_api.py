@@ -162,3 +162,51 @@ def test_regime_readings_latest_and_history(api_a):
 
 def test_market_data_needs_a_token(client, instruments):
     assert client.get("/api/v1/markets/instruments/").status_code in (401, 403)
+
+
+def test_long_lists_render_as_drf_renders_them(api_a):
+    """Quotes and candles are rendered by FlatListSerializer: the same JSON, field for field, as DRF's own
+    ListSerializer (nulls, decimals to their places, times in UTC with Z), and DRF's path where a row is
+    a mapping or the serializer is not flat."""
+    from rest_framework import serializers
+
+    from core.api import FlatListSerializer
+    from marketdata.api.serializers import CandleOutput, QuoteOutput
+    from marketdata.selectors import candle_list, quote_latest_map
+
+    _minutes(5)
+    set_quote("BTC/USDT", "20000.123456789", bid="19999.5")  # no ask: null
+    set_quote("ETH/USDT", "1500")
+    bars = candle_list(symbol="BTC/USDT", limit=5)
+    quotes = list(quote_latest_map(symbols=["BTC/USDT", "ETH/USDT"]).values())
+
+    def drf(serializer_class, rows):
+        return [serializer_class(row).data for row in rows]
+
+    for serializer_class, rows in ((CandleOutput, bars), (QuoteOutput, quotes)):
+        fast = serializer_class(rows, many=True)
+        assert isinstance(fast, FlatListSerializer)
+        assert fast.data == drf(serializer_class, rows)
+    by_symbol = {row["symbol"]: row for row in QuoteOutput(quotes, many=True).data}
+    assert by_symbol["BTC/USDT"]["ask"] is None and by_symbol["BTC/USDT"]["price"] == "20000.12345679"
+    assert CandleOutput(bars, many=True).data[0]["open_time"] == "2023-03-01T00:00:00Z"
+    served = api_a.get("/api/v1/markets/instruments/BTC-USDT/candles/", {"limit": 5}).json()
+    assert served == drf(CandleOutput, bars)
+
+    # Mappings, and serializers with a method field, go through DRF's own rendering.
+    as_dicts = [{"open_time": b.open_time, "open": b.open, "high": b.high, "low": b.low, "close": b.close,
+                 "volume": b.volume} for b in bars]
+    assert CandleOutput(as_dicts, many=True).data == drf(CandleOutput, bars)
+
+    class WithMethod(serializers.Serializer):
+        close = serializers.DecimalField(max_digits=20, decimal_places=2)
+        doubled = serializers.SerializerMethodField()
+
+        class Meta:
+            list_serializer_class = FlatListSerializer
+
+        def get_doubled(self, bar):
+            return str(bar.close * 2)
+
+    assert WithMethod(bars, many=True).data == drf(WithMethod, bars)
+    assert WithMethod(bars, many=True).data[0]["doubled"] == str(bars[0].close * 2)
