@@ -87,6 +87,7 @@ def evaluator_state(*, ids: Iterable[int] | None = None) -> tuple[list[TickAlert
         portfolios = dict(
             Alert.objects.filter(kind__in=PORTFOLIO_KINDS | POSITION_KINDS)
             .filter(active_q())
+            .order_by()  # no model ordering in the DISTINCT
             .values_list("portfolio_id", "user_id")
             .distinct()
         )

@@ -451,6 +451,7 @@ def event_alert_owners(*, kind: str, user_ids: set[int]) -> set[int]:
         return set(
             Alert.objects.filter(kind=kind, user_id__in=user_ids)
             .filter(active_q())
+            .order_by()  # the model's ordering would join the DISTINCT: a row per alert, sorted
             .values_list("user_id", flat=True)
             .distinct()
         )

@@ -696,6 +696,7 @@ def rule_owners(*, kind: str, user_ids: set[int]) -> set[int]:
     with system_context(reason=f"automation: which of {len(user_ids)} traders have {kind} rules"):
         return set(
             Rule.objects.filter(trigger_kind=kind, status=RuleStatus.ACTIVE, user_id__in=user_ids)
+            .order_by()  # the model's ordering would join the DISTINCT: a row per rule, sorted
             .values_list("user_id", flat=True).distinct()
         )
 

@@ -308,6 +308,7 @@ def _usage_batches_create(*, now: datetime) -> int:
     with system_context(reason="billing: find users with unreported metered usage"):
         user_ids = list(
             UsageRecord.objects.filter(billable=True, meter_report__isnull=True)
+            .order_by()  # no model ordering in the DISTINCT
             .values_list("user_id", flat=True)
             .distinct()
         )

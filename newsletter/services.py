@@ -416,6 +416,7 @@ def _claims_recover(*, issue_id: int) -> int:
     with system_context(reason="newsletter: recover a dead worker's claims"):
         claims = list(
             Delivery.objects.filter(issue_id=issue_id, state=DeliveryState.SENDING)
+            .order_by()  # no model ordering in the DISTINCT
             .values_list("claim", flat=True)
             .distinct()
         )

@@ -29,7 +29,8 @@ def _symbols_with_resting_orders(symbols: set[str] | None = None) -> set[str]:
         orders = Order.objects.filter(status__in=RESTING_STATUSES)
         if symbols is not None:
             orders = orders.filter(instrument__symbol__in=symbols)
-        return set(orders.values_list("instrument__symbol", flat=True).distinct())
+        # order_by(): the model's ordering would join the DISTINCT (a row per resting order).
+        return set(orders.order_by().values_list("instrument__symbol", flat=True).distinct())
 
 
 class RestingOrderMatching(TickHandler):

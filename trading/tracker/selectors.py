@@ -79,7 +79,7 @@ def playbook_tags(*, user) -> list[str]:
     return sorted(
         set(
             Order.objects.filter(user_id=user_id_of(user)).exclude(playbook_tag="")
-            .values_list("playbook_tag", flat=True).distinct()
+            .order_by().values_list("playbook_tag", flat=True).distinct()
         )
     )
 
