@@ -40,6 +40,36 @@ def test_every_counted_answer_carries_the_rate_limit_and_the_61st_free_request_i
     assert refused["RateLimit-Remaining"] == "0" and refused["RateLimit-Limit"] == "60"
 
 
+def test_the_window_slides_and_a_refused_request_does_not_count(user_a, time_machine):
+    """The limit is a sliding minute (as DRF's SimpleRateThrottle): a request counts for 60 s after it was
+    let through, a refused one never counts, and Retry-After says when the window has room again."""
+    cache.clear()
+    start = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+    time_machine.move_to(start, tick=False)
+    api = token_client(api_token_for(user_a))  # Free plan: 60 requests a minute
+    for _ in range(30):
+        assert api.get(ME).status_code == 200
+    time_machine.move_to(start + timedelta(seconds=20), tick=False)
+    for _ in range(30):
+        assert api.get(ME).status_code == 200
+    for _ in range(5):  # refused: not counted
+        refused = api.get(ME)
+        assert refused.status_code == 429 and refused["Retry-After"] == "40"
+    time_machine.move_to(start + timedelta(seconds=59), tick=False)
+    assert api.get(ME).status_code == 429
+    # The first 30 leave the window at 60 s; the 30 of second 20 stay until 80 s.
+    time_machine.move_to(start + timedelta(seconds=60), tick=False)
+    allowed = api.get(ME)
+    assert allowed.status_code == 200 and allowed["RateLimit-Remaining"] == "29"
+    assert allowed["RateLimit-Reset"] == "20"
+    for _ in range(29):
+        assert api.get(ME).status_code == 200
+    refused = api.get(ME)
+    assert refused.status_code == 429 and refused["Retry-After"] == "20"
+    time_machine.move_to(start + timedelta(seconds=80), tick=False)
+    assert api.get(ME)["RateLimit-Remaining"] == "29"
+
+
 def test_a_paid_plan_has_its_own_limit(trader):
     assert trader.api.get(ME)["RateLimit-Limit"] == "3000"
 
