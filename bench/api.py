@@ -56,6 +56,17 @@ second (the web processes 31-33 ms of CPU a request, 42-44 before); the default 
 6,562 ms, p99 7,306 ms (target not met: the offered load is about 190 a second on two cores that serve
 some 55 without the sockets); 2,000 sockets held, none closed, 2,390 fill events, 210 missing after 10 s,
 order-to-fill-event p50 22.8 s, p99 36.4 s (the events queue behind the saturated processes).
+
+Measured 2026-12-02 later the same day on a third host of that kind, after the programs' socket events
+moved to Redis pub/sub (docs/scale-out.md) and the rate limit, candle and DISTINCT savings: the default run
+served 3,845 requests (59.2 a second), 6.7 orders a second, **0 errors**, p50 2,058 ms, p95 3,197 ms,
+p99 3,668 ms (target not met); 2,000 sockets held, none closed, 4,330 fill events, **0 missing**,
+order-to-fill-event p50 2,576 ms, p99 4,247 ms (the same code before the events moved, on that host:
+64.4 requests a second, p95 2,828 ms, fill events p50 16.0 s, p99 25.3 s, 980 missing). The floor
+(`--operations`, `--sockets 0`): the lightest API read alone (instruments) at the default load, 200
+clients with a 1 s pause, 172.9 requests a second, p95 286 ms: that read alone meets the target, the mix
+costs some 2.7 times as much a request; back to back from 60 clients it serves 200 a second, and /healthz
+(`--operations healthz`) 374.
 """
 
 from __future__ import annotations
