@@ -126,6 +126,7 @@ class _Market(Subscriber):
 class ApiSocketConsumer(AsyncWebsocketConsumer):
     # The user's events come through Redis pub/sub (config/settings/base.py, API_EVENTS_LAYER).
     channel_layer_alias = settings.API_EVENTS_LAYER
+
     async def connect(self) -> None:
         user_id, code = await _authenticate(_token_from(self.scope))
         # Accepted, then closed: a refused handshake would hide the close code from the client.

@@ -215,9 +215,9 @@ CHANNEL_LAYERS = {
     # The programs' socket (/ws/v1/) gets its users' events through Redis pub/sub (channels-redis' own
     # pub/sub layer): Redis pushes each message to the processes subscribed to its group. Through the
     # layer above, every message for a process's consumers is popped one at a time, three round trips
-    # each, by one receiver per process: behind a busy event loop that receiver fell minutes behind
-    # (bench/api.py, 200 clients and 2,000 sockets: fill events p50 10 s, one in seven never delivered;
-    # through pub/sub, p50 1.6 s, none lost, as late as the order's own answer). Nothing waits in Redis:
+    # each, by one receiver per process: behind a busy event loop that receiver fell far behind
+    # (bench/api.py, 200 clients and 2,000 sockets: fill events p50 10 s, one in seven later than 10 s;
+    # through pub/sub p50 1.6 s, none later, about as late as the order's own answer). Nothing waits in Redis:
     # a process that is not subscribed when an event is sent does not get it, which is what a program
     # reconnecting after a restart gets either way (it reads what it missed from the REST API).
     API_EVENTS_LAYER: pubsub_layer(REDIS_URL, REDIS_KEY_PREFIX),
