@@ -172,6 +172,22 @@ def test_summary_lists_every_limit_with_usage(user_a, counters):
     }
 
 
+def test_the_summary_counts_in_one_block_of_the_callers_transaction(user_a):
+    """Inside a request's transaction every tenant() block is a savepoint (two round trips): the summary's
+    counts (bots, alerts, connections, AI queries, rules ...) share one, and still see only this user."""
+    from django.db import connection, transaction
+    from django.test.utils import CaptureQueriesContext
+
+    with transaction.atomic(), tenant(user_a.pk), CaptureQueriesContext(connection) as captured:
+        summary = {row.feature: row.used for row in entitlement_summary(user=user_a)}
+    statements = [query["sql"] for query in captured.captured_queries]
+    counts = [n for n, sql in enumerate(statements) if sql.startswith(("SELECT COUNT(*)", "SELECT SUM("))]
+    assert len(counts) >= 5
+    between = statements[counts[0] : counts[-1]]
+    assert not [sql for sql in between if "SAVEPOINT" in sql]
+    assert summary["alerts"] == 0 and summary["ai_queries"] == 0
+
+
 def test_grace_period_applies_to_reads_without_any_job(user_a, settings):
     settings.BILLING_GRACE_PERIOD_DAYS = 7
     failed = timezone.now() - timezone.timedelta(days=8)
