@@ -86,7 +86,22 @@ def _record_use(api_token: AbstractAuthToken, *, now: datetime) -> None:
 
 
 class TenantTokenAuthentication(TokenAuthentication):
-    """knox's header parsing; our lookup, expiry and last use; then the request acts as the token's user."""
+    """knox's header parsing; our lookup, expiry and last use; then the request acts as the token's user.
+
+    A POST with an Idempotency-Key is authenticated by core.idempotency's middleware before the view (it
+    keys the record by user); the view's own authentication then takes that result from the Django request
+    instead of looking the token up and setting the tenant a second time (same request, same transaction).
+    """
+
+    def authenticate(self, request):
+        django_request = getattr(request, "_request", request)
+        done = getattr(django_request, "_token_authenticated", None)
+        if done is not None:
+            return done
+        result = super().authenticate(request)
+        if result is not None:
+            django_request._token_authenticated = result
+        return result
 
     def authenticate_credentials(self, token: bytes):
         try:

@@ -162,3 +162,23 @@ def _someone_waits_on_a_lock() -> bool:
             "WHERE NOT l.granted AND a.datname = current_database()"
         )
         return cursor.fetchone()[0] > 0
+
+
+def test_a_keyed_post_authenticates_its_token_once(user_a):
+    """The middleware authenticates a keyed POST before the view (the record is the user's); the view then
+    takes that result: the tenant is set once in the request's transaction, and the answer is the user's."""
+    from django.test.utils import CaptureQueriesContext
+
+    api = token_client(api_token_for(user_a))
+    with CaptureQueriesContext(connections["default"]) as captured:
+        created = api.post(PORTFOLIOS, {"name": "Once", "base_currency": "USD"}, format="json",
+                           HTTP_IDEMPOTENCY_KEY="once-1")
+    assert created.status_code == 201, created.content
+    assert [q["sql"] for q in captured.captured_queries if "set_config" in q["sql"]] == [
+        f"SELECT set_config('app.user_id', '{user_a.pk}', true)"
+    ]
+    assert _count(user_a, "Once") == 1
+    other = token_client("nexus_" + "0" * 64)
+    refused = other.post(PORTFOLIOS, {"name": "Nope", "base_currency": "USD"}, format="json",
+                         HTTP_IDEMPOTENCY_KEY="once-2")
+    assert refused.status_code == 401
