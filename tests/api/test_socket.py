@@ -85,6 +85,19 @@ async def next_of(client: WebsocketCommunicator, kind: str, timeout: float = 5) 
             return message
 
 
+async def first_of_each(client: WebsocketCommunicator, *kinds: str, timeout: float = 5) -> dict[str, dict]:
+    """The first message of each type in `kinds`, in whatever order they come: frames about different
+    symbols have no order between them (each symbol's message reaches the hub on its own)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    found: dict[str, dict] = {}
+    while len(found) < len(kinds):
+        left = deadline - asyncio.get_running_loop().time()
+        message = json.loads(await client.receive_from(timeout=max(left, 0.01)))
+        if message["type"] in kinds:
+            found.setdefault(message["type"], message)
+    return found
+
+
 async def subscribe(client: WebsocketCommunicator, *channels: str) -> dict:
     await client.send_json_to({"op": "subscribe", "channels": list(channels)})
     return await next_of(client, "subscribed")
@@ -170,7 +183,8 @@ def test_quotes_and_candles_arrive_for_subscribed_symbols_only(instruments):
         publisher.accept_tick(tick("BTC/USDT", "23050.5", 1))
         publisher.accept_tick(tick("ETH/USDT", "1601", 1))
         await publisher.publish_due()
-        got = [await next_of(client, "quote"), await next_of(client, "candle")]
+        first = await first_of_each(client, "quote", "candle")
+        got = [first["quote"], first["candle"]]
         await client.send_json_to({"op": "unsubscribe", "channels": ["quotes:BTC/USDT"]})
         unsubscribed = await next_of(client, "unsubscribed")
         publisher.accept_tick(tick("BTC/USDT", "23060", 2))
