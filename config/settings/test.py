@@ -6,16 +6,7 @@ from urllib.parse import urlsplit, urlunsplit
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-insecure-key-0123456789-abcdefghijklmnop")
 
 from .base import *  # noqa: E402,F403
-from .base import (
-    API_EVENTS_LAYER,
-    CHANNEL_LAYER_SOCKET_TIMEOUT,
-    DATABASES,
-    REDIS_URL,
-    STORAGES,
-    collected_static,
-    env,
-    pubsub_layer,
-)
+from .base import API_EVENTS_LAYER, DATABASES, REDIS_URL, STORAGES, collected_static, env, pubsub_layer
 
 DATABASE_NAME_SUFFIX = "_test"
 for _alias in DATABASES.values():
@@ -44,13 +35,7 @@ CACHES = {
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        # The read timeout above the layer's 5 s blocking wait, as in production (base.py says why).
-        "CONFIG": {
-            "hosts": [{"address": REDIS_URL, "socket_timeout": CHANNEL_LAYER_SOCKET_TIMEOUT}],
-            "prefix": f"{REDIS_KEY_PREFIX}:asgi",
-            "capacity": 200,
-            "expiry": 30,
-        },
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{REDIS_KEY_PREFIX}:asgi", "capacity": 200, "expiry": 30},
     },
     API_EVENTS_LAYER: pubsub_layer(REDIS_URL, REDIS_KEY_PREFIX),
 }
