@@ -9,10 +9,29 @@ from core import views as core_views
 from newsletter.webhook_urls import urlpatterns as newsletter_webhook_urlpatterns
 from portfolios.api.urls import watchlist_urlpatterns
 
+# The API first: Django tries patterns in order, and a request that reached the API went through every
+# page module mounted at "" before (a dozen resolvers and their failed matches, on every API request).
+api_v1_urlpatterns = [
+    path("accounts/me/usage/", include(account_usage_urlpatterns)),
+    path("accounts/", include("accounts.api.urls")),
+    path("portfolios/", include("portfolios.api.urls")),
+    path("trading/", include("trading.api.urls")),
+    path("markets/", include("marketdata.api.urls")),
+    path("watchlists/", include(watchlist_urlpatterns)),
+    path("alerts/", include("alerts.api.urls")),
+    path("automation/", include("automation.api.urls")),
+    path("research/", include("research.api.urls")),
+    path("notifications/", include("core.notifications_api")),
+    path("billing/", include("billing.api.urls")),
+    path("companion/", include("bot.api.urls")),
+    path("newsletter/", include("newsletter.api.urls")),
+]
+
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="dashboard", permanent=False)),
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),
+    path("api/v1/", include(api_v1_urlpatterns)),
     path("", include("django_prometheus.urls")),
     path("admin/", admin.site.urls),
     path("accounts/login/", accounts_views.LoginView.as_view(), name="account_login"),
@@ -30,19 +49,6 @@ urlpatterns = [
     path("stripe/", include("billing.webhook_urls")),
     path("newsletter/", include("newsletter.urls")),
     *newsletter_webhook_urlpatterns,
-    path("api/v1/accounts/me/usage/", include(account_usage_urlpatterns)),
-    path("api/v1/accounts/", include("accounts.api.urls")),
-    path("api/v1/portfolios/", include("portfolios.api.urls")),
-    path("api/v1/trading/", include("trading.api.urls")),
-    path("api/v1/markets/", include("marketdata.api.urls")),
-    path("api/v1/watchlists/", include(watchlist_urlpatterns)),
-    path("api/v1/alerts/", include("alerts.api.urls")),
-    path("api/v1/automation/", include("automation.api.urls")),
-    path("api/v1/research/", include("research.api.urls")),
-    path("api/v1/notifications/", include("core.notifications_api")),
-    path("api/v1/billing/", include("billing.api.urls")),
-    path("api/v1/companion/", include("bot.api.urls")),
-    path("api/v1/newsletter/", include("newsletter.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
 ]

@@ -3,7 +3,8 @@
 Authenticated by an API token (the REST one, "read" scope): `Authorization: Token <t>` on the upgrade
 request, or `?token=<t>` for clients that cannot set headers. One socket carries public market data
 (quotes, candles: through this process's market hub, marketdata.hub) and the token user's own events
-(orders, fills, positions, alerts, notifications: the `api.user.<id>` group, core.api_events).
+(orders, fills, positions, alerts, notifications: an `api.user.<id>.<channel>` group per channel it
+subscribed to, core.api_events).
 
 Every frame goes through a bounded per-connection queue drained by one writer task: a client whose queue
 fills (it does not read, or reads slower than its subscriptions produce) is closed with 4429 instead of
@@ -25,7 +26,7 @@ from django.utils import timezone
 
 from accounts.choices import ApiScope
 from core.api_auth import api_token_lookup
-from core.api_events import USER_CHANNELS, api_group, api_presence_mark
+from core.api_events import USER_CHANNELS, api_group, api_presence_enter, api_presence_leave
 from core.errors import DomainError
 from core.inputs import json_loads_bounded, text_problem
 from marketdata.hub import Subscriber, hub
@@ -141,8 +142,8 @@ class ApiSocketConsumer(AsyncWebsocketConsumer):
         self.market = _Market(self)
         self.in_hub = False
         self.last_seen = time.monotonic()
-        await self.channel_layer.group_add(api_group(user_id), self.channel_name)
-        await api_presence_mark(user_id, seconds=self._presence_seconds())
+        await api_presence_enter(user_id, every=heartbeat_seconds(), seconds=self._presence_seconds())
+        self.present = True
         loop = asyncio.get_running_loop()
         self.writer = loop.create_task(self._write())
         self.beater = loop.create_task(self._heartbeat())
@@ -156,7 +157,11 @@ class ApiSocketConsumer(AsyncWebsocketConsumer):
             task.cancel()
         if self.in_hub:
             hub.unsubscribe(self.market)
-        await self.channel_layer.group_discard(api_group(self.user_id), self.channel_name)
+        if getattr(self, "present", False):
+            self.present = False
+            api_presence_leave(self.user_id)
+        for channel in self.channels & set(USER_CHANNELS):
+            await self.channel_layer.group_discard(api_group(self.user_id, channel), self.channel_name)
 
     # --- sending --------------------------------------------------------------------------------------
 
@@ -191,7 +196,6 @@ class ApiSocketConsumer(AsyncWebsocketConsumer):
                 await self._shut(CLOSE_IDLE)
                 return
             await self.enqueue(json.dumps({"type": "heartbeat", "ts": time.time()}))
-            await api_presence_mark(self.user_id, seconds=self._presence_seconds())
 
     @staticmethod
     def _presence_seconds() -> float:
@@ -240,9 +244,10 @@ class ApiSocketConsumer(AsyncWebsocketConsumer):
             if len(wanted) > MAX_CHANNELS:
                 await self.error(f"A socket subscribes to at most {MAX_CHANNELS} channels.")
                 return
-            self.channels = wanted
         else:
-            self.channels -= {name for name, _ in parsed}
+            wanted = self.channels - {name for name, _ in parsed}
+        await self._regroup(wanted)
+        self.channels = wanted
         await self._retarget()
         await self.enqueue(
             json.dumps(
@@ -271,6 +276,14 @@ class ApiSocketConsumer(AsyncWebsocketConsumer):
 
     async def _symbol(self, text: str) -> tuple[str, str]:
         return await _instrument(text)
+
+    async def _regroup(self, wanted: set[str]) -> None:
+        """Join the groups of the user channels newly wanted, leave those no longer wanted."""
+        user_channels = set(USER_CHANNELS)
+        for channel in (wanted - self.channels) & user_channels:
+            await self.channel_layer.group_add(api_group(self.user_id, channel), self.channel_name)
+        for channel in (self.channels - wanted) & user_channels:
+            await self.channel_layer.group_discard(api_group(self.user_id, channel), self.channel_name)
 
     async def _retarget(self) -> None:
         quotes, candles = set(), set()
@@ -303,6 +316,7 @@ class ApiSocketConsumer(AsyncWebsocketConsumer):
     # --- the user's events ----------------------------------------------------------------------------
 
     async def api_event(self, event: dict) -> None:
-        """core.api_events.MESSAGE_TYPE: one JSON event, forwarded when the client subscribed to it."""
+        """core.api_events.MESSAGE_TYPE: one JSON event of a channel this socket joined (checked again: an
+        event already on its way when the client unsubscribed is not forwarded)."""
         if event.get("channel") in self.channels:
             await self.enqueue(event["frame"])

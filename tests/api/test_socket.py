@@ -20,7 +20,8 @@ from channels.testing import WebsocketCommunicator
 
 from accounts.models import ApiToken
 from accounts.services import api_token_revoke
-from core.api_events import api_events_send
+from core import api_events
+from core.api_events import api_events_send, api_presence_key
 from core.notifications import notify
 from core.rls import tenant
 from marketdata.services import instruments_seed
@@ -248,6 +249,37 @@ def test_fills_orders_and_notifications_reach_only_their_user(db):
     assert again["message"] == "Again"
 
 
+def test_a_socket_joins_only_the_event_groups_of_the_channels_it_subscribed_to(db, settings):
+    """A program that wants fills costs nothing for its orders, positions and notifications: only the
+    fills group of its user has a subscriber on Redis, and unsubscribing leaves that group too."""
+    import redis
+
+    user = UserFactory()
+    token = api_token_for(user)
+    prefix = settings.CHANNEL_LAYERS[settings.API_EVENTS_LAYER]["CONFIG"]["prefix"]
+    server = redis.Redis.from_url(settings.REDIS_URL)
+
+    def subscribers() -> dict[str, int]:
+        groups = [f"{prefix}__group__api.user.{user.pk}.{channel}" for channel in ("fills", "orders", "positions")]
+        return {name.decode().rsplit(".", 1)[1]: count for name, count in server.pubsub_numsub(*groups)}
+
+    async def scenario():
+        client = await open_socket(token)
+        on_open = await asyncio.to_thread(subscribers)
+        await subscribe(client, "fills")
+        subscribed = await asyncio.to_thread(subscribers)
+        await client.send_json_to({"op": "unsubscribe", "channels": ["fills"]})
+        await next_of(client, "unsubscribed")
+        unsubscribed = await asyncio.to_thread(subscribers)
+        await client.disconnect()
+        return on_open, subscribed, unsubscribed
+
+    on_open, subscribed, unsubscribed = run_async(scenario)
+    assert on_open == {"fills": 0, "orders": 0, "positions": 0}
+    assert subscribed == {"fills": 1, "orders": 0, "positions": 0}
+    assert unsubscribed == {"fills": 0, "orders": 0, "positions": 0}
+
+
 def test_every_order_state_reaches_the_socket_not_only_fills(user_a, paper_a, user_b, paper_b):
     """A resting order's life as a program sees it: open when placed, cancelled when cancelled, and a
     venue's rejection; another trader's orders never arrive."""
@@ -304,6 +336,42 @@ def test_heartbeats_then_a_silent_client_is_closed_with_4408(db, settings):
 
     beat, code = run_async(scenario)
     assert beat["ts"] > 0 and code == 4408
+
+
+def test_the_process_keeps_its_socket_users_present_until_their_last_socket_closes(db, settings):
+    """Events go only to users marked present (core.api_events). One renewal per interval serves all of a
+    process's sockets: a mark that vanished comes back while any of the user's sockets is open, and not
+    after the last one closed."""
+    from django.core.cache import cache
+
+    settings.API_SOCKET_HEARTBEAT_SECONDS = 0.2
+    user = UserFactory()
+    token, key = api_token_for(user), api_presence_key(user.pk)
+
+    async def marked_again(timeout: float = 5) -> bool:
+        await cache.adelete(key)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            if await cache.aget(key) is not None:
+                return True
+            await asyncio.sleep(0.02)
+        return False
+
+    async def scenario():
+        first, second = await open_socket(token), await open_socket(token)
+        marked_on_open = await cache.aget(key) is not None
+        renewed_with_two = await marked_again()
+        await first.disconnect()
+        renewed_with_one = await marked_again()
+        await second.disconnect()
+        await cache.adelete(key)
+        renewer = api_events._presence.renewer
+        await asyncio.wait_for(renewer, timeout=5)  # it stops once this process holds no socket
+        return marked_on_open, renewed_with_two, renewed_with_one, await cache.aget(key)
+
+    marked_on_open, renewed_with_two, renewed_with_one, after_close = run_async(scenario)
+    assert marked_on_open and renewed_with_two and renewed_with_one
+    assert after_close is None
 
 
 def test_a_client_that_stops_reading_is_closed_with_4429(instruments, settings):

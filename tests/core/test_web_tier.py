@@ -159,6 +159,68 @@ def test_the_middleware_chain_runs_in_one_hop_from_the_event_loop(monkeypatch):
     assert crossings == []
 
 
+def _asgi_get_all(app, path: str) -> tuple[int, bytes]:
+    """Status and the whole body, however many body messages it came in."""
+
+    async def scenario():
+        communicator = ApplicationCommunicator(app, {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
+            "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+            "headers": [(b"host", b"testserver")], "client": ("127.0.0.1", 50000), "server": ("testserver", 80),
+        })
+        await communicator.send_input({"type": "http.request", "body": b"", "more_body": False})
+        start, body = await communicator.receive_output(10), b""
+        while True:
+            message = await communicator.receive_output(10)
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        await communicator.wait(10)
+        return start["status"], body
+
+    return asyncio.run(scenario())
+
+
+@pytest.fixture
+def request_signals():
+    """(signal, thread) for each request_started / request_finished, in order."""
+    from django.core import signals
+
+    seen: list[tuple[str, int]] = []
+
+    def started(**kwargs):
+        seen.append(("started", threading.get_ident()))
+
+    def finished(**kwargs):
+        seen.append(("finished", threading.get_ident()))
+
+    signals.request_started.connect(started)
+    signals.request_finished.connect(finished)
+    yield seen
+    signals.request_started.disconnect(started)
+    signals.request_finished.disconnect(finished)
+
+
+def test_a_request_starts_and_finishes_on_one_thread_and_the_threads_are_reused(request_signals):
+    """request_started / request_finished close old database connections: they must run on the thread
+    that used them. Django's handler starts (and joins) a thread per request; this one reuses idle ones."""
+    handler = SyncChainASGIHandler()
+    for _ in range(5):
+        assert _asgi_get(handler, "/healthz") == (200, b'{"status": "ok"}')
+    assert [name for name, _ in request_signals] == ["started", "finished"] * 5
+    pairs = list(zip(request_signals[::2], request_signals[1::2], strict=True))
+    assert all(start[1] == finish[1] for start, finish in pairs)
+    assert len({thread for _, thread in request_signals}) == 1  # one idle thread, reused each time
+    assert all(thread != threading.get_ident() for _, thread in request_signals)
+
+
+@pytest.mark.urls("tests.core.urls_streaming")
+def test_a_streamed_response_is_sent_whole_then_finished_on_the_request_thread(transactional_db, request_signals):
+    assert _asgi_get_all(SyncChainASGIHandler(), "/test-streamed/") == (200, b"one,two,three")
+    assert [name for name, _ in request_signals] == ["started", "finished"]
+    assert request_signals[0][1] == request_signals[1][1]
+
+
 def test_every_request_context_shares_one_redis_pool():
     """Each daphne request runs in a thread and context of its own, as here: one connection pool for all."""
     clients, failures = [], []

@@ -5,6 +5,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import channel_layers, get_channel_layer
 
+from core import api_events
 from marketdata.hub import hub
 from marketdata.services import instruments_seed
 
@@ -24,6 +25,7 @@ def hub_reset() -> None:
     hub._outbox.clear()
     hub._task = None
     channel_layers.backends.clear()
+    api_events._presence = api_events._Presence()  # the API sockets' users this process marks present
 
 
 @pytest.fixture(autouse=True)
