@@ -67,6 +67,17 @@ order-to-fill-event p50 2,576 ms, p99 4,247 ms (the same code before the events 
 clients with a 1 s pause, 172.9 requests a second, p95 286 ms: that read alone meets the target, the mix
 costs some 2.7 times as much a request; back to back from 60 clients it serves 200 a second, and /healthz
 (`--operations healthz`) 374.
+
+Measured 2026-12-02 in the evening on a fourth host of that kind, faster than the third (/healthz back to
+back 762-890 a second there with that code): the default run served 130.5-139.2 requests a second, p95
+884-994 ms, in six runs. After the one-hop handler on reused threads, per-channel event groups and one
+presence write per process and interval (docs/scale-out.md): /healthz 1,278-1,345 a second; the default
+run 138-146 requests a second, 16-17 orders a second, **0 errors**, p50 251-336 ms, p95 781-937 ms
+(target not met), 2,000 sockets held, 9,970-10,440 fill events, 0 missing, order-to-fill-event p50
+597-686 ms, p99 1,260-1,479 ms. The same code with WEB_HTTP_CONCURRENCY=3 (10 by default: fewer requests
+contend for each process's GIL): 166.9 a second, p95 448 ms, fill events p50 194 ms; without the sockets
+(`--sockets 0`) 176.3 a second at p95 275 ms with 3 and 182.5 at p95 170 ms with 2 (158.1 at p95 539 ms
+with 10): the HTTP mix alone meets the target there.
 """
 
 from __future__ import annotations
