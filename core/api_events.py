@@ -3,8 +3,9 @@
 Pages get HTML fragments in the `user.<id>` group; programs get JSON in `api.user.<id>.<channel>`, a group
 of the `events` channel layer (Redis pub/sub: config/settings/base.py says why). Senders call
 `api_events_send` after their transaction commits. Each web process marks the users it holds an API
-socket of present in the cache (renewed every heartbeat interval, one write for all of them); events of users without a socket are dropped after one `get_many`, so
-a fan-out of thousands of fills costs one cache round trip, not a group_send per user.
+socket of present in the cache (renewed every heartbeat interval, one write for all of them); events of
+users without a socket are dropped after one `get_many`, so a fan-out of thousands of fills costs one
+cache round trip, not a group_send per user.
 """
 
 from __future__ import annotations
