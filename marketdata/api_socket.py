@@ -160,8 +160,7 @@ class ApiSocketConsumer(AsyncWebsocketConsumer):
         if getattr(self, "present", False):
             self.present = False
             api_presence_leave(self.user_id)
-        for channel in self.channels & set(USER_CHANNELS):
-            await self.channel_layer.group_discard(api_group(self.user_id, channel), self.channel_name)
+        await self._regroup(set())
 
     # --- sending --------------------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from channels.testing import WebsocketCommunicator
 from accounts.models import ApiToken
 from accounts.services import api_token_revoke
 from core import api_events
-from core.api_events import api_events_send, api_presence_key
+from core.api_events import api_events_send, api_group, api_presence_key
 from core.notifications import notify
 from core.rls import tenant
 from marketdata.services import instruments_seed
@@ -260,8 +260,9 @@ def test_a_socket_joins_only_the_event_groups_of_the_channels_it_subscribed_to(d
     server = redis.Redis.from_url(settings.REDIS_URL)
 
     def subscribers() -> dict[str, int]:
-        groups = [f"{prefix}__group__api.user.{user.pk}.{channel}" for channel in ("fills", "orders", "positions")]
-        return {name.decode().rsplit(".", 1)[1]: count for name, count in server.pubsub_numsub(*groups)}
+        channels = ("fills", "orders", "positions")
+        groups = [f"{prefix}__group__{api_group(user.pk, channel)}" for channel in channels]
+        return {channel: count for channel, (_, count) in zip(channels, server.pubsub_numsub(*groups), strict=True)}
 
     async def scenario():
         client = await open_socket(token)
