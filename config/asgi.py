@@ -37,7 +37,13 @@ application = ProtocolTypeRouter(
         # Automation webhooks recorded in batches before Django (automation/intake.py); then a queue in
         # front of Django instead of a thread per request (core/asgi_limit.py).
         "http": WebhookIntake(
-            HttpConcurrencyLimit(django_asgi_app, settings.WEB_HTTP_CONCURRENCY, exempt=PROBE_PATHS)
+            HttpConcurrencyLimit(
+                django_asgi_app,
+                settings.WEB_HTTP_CONCURRENCY,
+                ceiling=settings.WEB_HTTP_MAX_INSIDE,
+                stall_after=settings.WEB_HTTP_STALL_MS / 1000,
+                exempt=PROBE_PATHS,
+            )
         ),
         # The programs' socket: token-authenticated (no cookies), so no origin check (programs send none).
         "websocket": URLRouter(

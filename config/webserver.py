@@ -12,9 +12,10 @@ Workers: `--workers`, else `WEB_CONCURRENCY`, else the number of CPUs this proce
 Database connections: each daphne borrows them from a pool per role (`--db-pool-size`, else
 `WEB_DB_POOL_SIZE`, default 10; 0 turns it off), passed to the children as DB_POOL_SIZE. Daphne runs every
 request in a thread of its own, so without a pool each request opens (and closes) its own connections.
-The pool's size is also how many requests a process lets into Django at once (WEB_HTTP_CONCURRENCY): 10,
+The pool's size is also how many requests a process lets into Django at once (WEB_HTTP_MAX_INSIDE): 10,
 not fewer, so that requests stuck on a locked table (up to DB_LOCK_TIMEOUT each) do not hold up all the
-others behind them; more would only add threads contending for the GIL.
+others behind them. Of those, only WEB_HTTP_CONCURRENCY (3) count as running until they have been inside for
+WEB_HTTP_STALL_MS: more computing at once would only contend for the GIL (core/asgi_limit.py).
 Arguments after `--` go to every daphne (e.g. `-- --proxy-headers`).
 """
 

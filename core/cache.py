@@ -8,7 +8,8 @@ for the garbage collector to close. This backend shares the client, and with it 
 cache objects of a process that have the same servers and options; redis-py's pool is thread-safe and
 resets itself in a forked child (Celery's prefork workers). Django's client also builds a new redis-py
 `Redis` object (and its table of some 170 response callbacks) for every cache call; ours keeps one per
-pool, as redis-py intends (a `Redis` object is thread-safe).
+pool, as redis-py intends (a `Redis` object is thread-safe). Keys are not checked against memcached's
+limits, which Redis does not have.
 """
 
 from __future__ import annotations
@@ -44,6 +45,11 @@ class RedisCache(DjangoRedisCache):
     def __init__(self, server, params) -> None:
         super().__init__(server, params)
         self._class = SharedRedisCacheClient
+
+    def validate_key(self, key) -> None:
+        """Django checks every key of every call against memcached's limits (250 characters, no spaces or
+        control characters) and warns; Redis keys have neither limit, and the check (a generator and a
+        regular expression per key) showed in a loaded web process' profile."""
 
     @cached_property
     def _cache(self):

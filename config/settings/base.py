@@ -125,9 +125,13 @@ DB_POOL_SIZE = env.int("DB_POOL_SIZE", default=0)
 # Batches of incoming automation webhooks a web process writes at once (automation/intake.py), each on a
 # connection of its own: added to the pool below, so requests admitted into Django still never wait for one.
 AUTOMATION_INTAKE_WRITERS = max(1, env.int("AUTOMATION_INTAKE_WRITERS", default=2))
-# HTTP requests a web process lets into Django at once, the rest queued in order (core/asgi_limit.py): by
-# default the pool's size, so an admitted request never waits for a connection. 0: no limit.
-WEB_HTTP_CONCURRENCY = env.int("WEB_HTTP_CONCURRENCY", default=DB_POOL_SIZE)
+# HTTP requests a web process runs inside Django at once, the rest queued in order (core/asgi_limit.py):
+# a few, since they share one GIL. One still inside after WEB_HTTP_STALL_MS stops counting (it waits on a
+# lock or an upstream) and lets the next in, up to WEB_HTTP_MAX_INSIDE at once: by default the pool's size,
+# so an admitted request never waits for a connection. 0: no limit.
+WEB_HTTP_MAX_INSIDE = env.int("WEB_HTTP_MAX_INSIDE", default=DB_POOL_SIZE)
+WEB_HTTP_CONCURRENCY = env.int("WEB_HTTP_CONCURRENCY", default=min(3, WEB_HTTP_MAX_INSIDE))
+WEB_HTTP_STALL_MS = env.int("WEB_HTTP_STALL_MS", default=250)
 # Paths whose requests act as no one even with a signed-in session (core.rls.TenantMiddleware): endpoints
 # for other systems, whose services open each owner's tenant themselves (incoming automation webhooks).
 SESSIONLESS_PATH_PREFIXES = ("/automation/hooks/",)
@@ -485,9 +489,14 @@ def configure_logging(*, json: bool, level: str) -> dict:
         structlog.processors.UnicodeDecoder(),
         structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
     ]
+    import logging
+
     structlog.configure(
         processors=processors,
         logger_factory=structlog.stdlib.LoggerFactory(),
+        # Calls below the level return at once: without it every request's request_started/finished
+        # went through the context merge and the processors before filter_by_level dropped it.
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
         cache_logger_on_first_use=True,
     )
     renderer = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)

@@ -233,19 +233,21 @@ def test_the_front_answers_503_with_retry_after_when_the_database_is_down_or_too
 
 
 def test_the_web_pool_holds_a_connection_for_each_intake_writer_beyond_the_requests_it_admits():
-    """Requests admitted into Django (WEB_HTTP_CONCURRENCY, the pool's size by default) never wait for a
-    connection the intake's writers hold: the pool has one more per writer."""
+    """Requests admitted into Django (at most WEB_HTTP_MAX_INSIDE, the pool's size by default, of which
+    WEB_HTTP_CONCURRENCY run until they stall) never wait for a connection the intake's writers hold: the
+    pool has one more per writer."""
     import os
     import subprocess
     import sys
 
     probe = ("import django; django.setup(); from django.conf import settings as s; "
-             "print(s.DATABASES['default']['OPTIONS']['pool']['max_size'], s.WEB_HTTP_CONCURRENCY, "
-             "s.AUTOMATION_INTAKE_WRITERS)")
+             "print(s.DATABASES['default']['OPTIONS']['pool']['max_size'], s.WEB_HTTP_MAX_INSIDE, "
+             "s.WEB_HTTP_CONCURRENCY, s.AUTOMATION_INTAKE_WRITERS)")
     env = {**os.environ, "DB_POOL_SIZE": "10", "AUTOMATION_INTAKE_WRITERS": "3"}
-    env.pop("WEB_HTTP_CONCURRENCY", None)
+    for name in ("WEB_HTTP_CONCURRENCY", "WEB_HTTP_MAX_INSIDE"):
+        env.pop(name, None)
     out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["13", "10", "3"]
+    assert out.stdout.split() == ["13", "10", "3", "3"]
 
 
 def test_a_signed_in_browser_posting_to_a_hook_is_answered_as_any_sender(client, user_a, user_b, paper):

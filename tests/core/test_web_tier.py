@@ -83,6 +83,92 @@ def test_a_failing_request_gives_its_turn_back():
     assert limited.active == 0 and limited.waiting == 0
 
 
+async def _until(condition, seconds: float = 5.0) -> None:
+    """Poll the event loop until condition() holds (fails after `seconds`)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while not condition():
+        assert loop.time() < deadline, "condition not reached"
+        await asyncio.sleep(0.005)
+
+
+def test_requests_still_inside_after_the_stall_time_let_the_next_in_up_to_the_ceiling():
+    """Requests that wait (a lock, an upstream) stop holding a running turn once they have been inside for
+    `stall_after`: the queue moves on, up to `ceiling` inside at once, still in arrival order."""
+
+    async def scenario():
+        app = _Recorder()
+        limited = HttpConcurrencyLimit(app, 2, ceiling=5, stall_after=0.02)
+        calls = [
+            asyncio.create_task(limited({"type": "http", "n": n}, _noop_receive, _noop_send)) for n in range(9)
+        ]
+        await _until(lambda: app.running == 5 and limited.running == 0)
+        await asyncio.sleep(0.05)  # stalled, all five: still no sixth
+        inside, waiting, running = limited.active, limited.waiting, limited.running
+        app.release.set()
+        await asyncio.gather(*calls)
+        return app, (inside, waiting, running), limited
+
+    app, (inside, waiting, running), limited = asyncio.run(scenario())
+    assert (inside, waiting, running) == (5, 4, 0)  # five stalled inside, none counted, four queued
+    assert app.most == 5 and app.started == list(range(9))
+    assert (limited.active, limited.waiting, limited.running) == (0, 0, 0)
+
+
+def test_requests_that_finish_before_the_stall_time_keep_to_the_limit():
+    """Short requests (computing, under the GIL) never make room for more than `limit` at once."""
+
+    async def scenario():
+        running, most = 0, 0
+
+        async def short(scope, receive, send):
+            nonlocal running, most
+            running += 1
+            most = max(most, running)
+            await asyncio.sleep(0.001)
+            running -= 1
+
+        limited = HttpConcurrencyLimit(short, 2, ceiling=10, stall_after=30)
+        await asyncio.gather(*(limited({"type": "http"}, _noop_receive, _noop_send) for _ in range(40)))
+        return most, limited
+
+    most, limited = asyncio.run(scenario())
+    assert most == 2 and limited.active == 0
+
+
+def test_a_request_cancelled_in_the_queue_or_as_it_is_admitted_takes_no_turn_with_it():
+    """A client that disconnects while queued (daphne cancels its task) leaves the queue; one cancelled
+    in the instant it was given a turn gives the turn to the next request."""
+
+    async def scenario():
+        app = _Recorder()
+        limited = HttpConcurrencyLimit(app, 1)
+        first = asyncio.create_task(limited({"type": "http", "n": 0}, _noop_receive, _noop_send))
+        gone = asyncio.create_task(limited({"type": "http", "n": 1}, _noop_receive, _noop_send))
+        await _until(lambda: limited.waiting == 1)
+        gone.cancel()
+        await asyncio.gather(gone, return_exceptions=True)
+        queued_after_cancel = limited.waiting
+        app.release.set()
+        await first
+        # Handed a turn (the previous request left) and cancelled before it could run.
+        gate = limited._gate()
+        held = await gate.enter()
+        admitted_then_cancelled = asyncio.create_task(gate.enter())
+        await _until(lambda: limited.waiting == 1)
+        gate.leave(held)
+        admitted_then_cancelled.cancel()
+        outcome = await asyncio.gather(admitted_then_cancelled, return_exceptions=True)
+        after = asyncio.create_task(limited({"type": "http", "n": 2}, _noop_receive, _noop_send))
+        await asyncio.wait_for(after, 2)
+        return app, queued_after_cancel, outcome, limited
+
+    app, queued_after_cancel, outcome, limited = asyncio.run(scenario())
+    assert queued_after_cancel == 0 and isinstance(outcome[0], asyncio.CancelledError)
+    assert app.started == [0, 2]
+    assert (limited.active, limited.waiting, limited.running) == (0, 0, 0)
+
+
 def test_websockets_and_an_unset_limit_are_not_queued():
     async def scenario(scope_type: str, limit: int):
         app = _Recorder()
@@ -229,6 +315,19 @@ def test_every_request_context_shares_one_redis_pool():
     pool = clients[0]._get_connection_pool(write=True)
     # At most one connection per request that ran at the same moment, never one per request.
     assert len(pool._available_connections) + len(pool._in_use_connections) <= 10
+
+
+def test_cache_keys_are_not_held_to_memcached_limits():
+    """Redis takes any key: no CacheKeyWarning (Django's check of every key, a cost in every request)."""
+    import warnings
+
+    cache = caches["default"]
+    key = "web-tier-test: a key with spaces " + "x" * 300
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cache.set(key, "kept", 30)
+        assert cache.get_many([key]) == {key: "kept"}
+    cache.delete(key)
 
 
 def test_daphne_leaves_post_bodies_to_django():
