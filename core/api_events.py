@@ -3,23 +3,23 @@
 Pages get HTML fragments in the `user.<id>` group; programs get JSON in `api.user.<id>.<channel>`, a group
 of the `events` channel layer (Redis pub/sub: config/settings/base.py says why). Senders call
 `api_events_send` after their transaction commits. Each web process marks the users it holds an API
-socket of present in the cache (renewed every heartbeat interval, one write for all of them); events of
-users without a socket are dropped after one `get_many`, so a fan-out of thousands of fills costs one
-cache round trip, not a group_send per user.
+socket of present in the cache (core.presence); events of users without a socket are dropped after one
+`get_many`, so a fan-out of thousands of fills costs one cache round trip, not a group_send per user.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 
+import redis
 import structlog
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from channels_redis.utils import _consistent_hash, decode_hosts
 from django.conf import settings
-from django.core.cache import cache
 from django.core.serializers.json import DjangoJSONEncoder
+
+from core.presence import SocketPresence
 
 logger = structlog.get_logger(__name__)
 
@@ -42,64 +42,24 @@ def api_group(user_id: int, channel: str) -> str:
     return f"api.user.{user_id}.{channel}"
 
 
+api_presence = SocketPresence("api.socket")
+
+
 def api_presence_key(user_id: int) -> str:
-    return f"api.socket.{user_id}"
-
-
-class _Presence:
-    """The users with an API socket open in this process, and the task that renews their marks.
-
-    A socket marks its user when it opens if no other socket of this process has; then one task renews
-    every present user's mark in one `set_many` per interval, whatever the number of sockets (2,000
-    sockets used to write 100 marks a second, each a thread hop from the event loop)."""
-
-    def __init__(self) -> None:
-        self.sockets: dict[int, int] = {}
-        self.renewer: asyncio.Task | None = None
-
-    async def enter(self, user_id: int, *, every: float, seconds: float) -> None:
-        first = user_id not in self.sockets
-        self.sockets[user_id] = self.sockets.get(user_id, 0) + 1
-        if first:
-            await cache.aset(api_presence_key(user_id), 1, max(int(seconds), 1))
-        loop = asyncio.get_running_loop()
-        if self.renewer is None or self.renewer.done() or self.renewer.get_loop() is not loop:
-            self.renewer = loop.create_task(self._renew(every, seconds))
-
-    def leave(self, user_id: int) -> None:
-        """A socket closed; the user's mark expires by itself once the last one has."""
-        left = self.sockets.get(user_id, 0) - 1
-        if left > 0:
-            self.sockets[user_id] = left
-        else:
-            self.sockets.pop(user_id, None)
-
-    async def _renew(self, every: float, seconds: float) -> None:
-        while self.sockets:
-            await asyncio.sleep(every)
-            users = list(self.sockets)
-            try:
-                await cache.aset_many({api_presence_key(u): 1 for u in users}, max(int(seconds), 1))
-            except Exception:  # Redis away: the next round tries again; events wait for it anyway
-                logger.exception("core.api_presence_renew_failed", users=len(users))
-
-
-_presence = _Presence()
+    return api_presence.key(user_id)
 
 
 async def api_presence_enter(user_id: int, *, every: float, seconds: float) -> None:
-    """An API socket of the user opened in this process: the user is present (for `seconds`, renewed
-    every `every` seconds while any of the user's sockets in this process stays open)."""
-    await _presence.enter(user_id, every=every, seconds=seconds)
+    """An API socket of the user opened in this process (core.presence)."""
+    await api_presence.enter(user_id, every=every, seconds=seconds)
 
 
 def api_presence_leave(user_id: int) -> None:
-    _presence.leave(user_id)
+    api_presence.leave(user_id)
 
 
 def api_users_present(user_ids: set[int]) -> set[int]:
-    present = cache.get_many([api_presence_key(user_id) for user_id in user_ids])
-    return {user_id for user_id in user_ids if api_presence_key(user_id) in present}
+    return api_presence.among(user_ids)
 
 
 def api_frame(channel: str, payload: dict) -> str:
@@ -125,23 +85,49 @@ def api_events_send(events: list[tuple[int, str, dict]]) -> None:
     if not events:
         return
     messages = [
-        (api_group(user_id, channel), api_frame(channel, payload), channel) for user_id, channel, payload in events
+        (api_group(user_id, channel), {"type": MESSAGE_TYPE, "channel": channel, "frame": api_frame(channel, payload)})
+        for user_id, channel, payload in events
     ]
-
-    async def send() -> None:
-        layer = get_channel_layer(settings.API_EVENTS_LAYER)  # Redis pub/sub (config/settings/base.py)
-        for group, frame, channel in messages:
-            await layer.group_send(group, {"type": MESSAGE_TYPE, "channel": channel, "frame": frame})
-
     try:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            async_to_sync(send)()
-            return
-        # Called from a thread running an event loop: async_to_sync refuses to block it.
-        sender = threading.Thread(target=asyncio.run, args=(send(),), name="api-events")
-        sender.start()
-        sender.join()
+        _publish(messages)
     except Exception:
         logger.exception("core.api_events_send_failed", events=len(messages))
+
+
+_redis_clients: dict[str, redis.Redis] = {}
+_redis_lock = threading.Lock()
+
+
+def _redis(host: dict) -> redis.Redis:
+    """One redis-py client (and connection pool) per process and host of the events layer."""
+    name = repr(sorted(host.items()))
+    client = _redis_clients.get(name)
+    if client is None:
+        with _redis_lock:
+            client = _redis_clients.get(name)
+            if client is None:
+                options = dict(host)
+                address = options.pop("address", None)
+                client = redis.Redis.from_url(address, **options) if address else redis.Redis(**options)
+                _redis_clients[name] = client
+    return client
+
+
+def _publish(messages: list[tuple[str, dict]]) -> None:
+    """(group, message) pairs published as the events layer's `group_send` publishes them (channels-redis'
+    pub/sub layer: its group's Redis channel, its shard, its serializer), from this thread, in one
+    pipelined round trip per shard. Through the layer itself a sync caller crossed to an event loop for
+    each call (`async_to_sync`: under daphne the server's loop, busy with every socket of the process;
+    elsewhere a new loop, thread and Redis connection each time)."""
+    layer = get_channel_layer(settings.API_EVENTS_LAYER)
+    config = settings.CHANNEL_LAYERS[settings.API_EVENTS_LAYER].get("CONFIG", {})
+    prefix, hosts = config.get("prefix", "asgi"), decode_hosts(config.get("hosts"))
+    shards: dict[int, list[tuple[str, bytes]]] = {}
+    for group, message in messages:
+        channel = f"{prefix}__group__{group}"
+        shards.setdefault(_consistent_hash(channel, len(hosts)), []).append((channel, layer.serialize(message)))
+    for shard, items in shards.items():
+        pipe = _redis(hosts[shard]).pipeline(transaction=False)
+        for channel, data in items:
+            pipe.publish(channel, data)
+        pipe.execute()

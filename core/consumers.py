@@ -6,6 +6,8 @@ from asgiref.sync import async_to_sync
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 
+from core.presence import SocketPresence
+
 # "Service restart": the pages' WebSocket extension reconnects after it (and not after a normal close).
 CLOSE_RECONNECT = 1012
 
@@ -14,6 +16,13 @@ CLOSE_NOT_FOUND = 4404
 
 def user_group(user_id: int) -> str:
     return f"user.{user_id}"
+
+
+# The users with a page open (its per-user socket, below): pushes to `user_group` are rendered and sent
+# only for them (core.presence). Renewed every PAGE_PRESENCE_EVERY seconds by the web processes.
+page_presence = SocketPresence("page.socket")
+PAGE_PRESENCE_EVERY = 30
+PAGE_PRESENCE_SECONDS = 90
 
 
 def user_sockets_reauthenticate(user_id: int) -> None:
@@ -38,8 +47,13 @@ class UserEventsConsumer(AsyncWebsocketConsumer):
         self.group = user_group(user.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
+        self.present_as = user.pk
+        await page_presence.enter(user.pk, every=PAGE_PRESENCE_EVERY, seconds=PAGE_PRESENCE_SECONDS)
 
     async def disconnect(self, code: int) -> None:
+        if hasattr(self, "present_as"):
+            page_presence.leave(self.present_as)
+            del self.present_as
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 

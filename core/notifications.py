@@ -46,7 +46,7 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
 from core.api_events import api_events_send
-from core.consumers import user_group
+from core.consumers import page_presence, user_group
 from core.errors import DomainError
 from core.models import DeliveryStatus, Notification, NotificationDelivery, NotificationPreference
 from core.rls import system_context, tenant
@@ -496,13 +496,15 @@ def render_toast(notification: Notification) -> str:
 
 
 def send_in_app(notification: Notification) -> None:
-    """A toast on every page the user has open, and the unread counter updated, in one WebSocket frame."""
-    with tenant(notification.user_id):
-        unread = notification_unread_count(user=notification.user)
-    html = render_toast(notification) + render_unread_badge(unread)
-    async_to_sync(get_channel_layer().group_send)(
-        user_group(notification.user_id), {"type": "user.html", "html": html}
-    )
+    """A toast on every page the user has open, and the unread counter updated, in one WebSocket frame
+    (nothing to render or send when no page is open: the next page shows the count)."""
+    if page_presence.among([notification.user_id]):
+        with tenant(notification.user_id):
+            unread = notification_unread_count(user=notification.user)
+        html = render_toast(notification) + render_unread_badge(unread)
+        async_to_sync(get_channel_layer().group_send)(
+            user_group(notification.user_id), {"type": "user.html", "html": html}
+        )
     api_events_send(_api_events([notification]))
 
 
@@ -518,14 +520,22 @@ def _api_events(notifications: list[Notification]) -> list[tuple[int, str, dict]
 
 
 def send_in_app_many(notifications: list[Notification]) -> None:
-    """`send_in_app` for many users: their unread counts in one round trip, then one frame per user."""
-    from core.batch import TenantPipeline
-
-    latest: dict[int, Notification] = {}
+    """`send_in_app` for many users: their unread counts in one round trip, then one frame per user with
+    a page open; then the programs' sockets (api_events_send looks those up itself)."""
+    watching = page_presence.among(notification.user_id for notification in notifications)
     toasts: dict[int, list[str]] = {}
     for notification in notifications:
-        toasts.setdefault(notification.user_id, []).append(render_toast(notification))
-        latest[notification.user_id] = notification
+        if notification.user_id in watching:
+            toasts.setdefault(notification.user_id, []).append(render_toast(notification))
+    if toasts:
+        _toasts_send(toasts)
+    api_events_send(_api_events(notifications))
+
+
+def _toasts_send(toasts: dict[int, list[str]]) -> None:
+    """One frame per user: their toasts and their unread count (counted in one round trip for all)."""
+    from core.batch import TenantPipeline
+
     with transaction.atomic():
         pipe = TenantPipeline()
         counts = {
@@ -557,7 +567,6 @@ def send_in_app_many(notifications: list[Notification]) -> None:
                 raise result
 
     async_to_sync(send_all)()
-    api_events_send(_api_events(notifications))
 
 
 def absolute_url(link: str) -> str:

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from core.errors import DomainError
 from core.inputs import text_problem
+from core.memo import VersionedMemo
 from marketdata.feed.sources.replay import load_recording, recording_path
 from marketdata.models import Candle, Instrument, Quote
 from marketdata.render import tick_payload
@@ -78,6 +79,11 @@ def quote_latest_map(*, symbols: Iterable[str]) -> dict[str, QuoteSnapshot]:
     now = timezone.now()
     quotes = Quote.objects.filter(instrument__symbol__in=wanted).select_related("instrument")
     return {q.instrument.symbol: quote_snapshot(quote=q, instrument=q.instrument, now=now) for q in quotes}
+
+
+# What is computed from a pair's candles, kept per web process until candles_store writes that pair's again
+# (scope: the instrument's id).
+candles_memo = VersionedMemo("marketdata.candles")
 
 
 def candle_list(

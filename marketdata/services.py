@@ -15,6 +15,7 @@ from django.db import connection
 from core.rls import system_context
 from marketdata.models import Candle, Instrument, Quote, Tick
 from marketdata.registry import DEFAULT_INSTRUMENTS
+from marketdata.selectors import candles_memo
 from marketdata.types import CandleBar
 
 
@@ -60,6 +61,7 @@ def candles_store(*, rows: Iterable[tuple[int, CandleBar]]) -> int:
             unique_fields=["instrument", "open_time"],
             update_fields=["open", "high", "low", "close", "volume"],
         )
+    candles_memo.bump(candle.instrument_id for candle in candles)
     return len(candles)
 
 

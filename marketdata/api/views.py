@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from core.api import ETagMixin, OrderingFilter
 from core.errors import DomainError
 from marketdata.api.serializers import CandleFilter, CandleOutput, InstrumentOutput, QuoteFilter, QuoteOutput
-from marketdata.selectors import candle_list, instrument_get, instrument_list, quote_latest_map
+from marketdata.selectors import candle_list, candles_memo, instrument_get, instrument_list, quote_latest_map
 
 MARKETS = ["Markets"]
 PAIR = OpenApiParameter(
@@ -108,11 +108,11 @@ class CandleListApi(ApiView):
         filters = CandleFilter(data=request.query_params)
         filters.is_valid(raise_exception=True)
         data = filters.validated_data
-        bars = candle_list(
-            symbol=instrument.symbol,
-            timeframe=data["interval"],
-            limit=data["limit"],
-            start=data.get("start"),
-            end=data.get("end"),
-        )
-        return Response(CandleOutput(bars, many=True).data)
+        interval, limit, start, end = data["interval"], data["limit"], data.get("start"), data.get("end")
+
+        def render() -> list:
+            bars = candle_list(symbol=instrument.symbol, timeframe=interval, limit=limit, start=start, end=end)
+            return list(CandleOutput(bars, many=True).data)
+
+        # Rendered once per process while the pair's candles are unchanged (every chart reads the same).
+        return Response(candles_memo.get(instrument.pk, ("api", interval, limit, start, end), render))

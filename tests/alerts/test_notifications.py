@@ -10,11 +10,12 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.core import mail
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 
 from core import notifications
-from core.consumers import user_group
+from core.consumers import page_presence, user_group
 from core.models import DeliveryStatus, Notification, NotificationDelivery
 from core.notifications import (
     DeliveryRefused,
@@ -173,6 +174,7 @@ def test_in_app_delivery_pushes_a_toast_and_the_unread_count_to_the_users_group(
     layer = get_channel_layer()
     channel = async_to_sync(layer.new_channel)()
     async_to_sync(layer.group_add)(user_group(user_a.pk), channel)
+    cache.set(page_presence.key(user_a.pk), 1, 60)  # as the page's socket marks it (core.consumers)
     notify(user=user_a, kind="alert.price", message="BTC <up>", link="/alerts/7/")
     in_app = _deliveries(user_a)["in_app"]
     assert notification_deliver(delivery_id=in_app.pk, user_id=user_a.pk).status == "sent"
@@ -250,6 +252,7 @@ def test_a_batch_of_toasts_reaches_each_trader_once_with_their_own_unread_count(
     for user in (user_a, user_b):
         inboxes[user.pk] = async_to_sync(layer.new_channel)()
         async_to_sync(layer.group_add)(user_group(user.pk), inboxes[user.pk])
+        cache.set(page_presence.key(user.pk), 1, 60)  # as the page's socket marks it (core.consumers)
     in_app = notifications._channels["in_app"]
     sent = []
 

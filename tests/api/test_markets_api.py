@@ -210,3 +210,33 @@ def test_long_lists_render_as_drf_renders_them(api_a):
 
     assert WithMethod(bars, many=True).data == drf(WithMethod, bars)
     assert WithMethod(bars, many=True).data[0]["doubled"] == str(bars[0].close * 2)
+
+
+def test_candles_are_rendered_once_while_unchanged_and_fresh_after_the_feed_stores_more(
+    api_a, django_capture_on_commit_callbacks
+):
+    """Every chart and program reads the same candles: a web process renders them once per change of the
+    pair's candles (core.memo), and a bar the feed stores is in the very next answer."""
+    from unittest import mock
+
+    from marketdata.api import views
+    from marketdata.models import Instrument
+    from marketdata.services import candles_store
+    from marketdata.types import CandleBar
+
+    _minutes(3)
+    url = "/api/v1/markets/instruments/BTC-USDT/candles/"
+    with mock.patch.object(views, "candle_list", wraps=views.candle_list) as read:
+        answers = [api_a.get(url, {"limit": 5}).json() for _ in range(4)]
+        reads_unchanged = read.call_count
+        bar = CandleBar(MARCH_2023 + timedelta(minutes=3), Decimal(20003), Decimal(20004), Decimal(20003),
+                        Decimal("20003.5"), Decimal(1))
+        with django_capture_on_commit_callbacks(execute=True):
+            candles_store(rows=[(Instrument.objects.get(symbol="BTC/USDT").pk, bar)])
+        after = api_a.get(url, {"limit": 5}).json()
+        other_limit = api_a.get(url, {"limit": 2}).json()
+    assert all(answer == answers[0] for answer in answers)
+    assert [Decimal(b["close"]) for b in answers[0]] == [20000, 20001, 20002]
+    assert reads_unchanged <= 2, "the unchanged candles were read and rendered for every request"
+    assert [Decimal(b["close"]) for b in after] == [20000, 20001, 20002, Decimal("20003.5")]
+    assert [Decimal(b["close"]) for b in other_limit] == [20002, Decimal("20003.5")]

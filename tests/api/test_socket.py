@@ -366,7 +366,7 @@ def test_the_process_keeps_its_socket_users_present_until_their_last_socket_clos
         renewed_with_one = await marked_again()
         await second.disconnect()
         await cache.adelete(key)
-        renewer = api_events._presence.renewer
+        renewer = api_events.api_presence.renewer
         await asyncio.wait_for(renewer, timeout=5)  # it stops once this process holds no socket
         return marked_on_open, renewed_with_two, renewed_with_one, await cache.aget(key)
 

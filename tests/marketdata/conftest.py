@@ -6,6 +6,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import channel_layers, get_channel_layer
 
 from core import api_events
+from core.presence import SocketPresence
 from marketdata.hub import hub
 from marketdata.services import instruments_seed
 
@@ -25,7 +26,7 @@ def hub_reset() -> None:
     hub._outbox.clear()
     hub._task = None
     channel_layers.backends.clear()
-    api_events._presence = api_events._Presence()  # the API sockets' users this process marks present
+    api_events.api_presence = SocketPresence("api.socket")  # the API sockets' users this process marks present
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.template.loader import render_to_string
 
-from core.consumers import user_group
+from core.consumers import page_presence, user_group
 from core.rls import tenant
 from trading.orders.selectors import order_list
 
@@ -24,7 +24,10 @@ def open_orders_html(*, user_id: int, oob: bool) -> str:
 
 
 def orders_push(*, user_id: int) -> None:
+    """The user's open-orders table to their open pages (not rendered when no page is open)."""
     try:
+        if not page_presence.among([user_id]):
+            return
         with tenant(user_id):
             html = open_orders_html(user_id=user_id, oob=True)
         async_to_sync(get_channel_layer().group_send)(user_group(user_id), {"type": "user.html", "html": html})
